@@ -1,0 +1,77 @@
+"""Who is acting, and the two steps every action shares: authorise, then audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID
+
+from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.domain.audit import digest
+from needlepoint.domain.entities import AuditEvent, Entity, User
+from needlepoint.domain.enums import AuditAction
+from needlepoint.domain.errors import NotFound, PermissionDenied
+from needlepoint.domain.permissions import Permission, require
+
+E = TypeVar("E", bound=Entity)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated user on whose behalf an action runs.
+
+    `source` says which entrypoint made the request (api, web, cli, generator);
+    `request_id` groups the audit events of one request."""
+
+    user_id: UUID
+    clinic_id: UUID
+    source: str = "api"
+    request_id: str | None = None
+
+
+def authorize(uow: UnitOfWork, actor: Actor, permission: Permission) -> User:
+    """The acting user, after checking they are active in the clinic and hold `permission`."""
+    user = uow.get(User, actor.user_id, actor.clinic_id)
+    if user is None or not user.is_active:
+        raise PermissionDenied("the acting user is not an active member of this clinic")
+    require(user.role, permission)
+    return user
+
+
+def load(uow: UnitOfWork, kind: type[E], id: UUID, actor: Actor, *, field: str) -> E:
+    """The record of `kind` in the actor's clinic, or NotFound naming `field`."""
+    found = uow.get(kind, id, actor.clinic_id)
+    if found is None:
+        raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
+    return found
+
+
+def audit(
+    uow: UnitOfWork,
+    actor: Actor | None,
+    clinic_id: UUID,
+    action: AuditAction,
+    subject: Entity,
+    *,
+    before: list[Entity] | None = None,
+    after: list[Entity] | None = None,
+    patient_id: UUID | None = None,
+    source: str | None = None,
+) -> AuditEvent:
+    """Stage the action's audit event: who, what, when, which record, before/after digests."""
+    event = AuditEvent(
+        id=uow.new_id(),
+        clinic_id=clinic_id,
+        action=action,
+        entity_type=type(subject).__name__.lower(),
+        entity_id=subject.id,
+        occurred_at=uow.now(),
+        source=source or (actor.source if actor else "system"),
+        actor_user_id=actor.user_id if actor else None,
+        patient_id=patient_id,
+        before_digest=digest(before or []),
+        after_digest=digest(after or []),
+        request_id=actor.request_id if actor else None,
+    )
+    uow.add(event)
+    return event

@@ -1,0 +1,86 @@
+"""Recording outcome measurements and analgesic use outside a session note."""
+
+from __future__ import annotations
+
+from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
+from needlepoint.domain.entities import Episode, Measurement, MedicationUse, Patient, Session
+from needlepoint.domain.enums import AuditAction
+from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.outcomes import score_submission
+from needlepoint.domain.permissions import Permission
+
+
+def record_measurement(uow: UnitOfWork, actor: Actor, cmd: RecordMeasurement) -> Measurement:
+    """Store an instrument's raw item answers and the score computed from them."""
+    with uow:
+        authorize(uow, actor, Permission.RECORD_MEASUREMENT)
+        patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        if cmd.episode_id is not None:
+            episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
+            if episode.patient_id != patient.id:
+                raise InvalidInput("the episode belongs to another patient", field="episode_id")
+        if cmd.session_id is not None:
+            session = load(uow, Session, cmd.session_id, actor, field="session_id")
+            if session.patient_id != patient.id:
+                raise InvalidInput("the session belongs to another patient", field="session_id")
+        scored = score_submission(cmd.instrument_id, cmd.answers, cmd.context)
+        now = uow.now()
+        measurement = Measurement(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            patient_id=patient.id,
+            episode_id=cmd.episode_id,
+            session_id=cmd.session_id,
+            instrument_id=cmd.instrument_id,
+            instrument_version=scored.instrument_version,
+            answers=scored.answers,
+            score=scored.score,
+            context=cmd.context,
+            taken_at=cmd.taken_at or now,
+            recorded_by=actor.user_id,
+            created_at=now,
+        )
+        uow.add(measurement)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.MEASUREMENT_RECORDED,
+            measurement,
+            after=[measurement],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return measurement
+
+
+def record_medication_use(uow: UnitOfWork, actor: Actor, cmd: RecordMedicationUse) -> MedicationUse:
+    """Log an analgesic the patient takes: drug, class, dose and days per week."""
+    with uow:
+        authorize(uow, actor, Permission.RECORD_MEDICATION)
+        patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        if cmd.episode_id is not None:
+            episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
+            if episode.patient_id != patient.id:
+                raise InvalidInput("the episode belongs to another patient", field="episode_id")
+        use = MedicationUse(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            recorded_by=actor.user_id,
+            created_at=uow.now(),
+            **cmd.model_dump(),
+        )
+        uow.add(use)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.MEDICATION_RECORDED,
+            use,
+            after=[use],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return use

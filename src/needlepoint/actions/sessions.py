@@ -1,0 +1,256 @@
+"""Recording, editing, signing and amending a session note."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from uuid import UUID
+
+from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.domain.commands import (
+    AmendSession,
+    RecordSession,
+    SessionNote,
+    SignSession,
+    UpdateSession,
+)
+from needlepoint.domain.entities import (
+    AdverseEvent,
+    Amendment,
+    CoIntervention,
+    Entity,
+    Episode,
+    Measurement,
+    NeedlingSite,
+    Session,
+    User,
+)
+from needlepoint.domain.enums import AuditAction, SessionStatus
+from needlepoint.domain.episodes import ensure_open
+from needlepoint.domain.notes import (
+    check_session_time,
+    check_sites,
+    ensure_editable,
+    ensure_signed,
+)
+from needlepoint.domain.outcomes import score_submission
+from needlepoint.domain.permissions import Permission
+from needlepoint.domain.versions import check_version
+
+_CHILD_KINDS: tuple[type[NeedlingSite | CoIntervention | AdverseEvent | Measurement], ...] = (
+    NeedlingSite,
+    CoIntervention,
+    AdverseEvent,
+    Measurement,
+)
+
+
+def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session:
+    """Record a session note (a draft) with its needling sites, co-interventions,
+    adverse events and outcome measurements, all in one transaction."""
+    with uow:
+        user = authorize(uow, actor, Permission.RECORD_SESSION)
+        episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
+        ensure_open(episode)
+        clinician_id = cmd.clinician_id or user.id
+        if cmd.clinician_id is not None:
+            load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+        now = uow.now()
+        session = Session(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            patient_id=episode.patient_id,
+            episode_id=episode.id,
+            clinician_id=clinician_id,
+            started_at=cmd.started_at,
+            subjective=cmd.subjective,
+            objective=cmd.objective,
+            assessment=cmd.assessment,
+            plan=cmd.plan,
+            status=SessionStatus.DRAFT,
+            created_at=now,
+            updated_at=now,
+        )
+        children = _note_children(uow, actor, episode, session, cmd)
+        uow.add(session)
+        for child in children:
+            uow.add(child)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SESSION_RECORDED,
+            session,
+            after=[session, *children],
+            patient_id=episode.patient_id,
+        )
+        uow.commit()
+    return session
+
+
+def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session:
+    """Replace a draft note's content. Signed notes are refused: amend them instead."""
+    with uow:
+        authorize(uow, actor, Permission.RECORD_SESSION)
+        session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_version(session, cmd.expected_version)
+        ensure_editable(session)
+        episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
+        old_children: list[Entity] = []
+        for kind in _CHILD_KINDS:
+            old_children += uow.list_by(kind, actor.clinic_id, session_id=session.id)
+        for child in old_children:
+            uow.delete(child)
+        updated = replace(
+            session,
+            started_at=cmd.started_at,
+            subjective=cmd.subjective,
+            objective=cmd.objective,
+            assessment=cmd.assessment,
+            plan=cmd.plan,
+            updated_at=uow.now(),
+            version=session.version + 1,
+        )
+        children = _note_children(uow, actor, episode, updated, cmd)
+        for child in children:
+            uow.add(child)
+        uow.replace(session, updated)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SESSION_UPDATED,
+            updated,
+            before=[session, *old_children],
+            after=[updated, *children],
+            patient_id=session.patient_id,
+        )
+        uow.commit()
+    return updated
+
+
+def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
+    """Sign a draft note; from then on it is locked and only amendments are appended."""
+    with uow:
+        user = authorize(uow, actor, Permission.SIGN_SESSION)
+        session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_version(session, cmd.expected_version)
+        ensure_editable(session)
+        now = uow.now()
+        signed = replace(
+            session,
+            status=SessionStatus.SIGNED,
+            signed_by=user.id,
+            signed_at=now,
+            updated_at=now,
+            version=session.version + 1,
+        )
+        uow.replace(session, signed)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SESSION_SIGNED,
+            signed,
+            before=[session],
+            after=[signed],
+            patient_id=session.patient_id,
+        )
+        uow.commit()
+    return signed
+
+
+def amend_session(uow: UnitOfWork, actor: Actor, cmd: AmendSession) -> Amendment:
+    """Append an amendment to a signed note; the original stays exactly as signed."""
+    with uow:
+        user = authorize(uow, actor, Permission.AMEND_SESSION)
+        session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        ensure_signed(session)
+        amendment = Amendment(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            session_id=session.id,
+            author_id=user.id,
+            reason=cmd.reason,
+            text=cmd.text,
+            created_at=uow.now(),
+        )
+        uow.add(amendment)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SESSION_AMENDED,
+            amendment,
+            after=[amendment],
+            patient_id=session.patient_id,
+        )
+        uow.commit()
+    return amendment
+
+
+def _note_children(
+    uow: UnitOfWork, actor: Actor, episode: Episode, session: Session, note: SessionNote
+) -> list[Entity]:
+    """The sites, co-interventions, adverse events and measurements of a note."""
+    check_session_time(episode, note.started_at)
+    check_sites(note.sites)
+    clinic_id: UUID = actor.clinic_id
+    children: list[Entity] = []
+    for i, site in enumerate(note.sites):
+        data = site.model_dump(exclude={"estim_params"})
+        children.append(
+            NeedlingSite(
+                id=uow.new_id(),
+                clinic_id=clinic_id,
+                session_id=session.id,
+                position=i,
+                estim_params=site.estim_params.model_dump() if site.estim_params else None,
+                **data,
+            )
+        )
+    for i, co in enumerate(note.co_interventions):
+        children.append(
+            CoIntervention(
+                id=uow.new_id(),
+                clinic_id=clinic_id,
+                session_id=session.id,
+                position=i,
+                **co.model_dump(),
+            )
+        )
+    now = uow.now()
+    for ae in note.adverse_events:
+        children.append(
+            AdverseEvent(
+                id=uow.new_id(),
+                clinic_id=clinic_id,
+                patient_id=session.patient_id,
+                session_id=session.id,
+                recorded_by=actor.user_id,
+                created_at=now,
+                **ae.model_dump(),
+            )
+        )
+    for i, m in enumerate(note.measurements):
+        scored = score_submission(
+            m.instrument_id, m.answers, m.context, field_prefix=f"measurements.{i}."
+        )
+        children.append(
+            Measurement(
+                id=uow.new_id(),
+                clinic_id=clinic_id,
+                patient_id=session.patient_id,
+                episode_id=episode.id,
+                session_id=session.id,
+                instrument_id=m.instrument_id,
+                instrument_version=scored.instrument_version,
+                answers=scored.answers,
+                score=scored.score,
+                context=m.context,
+                taken_at=m.taken_at or note.started_at,
+                recorded_by=actor.user_id,
+                created_at=now,
+            )
+        )
+    return children

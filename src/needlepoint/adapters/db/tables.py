@@ -1,0 +1,375 @@
+"""The schema, as SQLAlchemy Core tables. Column names equal the field names of the
+matching entity in `domain.entities` (checked by a unit test); Alembic migrations in
+`migrations/` create exactly this schema (checked by an integration test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from needlepoint.adapters.db.types import JSONType, UTCDateTime, enum_column_type
+from needlepoint.domain import entities as e
+from needlepoint.domain import enums
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> sa.Column[object]:
+    return sa.Column("id", sa.Uuid, primary_key=True)
+
+
+def _clinic() -> sa.Column[object]:
+    return sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id"), nullable=False)
+
+
+def _ref(name: str, target: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.Uuid, sa.ForeignKey(f"{target}.id"), nullable=nullable)
+
+
+def _at(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, UTCDateTime(), nullable=nullable)
+
+
+def _version() -> sa.Column[object]:
+    return sa.Column("version", sa.Integer, nullable=False)
+
+
+clinics = sa.Table(
+    "clinics",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    _at("created_at"),
+    _version(),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("full_name", sa.String(200), nullable=False),
+    sa.Column("role", enum_column_type(enums.Role), nullable=False),
+    _at("created_at"),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("licence_number", sa.String(64)),
+    sa.Column("licence_date", sa.Date),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    _version(),
+    sa.Index(None, "clinic_id"),
+)
+
+training_records = sa.Table(
+    "training_records",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("provider", sa.String(200), nullable=False),
+    sa.Column("course", sa.String(200), nullable=False),
+    sa.Column("hours_in_person", sa.Float, nullable=False),
+    sa.Column("hours_online", sa.Float, nullable=False),
+    sa.Column("completed_on", sa.Date, nullable=False),
+    sa.Column("exam_passed", sa.Boolean, nullable=False),
+    sa.Column("regions", JSONType, nullable=False),
+    _at("created_at"),
+    sa.Index(None, "user_id"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    _at("created_at"),
+    _at("revoked_at", nullable=True),
+)
+
+patients = sa.Table(
+    "patients",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("mrn", sa.String(64), nullable=False),
+    sa.Column("given_name", sa.String(100), nullable=False),
+    sa.Column("family_name", sa.String(100), nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("sex", enum_column_type(enums.Sex), nullable=False),
+    _at("created_at"),
+    _at("updated_at"),
+    sa.Column("phone", sa.String(40)),
+    sa.Column("email", sa.String(254)),
+    _version(),
+    sa.UniqueConstraint("clinic_id", "mrn"),
+    sa.Index(None, "clinic_id", "family_name", "given_name"),
+)
+
+referrals = sa.Table(
+    "referrals",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("referrer_name", sa.String(200), nullable=False),
+    sa.Column("received_on", sa.Date, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    _at("created_at"),
+    sa.Index(None, "patient_id"),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("template_id", sa.String(64), nullable=False),
+    sa.Column("template_version", sa.String(32), nullable=False),
+    sa.Column("signer_name", sa.String(200), nullable=False),
+    sa.Column("method", enum_column_type(enums.ConsentMethod), nullable=False),
+    _at("signed_at"),
+    sa.Column("copy_given", sa.Boolean, nullable=False),
+    _ref("recorded_by", "users"),
+    _at("created_at"),
+    sa.Column("witness_name", sa.String(200)),
+    _at("withdrawn_at", nullable=True),
+    _version(),
+    sa.Index(None, "patient_id"),
+)
+
+screenings = sa.Table(
+    "screenings",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("answers", JSONType, nullable=False),
+    sa.Column("decision", enum_column_type(enums.ScreeningDecision), nullable=False),
+    sa.Column("reasons", JSONType, nullable=False),
+    sa.Column("rules_version", sa.String(32), nullable=False),
+    _ref("screened_by", "users"),
+    _at("screened_at"),
+    _at("created_at"),
+    sa.Column("override_justification", sa.Text),
+    sa.Index(None, "patient_id"),
+)
+
+episodes = sa.Table(
+    "episodes",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    _ref("clinician_id", "users"),
+    sa.Column("condition", sa.String(64), nullable=False),
+    sa.Column("icd10_code", sa.String(16), nullable=False),
+    sa.Column("body_region", sa.String(32), nullable=False),
+    sa.Column("onset_date", sa.Date, nullable=False),
+    sa.Column("opened_on", sa.Date, nullable=False),
+    sa.Column("goals", sa.Text, nullable=False),
+    sa.Column("status", enum_column_type(enums.EpisodeStatus), nullable=False),
+    _at("created_at"),
+    _at("updated_at"),
+    sa.Column("closed_on", sa.Date),
+    sa.Column("discharge_reason", sa.Text),
+    _version(),
+    sa.Index(None, "patient_id"),
+    sa.Index(None, "clinic_id", "condition"),
+)
+
+plan_items = sa.Table(
+    "plan_items",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("episode_id", "episodes"),
+    sa.Column("modality", enum_column_type(enums.Modality), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    _at("created_at"),
+    sa.Column("sessions_per_week", sa.Float),
+    sa.Index(None, "episode_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    _ref("episode_id", "episodes"),
+    _ref("clinician_id", "users"),
+    _at("started_at"),
+    sa.Column("subjective", sa.Text, nullable=False),
+    sa.Column("objective", sa.Text, nullable=False),
+    sa.Column("assessment", sa.Text, nullable=False),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("status", enum_column_type(enums.SessionStatus), nullable=False),
+    _at("created_at"),
+    _at("updated_at"),
+    _ref("signed_by", "users", nullable=True),
+    _at("signed_at", nullable=True),
+    _version(),
+    sa.Index(None, "episode_id", "started_at"),
+    sa.Index(None, "patient_id"),
+)
+
+needling_sites = sa.Table(
+    "needling_sites",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("session_id", "sessions"),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("muscle_id", sa.String(64), nullable=False),
+    sa.Column("side", enum_column_type(enums.Side), nullable=False),
+    sa.Column("trigger_point", enum_column_type(enums.TriggerPoint), nullable=False),
+    sa.Column("technique", enum_column_type(enums.Technique), nullable=False),
+    sa.Column("needle_gauge_mm", sa.Float, nullable=False),
+    sa.Column("needle_length_mm", sa.Float, nullable=False),
+    sa.Column("depth_mm", sa.Float, nullable=False),
+    sa.Column("insertions", sa.Integer, nullable=False),
+    sa.Column("local_twitch_responses", sa.Integer, nullable=False),
+    sa.Column("electrical_stimulation", sa.Boolean, nullable=False),
+    sa.Column("tolerance", enum_column_type(enums.Tolerance), nullable=False),
+    sa.Column("estim_params", JSONType),
+    sa.Column("notes", sa.Text),
+    sa.Index(None, "session_id"),
+)
+
+co_interventions = sa.Table(
+    "co_interventions",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("session_id", "sessions"),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("modality", enum_column_type(enums.Modality), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("minutes", sa.Integer),
+    sa.Index(None, "session_id"),
+)
+
+adverse_events = sa.Table(
+    "adverse_events",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("kind", enum_column_type(enums.AdverseEventKind), nullable=False),
+    sa.Column("severity", enum_column_type(enums.Severity), nullable=False),
+    _at("onset_at"),
+    sa.Column("description", sa.Text, nullable=False),
+    _ref("recorded_by", "users"),
+    _at("created_at"),
+    _ref("session_id", "sessions", nullable=True),
+    sa.Column("action_taken", sa.Text),
+    sa.Column("reportable", sa.Boolean, nullable=False),
+    _at("reported_at", nullable=True),
+    sa.Index(None, "patient_id"),
+    sa.Index(None, "session_id"),
+)
+
+measurements = sa.Table(
+    "measurements",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("instrument_id", sa.String(32), nullable=False),
+    sa.Column("instrument_version", sa.String(16), nullable=False),
+    sa.Column("answers", JSONType, nullable=False),
+    _at("taken_at"),
+    _ref("recorded_by", "users"),
+    _at("created_at"),
+    sa.Column("score", sa.Float),
+    _ref("episode_id", "episodes", nullable=True),
+    _ref("session_id", "sessions", nullable=True),
+    sa.Column("context", JSONType),
+    sa.Index(None, "patient_id", "instrument_id", "taken_at"),
+    sa.Index(None, "episode_id"),
+    sa.Index(None, "session_id"),
+)
+
+medication_uses = sa.Table(
+    "medication_uses",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("drug", sa.String(100), nullable=False),
+    sa.Column("drug_class", enum_column_type(enums.DrugClass), nullable=False),
+    sa.Column("days_per_week", sa.Integer, nullable=False),
+    sa.Column("recorded_on", sa.Date, nullable=False),
+    _ref("recorded_by", "users"),
+    _at("created_at"),
+    _ref("episode_id", "episodes", nullable=True),
+    sa.Column("dose_mg", sa.Float),
+    sa.Index(None, "patient_id"),
+)
+
+amendments = sa.Table(
+    "amendments",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("session_id", "sessions"),
+    _ref("author_id", "users"),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _at("created_at"),
+    sa.Index(None, "session_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("action", enum_column_type(enums.AuditAction), nullable=False),
+    sa.Column("entity_type", sa.String(32), nullable=False),
+    sa.Column("entity_id", sa.Uuid, nullable=False),
+    _at("occurred_at"),
+    sa.Column("source", sa.String(16), nullable=False),
+    _ref("actor_user_id", "users", nullable=True),
+    _ref("patient_id", "patients", nullable=True),
+    sa.Column("before_digest", sa.String(64)),
+    sa.Column("after_digest", sa.String(64)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Index(None, "clinic_id", "occurred_at"),
+    sa.Index(None, "entity_id"),
+)
+
+TABLE_OF: dict[type[Any], sa.Table] = {
+    e.Clinic: clinics,
+    e.User: users,
+    e.TrainingRecord: training_records,
+    e.ApiToken: api_tokens,
+    e.Patient: patients,
+    e.Referral: referrals,
+    e.Consent: consents,
+    e.Screening: screenings,
+    e.Episode: episodes,
+    e.PlanItem: plan_items,
+    e.Session: sessions,
+    e.NeedlingSite: needling_sites,
+    e.CoIntervention: co_interventions,
+    e.AdverseEvent: adverse_events,
+    e.Measurement: measurements,
+    e.MedicationUse: medication_uses,
+    e.Amendment: amendments,
+    e.AuditEvent: audit_events,
+}
+"""Which table holds each kind of entity."""

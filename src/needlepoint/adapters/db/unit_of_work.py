@@ -1,0 +1,406 @@
+"""Units of work: the one door through which actions write.
+
+An action stages its changes (`add`, `replace`, `delete`) and commits once. Two
+implementations share the staging logic:
+
+* `SqlUnitOfWork` — one database transaction per action (the product's path).
+* `BulkUnitOfWork` — runs the *same* action code, but keeps committed changes in memory
+  and writes them in large batches (`flush`); used by the synthetic clinic generator,
+  whose output a test proves identical to the per-action path.
+
+Reads are always scoped to the acting clinic: a record of another clinic is reported
+exactly as a missing one."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from needlepoint.adapters.db.engine import WRITE_OPTION
+from needlepoint.adapters.db.tables import TABLE_OF, metadata
+from needlepoint.domain.entities import Clinic, Entity, User
+from needlepoint.domain.errors import InvalidInput, StaleVersion
+
+E = TypeVar("E", bound=Entity)
+
+Clock = Callable[[], datetime]
+IdSource = Callable[[], UUID]
+
+
+def system_clock() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+# Which field a unique constraint protects, for a clear 422 instead of a database error.
+UNIQUE_FIELDS: dict[tuple[str, frozenset[str]], tuple[str, str]] = {
+    ("patients", frozenset({"clinic_id", "mrn"})): (
+        "mrn",
+        "a patient with this chart number (MRN) already exists in the clinic",
+    ),
+    ("users", frozenset({"email"})): ("email", "a user with this email already exists"),
+}
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in TABLE_OF
+}
+
+
+def to_row(entity: Entity) -> dict[str, Any]:
+    """The entity as a column → value mapping."""
+    return {name: getattr(entity, name) for name in _FIELD_NAMES[type(entity)]}
+
+
+def _clinic_of(entity: Entity) -> UUID:
+    return entity.id if isinstance(entity, Clinic) else entity.clinic_id
+
+
+class UnitOfWork(ABC):
+    """One action's transaction. Use as a context manager; call `commit()` once."""
+
+    def __init__(self, clock: Clock = system_clock, ids: IdSource = uuid.uuid4) -> None:
+        self.now = clock
+        self.new_id = ids
+        self._adds: dict[UUID, Entity] = {}
+        self._replaces: dict[UUID, tuple[Entity, Entity]] = {}
+        self._deletes: dict[UUID, Entity] = {}
+        self._active = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        if self._active:
+            raise RuntimeError("unit of work already in use")
+        self._active = True
+        self._begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._active:
+                self.rollback()
+        finally:
+            self._active = False
+
+    def commit(self) -> None:
+        """Make every staged change permanent, atomically."""
+        try:
+            self._persist(
+                list(self._deletes.values()),
+                list(self._adds.values()),
+                list(self._replaces.values()),
+            )
+        except BaseException:
+            self.rollback()
+            raise
+        self._clear()
+        self._active = False
+
+    def rollback(self) -> None:
+        """Discard every staged change."""
+        self._clear()
+        self._abort()
+        self._active = False
+
+    def _clear(self) -> None:
+        self._adds.clear()
+        self._replaces.clear()
+        self._deletes.clear()
+
+    # -- staging --------------------------------------------------------------------------
+    def add(self, entity: Entity) -> None:
+        """Stage a new record."""
+        self._require_active()
+        self._adds[entity.id] = entity
+
+    def replace(self, old: E, new: E) -> None:
+        """Stage a change of `old` into `new`; fails at commit if `old.version` is stale."""
+        self._require_active()
+        if old.id != new.id:
+            raise ValueError("replace() must keep the record's id")
+        if old.id in self._adds:  # changed within the same action: still one insert
+            self._adds[old.id] = new
+        elif old.id in self._replaces:
+            self._replaces[old.id] = (self._replaces[old.id][0], new)
+        else:
+            self._replaces[old.id] = (old, new)
+
+    def delete(self, entity: Entity) -> None:
+        """Stage removal of a record (only drafts' children are ever deleted)."""
+        self._require_active()
+        if self._adds.pop(entity.id, None) is None:
+            self._deletes[entity.id] = entity
+
+    def get(self, kind: type[E], id: UUID, clinic_id: UUID) -> E | None:
+        """The record of this kind and id in this clinic, or None."""
+        self._require_active()
+        if id in self._deletes:
+            return None
+        staged = self._adds.get(id) or (self._replaces[id][1] if id in self._replaces else None)
+        if staged is not None:
+            found: Entity | None = staged
+        else:
+            found = self._load(kind, id)
+        if not isinstance(found, kind) or _clinic_of(found) != clinic_id:
+            return None
+        return found
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RuntimeError("unit of work used outside its `with` block")
+
+    # -- storage --------------------------------------------------------------------------
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _abort(self) -> None: ...
+
+    @abstractmethod
+    def _load(self, kind: type[E], id: UUID) -> E | None: ...
+
+    @abstractmethod
+    def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        """Records of `kind` in the clinic whose columns equal the given values."""
+
+    @abstractmethod
+    def _persist(
+        self,
+        deletes: list[Entity],
+        adds: list[Entity],
+        replaces: list[tuple[Entity, Entity]],
+    ) -> None: ...
+
+
+_TABLE_ORDER = {t.name: i for i, t in enumerate(metadata.sorted_tables)}
+
+
+def _in_dependency_order(adds: Iterable[Entity]) -> list[Entity]:
+    return sorted(adds, key=lambda ent: _TABLE_ORDER[TABLE_OF[type(ent)].name])
+
+
+def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
+    """Insert records table by table in foreign-key order, one executemany per table."""
+    batch: list[dict[str, Any]] = []
+    table: sa.Table | None = None
+    for ent in _in_dependency_order(adds):
+        t = TABLE_OF[type(ent)]
+        if t is not table and batch:
+            conn.execute(sa.insert(table), batch)  # type: ignore[arg-type]
+            batch = []
+        table = t
+        batch.append(to_row(ent))
+    if batch and table is not None:
+        conn.execute(sa.insert(table), batch)
+
+
+def _update_versioned(conn: sa.Connection, old: Entity, new: Entity) -> None:
+    table = TABLE_OF[type(new)]
+    stmt = sa.update(table).where(table.c.id == old.id)
+    if "version" in table.c:
+        stmt = stmt.where(table.c["version"] == getattr(old, "version", None))
+    values = {k: v for k, v in to_row(new).items() if k != "id"}
+    result = conn.execute(stmt.values(values))
+    if result.rowcount != 1:
+        raise StaleVersion(
+            f"{type(new).__name__.lower()} {new.id} was changed by someone else; "
+            "reload it and apply your change again",
+            field="version",
+        )
+
+
+def _unique_violation(exc: sa.exc.IntegrityError) -> InvalidInput | None:
+    text = str(exc.orig)
+    # SQLite: "UNIQUE constraint failed: patients.clinic_id, patients.mrn"
+    m = re.search(r"UNIQUE constraint failed: (.+)", text)
+    if m:
+        cols = [c.strip().split(".") for c in m.group(1).split(",")]
+        key = (cols[0][0], frozenset(c[1] for c in cols))
+    else:
+        # PostgreSQL: the constraint name follows the naming convention in tables.py.
+        name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
+        key = next(
+            (
+                k
+                for k in UNIQUE_FIELDS
+                if name.startswith(f"uq_{k[0]}_") or name == f"{k[0]}_{'_'.join(sorted(k[1]))}_key"
+            ),
+            ("", frozenset()),
+        )
+    if key in UNIQUE_FIELDS:
+        field, message = UNIQUE_FIELDS[key]
+        return InvalidInput(message, field=field)
+    return None
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """One action, one database transaction (SQLite: `BEGIN IMMEDIATE`)."""
+
+    def __init__(
+        self, engine: sa.Engine, clock: Clock = system_clock, ids: IdSource = uuid.uuid4
+    ) -> None:
+        super().__init__(clock, ids)
+        self.engine = engine
+        self._conn: sa.Connection | None = None
+
+    @property
+    def connection(self) -> sa.Connection:
+        """The open transaction's connection."""
+        if self._conn is None:
+            raise RuntimeError("no open transaction")
+        return self._conn
+
+    def _begin(self) -> None:
+        self._conn = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        self._conn.begin()
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            self._conn.rollback()
+            self._conn.close()
+            self._conn = None
+
+    def _load(self, kind: type[E], id: UUID) -> E | None:
+        table = TABLE_OF[kind]
+        row = self.connection.execute(sa.select(table).where(table.c.id == id)).first()
+        return None if row is None else kind(**row._mapping)
+
+    def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        table = TABLE_OF[kind]
+        stmt = sa.select(table).where(table.c.clinic_id == clinic_id)
+        for column, value in equals.items():
+            stmt = stmt.where(table.c[column] == value)
+        rows = self.connection.execute(stmt).all()
+        found = [kind(**r._mapping) for r in rows if r.id not in self._deletes]
+        found = [self._replaces[f.id][1] if f.id in self._replaces else f for f in found]  # type: ignore[misc]
+        found += [
+            a
+            for a in self._adds.values()
+            if isinstance(a, kind)
+            and _clinic_of(a) == clinic_id
+            and all(getattr(a, c) == v for c, v in equals.items())
+        ]
+        return found
+
+    def _persist(
+        self,
+        deletes: list[Entity],
+        adds: list[Entity],
+        replaces: list[tuple[Entity, Entity]],
+    ) -> None:
+        conn = self.connection
+        try:
+            for ent in deletes:
+                table = TABLE_OF[type(ent)]
+                conn.execute(sa.delete(table).where(table.c.id == ent.id))
+            _insert_grouped(conn, adds)
+            for old, new in replaces:
+                _update_versioned(conn, old, new)
+            conn.commit()
+        except sa.exc.IntegrityError as exc:
+            clear = _unique_violation(exc)
+            if clear is not None:
+                raise clear from exc
+            raise
+        conn.close()
+        self._conn = None
+
+
+class BulkUnitOfWork(UnitOfWork):
+    """Runs actions against an in-memory staging area; `flush()` writes all committed
+    changes in one transaction with one executemany per table.
+
+    Records of the kinds in `keep` (clinics and users by default) stay readable after a
+    flush; others are looked up in the database if an action asks for them later."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Clock = system_clock,
+        ids: IdSource = uuid.uuid4,
+        keep: tuple[type[Any], ...] = (Clinic, User),
+    ) -> None:
+        super().__init__(clock, ids)
+        self.engine = engine
+        self._keep = keep
+        self._known: dict[UUID, Entity] = {}
+        self._pending: dict[UUID, Entity] = {}
+        self._pending_updates: dict[UUID, tuple[Entity, Entity]] = {}
+        self.rows_written = 0
+
+    def _begin(self) -> None:
+        pass
+
+    def _abort(self) -> None:
+        pass
+
+    def _load(self, kind: type[E], id: UUID) -> E | None:
+        if id in self._known:
+            found = self._known[id]
+            return found if isinstance(found, kind) else None
+        table = TABLE_OF[kind]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == id)).first()
+        return None if row is None else kind(**row._mapping)
+
+    def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        raise NotImplementedError("the bulk path only creates records")
+
+    def _persist(
+        self,
+        deletes: list[Entity],
+        adds: list[Entity],
+        replaces: list[tuple[Entity, Entity]],
+    ) -> None:
+        if deletes:
+            raise NotImplementedError("the bulk path only creates records")
+        for ent in adds:
+            self._pending[ent.id] = ent
+            self._known[ent.id] = ent
+        for old, new in replaces:
+            current = self._known.get(old.id)
+            if current is not None and getattr(current, "version", None) != getattr(
+                old, "version", None
+            ):
+                raise StaleVersion(f"{type(new).__name__} {new.id} is stale", field="version")
+            self._known[new.id] = new
+            if new.id in self._pending:
+                self._pending[new.id] = new  # not yet written: the insert carries the change
+            else:
+                first = self._pending_updates.get(old.id, (old, new))[0]
+                self._pending_updates[old.id] = (first, new)
+
+    def flush(self) -> int:
+        """Write every committed change in one transaction; return the rows written."""
+        if self._active:
+            raise RuntimeError("flush() inside an action")
+        adds = list(self._pending.values())
+        updates = list(self._pending_updates.values())
+        if not adds and not updates:
+            return 0
+        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+            conn.begin()
+            _insert_grouped(conn, adds)
+            for old, new in updates:
+                _update_versioned(conn, old, new)
+            conn.commit()
+        self._pending.clear()
+        self._pending_updates.clear()
+        self._known = {k: v for k, v in self._known.items() if isinstance(v, self._keep)}
+        written = len(adds) + len(updates)
+        self.rows_written += written
+        return written

@@ -1,0 +1,43 @@
+"""The one place where adapters are chosen and wired: database, migrations, web app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from needlepoint.adapters.db.engine import make_engine
+from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.config import Settings
+from needlepoint.web.app import create_app
+
+
+def database_url(value: str) -> str:
+    """Accept a SQLAlchemy URL, or a plain file path meaning an SQLite database."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser().resolve()
+    return f"sqlite:///{path}"
+
+
+def open_database(url: str, *, migrate: bool = True) -> sa.Engine:
+    """An engine for `url`; with `migrate`, the schema is first brought to head."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def build_app(settings: Settings | None = None, engine: sa.Engine | None = None) -> FastAPI:
+    """The web application for these settings (used by `needlepoint serve` and uvicorn)."""
+    settings = settings or Settings()
+    engine = engine or open_database(settings.resolved_database_url())
+    return create_app(
+        engine,
+        secret_key=settings.resolved_secret_key(),
+        secure_cookies=settings.secure_cookies,
+    )

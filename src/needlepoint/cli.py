@@ -1,0 +1,254 @@
+"""The `needlepoint` command: database upgrades, clinics and tokens, the synthetic
+clinic generator, the demo and the server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from needlepoint.config import Settings
+from needlepoint.domain.errors import DomainError
+
+app = typer.Typer(
+    help="Needlepoint: dry needling clinical system.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file path (default: NEEDLEPOINT_DATABASE_URL "
+        "or the data directory's needlepoint.db).",
+    ),
+]
+
+
+def _url(db: str | None) -> str:
+    from needlepoint.bootstrap import database_url
+
+    return database_url(db) if db else Settings().resolved_database_url()
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Bring the database to the newest schema (creates it when empty)."""
+    from needlepoint.adapters.db.migrate import current_revision, head_revision
+    from needlepoint.bootstrap import open_database
+
+    engine = open_database(_url(db))
+    rev = current_revision(engine)
+    console.print(f"database at revision [bold]{rev}[/] (head {head_revision()})")
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Show the database's schema revision."""
+    from needlepoint.adapters.db.migrate import current_revision, head_revision
+    from needlepoint.bootstrap import open_database
+
+    engine = open_database(_url(db), migrate=False)
+    console.print(f"{current_revision(engine)} (head {head_revision()})")
+
+
+@app.command("create-clinic")
+def create_clinic(
+    name: Annotated[str, typer.Option(help="Clinic name")],
+    owner_email: Annotated[str, typer.Option(help="Owner's sign-in email")],
+    owner_name: Annotated[str, typer.Option(help="Owner's full name")],
+    password: Annotated[
+        str | None, typer.Option(help="Owner's password (prompted when omitted)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Register a clinic and its owner; prints an API token for the owner."""
+    from needlepoint.actions.clinics import issue_operator_token, register_clinic
+    from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+    from needlepoint.bootstrap import open_database
+    from needlepoint.domain.commands import RegisterClinic
+
+    if password is None:
+        password = typer.prompt("Owner password", hide_input=True, confirmation_prompt=True)
+    engine = open_database(_url(db))
+    try:
+        cmd = RegisterClinic(
+            name=name, owner_email=owner_email, owner_name=owner_name, owner_password=password
+        )
+        owner = register_clinic(SqlUnitOfWork(engine), cmd)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+        return
+    except DomainError as exc:
+        _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail)
+        return
+    token = issue_operator_token(SqlUnitOfWork(engine), owner, "created with the clinic")
+    console.print(f"clinic {owner.clinic_id} created; owner {owner.email}")
+    console.print(f"API token (shown once): [bold]{token}[/]")
+
+
+@app.command("generate")
+def generate(
+    patients: Annotated[int, typer.Option(min=1, max=1_000_000, help="Number of patients")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same clinic)")] = 1,
+    practitioners: Annotated[
+        int | None, typer.Option(min=1, max=500, help="Number of practitioners")
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the planted effects (default: beside the database)"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Generate a synthetic clinic (through the actions) with planted effects."""
+    from needlepoint.bootstrap import open_database
+    from needlepoint.synthetic.clinic import generate_clinic
+
+    url = _url(db)
+    engine = open_database(url)
+    truth_path = truth or _truth_path_for(url, seed)
+    started = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("patients", total=patients)
+        report = generate_clinic(
+            engine,
+            patients_count=patients,
+            seed=seed,
+            practitioners_count=practitioners,
+            truth_path=truth_path,
+            on_patient=lambda: progress.advance(task),
+        )
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"clinic {report.clinic_id}: {report.patients} patients, {report.sessions} sessions, "
+        f"{report.actions} actions in {elapsed:.1f} s"
+    )
+    console.print(f"planted effects: {report.truth_path}")
+
+
+def _truth_path_for(url: str, seed: int) -> Path:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        db_path = Path(parsed.database)
+        return db_path.with_name(f"{db_path.stem}.truth-seed{seed}.json")
+    return Settings().data_dir / f"truth-{parsed.database or 'db'}-seed{seed}.json"
+
+
+@app.command("demo")
+def demo(
+    path: Annotated[
+        Path | None, typer.Option(help="Folder for the demo database (default: data directory)")
+    ] = None,
+    patients: Annotated[int, typer.Option(min=1, max=100_000)] = 200,
+    seed: Annotated[int, typer.Option()] = 42,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    serve_: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after creating")] = True,
+) -> None:
+    """Create a demo clinic of synthetic patients, print the sign-in, and serve it."""
+    from needlepoint.actions.clinics import issue_operator_token, register_user
+    from needlepoint.actions.context import Actor
+    from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+    from needlepoint.bootstrap import open_database
+    from needlepoint.domain.commands import RegisterUser
+    from needlepoint.domain.enums import Role
+    from needlepoint.synthetic.clinic import generate_clinic
+
+    folder = (path or Settings().data_dir / "demo").expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    db_file = folder / "demo.db"
+    for stale in folder.glob("demo.db*"):
+        stale.unlink()
+    url = f"sqlite:///{db_file}"
+    engine = open_database(url)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating the demo clinic", total=patients)
+        report = generate_clinic(
+            engine,
+            patients_count=patients,
+            seed=seed,
+            truth_path=folder / "demo.truth.json",
+            on_patient=lambda: progress.advance(task),
+            clinic_name="Needlepoint Demo Clinic",
+        )
+    email, password = "demo@needlepoint.example", "needlepoint-demo"
+    owner = Actor(report.owner_id, report.clinic_id, source="cli")
+    user = register_user(
+        SqlUnitOfWork(engine),
+        owner,
+        RegisterUser(
+            email=email, full_name="Demo Clinician", role=Role.CLINICIAN, password=password
+        ),
+    )
+    token = issue_operator_token(SqlUnitOfWork(engine), user, "demo")
+    settings = Settings(database_url=url, data_dir=folder, host=host, port=port)
+    console.print(
+        f"\n[bold]Needlepoint demo[/] — {report.patients} synthetic patients in {db_file}"
+    )
+    console.print(f"  open      http://{host}:{port}/")
+    console.print(f"  sign in   {email} / {password}")
+    console.print(f"  API token {token}  (API docs: http://{host}:{port}/api/docs)\n")
+    if serve_:
+        _serve(settings)
+
+
+@app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve an existing database (migrating it to head first)."""
+    settings = Settings(host=host, port=port)
+    if db:
+        settings = Settings(database_url=_url(db), host=host, port=port)
+    _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from needlepoint.bootstrap import build_app
+
+    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command("openapi")
+def openapi() -> None:
+    """Print the API's OpenAPI document."""
+    from needlepoint.bootstrap import open_database
+    from needlepoint.web.app import create_app
+
+    application = create_app(open_database("sqlite://", migrate=False), secret_key="x" * 32)
+    console.print_json(json.dumps(application.openapi()))
+
+
+if __name__ == "__main__":
+    app()

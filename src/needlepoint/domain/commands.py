@@ -1,0 +1,273 @@
+"""Commands: what an entrypoint asks an action to do, as validated plain values.
+
+Every entrypoint (API, web form, CLI, importer, generator) builds one of these; the
+field constraints here are therefore the single source of input validation, and the API
+publishes them in its OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Self
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from needlepoint.domain.enums import (
+    AdverseEventKind,
+    DrugClass,
+    Modality,
+    Role,
+    Severity,
+    Sex,
+    Side,
+    Technique,
+    Tolerance,
+    TriggerPoint,
+)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone (e.g. 2026-03-01T09:30:00Z)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Text = Annotated[str, Field(max_length=20_000)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+# --- clinics and users ------------------------------------------------------------------
+
+
+class RegisterClinic(Command):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    owner_email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    owner_name: Annotated[str, Field(min_length=1, max_length=200)]
+    owner_password: Annotated[str, Field(min_length=8, max_length=128)] | None = None
+
+
+class TrainingCourse(Command):
+    provider: Annotated[str, Field(min_length=1, max_length=200)]
+    course: Annotated[str, Field(min_length=1, max_length=200)]
+    hours_in_person: Annotated[float, Field(ge=0, le=2000)]
+    hours_online: Annotated[float, Field(ge=0, le=2000)] = 0
+    completed_on: date
+    exam_passed: bool
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+
+
+class RegisterUser(Command):
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    full_name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Role
+    password: Annotated[str, Field(min_length=8, max_length=128)] | None = None
+    licence_number: Annotated[str, Field(max_length=64)] | None = None
+    licence_date: date | None = None
+    training: list[TrainingCourse] = []
+
+
+class IssueApiToken(Command):
+    user_id: UUID
+    label: Annotated[str, Field(min_length=1, max_length=200)] = "api"
+
+
+# --- patients ---------------------------------------------------------------------------
+
+
+class RegisterPatient(Command):
+    mrn: Annotated[str, Field(min_length=1, max_length=64)]
+    given_name: Name
+    family_name: Name
+    birth_date: date
+    sex: Sex
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    email: Annotated[str, Field(max_length=254)] | None = None
+
+    @model_validator(mode="after")
+    def _born_in_the_past(self) -> Self:
+        if self.birth_date > date.today():
+            raise ValueError("birth_date is in the future")
+        return self
+
+
+class PatientChanges(Command):
+    """Demographic changes; only the fields given are changed."""
+
+    given_name: Name | None = None
+    family_name: Name | None = None
+    birth_date: date | None = None
+    sex: Sex | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    email: Annotated[str, Field(max_length=254)] | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in ("given_name", "family_name", "birth_date", "sex"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be removed")
+        return self
+
+
+class UpdatePatient(PatientChanges):
+    patient_id: UUID
+    expected_version: int
+
+
+# --- episodes ---------------------------------------------------------------------------
+
+
+class PlanItemIn(Command):
+    modality: Modality
+    description: Annotated[str, Field(max_length=2000)] = ""
+    sessions_per_week: Annotated[float, Field(gt=0, le=14)] | None = None
+
+
+class OpenEpisode(Command):
+    patient_id: UUID
+    condition: Annotated[str, Field(min_length=1, max_length=64)]
+    onset_date: date
+    opened_on: date
+    goals: Text = ""
+    icd10_code: Annotated[str, Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")] | None = (
+        None
+    )
+    body_region: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    clinician_id: UUID | None = None
+    plan: list[PlanItemIn] = []
+
+    @model_validator(mode="after")
+    def _onset_first(self) -> Self:
+        if self.onset_date > self.opened_on:
+            raise ValueError("onset_date is after opened_on")
+        return self
+
+
+class Discharge(Command):
+    closed_on: date
+    discharge_reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class CloseEpisode(Discharge):
+    episode_id: UUID
+    expected_version: int
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+class EstimParams(Command):
+    frequency_hz: Annotated[float, Field(gt=0, le=200)]
+    intensity_ma: Annotated[float, Field(ge=0, le=100)] | None = None
+    minutes: Annotated[float, Field(gt=0, le=60)]
+
+
+class NeedlingSiteIn(Command):
+    muscle_id: Annotated[str, Field(min_length=1, max_length=64)]
+    side: Side
+    trigger_point: TriggerPoint
+    technique: Technique
+    needle_gauge_mm: Annotated[float, Field(ge=0.12, le=0.5)]
+    needle_length_mm: Annotated[float, Field(ge=7, le=125)]
+    depth_mm: Annotated[float, Field(gt=0, le=125)]
+    insertions: Annotated[int, Field(ge=1, le=100)]
+    local_twitch_responses: Annotated[int, Field(ge=0, le=100)] = 0
+    electrical_stimulation: bool = False
+    estim_params: EstimParams | None = None
+    tolerance: Tolerance
+    notes: Annotated[str, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.depth_mm > self.needle_length_mm:
+            raise ValueError("depth_mm is deeper than the needle is long")
+        if self.estim_params is not None and not self.electrical_stimulation:
+            raise ValueError("estim_params given but electrical_stimulation is false")
+        return self
+
+
+class CoInterventionIn(Command):
+    modality: Modality
+    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    minutes: Annotated[int, Field(ge=1, le=240)] | None = None
+
+
+class AdverseEventIn(Command):
+    kind: AdverseEventKind
+    severity: Severity
+    onset_at: AwareDatetime
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    action_taken: Annotated[str, Field(max_length=4000)] | None = None
+    reportable: bool = False
+    reported_at: AwareDatetime | None = None
+
+
+Answers = dict[Annotated[str, Field(max_length=16)], int | float | None]
+
+
+class MeasurementIn(Command):
+    instrument_id: Annotated[str, Field(min_length=1, max_length=32)]
+    answers: Answers
+    taken_at: AwareDatetime | None = None
+    context: dict[str, str | int | float | bool] | None = None
+
+
+class SessionNote(Command):
+    """The editable content of a session note."""
+
+    started_at: AwareDatetime
+    subjective: Text = ""
+    objective: Text = ""
+    assessment: Text = ""
+    plan: Text = ""
+    sites: Annotated[list[NeedlingSiteIn], Field(max_length=60)] = []
+    co_interventions: Annotated[list[CoInterventionIn], Field(max_length=30)] = []
+    adverse_events: Annotated[list[AdverseEventIn], Field(max_length=30)] = []
+    measurements: Annotated[list[MeasurementIn], Field(max_length=30)] = []
+
+
+class RecordSession(SessionNote):
+    episode_id: UUID
+    clinician_id: UUID | None = None
+
+
+class UpdateSession(SessionNote):
+    session_id: UUID
+    expected_version: int
+
+
+class SignSession(Command):
+    session_id: UUID
+    expected_version: int
+
+
+class AmendmentText(Command):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+class AmendSession(AmendmentText):
+    session_id: UUID
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+class RecordMeasurement(MeasurementIn):
+    patient_id: UUID
+    episode_id: UUID | None = None
+    session_id: UUID | None = None
+
+
+class RecordMedicationUse(Command):
+    patient_id: UUID
+    episode_id: UUID | None = None
+    drug: Annotated[str, Field(min_length=1, max_length=100)]
+    drug_class: DrugClass
+    dose_mg: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    days_per_week: Annotated[int, Field(ge=0, le=7)]
+    recorded_on: date

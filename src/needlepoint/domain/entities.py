@@ -1,0 +1,331 @@
+"""The clinical records, as plain frozen dataclasses.
+
+Field names are the column names of the matching table (a test holds them together).
+Every clinical record carries `clinic_id`; ids are UUIDs; datetimes are timezone-aware
+UTC. Records that can change carry `version`, bumped on every change, for optimistic
+concurrency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from needlepoint.domain.enums import (
+    AdverseEventKind,
+    AuditAction,
+    ConsentMethod,
+    DrugClass,
+    EpisodeStatus,
+    Modality,
+    Role,
+    ScreeningDecision,
+    SessionStatus,
+    Severity,
+    Sex,
+    Side,
+    Technique,
+    Tolerance,
+    TriggerPoint,
+)
+
+JSONDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Clinic:
+    id: UUID
+    name: str
+    created_at: datetime
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    clinic_id: UUID
+    email: str
+    full_name: str
+    role: Role
+    created_at: datetime
+    password_hash: str | None = None
+    licence_number: str | None = None
+    licence_date: date | None = None
+    is_active: bool = True
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRecord:
+    """One dry needling course a practitioner completed (REFERENCE §6)."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    provider: str
+    course: str
+    hours_in_person: float
+    hours_online: float
+    completed_on: date
+    exam_passed: bool
+    regions: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    token_hash: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    id: UUID
+    clinic_id: UUID
+    mrn: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex
+    created_at: datetime
+    updated_at: datetime
+    phone: str | None = None
+    email: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    referrer_name: str
+    received_on: date
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    template_id: str
+    template_version: str
+    signer_name: str
+    method: ConsentMethod
+    signed_at: datetime
+    copy_given: bool
+    recorded_by: UUID
+    created_at: datetime
+    witness_name: str | None = None
+    withdrawn_at: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    answers: JSONDict
+    decision: ScreeningDecision
+    reasons: list[JSONDict]
+    rules_version: str
+    screened_by: UUID
+    screened_at: datetime
+    created_at: datetime
+    override_justification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    clinician_id: UUID
+    condition: str
+    icd10_code: str
+    body_region: str
+    onset_date: date
+    opened_on: date
+    goals: str
+    status: EpisodeStatus
+    created_at: datetime
+    updated_at: datetime
+    closed_on: date | None = None
+    discharge_reason: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    id: UUID
+    clinic_id: UUID
+    episode_id: UUID
+    modality: Modality
+    description: str
+    created_at: datetime
+    sessions_per_week: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One visit's procedure note (SOAP). Signed notes are never edited in place."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    episode_id: UUID
+    clinician_id: UUID
+    started_at: datetime
+    subjective: str
+    objective: str
+    assessment: str
+    plan: str
+    status: SessionStatus
+    created_at: datetime
+    updated_at: datetime
+    signed_by: UUID | None = None
+    signed_at: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NeedlingSite:
+    id: UUID
+    clinic_id: UUID
+    session_id: UUID
+    position: int
+    muscle_id: str
+    side: Side
+    trigger_point: TriggerPoint
+    technique: Technique
+    needle_gauge_mm: float
+    needle_length_mm: float
+    depth_mm: float
+    insertions: int
+    local_twitch_responses: int
+    electrical_stimulation: bool
+    tolerance: Tolerance
+    estim_params: JSONDict | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoIntervention:
+    id: UUID
+    clinic_id: UUID
+    session_id: UUID
+    position: int
+    modality: Modality
+    description: str
+    minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdverseEvent:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    kind: AdverseEventKind
+    severity: Severity
+    onset_at: datetime
+    description: str
+    recorded_by: UUID
+    created_at: datetime
+    session_id: UUID | None = None
+    action_taken: str | None = None
+    reportable: bool = False
+    reported_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One instrument administration: raw item answers kept, score computed from them."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    instrument_id: str
+    instrument_version: str
+    answers: JSONDict
+    taken_at: datetime
+    recorded_by: UUID
+    created_at: datetime
+    score: float | None = None
+    episode_id: UUID | None = None
+    session_id: UUID | None = None
+    context: JSONDict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationUse:
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    drug: str
+    drug_class: DrugClass
+    days_per_week: int
+    recorded_on: date
+    recorded_by: UUID
+    created_at: datetime
+    episode_id: UUID | None = None
+    dose_mg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Amendment:
+    """Appended to a signed session; the original note stays as it was."""
+
+    id: UUID
+    clinic_id: UUID
+    session_id: UUID
+    author_id: UUID
+    reason: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: UUID
+    clinic_id: UUID
+    action: AuditAction
+    entity_type: str
+    entity_id: UUID
+    occurred_at: datetime
+    source: str
+    actor_user_id: UUID | None = None
+    patient_id: UUID | None = None
+    before_digest: str | None = None
+    after_digest: str | None = None
+    request_id: str | None = None
+
+
+Entity = (
+    Clinic
+    | User
+    | TrainingRecord
+    | ApiToken
+    | Patient
+    | Referral
+    | Consent
+    | Screening
+    | Episode
+    | PlanItem
+    | Session
+    | NeedlingSite
+    | CoIntervention
+    | AdverseEvent
+    | Measurement
+    | MedicationUse
+    | Amendment
+    | AuditEvent
+)

@@ -1,0 +1,129 @@
+"""Controlled vocabularies shared by entities, the API and the database."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    CLINICIAN = "clinician"
+    STUDENT = "student"
+    ASSISTANT = "assistant"
+    AUDITOR = "auditor"
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class EpisodeStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SessionStatus(StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+
+
+class Side(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+    MIDLINE = "midline"
+
+
+class TriggerPoint(StrEnum):
+    ACTIVE = "active"
+    LATENT = "latent"
+    NONE = "none"
+
+
+class Technique(StrEnum):
+    STATIC = "static"
+    PISTONING = "pistoning"
+    SUPERFICIAL = "superficial"
+    PERIOSTEAL = "periosteal"
+    TENDON_FENESTRATION = "tendon_fenestration"
+
+
+class Tolerance(StrEnum):
+    GOOD = "good"
+    FAIR = "fair"
+    POOR = "poor"
+
+
+class Modality(StrEnum):
+    """What a plan item or co-intervention is; dry needling is itself a plan modality."""
+
+    DRY_NEEDLING = "dry_needling"
+    MANUAL_THERAPY = "manual_therapy"
+    EXERCISE = "exercise"
+    EDUCATION = "education"
+    OTHER = "other"
+
+
+class AdverseEventKind(StrEnum):
+    BRUISING = "bruising"
+    BLEEDING = "bleeding"
+    PAIN_DURING = "pain_during"
+    PAIN_AFTER = "pain_after"
+    WORSE_SYMPTOMS = "worse_symptoms"
+    DROWSINESS = "drowsiness"
+    HEADACHE = "headache"
+    NAUSEA = "nausea"
+    FAINTING = "fainting"
+    PNEUMOTHORAX = "pneumothorax"
+    INFECTION = "infection"
+    NERVE_INJURY = "nerve_injury"
+    OTHER = "other"
+
+
+class Severity(StrEnum):
+    """White et al. classes (REFERENCE §2)."""
+
+    MILD = "mild"
+    SIGNIFICANT = "significant"
+    SERIOUS = "serious"
+
+
+class ConsentMethod(StrEnum):
+    SIGNATURE = "signature"
+    TYPED_NAME = "typed_name"
+    WITNESS = "witness"
+
+
+class ScreeningDecision(StrEnum):
+    CONTRAINDICATED = "contraindicated"
+    PRECAUTIONS = "precautions"
+    CLEAR = "clear"
+
+
+class DrugClass(StrEnum):
+    PARACETAMOL = "paracetamol"
+    NSAID = "nsaid"
+    OPIOID = "opioid"
+    MUSCLE_RELAXANT = "muscle_relaxant"
+    NEUROPATHIC = "neuropathic"
+    OTHER = "other"
+
+
+class AuditAction(StrEnum):
+    """Every audited event type, in one enumeration (zulip's RealmAuditLog habit)."""
+
+    CLINIC_REGISTERED = "clinic.registered"
+    USER_REGISTERED = "user.registered"
+    API_TOKEN_ISSUED = "user.api_token_issued"  # noqa: S105 - an event name
+    PATIENT_REGISTERED = "patient.registered"
+    PATIENT_UPDATED = "patient.updated"
+    EPISODE_OPENED = "episode.opened"
+    EPISODE_CLOSED = "episode.closed"
+    SESSION_RECORDED = "session.recorded"
+    SESSION_UPDATED = "session.updated"
+    SESSION_SIGNED = "session.signed"
+    SESSION_AMENDED = "session.amended"
+    MEASUREMENT_RECORDED = "measurement.recorded"
+    MEDICATION_RECORDED = "medication.recorded"

@@ -1,0 +1,36 @@
+"""Named domain errors. Entrypoints translate each into one HTTP status or CLI message."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a rule refused the request; nothing was written."""
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(DomainError):
+    """The record does not exist in the acting user's clinic (other clinics look the same)."""
+
+
+class PermissionDenied(DomainError):
+    """The acting user's role may not perform this action."""
+
+
+class InvalidInput(DomainError):
+    """A value breaks a clinical or data rule; `field` names it."""
+
+
+class RecordLocked(DomainError):
+    """A signed or closed record cannot be edited in place."""
+
+
+class StaleVersion(DomainError):
+    """The record changed since the caller read it (optimistic concurrency)."""
+
+
+class VersionRequired(DomainError):
+    """An update did not say which version it was based on."""

@@ -1,0 +1,36 @@
+"""Episodes of care and their plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from needlepoint.adapters.db.tables import episodes, plan_items
+from needlepoint.domain.entities import Episode, Patient, PlanItem
+from needlepoint.domain.permissions import Permission
+from needlepoint.queries.reader import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeDetail:
+    episode: Episode
+    plan: list[PlanItem]
+
+
+def patient_episodes(reader: Reader, patient_id: UUID) -> list[Episode]:
+    """A patient's episodes, newest first."""
+    reader.require(Permission.READ_CLINICAL)
+    reader.one(Patient, patient_id, field="patient_id")
+    return reader.select(
+        Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.opened_on.desc()
+    )
+
+
+def episode_detail(reader: Reader, episode_id: UUID) -> EpisodeDetail:
+    """One episode with its plan items."""
+    reader.require(Permission.READ_CLINICAL)
+    episode = reader.one(Episode, episode_id, field="episode_id")
+    plan = reader.select(
+        PlanItem, plan_items.c.episode_id == episode_id, order_by=plan_items.c.created_at
+    )
+    return EpisodeDetail(episode, plan)

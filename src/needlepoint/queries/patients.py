@@ -1,0 +1,53 @@
+"""Finding patients: search by name or chart number, with pagination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from needlepoint.adapters.db.tables import patients
+from needlepoint.domain.entities import Patient
+from needlepoint.domain.permissions import Permission
+from needlepoint.queries.reader import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Patient]
+    total: int
+    limit: int
+    offset: int
+
+
+def search_patients(reader: Reader, q: str = "", *, limit: int = 25, offset: int = 0) -> Page:
+    """Patients whose names or MRN contain every word of `q` (case-insensitive), by name."""
+    reader.require(Permission.READ_DEMOGRAPHICS)
+    where = [patients.c.clinic_id == reader.clinic_id]
+    for word in q.split():
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            sa.or_(
+                patients.c.given_name.ilike(pattern, escape="\\"),
+                patients.c.family_name.ilike(pattern, escape="\\"),
+                patients.c.mrn.ilike(pattern, escape="\\"),
+            )
+        )
+    total = reader.conn.execute(
+        sa.select(sa.func.count()).select_from(patients).where(*where)
+    ).scalar_one()
+    rows = reader.conn.execute(
+        sa.select(patients)
+        .where(*where)
+        .order_by(patients.c.family_name, patients.c.given_name, patients.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return Page([Patient(**r._mapping) for r in rows], total, limit, offset)
+
+
+def get_patient(reader: Reader, patient_id: UUID) -> Patient:
+    """One patient of the clinic (NotFound for other clinics' patients)."""
+    reader.require(Permission.READ_DEMOGRAPHICS)
+    return reader.one(Patient, patient_id, field="patient_id")

@@ -1,0 +1,176 @@
+"""A patient's chart as one chronological timeline: episodes, sessions, measurements,
+adverse events, consents, screenings, medication and amendments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from needlepoint.adapters.db.tables import (
+    adverse_events,
+    amendments,
+    consents,
+    episodes,
+    measurements,
+    medication_uses,
+    needling_sites,
+    screenings,
+    sessions,
+)
+from needlepoint.domain.catalogue import conditions
+from needlepoint.domain.entities import (
+    AdverseEvent,
+    Consent,
+    Episode,
+    Measurement,
+    MedicationUse,
+    Patient,
+    Screening,
+    Session,
+)
+from needlepoint.domain.instruments import library
+from needlepoint.domain.permissions import Permission
+from needlepoint.queries.reader import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    record_id: UUID
+    title: str
+    detail: str
+    episode_id: UUID | None = None
+
+
+def _day(d: date) -> datetime:
+    return datetime.combine(d, time(0, 0), tzinfo=UTC)
+
+
+def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
+    """Everything recorded for a patient, newest first."""
+    reader.require(Permission.READ_CLINICAL)
+    reader.one(Patient, patient_id, field="patient_id")
+    entries: list[TimelineEntry] = []
+
+    for ep in reader.select(Episode, episodes.c.patient_id == patient_id):
+        cond = conditions().get(ep.condition)
+        label = cond.label if cond else ep.condition
+        entries.append(
+            TimelineEntry(
+                _day(ep.opened_on),
+                "episode_opened",
+                ep.id,
+                f"Episode opened: {label}",
+                f"{ep.icd10_code} · {ep.body_region} · onset {ep.onset_date}",
+                ep.id,
+            )
+        )
+        if ep.closed_on is not None:
+            entries.append(
+                TimelineEntry(
+                    _day(ep.closed_on),
+                    "episode_closed",
+                    ep.id,
+                    f"Episode closed: {label}",
+                    ep.discharge_reason or "",
+                    ep.id,
+                )
+            )
+
+    site_counts: dict[UUID, int] = dict(
+        reader.conn.execute(
+            sa.select(needling_sites.c.session_id, sa.func.count())
+            .join(sessions, sessions.c.id == needling_sites.c.session_id)
+            .where(sessions.c.patient_id == patient_id, sessions.c.clinic_id == reader.clinic_id)
+            .group_by(needling_sites.c.session_id)
+        ).tuples()
+    )
+    for s in reader.select(Session, sessions.c.patient_id == patient_id):
+        n = site_counts.get(s.id, 0)
+        entries.append(
+            TimelineEntry(
+                s.started_at,
+                "session",
+                s.id,
+                f"Session ({s.status.value})",
+                f"{n} needling site{'s' if n != 1 else ''}",
+                s.episode_id,
+            )
+        )
+
+    instruments = library()
+    for m in reader.select(Measurement, measurements.c.patient_id == patient_id):
+        name = (
+            instruments[m.instrument_id].name
+            if m.instrument_id in instruments
+            else (m.instrument_id)
+        )
+        score = "not scorable" if m.score is None else f"{m.score:g}"
+        where = ""
+        if m.context and "joint" in m.context:
+            where = f" ({m.context.get('joint')} {m.context.get('movement', '')})"
+        entries.append(
+            TimelineEntry(
+                m.taken_at, "measurement", m.id, f"{name}{where}", f"score {score}", m.episode_id
+            )
+        )
+
+    for ae in reader.select(AdverseEvent, adverse_events.c.patient_id == patient_id):
+        entries.append(
+            TimelineEntry(
+                ae.onset_at,
+                "adverse_event",
+                ae.id,
+                f"Adverse event: {ae.kind.value.replace('_', ' ')} ({ae.severity.value})",
+                ae.description,
+            )
+        )
+    for c in reader.select(Consent, consents.c.patient_id == patient_id):
+        state = "withdrawn" if c.withdrawn_at else "signed"
+        entries.append(
+            TimelineEntry(
+                c.signed_at,
+                "consent",
+                c.id,
+                f"Consent {state}",
+                f"{c.template_id} v{c.template_version} by {c.signer_name} ({c.method.value})",
+            )
+        )
+    for sc in reader.select(Screening, screenings.c.patient_id == patient_id):
+        entries.append(
+            TimelineEntry(
+                sc.screened_at,
+                "screening",
+                sc.id,
+                f"Screening: {sc.decision.value}",
+                f"{len(sc.reasons)} reason(s)",
+            )
+        )
+    for mu in reader.select(MedicationUse, medication_uses.c.patient_id == patient_id):
+        dose = f" {mu.dose_mg:g} mg" if mu.dose_mg else ""
+        entries.append(
+            TimelineEntry(
+                _day(mu.recorded_on),
+                "medication",
+                mu.id,
+                f"Analgesic: {mu.drug}{dose}",
+                f"{mu.days_per_week} day(s) per week ({mu.drug_class.value})",
+                mu.episode_id,
+            )
+        )
+    amended = reader.conn.execute(
+        sa.select(amendments)
+        .join(sessions, sessions.c.id == amendments.c.session_id)
+        .where(sessions.c.patient_id == patient_id, amendments.c.clinic_id == reader.clinic_id)
+    )
+    for a in amended:
+        entries.append(
+            TimelineEntry(a.created_at, "amendment", a.id, "Amendment to a signed note", a.reason)
+        )
+
+    entries.sort(key=lambda e: (e.at, e.kind), reverse=True)
+    return entries

@@ -1,0 +1,672 @@
+"""Generate a synthetic clinic through the actions.
+
+`generate_clinic` registers a clinic, its practitioners (with planted skill) and N
+patients, each with one episode of 3-12 sessions, needling sites that fit the condition,
+outcome trajectories that follow `model.OutcomeModel`, adverse events at the published
+rates, and analgesic use. Every record is written by the actions; in bulk mode they run
+on a `BulkUnitOfWork` that batches the writes. Deterministic for a seed."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from needlepoint.actions import clinics, episodes, outcomes, patients, sessions
+from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork, UnitOfWork
+from needlepoint.domain import catalogue
+from needlepoint.domain.commands import (
+    AdverseEventIn,
+    CloseEpisode,
+    CoInterventionIn,
+    EstimParams,
+    MeasurementIn,
+    NeedlingSiteIn,
+    OpenEpisode,
+    PlanItemIn,
+    RecordMedicationUse,
+    RecordSession,
+    RegisterClinic,
+    RegisterPatient,
+    RegisterUser,
+    SignSession,
+    TrainingCourse,
+)
+from needlepoint.domain.entities import Episode, Patient, Session, User
+from needlepoint.domain.enums import (
+    AdverseEventKind,
+    DrugClass,
+    Modality,
+    Role,
+    Severity,
+    Sex,
+    Side,
+    Technique,
+    Tolerance,
+    TriggerPoint,
+)
+from needlepoint.synthetic import names
+from needlepoint.synthetic.model import (
+    CHRONIC_AFTER_DAYS,
+    CONDITION_WEIGHTS,
+    DEPTH_RANGE_MM,
+    NEEDLE_LENGTHS_MM,
+    NORMAL_ROM_DEGREES,
+    OutcomeModel,
+)
+
+ANCHOR = date(2026, 6, 30)  # the generated clinic's "today": fixed, so output is reproducible
+SOURCE = "generator"
+
+Mode = Literal["bulk", "actions"]
+
+
+class SimulatedClock:
+    """The generator's clock: set to the simulated moment of each action."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+class SeededIds:
+    """UUID4-shaped ids from a seeded generator (reproducible runs)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"ids-{seed}")
+
+    def __call__(self) -> UUID:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+
+@dataclass
+class Practitioner:
+    user: User
+    skill: float
+    actor: Actor
+
+
+@dataclass
+class GenerationReport:
+    clinic_id: UUID
+    owner_id: UUID
+    patients: int
+    sessions: int
+    actions: int
+    truth_path: Path | None
+    truth: dict[str, Any] = field(repr=False)
+
+
+def generate_clinic(
+    engine: sa.Engine,
+    *,
+    patients_count: int,
+    seed: int,
+    practitioners_count: int | None = None,
+    mode: Mode = "bulk",
+    truth_path: Path | None = None,
+    flush_every: int = 250,
+    on_patient: Callable[[], None] | None = None,
+    clinic_name: str | None = None,
+) -> GenerationReport:
+    """Generate a clinic into an already migrated database; return what was made."""
+    gen = _Generator(engine, seed, mode, flush_every)
+    report = gen.run(patients_count, practitioners_count, on_patient, clinic_name)
+    if truth_path is not None:
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        truth_path.write_text(json.dumps(report.truth, indent=1, default=str))
+        report.truth_path = truth_path
+    return report
+
+
+class _Generator:
+    def __init__(self, engine: sa.Engine, seed: int, mode: Mode, flush_every: int) -> None:
+        self.engine = engine
+        self.seed = seed
+        self.mode = mode
+        self.flush_every = flush_every
+        self.rng = random.Random(seed)
+        start = datetime.combine(ANCHOR - timedelta(days=800), time(8), tzinfo=UTC)
+        self.clock = SimulatedClock(start)
+        self.ids = SeededIds(seed)
+        self.model = OutcomeModel()
+        self.bulk = BulkUnitOfWork(engine, self.clock, self.ids) if mode == "bulk" else None
+        self.actions = 0
+        self.sessions = 0
+        self.muscles = catalogue.muscles()
+        self.conditions = catalogue.conditions()
+        benchmarks = catalogue.adverse_event_benchmarks()
+        brady = benchmarks.study("brady_2014")
+        boyce = benchmarks.study("boyce_2020")
+        self.mild_rates = {
+            AdverseEventKind(kind): pct / 100 for kind, pct in brady.mild_by_kind_percent.items()
+        }
+        self.significant_rate = (boyce.significant_events or 0) / boyce.sample
+        self.ae_sources = {"mild": brady.citation, "significant": boyce.citation}
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def uow(self) -> UnitOfWork:
+        self.actions += 1
+        return (
+            self.bulk if self.bulk is not None else SqlUnitOfWork(self.engine, self.clock, self.ids)
+        )
+
+    def at(self, moment: datetime) -> None:
+        self.clock.at = moment
+
+    # -- the clinic -------------------------------------------------------------------------
+    def run(
+        self,
+        patients_count: int,
+        practitioners_count: int | None,
+        on_patient: Callable[[], None] | None,
+        clinic_name: str | None,
+    ) -> GenerationReport:
+        owner = clinics.register_clinic(
+            self.uow(),
+            RegisterClinic(
+                name=clinic_name or f"Synthetic Dry Needling Clinic (seed {self.seed})",
+                owner_email=f"owner.{self.seed}@clinic.example",
+                owner_name="Clinic Owner",
+            ),
+            source=SOURCE,
+        )
+        owner_actor = Actor(owner.id, owner.clinic_id, source=SOURCE)
+        k = practitioners_count or max(3, min(60, patients_count // 100))
+        staff = [self._practitioner(owner_actor, i) for i in range(k)]
+        truth_episodes: list[dict[str, Any]] = []
+        for i in range(patients_count):
+            truth_episodes.append(self._patient(i, staff, owner_actor))
+            if self.bulk is not None and (i + 1) % self.flush_every == 0:
+                self.bulk.flush()
+            if on_patient is not None:
+                on_patient()
+        if self.bulk is not None:
+            self.bulk.flush()
+        truth = {
+            "generator": "needlepoint.synthetic.clinic",
+            "seed": self.seed,
+            "anchor_date": ANCHOR.isoformat(),
+            "clinic_id": str(owner.clinic_id),
+            "patients": patients_count,
+            "outcome_model": self.model.describe(),
+            "practitioners": [
+                {"user_id": str(p.user.id), "name": p.user.full_name, "skill_nprs": p.skill}
+                for p in staff
+            ],
+            "adverse_event_rates_per_session": {
+                "mild": {k.value: v for k, v in self.mild_rates.items()},
+                "significant": self.significant_rate,
+                "sources": self.ae_sources,
+            },
+            "episodes": truth_episodes,
+        }
+        return GenerationReport(
+            clinic_id=owner.clinic_id,
+            owner_id=owner.id,
+            patients=patients_count,
+            sessions=self.sessions,
+            actions=self.actions,
+            truth_path=None,
+            truth=truth,
+        )
+
+    def _practitioner(self, owner: Actor, i: int) -> Practitioner:
+        rng = self.rng
+        skill = rng.gauss(0, self.model.practitioner_skill_sd)
+        sex = rng.random() < 0.5
+        given = rng.choice(names.GIVEN_FEMALE if sex else names.GIVEN_MALE)
+        family = rng.choice(names.FAMILY)
+        licensed = ANCHOR - timedelta(days=rng.randint(400, 9000))
+        # More training hours for the more skilled: expertise is part of the planted story.
+        hours = max(24.0, round(40 + 25 * skill + rng.gauss(0, 10)))
+        user = clinics.register_user(
+            self.uow(),
+            owner,
+            RegisterUser(
+                email=f"pt{i + 1:03d}.{self.seed}@clinic.example",
+                full_name=f"{given} {family}, PT",
+                role=Role.CLINICIAN,
+                licence_number=f"PT-{self.seed % 1000:03d}-{i + 1:04d}",
+                licence_date=licensed,
+                training=[
+                    TrainingCourse(
+                        provider="Synthetic Institute of Dry Needling",
+                        course="Dry needling level 1",
+                        hours_in_person=hours,
+                        hours_online=float(rng.choice([0, 8, 12])),
+                        completed_on=licensed + timedelta(days=rng.randint(365, 900)),
+                        exam_passed=True,
+                        regions=["neck", "upper_back", "shoulder", "lumbar", "hip", "leg"],
+                    )
+                ],
+            ),
+        )
+        return Practitioner(user, skill, Actor(user.id, user.clinic_id, source=SOURCE))
+
+    # -- one patient, one episode -----------------------------------------------------------
+    def _patient(self, i: int, staff: list[Practitioner], owner: Actor) -> dict[str, Any]:
+        rng = self.rng
+        model = self.model
+        practitioner = rng.choice(staff)
+        actor = practitioner.actor
+        condition = rng.choices(list(CONDITION_WEIGHTS), weights=list(CONDITION_WEIGHTS.values()))[
+            0
+        ]
+        female = rng.random() < (0.62 if condition != "knee_pain" else 0.5)
+        age = min(88, max(18, round(rng.gauss(47, 15))))
+        start = ANCHOR - timedelta(days=rng.randint(14, 760))
+        born = start - timedelta(days=age * 365 + rng.randint(0, 364))
+        chronic = rng.random() < 0.55
+        onset = start - timedelta(
+            days=rng.randint(CHRONIC_AFTER_DAYS + 1, 1500)
+            if chronic
+            else rng.randint(3, CHRONIC_AFTER_DAYS - 1)
+        )
+        exercise = rng.random() < 0.7
+        manual = rng.random() < 0.5
+        education = rng.random() < 0.6
+        baseline = float(min(10, max(2, round(rng.gauss(6.2, 1.5)))))
+        expected = model.expected_change(
+            condition=condition,
+            chronic=chronic,
+            baseline=baseline,
+            exercise=exercise,
+            manual_therapy=manual,
+            skill=practitioner.skill,
+        )
+        change = min(baseline, max(-1.5, expected + rng.gauss(0, model.noise_sd)))
+        n_sessions = min(12, max(3, round(rng.gauss(7 - 0.4 * (change - 2.5), 2.0))))
+        ongoing = (ANCHOR - start).days < 60 and rng.random() < 0.6
+
+        self.at(_moment(start, rng, hour_from=8))
+        patient = patients.register_patient(
+            self.uow(),
+            actor,
+            RegisterPatient(
+                mrn=f"MRN-{i + 1:06d}",
+                given_name=rng.choice(names.GIVEN_FEMALE if female else names.GIVEN_MALE),
+                family_name=rng.choice(names.FAMILY),
+                birth_date=born,
+                sex=Sex.FEMALE if female else Sex.MALE,
+                phone=f"+1-555-01{rng.randint(0, 99):02d}",
+            ),
+        )
+        cond = self.conditions.get(condition)
+        assert cond is not None
+        side = rng.choice([Side.LEFT, Side.RIGHT])
+        plan = [
+            PlanItemIn(
+                modality=Modality.DRY_NEEDLING,
+                description="Trigger point dry needling",
+                sessions_per_week=1,
+            )
+        ]
+        if exercise:
+            plan.append(
+                PlanItemIn(
+                    modality=Modality.EXERCISE,
+                    description="Graded home exercise",
+                    sessions_per_week=1,
+                )
+            )
+        if manual:
+            plan.append(
+                PlanItemIn(
+                    modality=Modality.MANUAL_THERAPY,
+                    description="Joint mobilisation and soft tissue work",
+                )
+            )
+        if education:
+            plan.append(PlanItemIn(modality=Modality.EDUCATION, description="Pain education"))
+        episode = episodes.open_episode(
+            self.uow(),
+            actor,
+            OpenEpisode(
+                patient_id=patient.id,
+                condition=condition,
+                onset_date=onset,
+                opened_on=start,
+                goals="Reduce pain by at least 2 points; return to usual activities.",
+                plan=plan,
+            ),
+        )
+        visits = self._visit_dates(start, n_sessions, ongoing)
+        truth = {
+            "episode_id": str(episode.id),
+            "patient_id": str(patient.id),
+            "practitioner_id": str(practitioner.user.id),
+            "condition": condition,
+            "chronic": chronic,
+            "age": age,
+            "sex": "female" if female else "male",
+            "exercise": exercise,
+            "manual_therapy": manual,
+            "baseline_nprs": baseline,
+            "expected_nprs_change": round(expected, 4),
+            "planted_nprs_change": round(change, 4),
+            "sessions": len(visits),
+            "ongoing": ongoing,
+        }
+        self._medication(actor, patient, episode, visits[0], change, first=True, truth=truth)
+        last: Session | None = None
+        for k, visit in enumerate(visits):
+            last = self._session(
+                actor,
+                episode,
+                patient,
+                visit,
+                k,
+                len(visits),
+                baseline,
+                change,
+                side,
+                exercise,
+                manual,
+                education,
+                condition,
+            )
+        assert last is not None
+        if not ongoing:
+            self._medication(actor, patient, episode, visits[-1], change, first=False, truth=truth)
+            self.at(visits[-1] + timedelta(hours=1))
+            episodes.close_episode(
+                self.uow(),
+                actor,
+                CloseEpisode(
+                    episode_id=episode.id,
+                    expected_version=episode.version,
+                    closed_on=visits[-1].date(),
+                    discharge_reason="Goals met" if change >= 2 else "Plateaued; home programme",
+                ),
+            )
+        return truth
+
+    def _visit_dates(self, start: date, n: int, ongoing: bool) -> list[datetime]:
+        rng = self.rng
+        visits = []
+        day = start
+        for _ in range(n):
+            visits.append(_moment(day, rng, hour_from=8))
+            day += timedelta(days=rng.choice([3, 4, 7, 7, 7, 10, 14]))
+        if ongoing:  # an episode still under way: only the visits up to "today"
+            past = [v for v in visits if v.date() <= ANCHOR]
+            visits = past[: max(1, min(len(past), rng.randint(1, 4)))]
+        return visits
+
+    def _session(
+        self,
+        actor: Actor,
+        episode: Episode,
+        patient: Patient,
+        visit: datetime,
+        k: int,
+        n: int,
+        baseline: float,
+        change: float,
+        side: Side,
+        exercise: bool,
+        manual: bool,
+        education: bool,
+        condition: str,
+    ) -> Session:
+        rng = self.rng
+        progress = _progress(k, n)
+        nprs = _clip(
+            round(baseline - change * progress + rng.gauss(0, self.model.measurement_noise_sd)),
+            0,
+            10,
+        )
+        cond = self.conditions.get(condition)
+        assert cond is not None
+        measures = [MeasurementIn(instrument_id="nprs", answers={"item1": nprs}, taken_at=visit)]
+        if cond.function_instrument and k in (0, n // 2, n - 1):
+            measures.append(
+                self._function(cond.function_instrument, baseline, change, progress, visit)
+            )
+        if cond.rom and k in (0, n - 1):
+            normal = NORMAL_ROM_DEGREES[cond.rom.joint]
+            impairment = min(0.6, 0.05 * baseline + rng.uniform(0, 0.15))
+            recovered = impairment * (1 - 0.7 * progress * max(0.0, change) / max(baseline, 1))
+            degrees = round(normal * (1 - recovered) + rng.gauss(0, 2), 0)
+            rom_side = "midline" if cond.rom.joint == "lumbar_spine" else side.value
+            measures.append(
+                MeasurementIn(
+                    instrument_id="rom",
+                    answers={"item1": max(0.0, degrees)},
+                    taken_at=visit,
+                    context={
+                        "joint": cond.rom.joint,
+                        "movement": cond.rom.movement,
+                        "side": rom_side,
+                    },
+                )
+            )
+        sites = self._sites(condition, side, progress)
+        co = []
+        if exercise:
+            co.append(
+                CoInterventionIn(
+                    modality=Modality.EXERCISE,
+                    description="Supervised exercise",
+                    minutes=rng.choice([10, 15, 20]),
+                )
+            )
+        if manual:
+            co.append(
+                CoInterventionIn(
+                    modality=Modality.MANUAL_THERAPY,
+                    description="Soft tissue mobilisation",
+                    minutes=10,
+                )
+            )
+        if education and k == 0:
+            co.append(
+                CoInterventionIn(
+                    modality=Modality.EDUCATION, description="Explained pain and expected soreness"
+                )
+            )
+        events = self._adverse_events(visit)
+        self.at(visit + timedelta(minutes=40))
+        note = sessions.record_session(
+            self.uow(),
+            actor,
+            RecordSession(
+                episode_id=episode.id,
+                started_at=visit,
+                subjective=f"Pain {nprs}/10 today."
+                if k
+                else f"Pain {nprs}/10; onset {episode.onset_date}.",
+                objective=f"Trigger points palpated in {len(sites)} muscle(s).",
+                assessment="Responding to treatment." if k and change > 1 else "Myofascial pain.",
+                plan="Continue plan of care.",
+                sites=sites,
+                co_interventions=co,
+                adverse_events=events,
+                measurements=measures,
+            ),
+        )
+        self.sessions += 1
+        ongoing_draft = k == n - 1 and rng.random() < 0.1
+        if not ongoing_draft:
+            self.at(visit + timedelta(minutes=55))
+            note = sessions.sign_session(
+                self.uow(), actor, SignSession(session_id=note.id, expected_version=note.version)
+            )
+        return note
+
+    def _sites(self, condition: str, side: Side, progress: float) -> list[NeedlingSiteIn]:
+        rng = self.rng
+        candidates = self.muscles.condition_muscles[condition]
+        chosen = rng.sample(candidates, k=min(len(candidates), rng.randint(2, 5)))
+        spinal = condition in ("neck_pain", "low_back_pain", "tension_type_headache")
+        thorax_side = side
+        sites = []
+        for muscle_id in chosen:
+            muscle = self.muscles.get(muscle_id)
+            assert muscle is not None
+            # Never both sides of the thorax in one session (REFERENCE §1).
+            site_side = (
+                thorax_side if muscle.thorax or not spinal else rng.choice([Side.LEFT, Side.RIGHT])
+            )
+            lo, hi = DEPTH_RANGE_MM[muscle.region]
+            depth = round(rng.uniform(lo, hi))
+            length = next(n for n in NEEDLE_LENGTHS_MM if n >= depth + 5)
+            active_p = max(0.1, 0.85 - 0.7 * progress)
+            tp = (
+                TriggerPoint.ACTIVE
+                if rng.random() < active_p
+                else (TriggerPoint.LATENT if rng.random() < 0.7 else TriggerPoint.NONE)
+            )
+            estim = rng.random() < 0.1
+            sites.append(
+                NeedlingSiteIn(
+                    muscle_id=muscle_id,
+                    side=site_side,
+                    trigger_point=tp,
+                    technique=Technique.PISTONING if rng.random() < 0.75 else Technique.STATIC,
+                    needle_gauge_mm=rng.choice([0.25, 0.25, 0.30]),
+                    needle_length_mm=float(length),
+                    depth_mm=float(depth),
+                    insertions=rng.randint(1, 8),
+                    local_twitch_responses=rng.randint(1, 5)
+                    if tp is TriggerPoint.ACTIVE
+                    else rng.randint(0, 1),
+                    electrical_stimulation=estim,
+                    estim_params=EstimParams(frequency_hz=2, intensity_ma=None, minutes=10)
+                    if estim
+                    else None,
+                    tolerance=rng.choices(
+                        [Tolerance.GOOD, Tolerance.FAIR, Tolerance.POOR], [0.8, 0.17, 0.03]
+                    )[0],
+                )
+            )
+        return sites
+
+    def _adverse_events(self, visit: datetime) -> list[AdverseEventIn]:
+        rng = self.rng
+        events = []
+        for kind, rate in self.mild_rates.items():
+            if rng.random() < rate:
+                events.append(
+                    AdverseEventIn(
+                        kind=kind,
+                        severity=Severity.MILD,
+                        onset_at=visit + timedelta(minutes=20),
+                        description=f"{kind.value.replace('_', ' ').capitalize()}; resolved.",
+                    )
+                )
+        if rng.random() < self.significant_rate:
+            events.append(
+                AdverseEventIn(
+                    kind=rng.choice([AdverseEventKind.FAINTING, AdverseEventKind.WORSE_SYMPTOMS]),
+                    severity=Severity.SIGNIFICANT,
+                    onset_at=visit + timedelta(minutes=25),
+                    description="Needed medical attention; patient advised and followed up.",
+                    action_taken="Needling stopped; patient monitored; GP informed.",
+                )
+            )
+        return events
+
+    def _function(
+        self, instrument_id: str, baseline: float, change: float, progress: float, visit: datetime
+    ) -> MeasurementIn:
+        rng = self.rng
+        severity = max(0.0, min(1.0, (baseline - change * progress) / 10 + rng.gauss(0, 0.06)))
+        if instrument_id in ("ndi", "odi"):
+            answers = _spread(round(severity * 0.8 * 50), 10, 0, 5, rng)
+        elif instrument_id == "quickdash":
+            answers = _spread(11 + round(severity * 0.8 * 44), 11, 1, 5, rng)
+        elif instrument_id == "lefs":
+            answers = _spread(round((1 - severity * 0.8) * 80), 20, 0, 4, rng)
+        else:  # headache days per month
+            answers = {"item1": _clip(round(severity * 20 + rng.gauss(0, 1.5)), 0, 31)}
+        return MeasurementIn(instrument_id=instrument_id, answers=answers, taken_at=visit)
+
+    def _medication(
+        self,
+        actor: Actor,
+        patient: Patient,
+        episode: Episode,
+        visit: datetime,
+        change: float,
+        *,
+        first: bool,
+        truth: dict[str, Any],
+    ) -> None:
+        rng = self.rng
+        if first:
+            if rng.random() >= 0.6:
+                truth["analgesic"] = None
+                return
+            drug_class = rng.choices(list(names.DRUGS), weights=[0.35, 0.45, 0.08, 0.07, 0.05])[0]
+            days = rng.randint(2, 7)
+            truth["analgesic"] = {"class": drug_class, "days_before": days}
+        else:
+            info = truth.get("analgesic")
+            if not info:
+                return
+            drug_class = info["class"]
+            reduction = max(0, round(change * 0.9 + rng.gauss(0, 1)))
+            days = max(0, info["days_before"] - reduction)
+            info["days_after"] = days
+        drug, dose = names.DRUGS[drug_class]
+        self.at(visit + timedelta(minutes=5))
+        outcomes.record_medication_use(
+            self.uow(),
+            actor,
+            RecordMedicationUse(
+                patient_id=patient.id,
+                episode_id=episode.id,
+                drug=drug,
+                drug_class=DrugClass(drug_class),
+                dose_mg=dose,
+                days_per_week=days,
+                recorded_on=visit.date(),
+            ),
+        )
+
+
+def _moment(day: date, rng: random.Random, *, hour_from: int) -> datetime:
+    return datetime.combine(
+        day, time(rng.randint(hour_from, 17), rng.choice([0, 15, 30, 45])), tzinfo=UTC
+    )
+
+
+def _progress(k: int, n: int) -> float:
+    """Share of the episode's improvement reached by visit k (0 at the first visit, 1 at the
+    last), rising fast then levelling off."""
+    if n <= 1:
+        return 0.0
+    tau = max(1.0, (n - 1) / 2.5)
+    return (1 - math.exp(-k / tau)) / (1 - math.exp(-(n - 1) / tau))
+
+
+def _clip(value: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, value)))
+
+
+def _spread(
+    total: int, items: int, lo: int, hi: int, rng: random.Random
+) -> dict[str, int | float | None]:
+    """Item answers in [lo, hi] that add up to `total` (clipped to what is possible)."""
+    values = [lo] * items
+    remaining = min(max(total - lo * items, 0), (hi - lo) * items)
+    while remaining:
+        j = rng.randrange(items)
+        if values[j] < hi:
+            values[j] += 1
+            remaining -= 1
+    return {f"item{j + 1}": v for j, v in enumerate(values)}

@@ -1,0 +1,81 @@
+"""Users of the clinic, and who am I."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from needlepoint.actions import clinics
+from needlepoint.adapters.db.tables import users
+from needlepoint.domain.commands import IssueApiToken, RegisterUser
+from needlepoint.domain.entities import User
+from needlepoint.domain.enums import Role
+from needlepoint.domain.permissions import Permission
+from needlepoint.web.context import ApiContext
+
+router = APIRouter(tags=["users"])
+
+
+class UserOut(BaseModel):
+    """A user as others may see them (never the credential)."""
+
+    id: UUID
+    clinic_id: UUID
+    email: str
+    full_name: str
+    role: Role
+    licence_number: str | None
+    licence_date: date | None
+    is_active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls.model_validate(user, from_attributes=True)
+
+
+class TokenOut(BaseModel):
+    id: UUID
+    user_id: UUID
+    label: str
+    token: str
+    created_at: datetime
+
+
+@router.get("/me", response_model=UserOut)
+def me(ctx: ApiContext) -> UserOut:
+    """The user this request is attributed to."""
+    with ctx.reader() as r:
+        return UserOut.of(r.one(User, ctx.actor.user_id))
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(ctx: ApiContext) -> list[UserOut]:
+    """The clinic's users."""
+    with ctx.reader() as r:
+        r.require(Permission.READ_DEMOGRAPHICS)
+        return [UserOut.of(u) for u in r.select(User, order_by=users.c.full_name)]
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def register_user(ctx: ApiContext, cmd: RegisterUser) -> UserOut:
+    """Add a user (owner only), with their dry needling training records."""
+    return UserOut.of(clinics.register_user(ctx.uow(), ctx.actor, cmd))
+
+
+@router.post("/users/{user_id}/tokens", response_model=TokenOut, status_code=201)
+def issue_token(ctx: ApiContext, user_id: UUID, label: str = "api") -> TokenOut:
+    """A new API token for a user; the token is shown only in this response."""
+    token, plain = clinics.issue_api_token(
+        ctx.uow(), ctx.actor, IssueApiToken(user_id=user_id, label=label)
+    )
+    return TokenOut(
+        id=token.id,
+        user_id=token.user_id,
+        label=token.label,
+        token=plain,
+        created_at=token.created_at,
+    )
