@@ -1,0 +1,153 @@
+"""Shared fixtures: databases (SQLite always; PostgreSQL when a server is reachable),
+a fresh clinic per test, and an API client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from needlepoint.actions.clinics import issue_operator_token, register_clinic, register_user
+from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.engine import make_engine
+from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.commands import RegisterClinic, RegisterUser
+from needlepoint.domain.entities import User
+from needlepoint.domain.enums import Role
+from needlepoint.web.app import create_app
+
+PG_ADMIN_URL = os.environ.get(
+    "NEEDLEPOINT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+_pg_unreachable: str | None = None
+
+
+def _pg_admin() -> sa.Engine | None:
+    global _pg_unreachable
+    if _pg_unreachable is not None:
+        return None
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        _pg_unreachable = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.orig}"
+        return None
+    return engine
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """A migrated database of each kind, shared by the session; each test uses its own clinic."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "needlepoint.db"
+        eng = make_engine(f"sqlite:///{path}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    admin = _pg_admin()
+    if admin is None:
+        pytest.skip(f"PostgreSQL cases skipped: {_pg_unreachable}")
+    name = f"needlepoint_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    eng = make_engine(url)
+    try:
+        upgrade(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class ClinicFixture:
+    engine: sa.Engine
+    owner: User
+    clinician: User
+    assistant: User
+
+    def actor(self, user: User) -> Actor:
+        return Actor(user.id, user.clinic_id, source="test")
+
+    @property
+    def as_owner(self) -> Actor:
+        return self.actor(self.owner)
+
+    @property
+    def as_clinician(self) -> Actor:
+        return self.actor(self.clinician)
+
+    @property
+    def as_assistant(self) -> Actor:
+        return self.actor(self.assistant)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+
+def make_clinic(engine: sa.Engine, name: str = "Test Clinic") -> ClinicFixture:
+    """A new clinic with an owner, a clinician and an assistant."""
+    tag = uuid.uuid4().hex[:10]
+    owner = register_clinic(
+        SqlUnitOfWork(engine),
+        RegisterClinic(name=name, owner_email=f"owner-{tag}@test.example", owner_name="Owner"),
+        source="test",
+    )
+    owner_actor = Actor(owner.id, owner.clinic_id, source="test")
+    clinician = register_user(
+        SqlUnitOfWork(engine), owner_actor,
+        RegisterUser(email=f"pt-{tag}@test.example", full_name="Pat Therapist",
+                     role=Role.CLINICIAN),
+    )
+    assistant = register_user(
+        SqlUnitOfWork(engine), owner_actor,
+        RegisterUser(email=f"desk-{tag}@test.example", full_name="Front Desk",
+                     role=Role.ASSISTANT),
+    )
+    return ClinicFixture(engine, owner, clinician, assistant)
+
+
+@pytest.fixture
+def clinic(engine: sa.Engine) -> ClinicFixture:
+    return make_clinic(engine)
+
+
+@pytest.fixture
+def other_clinic(engine: sa.Engine) -> ClinicFixture:
+    return make_clinic(engine, "Other Clinic")
+
+
+@dataclass
+class Api:
+    client: TestClient
+    clinic: ClinicFixture
+    tokens: dict[str, str]
+
+    def headers(self, who: str = "clinician", **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}", **extra}
+
+
+def make_api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
+    app = create_app(engine, secret_key="test-secret-key-" + "x" * 32)
+    tokens = {
+        who: issue_operator_token(SqlUnitOfWork(engine), user, "test", source="test")
+        for who, user in (("owner", clinic.owner), ("clinician", clinic.clinician),
+                          ("assistant", clinic.assistant))
+    }
+    return Api(TestClient(app), clinic, tokens)
+
+
+@pytest.fixture
+def api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
+    return make_api(engine, clinic)
