@@ -42,16 +42,20 @@ def _pg_admin() -> sa.Engine | None:
     return engine
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    """A migrated database of each kind, shared by the session; each test uses its own clinic."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "needlepoint.db"
-        eng = make_engine(f"sqlite:///{path}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """A migrated SQLite database file shared by the session."""
+    path = tmp_path_factory.mktemp("sqlite") / "needlepoint.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[sa.Engine]:
+    """A migrated PostgreSQL database created for this run and dropped after it; the
+    PostgreSQL cases skip, with the reason, when no server is reachable."""
     admin = _pg_admin()
     if admin is None:
         pytest.skip(f"PostgreSQL cases skipped: {_pg_unreachable}")
@@ -68,6 +72,13 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> sa.Engine:
+    """Each integration test runs on both databases; each test uses its own clinic."""
+    fixture = "sqlite_engine" if request.param == "sqlite" else "postgres_engine"
+    return request.getfixturevalue(fixture)  # type: ignore[no-any-return]
 
 
 @dataclass

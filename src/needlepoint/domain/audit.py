@@ -24,8 +24,7 @@ def canonical_json(records: list[Entity]) -> bytes:
     """A stable text form of records: same content, same text, on every machine."""
     # Shallow field access, not dataclasses.asdict: asdict deep-copies every value.
     payload = [
-        {"type": type(r).__name__, **{n: getattr(r, n) for n in _fields(type(r))}}
-        for r in records
+        {"type": type(r).__name__, **{n: getattr(r, n) for n in _fields(type(r))}} for r in records
     ]
     # orjson writes UUIDs, enums and ISO-8601 datetimes itself, identically everywhere.
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

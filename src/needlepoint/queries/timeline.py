@@ -81,14 +81,15 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 )
             )
 
-    site_counts: dict[UUID, int] = dict(
-        reader.conn.execute(
+    site_counts: dict[UUID, int] = {
+        row[0]: row[1]
+        for row in reader.conn.execute(
             sa.select(needling_sites.c.session_id, sa.func.count())
             .join(sessions, sessions.c.id == needling_sites.c.session_id)
             .where(sessions.c.patient_id == patient_id, sessions.c.clinic_id == reader.clinic_id)
             .group_by(needling_sites.c.session_id)
-        ).tuples()
-    )
+        )
+    }
     for s in reader.select(Session, sessions.c.patient_id == patient_id):
         n = site_counts.get(s.id, 0)
         entries.append(

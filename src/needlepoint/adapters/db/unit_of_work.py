@@ -238,7 +238,9 @@ def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
                 proc(getattr(ent, col)) if proc is not None else getattr(ent, col)
                 for col, proc in pairs
             ]
-            rows.append(tuple(values) if positional else dict(zip(plan.columns, values, strict=True)))
+            rows.append(
+                tuple(values) if positional else dict(zip(plan.columns, values, strict=True))
+            )
         conn.exec_driver_sql(plan.sql, rows)
 
 
