@@ -117,14 +117,16 @@ def make_clinic(engine: sa.Engine, name: str = "Test Clinic") -> ClinicFixture:
     )
     owner_actor = Actor(owner.id, owner.clinic_id, source="test")
     clinician = register_user(
-        SqlUnitOfWork(engine), owner_actor,
-        RegisterUser(email=f"pt-{tag}@test.example", full_name="Pat Therapist",
-                     role=Role.CLINICIAN),
+        SqlUnitOfWork(engine),
+        owner_actor,
+        RegisterUser(
+            email=f"pt-{tag}@test.example", full_name="Pat Therapist", role=Role.CLINICIAN
+        ),
     )
     assistant = register_user(
-        SqlUnitOfWork(engine), owner_actor,
-        RegisterUser(email=f"desk-{tag}@test.example", full_name="Front Desk",
-                     role=Role.ASSISTANT),
+        SqlUnitOfWork(engine),
+        owner_actor,
+        RegisterUser(email=f"desk-{tag}@test.example", full_name="Front Desk", role=Role.ASSISTANT),
     )
     return ClinicFixture(engine, owner, clinician, assistant)
 
@@ -153,8 +155,11 @@ def make_api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
     app = create_app(engine, secret_key="test-secret-key-" + "x" * 32)
     tokens = {
         who: issue_operator_token(SqlUnitOfWork(engine), user, "test", source="test")
-        for who, user in (("owner", clinic.owner), ("clinician", clinic.clinician),
-                          ("assistant", clinic.assistant))
+        for who, user in (
+            ("owner", clinic.owner),
+            ("clinician", clinic.clinician),
+            ("assistant", clinic.assistant),
+        )
     }
     return Api(TestClient(app), clinic, tokens)
 

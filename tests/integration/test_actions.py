@@ -36,8 +36,17 @@ from tests.conftest import ClinicFixture
 from tests.factories import episode_cmd, patient_cmd, session_cmd
 
 CLINICAL_TABLES = [
-    t.patients, t.episodes, t.plan_items, t.sessions, t.needling_sites, t.co_interventions,
-    t.adverse_events, t.measurements, t.medication_uses, t.amendments, t.audit_events,
+    t.patients,
+    t.episodes,
+    t.plan_items,
+    t.sessions,
+    t.needling_sites,
+    t.co_interventions,
+    t.adverse_events,
+    t.measurements,
+    t.medication_uses,
+    t.amendments,
+    t.audit_events,
 ]
 
 
@@ -46,7 +55,8 @@ def counts(clinic: ClinicFixture) -> dict[str, int]:
     with clinic.engine.connect() as conn:
         return {
             table.name: conn.execute(
-                sa.select(sa.func.count()).select_from(table)
+                sa.select(sa.func.count())
+                .select_from(table)
                 .where(table.c.clinic_id == clinic.owner.clinic_id)
             ).scalar_one()
             for table in CLINICAL_TABLES
@@ -55,11 +65,13 @@ def counts(clinic: ClinicFixture) -> dict[str, int]:
 
 def audit_actions(clinic: ClinicFixture) -> list[str]:
     with clinic.engine.connect() as conn:
-        return list(conn.execute(
-            sa.select(t.audit_events.c.action)
-            .where(t.audit_events.c.clinic_id == clinic.owner.clinic_id)
-            .order_by(t.audit_events.c.occurred_at, t.audit_events.c.action)
-        ).scalars())
+        return list(
+            conn.execute(
+                sa.select(t.audit_events.c.action)
+                .where(t.audit_events.c.clinic_id == clinic.owner.clinic_id)
+                .order_by(t.audit_events.c.occurred_at, t.audit_events.c.action)
+            ).scalars()
+        )
 
 
 def charted(clinic: ClinicFixture) -> tuple[Any, Any, Session]:
@@ -70,7 +82,7 @@ def charted(clinic: ClinicFixture) -> tuple[Any, Any, Session]:
 
 
 def test_a_complete_session_is_stored_with_everything_it_records(clinic: ClinicFixture) -> None:
-    _, episode, note = charted(clinic)
+    _, _episode, note = charted(clinic)
     with clinic.engine.connect() as conn:
         detail = session_detail(
             Reader(conn, clinic.owner.clinic_id, clinic.clinician.role, clinic.clinician.id),
@@ -78,10 +90,14 @@ def test_a_complete_session_is_stored_with_everything_it_records(clinic: ClinicF
         )
     assert detail.session.status is SessionStatus.DRAFT
     assert [s.muscle_id for s in detail.sites] == [
-        "upper_trapezius", "levator_scapulae", "splenius_capitis", "cervical_multifidus"
+        "upper_trapezius",
+        "levator_scapulae",
+        "splenius_capitis",
+        "cervical_multifidus",
     ]
     nprs = next(m for m in detail.measurements if m.instrument_id == "nprs")
-    assert nprs.answers == {"item1": 6} and nprs.score == 6
+    assert nprs.answers == {"item1": 6}
+    assert nprs.score == 6
     rom = next(m for m in detail.measurements if m.instrument_id == "rom")
     assert rom.context == {"joint": "cervical_spine", "movement": "rotation", "side": "left"}
     assert detail.session.started_at.tzinfo is not None
@@ -92,33 +108,64 @@ ActionCall = Callable[[ClinicFixture, Any, Any, Session], Any]
 
 EVERY_ACTION: dict[AuditAction, ActionCall] = {
     AuditAction.PATIENT_REGISTERED: lambda c, p, e, s: patients.register_patient(
-        c.uow(), c.as_clinician, patient_cmd()),
+        c.uow(), c.as_clinician, patient_cmd()
+    ),
     AuditAction.PATIENT_UPDATED: lambda c, p, e, s: patients.update_patient(
-        c.uow(), c.as_clinician,
-        UpdatePatient(patient_id=p.id, expected_version=p.version, phone="+1-555-0100")),
+        c.uow(),
+        c.as_clinician,
+        UpdatePatient(patient_id=p.id, expected_version=p.version, phone="+1-555-0100"),
+    ),
     AuditAction.EPISODE_OPENED: lambda c, p, e, s: episodes.open_episode(
-        c.uow(), c.as_clinician, episode_cmd(p.id)),
+        c.uow(), c.as_clinician, episode_cmd(p.id)
+    ),
     AuditAction.EPISODE_CLOSED: lambda c, p, e, s: episodes.close_episode(
-        c.uow(), c.as_clinician,
-        CloseEpisode(episode_id=e.id, expected_version=e.version, closed_on=date(2026, 3, 1),
-                     discharge_reason="Goals met")),
+        c.uow(),
+        c.as_clinician,
+        CloseEpisode(
+            episode_id=e.id,
+            expected_version=e.version,
+            closed_on=date(2026, 3, 1),
+            discharge_reason="Goals met",
+        ),
+    ),
     AuditAction.SESSION_RECORDED: lambda c, p, e, s: sessions.record_session(
-        c.uow(), c.as_clinician, session_cmd(e.id)),
+        c.uow(), c.as_clinician, session_cmd(e.id)
+    ),
     AuditAction.SESSION_UPDATED: lambda c, p, e, s: sessions.update_session(
-        c.uow(), c.as_clinician,
-        UpdateSession(session_id=s.id, expected_version=s.version,
-                      **session_cmd(e.id).model_dump(exclude={"episode_id", "clinician_id"}))),
+        c.uow(),
+        c.as_clinician,
+        UpdateSession(
+            session_id=s.id,
+            expected_version=s.version,
+            **session_cmd(e.id).model_dump(exclude={"episode_id", "clinician_id"}),
+        ),
+    ),
     AuditAction.SESSION_SIGNED: lambda c, p, e, s: sessions.sign_session(
-        c.uow(), c.as_clinician, SignSession(session_id=s.id, expected_version=s.version)),
+        c.uow(), c.as_clinician, SignSession(session_id=s.id, expected_version=s.version)
+    ),
     AuditAction.MEASUREMENT_RECORDED: lambda c, p, e, s: outcomes.record_measurement(
-        c.uow(), c.as_clinician,
-        RecordMeasurement(patient_id=p.id, episode_id=e.id, instrument_id="ndi",
-                          answers={f"item{i}": 2 for i in range(1, 11)})),
+        c.uow(),
+        c.as_clinician,
+        RecordMeasurement(
+            patient_id=p.id,
+            episode_id=e.id,
+            instrument_id="ndi",
+            answers={f"item{i}": 2 for i in range(1, 11)},
+        ),
+    ),
     AuditAction.MEDICATION_RECORDED: lambda c, p, e, s: outcomes.record_medication_use(
-        c.uow(), c.as_clinician,
-        RecordMedicationUse(patient_id=p.id, episode_id=e.id, drug="Ibuprofen",
-                            drug_class="nsaid", dose_mg=400, days_per_week=5,
-                            recorded_on=date(2026, 2, 3))),
+        c.uow(),
+        c.as_clinician,
+        RecordMedicationUse(
+            patient_id=p.id,
+            episode_id=e.id,
+            drug="Ibuprofen",
+            drug_class="nsaid",
+            dose_mg=400,
+            days_per_week=5,
+            recorded_on=date(2026, 2, 3),
+        ),
+    ),
 }
 
 
@@ -141,7 +188,8 @@ def test_amending_writes_one_audit_event_and_keeps_the_original(clinic: ClinicFi
     )
     n = len(audit_actions(clinic))
     sessions.amend_session(
-        clinic.uow(), clinic.as_clinician,
+        clinic.uow(),
+        clinic.as_clinician,
         AmendSession(session_id=note.id, reason="Wrong side", text="Levator scapulae was right."),
     )
     assert len(audit_actions(clinic)) == n + 1
@@ -155,7 +203,7 @@ def test_amending_writes_one_audit_event_and_keeps_the_original(clinic: ClinicFi
 
 
 def test_audit_event_names_who_what_which_record_and_digests(clinic: ClinicFixture) -> None:
-    _, episode, note = charted(clinic)
+    _, _episode, note = charted(clinic)
     sessions.sign_session(
         clinic.uow(), clinic.as_clinician, SignSession(session_id=note.id, expected_version=1)
     )
@@ -169,7 +217,9 @@ def test_audit_event_names_who_what_which_record_and_digests(clinic: ClinicFixtu
     assert row.actor_user_id == clinic.clinician.id
     assert row.patient_id == note.patient_id
     assert row.entity_type == "session"
-    assert row.before_digest and row.after_digest and row.before_digest != row.after_digest
+    assert row.before_digest
+    assert row.after_digest
+    assert row.before_digest != row.after_digest
     assert len(row.after_digest) == 64
 
 
@@ -179,10 +229,13 @@ def test_a_failed_action_leaves_no_row_behind(clinic: ClinicFixture) -> None:
     before = counts(clinic)
     # The last measurement is out of range: the session, its sites, co-interventions,
     # the first measurement and the audit event must all be refused together.
-    bad = session_cmd(episode.id, measurements=[
-        {"instrument_id": "nprs", "answers": {"item1": 5}},
-        {"instrument_id": "ndi", "answers": {"item1": 9}},
-    ])
+    bad = session_cmd(
+        episode.id,
+        measurements=[
+            {"instrument_id": "nprs", "answers": {"item1": 5}},
+            {"instrument_id": "ndi", "answers": {"item1": 9}},
+        ],
+    )
     with pytest.raises(InvalidInput) as err:
         sessions.record_session(clinic.uow(), clinic.as_clinician, bad)
     assert err.value.field == "measurements.1.answers.item1"
@@ -205,15 +258,18 @@ def test_a_signed_session_rejects_edits(clinic: ClinicFixture) -> None:
     )
     before = counts(clinic)
     edit = UpdateSession(
-        session_id=note.id, expected_version=signed.version,
+        session_id=note.id,
+        expected_version=signed.version,
         **session_cmd(episode.id, subjective="rewritten").model_dump(
-            exclude={"episode_id", "clinician_id"}),
+            exclude={"episode_id", "clinician_id"}
+        ),
     )
     with pytest.raises(RecordLocked):
         sessions.update_session(clinic.uow(), clinic.as_clinician, edit)
     with pytest.raises(RecordLocked):
         sessions.sign_session(
-            clinic.uow(), clinic.as_clinician,
+            clinic.uow(),
+            clinic.as_clinician,
             SignSession(session_id=note.id, expected_version=signed.version),
         )
     assert counts(clinic) == before
@@ -222,26 +278,32 @@ def test_a_signed_session_rejects_edits(clinic: ClinicFixture) -> None:
 def test_a_draft_is_edited_in_place_and_its_children_replaced(clinic: ClinicFixture) -> None:
     _, episode, note = charted(clinic)
     edit = UpdateSession(
-        session_id=note.id, expected_version=1,
+        session_id=note.id,
+        expected_version=1,
         **session_cmd(episode.id, sites=[], measurements=[]).model_dump(
-            exclude={"episode_id", "clinician_id"}),
+            exclude={"episode_id", "clinician_id"}
+        ),
     )
     updated = sessions.update_session(clinic.uow(), clinic.as_clinician, edit)
     assert updated.version == 2
     c = counts(clinic)
-    assert c["needling_sites"] == 0 and c["measurements"] == 0 and c["sessions"] == 1
+    assert c["needling_sites"] == 0
+    assert c["measurements"] == 0
+    assert c["sessions"] == 1
 
 
 def test_a_stale_update_is_refused(clinic: ClinicFixture) -> None:
     patient = patients.register_patient(clinic.uow(), clinic.as_clinician, patient_cmd())
     patients.update_patient(
-        clinic.uow(), clinic.as_clinician,
+        clinic.uow(),
+        clinic.as_clinician,
         UpdatePatient(patient_id=patient.id, expected_version=1, given_name="Ada-Mae"),
     )
     before = counts(clinic)
     with pytest.raises(StaleVersion):
         patients.update_patient(
-            clinic.uow(), clinic.as_clinician,
+            clinic.uow(),
+            clinic.as_clinician,
             UpdatePatient(patient_id=patient.id, expected_version=1, family_name="Overwrite"),
         )
     assert counts(clinic) == before
@@ -257,17 +319,19 @@ def test_a_concurrent_change_between_read_and_write_is_caught_by_the_database(
 
     patient = patients.register_patient(clinic.uow(), clinic.as_clinician, patient_cmd())
     patients.update_patient(
-        clinic.uow(), clinic.as_clinician,
+        clinic.uow(),
+        clinic.as_clinician,
         UpdatePatient(patient_id=patient.id, expected_version=1, given_name="First"),
     )
-    late = clinic.uow()
-    with late, pytest.raises(StaleVersion):
+    with clinic.uow() as late:
         # staged against the version-1 copy read before the other change committed
         late.replace(patient, replace(patient, given_name="Second", version=2))
-        late.commit()
+        with pytest.raises(StaleVersion):
+            late.commit()
     with clinic.engine.connect() as conn:
-        name = conn.execute(sa.select(t.patients.c.given_name)
-                            .where(t.patients.c.id == patient.id)).scalar_one()
+        name = conn.execute(
+            sa.select(t.patients.c.given_name).where(t.patients.c.id == patient.id)
+        ).scalar_one()
     assert name == "First"
     assert isinstance(patient, Patient)
 
@@ -278,14 +342,19 @@ def test_another_clinics_records_are_not_found(
     patient, episode, note = charted(clinic)
     before = counts(clinic)
     with pytest.raises(NotFound):
-        episodes.open_episode(other_clinic.uow(), other_clinic.as_clinician,
-                              episode_cmd(patient.id))
+        episodes.open_episode(
+            other_clinic.uow(), other_clinic.as_clinician, episode_cmd(patient.id)
+        )
     with pytest.raises(NotFound):
-        sessions.record_session(other_clinic.uow(), other_clinic.as_clinician,
-                                session_cmd(episode.id))
+        sessions.record_session(
+            other_clinic.uow(), other_clinic.as_clinician, session_cmd(episode.id)
+        )
     with pytest.raises(NotFound):
-        sessions.sign_session(other_clinic.uow(), other_clinic.as_clinician,
-                              SignSession(session_id=note.id, expected_version=1))
+        sessions.sign_session(
+            other_clinic.uow(),
+            other_clinic.as_clinician,
+            SignSession(session_id=note.id, expected_version=1),
+        )
     assert counts(clinic) == before
 
 
@@ -311,9 +380,14 @@ def test_the_front_desk_cannot_write_clinical_notes(clinic: ClinicFixture) -> No
 def test_a_closed_episode_takes_no_more_sessions(clinic: ClinicFixture) -> None:
     _, episode, _ = charted(clinic)
     episodes.close_episode(
-        clinic.uow(), clinic.as_clinician,
-        CloseEpisode(episode_id=episode.id, expected_version=1, closed_on=date(2026, 3, 1),
-                     discharge_reason="Goals met"),
+        clinic.uow(),
+        clinic.as_clinician,
+        CloseEpisode(
+            episode_id=episode.id,
+            expected_version=1,
+            closed_on=date(2026, 3, 1),
+            discharge_reason="Goals met",
+        ),
     )
     with pytest.raises(RecordLocked):
         sessions.record_session(clinic.uow(), clinic.as_clinician, session_cmd(episode.id))
@@ -321,9 +395,10 @@ def test_a_closed_episode_takes_no_more_sessions(clinic: ClinicFixture) -> None:
 
 def test_an_unknown_muscle_is_refused_naming_the_site(clinic: ClinicFixture) -> None:
     _, episode, _ = charted(clinic)
-    cmd = session_cmd(episode.id, sites=[
-        {**session_cmd(episode.id).sites[0].model_dump(), "muscle_id": "paraspinals"}
-    ])
+    cmd = session_cmd(
+        episode.id,
+        sites=[{**session_cmd(episode.id).sites[0].model_dump(), "muscle_id": "paraspinals"}],
+    )
     with pytest.raises(InvalidInput) as err:
         sessions.record_session(clinic.uow(), clinic.as_clinician, cmd)
     assert err.value.field == "sites.0.muscle_id"
@@ -338,9 +413,11 @@ def test_measurement_keeps_raw_answers_and_its_score_is_recomputable(
     answers = {f"item{i}": (i % 6) for i in range(1, 11)}
     answers["item4"] = None  # one section unanswered: the denominator drops by 5
     m = outcomes.record_measurement(
-        clinic.uow(), clinic.as_clinician,
-        RecordMeasurement(patient_id=patient.id, episode_id=episode.id, instrument_id="ndi",
-                          answers=answers),
+        clinic.uow(),
+        clinic.as_clinician,
+        RecordMeasurement(
+            patient_id=patient.id, episode_id=episode.id, instrument_id="ndi", answers=answers
+        ),
     )
     with clinic.engine.connect() as conn:
         row = conn.execute(sa.select(t.measurements).where(t.measurements.c.id == m.id)).one()

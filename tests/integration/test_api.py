@@ -31,8 +31,13 @@ def new_patient(api: Api, **overrides: Any) -> dict[str, Any]:
 def new_episode(api: Api, patient_id: str) -> dict[str, Any]:
     r = api.client.post(
         "/api/v1/episodes",
-        json={"patient_id": patient_id, "condition": "neck_pain", "onset_date": "2026-01-02",
-              "opened_on": "2026-02-01", "plan": [{"modality": "manual_therapy"}]},
+        json={
+            "patient_id": patient_id,
+            "condition": "neck_pain",
+            "onset_date": "2026-01-02",
+            "opened_on": "2026-02-01",
+            "plan": [{"modality": "manual_therapy"}],
+        },
         headers=api.headers(),
     )
     assert r.status_code == 201, r.text
@@ -42,8 +47,7 @@ def new_episode(api: Api, patient_id: str) -> dict[str, Any]:
 def new_session(api: Api) -> dict[str, Any]:
     patient = new_patient(api)
     episode = new_episode(api, patient["id"])
-    r = api.client.post("/api/v1/sessions", json=session_body(episode["id"]),
-                        headers=api.headers())
+    r = api.client.post("/api/v1/sessions", json=session_body(episode["id"]), headers=api.headers())
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -51,7 +55,8 @@ def new_session(api: Api) -> dict[str, Any]:
 def audit_count(api: Api) -> int:
     with api.clinic.engine.connect() as conn:
         return conn.execute(
-            sa.select(sa.func.count()).select_from(t.audit_events)
+            sa.select(sa.func.count())
+            .select_from(t.audit_events)
             .where(t.audit_events.c.clinic_id == api.clinic.owner.clinic_id)
         ).scalar_one()
 
@@ -73,12 +78,13 @@ def test_every_request_is_attributed_to_a_user_and_clinic(api: Api) -> None:
     patient = new_patient(api)
     with api.clinic.engine.connect() as conn:
         event = conn.execute(
-            sa.select(t.audit_events.c.actor_user_id, t.audit_events.c.source,
-                      t.audit_events.c.request_id)
-            .where(t.audit_events.c.patient_id == UUID(patient["id"]))
+            sa.select(
+                t.audit_events.c.actor_user_id, t.audit_events.c.source, t.audit_events.c.request_id
+            ).where(t.audit_events.c.patient_id == UUID(patient["id"]))
         ).one()
     assert event.actor_user_id == api.clinic.clinician.id
-    assert event.source == "api" and event.request_id
+    assert event.source == "api"
+    assert event.request_id
 
 
 def test_bad_input_is_a_problem_naming_the_field_and_nothing_is_written(api: Api) -> None:
@@ -103,7 +109,8 @@ def test_bad_input_is_a_problem_naming_the_field_and_nothing_is_written(api: Api
         {"field": "measurements.0.answers.item1", "message": "item1 must be between 0 and 10"}
     ]
     r = api.client.post("/api/v1/patients", json={**PATIENT, "sex": "x"}, headers=api.headers())
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sex"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "sex"
     assert audit_count(api) == before
 
 
@@ -116,11 +123,16 @@ def test_updates_need_the_version_and_a_stale_one_is_refused(api: Api) -> None:
     missing = api.client.patch(url, json={"given_name": "G."}, headers=api.headers())
     assert missing.status_code == 428
 
-    ok = api.client.patch(url, json={"given_name": "G."}, headers=api.headers(**{"If-Match": '"1"'}))
-    assert ok.status_code == 200 and ok.json()["version"] == 2 and ok.headers["etag"] == '"2"'
+    ok = api.client.patch(
+        url, json={"given_name": "G."}, headers=api.headers(**{"If-Match": '"1"'})
+    )
+    assert ok.status_code == 200
+    assert ok.json()["version"] == 2
+    assert ok.headers["etag"] == '"2"'
 
-    stale = api.client.patch(url, json={"family_name": "Lost"},
-                             headers=api.headers(**{"If-Match": '"1"'}))
+    stale = api.client.patch(
+        url, json={"family_name": "Lost"}, headers=api.headers(**{"If-Match": '"1"'})
+    )
     assert stale.status_code == 412
     assert api.client.get(url, headers=api.headers()).json()["family_name"] == "Hopper"
 
@@ -129,18 +141,22 @@ def test_a_signed_note_cannot_be_changed_but_can_be_amended(api: Api) -> None:
     session = new_session(api)
     url = f"/api/v1/sessions/{session['id']}"
     signed = api.client.post(f"{url}/sign", headers=api.headers(**{"If-Match": '"1"'}))
-    assert signed.status_code == 200 and signed.json()["status"] == "signed"
+    assert signed.status_code == 200
+    assert signed.json()["status"] == "signed"
 
     body = session_body(session["episode_id"])
     body.pop("episode_id")
-    edit = api.client.put(url, json={**body, "subjective": "rewritten"},
-                          headers=api.headers(**{"If-Match": '"2"'}))
+    edit = api.client.put(
+        url, json={**body, "subjective": "rewritten"}, headers=api.headers(**{"If-Match": '"2"'})
+    )
     assert edit.status_code == 409
     assert "amendment" in edit.json()["detail"]
 
-    amended = api.client.post(f"{url}/amendments",
-                              json={"reason": "Late entry", "text": "Patient felt dizzy."},
-                              headers=api.headers())
+    amended = api.client.post(
+        f"{url}/amendments",
+        json={"reason": "Late entry", "text": "Patient felt dizzy."},
+        headers=api.headers(),
+    )
     assert amended.status_code == 201
     detail = api.client.get(url, headers=api.headers()).json()
     assert detail["session"]["subjective"] == "Neck pain 6/10, worse at the desk."
@@ -159,7 +175,8 @@ def test_another_clinics_records_answer_404_without_content(engine: sa.Engine, a
     ):
         r = outsider.client.get(url, headers=outsider.headers())
         assert r.status_code == 404, url
-        assert "Neck" not in r.text and "Hopper" not in r.text
+        assert "Neck" not in r.text
+        assert "Hopper" not in r.text
     listing = outsider.client.get("/api/v1/patients", headers=outsider.headers()).json()
     assert listing["total"] == 0
 
@@ -167,7 +184,9 @@ def test_another_clinics_records_answer_404_without_content(engine: sa.Engine, a
 def test_the_front_desk_sees_demographics_but_not_notes(api: Api) -> None:
     session = new_session(api)
     desk = api.headers("assistant")
-    assert api.client.get(f"/api/v1/patients/{session['patient_id']}", headers=desk).status_code == 200
+    assert (
+        api.client.get(f"/api/v1/patients/{session['patient_id']}", headers=desk).status_code == 200
+    )
     assert api.client.get(f"/api/v1/sessions/{session['id']}", headers=desk).status_code == 403
     r = api.client.post("/api/v1/sessions", json=session_body(session["episode_id"]), headers=desk)
     assert r.status_code == 403
@@ -180,7 +199,9 @@ def test_patient_search_and_pagination(api: Api) -> None:
     found = api.client.get("/api/v1/patients", params={"q": "oka"}, headers=h).json()
     assert found["total"] == 3
     assert [p["family_name"] for p in found["items"]] == ["Okada", "Okafor", "Okafor"]
-    assert api.client.get("/api/v1/patients", params={"q": "SRCH-2"}, headers=h).json()["total"] == 1
+    assert (
+        api.client.get("/api/v1/patients", params={"q": "SRCH-2"}, headers=h).json()["total"] == 1
+    )
     page1 = api.client.get("/api/v1/patients", params={"limit": 2}, headers=h).json()
     page2 = api.client.get("/api/v1/patients", params={"limit": 2, "offset": 2}, headers=h).json()
     assert page1["total"] == page2["total"] == 5
@@ -194,7 +215,8 @@ def test_timeline_shows_episode_session_and_measurements_newest_first(api: Api) 
     r = api.client.get(f"/api/v1/patients/{session['patient_id']}/timeline", headers=api.headers())
     kinds = [e["kind"] for e in r.json()]
     assert kinds.count("measurement") == 2
-    assert "session" in kinds and kinds[-1] == "episode_opened"
+    assert "session" in kinds
+    assert kinds[-1] == "episode_opened"
     times = [e["at"] for e in r.json()]
     assert times == sorted(times, reverse=True)
 
@@ -202,8 +224,13 @@ def test_timeline_shows_episode_session_and_measurements_newest_first(api: Api) 
 def test_openapi_documents_every_route(api: Api) -> None:
     spec = api.client.get("/api/v1/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    for path in ("/api/v1/patients", "/api/v1/sessions", "/api/v1/sessions/{session_id}/sign",
-                 "/api/v1/episodes/{episode_id}/close", "/api/v1/measurements"):
+    for path in (
+        "/api/v1/patients",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{session_id}/sign",
+        "/api/v1/episodes/{episode_id}/close",
+        "/api/v1/measurements",
+    ):
         assert path in spec["paths"], path
 
 
@@ -217,9 +244,11 @@ def test_unexpected_errors_show_no_stack_trace(api: Api, monkeypatch: Any) -> No
     from fastapi.testclient import TestClient
 
     r = TestClient(api.client.app, raise_server_exceptions=False).get(
-        "/api/v1/patients", headers=api.headers())
+        "/api/v1/patients", headers=api.headers()
+    )
     assert r.status_code == 500
-    assert "secret internals" not in r.text and "Traceback" not in r.text
+    assert "secret internals" not in r.text
+    assert "Traceback" not in r.text
     assert r.headers["content-type"] == "application/problem+json"
 
 

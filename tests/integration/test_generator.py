@@ -85,14 +85,19 @@ def test_generated_notes_are_valid_clinical_records(small_clinic: tuple[sa.Engin
     known = {m.id for m in muscles().muscles}
     thorax = {m.id for m in muscles().muscles if m.thorax}
     with engine.connect() as conn:
-        per_episode = dict(conn.execute(
-            sa.select(t.sessions.c.episode_id, sa.func.count()).group_by(t.sessions.c.episode_id)
-        ).all())
+        per_episode = dict(
+            conn.execute(
+                sa.select(t.sessions.c.episode_id, sa.func.count()).group_by(
+                    t.sessions.c.episode_id
+                )
+            ).all()
+        )
         sites = conn.execute(sa.select(t.needling_sites)).all()
         measures = conn.execute(sa.select(t.measurements)).all()
         thorax_sides = conn.execute(
-            sa.select(t.needling_sites.c.session_id, t.needling_sites.c.side)
-            .where(t.needling_sites.c.muscle_id.in_(thorax))
+            sa.select(t.needling_sites.c.session_id, t.needling_sites.c.side).where(
+                t.needling_sites.c.muscle_id.in_(thorax)
+            )
         ).all()
     assert len(per_episode) == 60
     assert all(1 <= n <= 12 for n in per_episode.values())
@@ -116,19 +121,24 @@ def test_needled_muscles_fit_the_condition(small_clinic: tuple[sa.Engine, Any]) 
             .join(t.sessions, t.sessions.c.episode_id == t.episodes.c.id)
             .join(t.needling_sites, t.needling_sites.c.session_id == t.sessions.c.id)
         ).all()
-    assert rows and all(muscle in fits[condition] for condition, muscle in rows)
+    assert rows
+    assert all(muscle in fits[condition] for condition, muscle in rows)
 
 
 def test_truth_file_holds_the_planted_effects(small_clinic: tuple[sa.Engine, Any]) -> None:
     engine, truth = small_clinic
-    assert truth["seed"] == 7 and truth["patients"] == 60
+    assert truth["seed"] == 7
+    assert truth["patients"] == 60
     skills = [p["skill_nprs"] for p in truth["practitioners"]]
-    assert len(skills) == 3 and len(set(skills)) == 3
+    assert len(skills) == 3
+    assert len(set(skills)) == 3
     model = truth["outcome_model"]
-    assert model["noise_sd"] > 0 and "condition_effect" in model
+    assert model["noise_sd"] > 0
+    assert "condition_effect" in model
     with engine.connect() as conn:
-        clinicians = set(conn.execute(
-            sa.select(t.users.c.id).where(t.users.c.role == "clinician")).scalars())
+        clinicians = set(
+            conn.execute(sa.select(t.users.c.id).where(t.users.c.role == "clinician")).scalars()
+        )
     assert {p["user_id"] for p in truth["practitioners"]} == {str(c) for c in clinicians}
     assert truth["adverse_event_rates_per_session"]["mild"]["bruising"] == pytest.approx(0.0755)
 
@@ -149,8 +159,12 @@ def test_pain_falls_more_for_more_skilled_practitioners(tmp_path: Path) -> None:
     assert mean_change[best] > mean_change[worst]
     with engine.connect() as conn:
         nprs = conn.execute(
-            sa.select(t.sessions.c.clinician_id, t.measurements.c.episode_id,
-                      t.measurements.c.taken_at, t.measurements.c.score)
+            sa.select(
+                t.sessions.c.clinician_id,
+                t.measurements.c.episode_id,
+                t.measurements.c.taken_at,
+                t.measurements.c.score,
+            )
             .join(t.sessions, t.sessions.c.id == t.measurements.c.session_id)
             .where(t.measurements.c.instrument_id == "nprs")
             .order_by(t.measurements.c.episode_id, t.measurements.c.taken_at)
@@ -173,7 +187,8 @@ def test_adverse_events_occur_near_the_published_rates(tmp_path: Path) -> None:
     with engine.connect() as conn:
         n_sessions = conn.execute(sa.select(sa.func.count()).select_from(t.sessions)).scalar_one()
         bruising = conn.execute(
-            sa.select(sa.func.count()).select_from(t.adverse_events)
+            sa.select(sa.func.count())
+            .select_from(t.adverse_events)
             .where(t.adverse_events.c.kind == "bruising")
         ).scalar_one()
     rate = bruising / n_sessions

@@ -21,8 +21,11 @@ def signed_in(engine: sa.Engine, email: str, password: str) -> TestClient:
     page = client.get("/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf
-    r = client.post("/login", data={"email": email, "password": password, "csrf": csrf[1]},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf": csrf[1]},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     return client
 
@@ -32,9 +35,16 @@ def test_a_clinician_signs_in_sees_patients_and_a_timeline(sqlite_engine: sa.Eng
     from needlepoint.actions.context import Actor
 
     owner = Actor(report.owner_id, report.clinic_id)
-    register_user(SqlUnitOfWork(sqlite_engine), owner, RegisterUser(
-        email="pages@test.example", full_name="Page Tester", role=Role.CLINICIAN,
-        password="correct horse battery"))
+    register_user(
+        SqlUnitOfWork(sqlite_engine),
+        owner,
+        RegisterUser(
+            email="pages@test.example",
+            full_name="Page Tester",
+            role=Role.CLINICIAN,
+            password="correct horse battery",
+        ),
+    )
     client = signed_in(sqlite_engine, "pages@test.example", "correct horse battery")
     listing = client.get("/patients")
     assert listing.status_code == 200
@@ -43,7 +53,8 @@ def test_a_clinician_signs_in_sees_patients_and_a_timeline(sqlite_engine: sa.Eng
     assert first
     chart = client.get(f"/patients/{first[1]}")
     assert chart.status_code == 200
-    assert "Episode opened" in chart.text and "Numeric Pain Rating Scale" in chart.text
+    assert "Episode opened" in chart.text
+    assert "Numeric Pain Rating Scale" in chart.text
     assert client.get("/patients", params={"q": "MRN-000007"}).text.count("/patients/") >= 1
     assert "1 patient" in client.get("/patients", params={"q": "MRN-000007"}).text
 
@@ -54,24 +65,35 @@ def test_wrong_password_and_missing_sign_in(sqlite_engine: sa.Engine) -> None:
     page = client.get("/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf
-    r = client.post("/login", data={"email": "nobody@test.example", "password": "x" * 10,
-                                    "csrf": csrf[1]})
-    assert r.status_code == 401 and "Wrong email or password" in r.text
+    r = client.post(
+        "/login", data={"email": "nobody@test.example", "password": "x" * 10, "csrf": csrf[1]}
+    )
+    assert r.status_code == 401
+    assert "Wrong email or password" in r.text
     forged = client.post("/login", data={"email": "a@b.c", "password": "x" * 10, "csrf": "no"})
     assert forged.status_code == 400
 
 
 def test_a_patient_of_another_clinic_is_not_shown(sqlite_engine: sa.Engine) -> None:
     here = make_clinic(sqlite_engine)
-    register_user(SqlUnitOfWork(sqlite_engine), here.as_owner, RegisterUser(
-        email="here@test.example", full_name="Here", role=Role.CLINICIAN,
-        password="another good one"))
+    register_user(
+        SqlUnitOfWork(sqlite_engine),
+        here.as_owner,
+        RegisterUser(
+            email="here@test.example",
+            full_name="Here",
+            role=Role.CLINICIAN,
+            password="another good one",
+        ),
+    )
     elsewhere = generate_clinic(sqlite_engine, patients_count=3, seed=202)
     with sqlite_engine.connect() as conn:
-        foreign = conn.execute(sa.text(
-            "select id from patients where clinic_id = :c limit 1"
-        ), {"c": elsewhere.clinic_id.hex}).scalar_one()
+        foreign = conn.execute(
+            sa.text("select id from patients where clinic_id = :c limit 1"),
+            {"c": elsewhere.clinic_id.hex},
+        ).scalar_one()
     client = signed_in(sqlite_engine, "here@test.example", "another good one")
-    r = client.get(f"/patients/{foreign[:8]}-{foreign[8:12]}-{foreign[12:16]}-"
-                   f"{foreign[16:20]}-{foreign[20:]}")
+    r = client.get(
+        f"/patients/{foreign[:8]}-{foreign[8:12]}-{foreign[12:16]}-{foreign[16:20]}-{foreign[20:]}"
+    )
     assert r.status_code == 404

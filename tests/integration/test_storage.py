@@ -18,8 +18,9 @@ from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 def test_migrations_build_exactly_the_schema_of_the_code(engine: sa.Engine) -> None:
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
-                                metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     assert diff == []
 
 
@@ -49,9 +50,16 @@ def test_sqlite_enforces_foreign_keys(sqlite_engine: sa.Engine) -> None:
     import pytest
 
     with pytest.raises(sa.exc.IntegrityError), sqlite_engine.begin() as conn:
-        conn.execute(sa.insert(metadata.tables["plan_items"]).values(
-            id=uuid.uuid4(), clinic_id=uuid.uuid4(), episode_id=uuid.uuid4(),
-            modality="exercise", description="", created_at=sa.func.now()))
+        conn.execute(
+            sa.insert(metadata.tables["plan_items"]).values(
+                id=uuid.uuid4(),
+                clinic_id=uuid.uuid4(),
+                episode_id=uuid.uuid4(),
+                modality="exercise",
+                description="",
+                created_at=sa.func.now(),
+            )
+        )
 
 
 def test_sqlite_write_transactions_take_the_write_lock_at_once(sqlite_engine: sa.Engine) -> None:
