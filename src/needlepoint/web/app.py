@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
-from needlepoint.web import pages, problems
-from needlepoint.web.api import router as api_router
+from needlepoint.web import api, pages, problems
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -23,6 +23,33 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; form-action 'self'"
     ),
 }
+
+
+class RequestIdAndSecurityHeaders:
+    """Give each request an id (audit grouping, `X-Request-ID`) and every response the
+    security headers. Plain ASGI: no extra task or thread per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        docs = scope.get("path") == "/api/docs"  # Swagger UI loads its own scripts
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers and not (docs and name == "Content-Security-Policy"):
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = False) -> FastAPI:
@@ -38,18 +65,7 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
     app.state.engine = engine
     problems.install(app)
 
-    @app.middleware("http")
-    async def _request_id_and_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        for name, value in SECURITY_HEADERS.items():
-            if not (name == "Content-Security-Policy" and request.url.path == "/api/docs"):
-                response.headers.setdefault(name, value)
-        return response
-
+    app.add_middleware(RequestIdAndSecurityHeaders)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key,
@@ -58,7 +74,8 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
         same_site="lax",
         https_only=secure_cookies,
     )
-    app.include_router(api_router)
+    for router in api.routers:  # flat, not nested: routing cost grows with nesting
+        app.include_router(router, prefix=api.PREFIX)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("needlepoint.web", "static")]), name="static")
     return app

@@ -188,6 +188,15 @@ class UnitOfWork(ABC):
 
 _TABLE_ORDER = {t.name: i for i, t in enumerate(metadata.sorted_tables)}
 
+# One prebuilt statement per table: building a fresh Select per load costs more than
+# running it.
+_BY_ID = {t.name: sa.select(t).where(t.c.id == sa.bindparam("id")) for t in metadata.sorted_tables}
+
+
+def _select_by_id(conn: sa.Connection, kind: type[E], id: UUID) -> E | None:
+    row = conn.execute(_BY_ID[TABLE_OF[kind].name], {"id": id}).first()
+    return None if row is None else kind(**row._mapping)
+
 
 def _in_dependency_order(adds: Iterable[Entity]) -> list[Entity]:
     return sorted(adds, key=lambda ent: _TABLE_ORDER[TABLE_OF[type(ent)].name])
@@ -311,9 +320,7 @@ class SqlUnitOfWork(UnitOfWork):
             self._conn = None
 
     def _load(self, kind: type[E], id: UUID) -> E | None:
-        table = TABLE_OF[kind]
-        row = self.connection.execute(sa.select(table).where(table.c.id == id)).first()
-        return None if row is None else kind(**row._mapping)
+        return _select_by_id(self.connection, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
         table = TABLE_OF[kind]
@@ -388,10 +395,8 @@ class BulkUnitOfWork(UnitOfWork):
         if id in self._known:
             found = self._known[id]
             return found if isinstance(found, kind) else None
-        table = TABLE_OF[kind]
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(table).where(table.c.id == id)).first()
-        return None if row is None else kind(**row._mapping)
+            return _select_by_id(conn, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
         raise NotImplementedError("the bulk path only creates records")

@@ -11,46 +11,40 @@ from needlepoint.domain.commands import CloseEpisode, Discharge, OpenEpisode
 from needlepoint.domain.entities import Episode
 from needlepoint.queries import episodes as queries
 from needlepoint.queries.episodes import EpisodeDetail
-from needlepoint.web.context import ApiContext, IfMatch, etag
+from needlepoint.web.context import ApiContext, IfMatch, respond
 
 router = APIRouter(tags=["episodes"])
 
 
 @router.post("/episodes", response_model=Episode, status_code=201)
-def open_episode(ctx: ApiContext, cmd: OpenEpisode, response: Response) -> Episode:
+def open_episode(ctx: ApiContext, cmd: OpenEpisode) -> Response:
     """Open an episode of care for a patient, with its plan."""
     episode = actions.open_episode(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(episode.version)
-    response.headers["Location"] = f"/api/v1/episodes/{episode.id}"
-    return episode
+    return respond(
+        episode, status=201, version=episode.version, location=f"/api/v1/episodes/{episode.id}"
+    )
 
 
 @router.get("/patients/{patient_id}/episodes", response_model=list[Episode])
-def patient_episodes(ctx: ApiContext, patient_id: UUID) -> list[Episode]:
+def patient_episodes(ctx: ApiContext, patient_id: UUID) -> Response:
     """A patient's episodes, newest first."""
     with ctx.reader() as r:
-        return queries.patient_episodes(r, patient_id)
+        return respond(queries.patient_episodes(r, patient_id))
 
 
 @router.get("/episodes/{episode_id}", response_model=EpisodeDetail)
-def get_episode(ctx: ApiContext, episode_id: UUID, response: Response) -> EpisodeDetail:
+def get_episode(ctx: ApiContext, episode_id: UUID) -> Response:
     """One episode with its plan."""
     with ctx.reader() as r:
         detail = queries.episode_detail(r, episode_id)
-    response.headers["ETag"] = etag(detail.episode.version)
-    return detail
+    return respond(detail, version=detail.episode.version)
 
 
 @router.post("/episodes/{episode_id}/close", response_model=Episode)
 def close_episode(
-    ctx: ApiContext,
-    episode_id: UUID,
-    discharge: Discharge,
-    version: IfMatch,
-    response: Response,
-) -> Episode:
+    ctx: ApiContext, episode_id: UUID, discharge: Discharge, version: IfMatch
+) -> Response:
     """Discharge. Requires If-Match; a stale version gets 412."""
     cmd = CloseEpisode(episode_id=episode_id, expected_version=version, **discharge.model_dump())
     episode = actions.close_episode(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(episode.version)
-    return episode
+    return respond(episode, version=episode.version)

@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from needlepoint.actions import outcomes as actions
 from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
 from needlepoint.domain.entities import Measurement, MedicationUse
 from needlepoint.queries import outcomes as queries
-from needlepoint.web.context import ApiContext
+from needlepoint.web.context import ApiContext, respond
 
 router = APIRouter(tags=["outcomes"])
 
 
 @router.post("/measurements", response_model=Measurement, status_code=201)
-def record_measurement(ctx: ApiContext, cmd: RecordMeasurement) -> Measurement:
+def record_measurement(ctx: ApiContext, cmd: RecordMeasurement) -> Response:
     """Record an instrument's item answers; the score is computed from them."""
-    return actions.record_measurement(ctx.uow(), ctx.actor, cmd)
+    return respond(actions.record_measurement(ctx.uow(), ctx.actor, cmd), status=201)
 
 
 @router.get("/patients/{patient_id}/measurements", response_model=list[Measurement])
@@ -27,20 +27,20 @@ def patient_measurements(
     ctx: ApiContext,
     patient_id: UUID,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
-) -> list[Measurement]:
+) -> Response:
     """A patient's measurements, oldest first."""
     with ctx.reader() as r:
-        return queries.patient_measurements(r, patient_id, instrument)
+        return respond(queries.patient_measurements(r, patient_id, instrument))
 
 
 @router.post("/medications", response_model=MedicationUse, status_code=201)
-def record_medication(ctx: ApiContext, cmd: RecordMedicationUse) -> MedicationUse:
+def record_medication(ctx: ApiContext, cmd: RecordMedicationUse) -> Response:
     """Log analgesic use (drug, class, dose, days per week)."""
-    return actions.record_medication_use(ctx.uow(), ctx.actor, cmd)
+    return respond(actions.record_medication_use(ctx.uow(), ctx.actor, cmd), status=201)
 
 
 @router.get("/patients/{patient_id}/medications", response_model=list[MedicationUse])
-def patient_medication(ctx: ApiContext, patient_id: UUID) -> list[MedicationUse]:
+def patient_medication(ctx: ApiContext, patient_id: UUID) -> Response:
     """A patient's analgesic-use log."""
     with ctx.reader() as r:
-        return queries.patient_medication(r, patient_id)
+        return respond(queries.patient_medication(r, patient_id))

@@ -13,18 +13,18 @@ from needlepoint.domain.entities import Patient
 from needlepoint.queries import patients as queries
 from needlepoint.queries.patients import Page
 from needlepoint.queries.timeline import TimelineEntry, patient_timeline
-from needlepoint.web.context import ApiContext, IfMatch, etag
+from needlepoint.web.context import ApiContext, IfMatch, respond
 
 router = APIRouter(tags=["patients"])
 
 
 @router.post("/patients", response_model=Patient, status_code=201)
-def register_patient(ctx: ApiContext, cmd: RegisterPatient, response: Response) -> Patient:
+def register_patient(ctx: ApiContext, cmd: RegisterPatient) -> Response:
     """Register a patient."""
     patient = actions.register_patient(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(patient.version)
-    response.headers["Location"] = f"/api/v1/patients/{patient.id}"
-    return patient
+    return respond(
+        patient, status=201, version=patient.version, location=f"/api/v1/patients/{patient.id}"
+    )
 
 
 @router.get("/patients", response_model=Page)
@@ -33,19 +33,18 @@ def search_patients(
     q: Annotated[str, Query(max_length=200, description="words of a name or the MRN")] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page:
+) -> Response:
     """Patients of the clinic, by name; `q` filters by name or chart number."""
     with ctx.reader() as r:
-        return queries.search_patients(r, q, limit=limit, offset=offset)
+        return respond(queries.search_patients(r, q, limit=limit, offset=offset))
 
 
 @router.get("/patients/{patient_id}", response_model=Patient)
-def get_patient(ctx: ApiContext, patient_id: UUID, response: Response) -> Patient:
+def get_patient(ctx: ApiContext, patient_id: UUID) -> Response:
     """One patient; the ETag is the version to send back in If-Match when updating."""
     with ctx.reader() as r:
         patient = queries.get_patient(r, patient_id)
-    response.headers["ETag"] = etag(patient.version)
-    return patient
+    return respond(patient, version=patient.version)
 
 
 @router.patch("/patients/{patient_id}", response_model=Patient)
@@ -54,8 +53,7 @@ def update_patient(
     patient_id: UUID,
     changes: PatientChanges,
     version: IfMatch,
-    response: Response,
-) -> Patient:
+) -> Response:
     """Change demographics. Requires If-Match; a stale version gets 412."""
     cmd = UpdatePatient(
         patient_id=patient_id,
@@ -63,12 +61,11 @@ def update_patient(
         **changes.model_dump(exclude_unset=True),
     )
     patient = actions.update_patient(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(patient.version)
-    return patient
+    return respond(patient, version=patient.version)
 
 
 @router.get("/patients/{patient_id}/timeline", response_model=list[TimelineEntry])
-def timeline(ctx: ApiContext, patient_id: UUID) -> list[TimelineEntry]:
+def timeline(ctx: ApiContext, patient_id: UUID) -> Response:
     """Everything recorded for the patient, newest first."""
     with ctx.reader() as r:
-        return patient_timeline(r, patient_id)
+        return respond(patient_timeline(r, patient_id))

@@ -18,63 +18,59 @@ from needlepoint.domain.commands import (
 from needlepoint.domain.entities import Amendment, Session
 from needlepoint.queries import sessions as queries
 from needlepoint.queries.sessions import SessionDetail
-from needlepoint.web.context import ApiContext, IfMatch, etag
+from needlepoint.web.context import ApiContext, IfMatch, respond
 
 router = APIRouter(tags=["sessions"])
 
 
 @router.post("/sessions", response_model=Session, status_code=201)
-def record_session(ctx: ApiContext, cmd: RecordSession, response: Response) -> Session:
+def record_session(ctx: ApiContext, cmd: RecordSession) -> Response:
     """Record a session note (draft) with its needling sites, co-interventions, adverse
     events and measurements, in one transaction."""
     session = actions.record_session(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(session.version)
-    response.headers["Location"] = f"/api/v1/sessions/{session.id}"
-    return session
+    return respond(
+        session, status=201, version=session.version, location=f"/api/v1/sessions/{session.id}"
+    )
 
 
 @router.get("/episodes/{episode_id}/sessions", response_model=list[Session])
-def episode_sessions(ctx: ApiContext, episode_id: UUID) -> list[Session]:
+def episode_sessions(ctx: ApiContext, episode_id: UUID) -> Response:
     """An episode's sessions in order."""
     with ctx.reader() as r:
-        return queries.episode_sessions(r, episode_id)
+        return respond(queries.episode_sessions(r, episode_id))
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
-def get_session(ctx: ApiContext, session_id: UUID, response: Response) -> SessionDetail:
+def get_session(ctx: ApiContext, session_id: UUID) -> Response:
     """A note with everything recorded in it and its amendments."""
     with ctx.reader() as r:
         detail = queries.session_detail(r, session_id)
-    response.headers["ETag"] = etag(detail.session.version)
-    return detail
+    return respond(detail, version=detail.session.version)
 
 
 @router.put("/sessions/{session_id}", response_model=Session)
 def update_session(
-    ctx: ApiContext, session_id: UUID, note: SessionNote, version: IfMatch, response: Response
-) -> Session:
+    ctx: ApiContext, session_id: UUID, note: SessionNote, version: IfMatch
+) -> Response:
     """Replace a draft note's content (409 once signed; 412 when stale)."""
     cmd = UpdateSession(session_id=session_id, expected_version=version, **note.model_dump())
     session = actions.update_session(ctx.uow(), ctx.actor, cmd)
-    response.headers["ETag"] = etag(session.version)
-    return session
+    return respond(session, version=session.version)
 
 
 @router.post("/sessions/{session_id}/sign", response_model=Session)
-def sign_session(
-    ctx: ApiContext, session_id: UUID, version: IfMatch, response: Response
-) -> Session:
+def sign_session(ctx: ApiContext, session_id: UUID, version: IfMatch) -> Response:
     """Sign and lock a draft note."""
     session = actions.sign_session(
         ctx.uow(), ctx.actor, SignSession(session_id=session_id, expected_version=version)
     )
-    response.headers["ETag"] = etag(session.version)
-    return session
+    return respond(session, version=session.version)
 
 
 @router.post("/sessions/{session_id}/amendments", response_model=Amendment, status_code=201)
-def amend_session(ctx: ApiContext, session_id: UUID, body: AmendmentText) -> Amendment:
+def amend_session(ctx: ApiContext, session_id: UUID, body: AmendmentText) -> Response:
     """Append an amendment to a signed note; the original stays readable as signed."""
-    return actions.amend_session(
+    amendment = actions.amend_session(
         ctx.uow(), ctx.actor, AmendSession(session_id=session_id, **body.model_dump())
     )
+    return respond(amendment, status=201)
