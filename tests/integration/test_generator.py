@@ -59,11 +59,19 @@ def test_another_seed_another_clinic(tmp_path: Path, small_clinic: tuple[sa.Engi
 def test_bulk_path_writes_the_same_rows_as_one_transaction_per_action(tmp_path: Path) -> None:
     bulk = fresh_sqlite(tmp_path / "bulk.db")
     per_action = fresh_sqlite(tmp_path / "actions.db")
-    generate_clinic(bulk, patients_count=15, seed=3, mode="bulk", flush_every=4)
+    generate_clinic(bulk, patients_count=15, seed=3, mode="bulk", chunk_size=4, workers=1)
     generate_clinic(per_action, patients_count=15, seed=3, mode="actions")
     a, b = dump(bulk), dump(per_action)
     assert sum(len(rows) for rows in a.values()) > 500
     assert a == b
+
+
+def test_worker_processes_write_the_same_clinic_as_one_process(tmp_path: Path) -> None:
+    parallel = fresh_sqlite(tmp_path / "parallel.db")
+    serial = fresh_sqlite(tmp_path / "serial.db")
+    generate_clinic(parallel, patients_count=40, seed=12, chunk_size=5, workers=2)
+    generate_clinic(serial, patients_count=40, seed=12, chunk_size=7, workers=1)
+    assert dump(parallel) == dump(serial)
 
 
 def test_the_same_seed_gives_the_same_clinic_on_postgresql_and_sqlite(

@@ -8,11 +8,13 @@ on a `BulkUnitOfWork` that batches the writes. Deterministic for a seed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import multiprocessing
+import os
 import random
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -23,7 +25,15 @@ import sqlalchemy as sa
 
 from needlepoint.actions import clinics, episodes, outcomes, patients, sessions
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork, UnitOfWork
+from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine
+from needlepoint.adapters.db.unit_of_work import (
+    BulkUnitOfWork,
+    PreparedRows,
+    SqlUnitOfWork,
+    UnitOfWork,
+    prepare_inserts,
+    write_prepared,
+)
 from needlepoint.domain import catalogue
 from needlepoint.domain.commands import (
     AdverseEventIn,
@@ -82,13 +92,31 @@ class SimulatedClock:
 
 
 class SeededIds:
-    """UUID4-shaped ids from a seeded generator (reproducible runs)."""
+    """Reproducible, ordered ids: UUID version 8 (RFC 9562 "custom") holding a hash of the
+    seed, the patient's number and a counter. Records created one after another get
+    ascending ids, so a bulk load appends to the indexes instead of scattering writes."""
 
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(f"ids-{seed}")
+    _PAYLOAD_BITS = 122  # 128 minus the version (4) and variant (2) bits
+
+    def __init__(self, seed: int | str) -> None:
+        digest = hashlib.sha256(f"needlepoint-synthetic-{seed}".encode()).digest()
+        self._prefix = int.from_bytes(digest[:5], "big") >> 2  # 38 bits
+        self.reseed(0)
+
+    def reseed(self, stream: int) -> None:
+        """Start stream `stream` (0: the clinic and its staff; i + 1: patient i)."""
+        self._base = (self._prefix << 84) | (stream << 40)
+        self._counter = 0
 
     def __call__(self) -> UUID:
-        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+        self._counter += 1
+        payload = self._base | self._counter
+        # Spread the payload over the free bits, keeping its order: 48 | ver | 12 | var | 62.
+        high48 = payload >> 74
+        mid12 = (payload >> 62) & 0xFFF
+        low62 = payload & ((1 << 62) - 1)
+        value = (high48 << 80) | (0x8 << 76) | (mid12 << 64) | (0b10 << 62) | low62
+        return UUID(int=value)
 
 
 @dataclass
@@ -109,6 +137,25 @@ class GenerationReport:
     truth: dict[str, Any] = field(repr=False)
 
 
+@dataclass
+class _Staff:
+    """What every patient's generation needs to know about the clinic."""
+
+    owner: User
+    practitioners: list[Practitioner]
+
+
+@dataclass
+class _Chunk:
+    """The output of generating patients [start, stop): driver-ready rows and the truth."""
+
+    start: int
+    rows: PreparedRows
+    truth: list[dict[str, Any]]
+    sessions: int
+    actions: int
+
+
 def generate_clinic(
     engine: sa.Engine,
     *,
@@ -117,32 +164,108 @@ def generate_clinic(
     practitioners_count: int | None = None,
     mode: Mode = "bulk",
     truth_path: Path | None = None,
-    flush_every: int = 250,
+    chunk_size: int = 100,
+    workers: int | None = None,
     on_patient: Callable[[], None] | None = None,
     clinic_name: str | None = None,
 ) -> GenerationReport:
-    """Generate a clinic into an already migrated database; return what was made."""
-    gen = _Generator(engine, seed, mode, flush_every)
-    report = gen.run(patients_count, practitioners_count, on_patient, clinic_name)
+    """Generate a clinic into an already migrated database; return what was made.
+
+    `mode="actions"` runs every action in its own database transaction; `mode="bulk"`
+    (the default) runs the same actions on in-memory units of work, in `workers`
+    processes, and writes each chunk of patients in one transaction. Patient i always
+    draws from its own random streams, so the result depends only on the seed."""
+    gen = _Generator(seed, mode, engine if mode == "actions" else None)
+    staff = gen.setup_clinic(
+        practitioners_count or max(3, min(60, patients_count // 100)), clinic_name
+    )
+    if gen.bulk is not None:
+        gen.bulk.flush(engine)
+    chunks = [
+        (i, min(i + chunk_size, patients_count)) for i in range(0, patients_count, chunk_size)
+    ]
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    truth_episodes: list[dict[str, Any]] = []
+    sessions = 0
+    actions = gen.actions
+    for chunk in _run_chunks(gen, engine, staff, chunks, n_workers, mode):
+        if chunk.rows:
+            with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+                conn.begin()
+                write_prepared(conn, chunk.rows)
+                conn.commit()
+        truth_episodes += chunk.truth
+        sessions += chunk.sessions
+        actions += chunk.actions
+        if on_patient is not None:
+            for _ in chunk.truth:
+                on_patient()
+    truth = gen.truth(staff, patients_count, truth_episodes)
+    report = GenerationReport(
+        clinic_id=staff.owner.clinic_id,
+        owner_id=staff.owner.id,
+        patients=patients_count,
+        sessions=sessions,
+        actions=actions,
+        truth_path=None,
+        truth=truth,
+    )
     if truth_path is not None:
         truth_path.parent.mkdir(parents=True, exist_ok=True)
-        truth_path.write_text(json.dumps(report.truth, indent=1, default=str))
+        truth_path.write_text(json.dumps(truth, indent=1, default=str))
         report.truth_path = truth_path
     return report
 
 
+def _run_chunks(
+    gen: _Generator,
+    engine: sa.Engine,
+    staff: _Staff,
+    chunks: list[tuple[int, int]],
+    workers: int,
+    mode: Mode,
+) -> Iterator[_Chunk]:
+    """Chunks in order, generated here or by a pool of worker processes."""
+    if mode == "actions" or workers <= 1 or len(chunks) < 4:
+        for start, stop in chunks:
+            yield gen.chunk(staff, start, stop, engine.dialect)
+        return
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    init = (gen.seed, staff, engine.url.render_as_string(hide_password=False))
+    with context.Pool(workers, initializer=_worker_init, initargs=init) as pool:
+        yield from pool.imap(_worker_chunk, chunks)
+
+
+_worker: tuple[_Generator, _Staff, sa.Dialect] | None = None
+
+
+def _worker_init(seed: int, staff: _Staff, url: str) -> None:
+    global _worker
+    engine = make_engine(url)
+    if engine.dialect.name != "sqlite":  # let the dialect learn the server's settings
+        engine.connect().close()
+    _worker = (_Generator(seed, "bulk", None), staff, engine.dialect)
+
+
+def _worker_chunk(bounds: tuple[int, int]) -> _Chunk:
+    assert _worker is not None
+    gen, staff, dialect = _worker
+    return gen.chunk(staff, bounds[0], bounds[1], dialect)
+
+
 class _Generator:
-    def __init__(self, engine: sa.Engine, seed: int, mode: Mode, flush_every: int) -> None:
+    def __init__(self, seed: int, mode: Mode, engine: sa.Engine | None) -> None:
         self.engine = engine
         self.seed = seed
         self.mode = mode
-        self.flush_every = flush_every
         self.rng = random.Random(seed)
         start = datetime.combine(ANCHOR - timedelta(days=800), time(8), tzinfo=UTC)
         self.clock = SimulatedClock(start)
         self.ids = SeededIds(seed)
         self.model = OutcomeModel()
-        self.bulk = BulkUnitOfWork(engine, self.clock, self.ids) if mode == "bulk" else None
+        self.bulk = BulkUnitOfWork(None, self.clock, self.ids) if engine is None else None
         self.actions = 0
         self.sessions = 0
         self.muscles = catalogue.muscles()
@@ -159,21 +282,16 @@ class _Generator:
     # -- plumbing ---------------------------------------------------------------------------
     def uow(self) -> UnitOfWork:
         self.actions += 1
-        return (
-            self.bulk if self.bulk is not None else SqlUnitOfWork(self.engine, self.clock, self.ids)
-        )
+        if self.bulk is not None:
+            return self.bulk
+        assert self.engine is not None
+        return SqlUnitOfWork(self.engine, self.clock, self.ids)
 
     def at(self, moment: datetime) -> None:
         self.clock.at = moment
 
     # -- the clinic -------------------------------------------------------------------------
-    def run(
-        self,
-        patients_count: int,
-        practitioners_count: int | None,
-        on_patient: Callable[[], None] | None,
-        clinic_name: str | None,
-    ) -> GenerationReport:
+    def setup_clinic(self, practitioners: int, clinic_name: str | None) -> _Staff:
         owner = clinics.register_clinic(
             self.uow(),
             RegisterClinic(
@@ -184,44 +302,50 @@ class _Generator:
             source=SOURCE,
         )
         owner_actor = Actor(owner.id, owner.clinic_id, source=SOURCE)
-        k = practitioners_count or max(3, min(60, patients_count // 100))
-        staff = [self._practitioner(owner_actor, i) for i in range(k)]
-        truth_episodes: list[dict[str, Any]] = []
-        for i in range(patients_count):
-            truth_episodes.append(self._patient(i, staff, owner_actor))
-            if self.bulk is not None and (i + 1) % self.flush_every == 0:
-                self.bulk.flush()
-            if on_patient is not None:
-                on_patient()
+        staff = [self._practitioner(owner_actor, i) for i in range(practitioners)]
+        return _Staff(owner=owner, practitioners=staff)
+
+    def chunk(self, staff: _Staff, start: int, stop: int, dialect: sa.Dialect) -> _Chunk:
+        """Generate patients [start, stop) and return their rows, ready for the driver."""
+        self.actions = 0
+        self.sessions = 0
         if self.bulk is not None:
-            self.bulk.flush()
-        truth = {
+            self.bulk.preload([staff.owner, *(p.user for p in staff.practitioners)])
+        owner_actor = Actor(staff.owner.id, staff.owner.clinic_id, source=SOURCE)
+        truth = []
+        for i in range(start, stop):
+            self.rng = random.Random(f"{self.seed}:patient:{i}")
+            self.ids.reseed(i + 1)
+            truth.append(self._patient(i, staff.practitioners, owner_actor))
+        rows: PreparedRows = []
+        if self.bulk is not None:
+            adds, updates = self.bulk.drain()
+            assert not updates, "a patient's records are all created within its chunk"
+            rows = prepare_inserts(dialect, adds)
+        return _Chunk(start, rows, truth, self.sessions, self.actions)
+
+    def truth(
+        self, staff: _Staff, patients_count: int, episodes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The planted effects, for checking analytics against."""
+        return {
             "generator": "needlepoint.synthetic.clinic",
             "seed": self.seed,
             "anchor_date": ANCHOR.isoformat(),
-            "clinic_id": str(owner.clinic_id),
+            "clinic_id": str(staff.owner.clinic_id),
             "patients": patients_count,
             "outcome_model": self.model.describe(),
             "practitioners": [
                 {"user_id": str(p.user.id), "name": p.user.full_name, "skill_nprs": p.skill}
-                for p in staff
+                for p in staff.practitioners
             ],
             "adverse_event_rates_per_session": {
                 "mild": {k.value: v for k, v in self.mild_rates.items()},
                 "significant": self.significant_rate,
                 "sources": self.ae_sources,
             },
-            "episodes": truth_episodes,
+            "episodes": episodes,
         }
-        return GenerationReport(
-            clinic_id=owner.clinic_id,
-            owner_id=owner.id,
-            patients=patients_count,
-            sessions=self.sessions,
-            actions=self.actions,
-            truth_path=None,
-            truth=truth,
-        )
 
     def _practitioner(self, owner: Actor, i: int) -> Practitioner:
         rng = self.rng

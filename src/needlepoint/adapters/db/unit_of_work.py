@@ -212,11 +212,10 @@ class _InsertPlan:
 _INSERT_PLANS: dict[tuple[str, str], _InsertPlan] = {}
 
 
-def _insert_plan(conn: sa.Connection, table: sa.Table) -> _InsertPlan:
+def _insert_plan(dialect: sa.Dialect, table: sa.Table) -> _InsertPlan:
     """The compiled INSERT of every column of `table`, with each column type's own bind
     processor: the values reach the driver exactly as SQLAlchemy would send them, without
     its per-row bookkeeping (which costs more than the insert itself in bulk)."""
-    dialect = conn.dialect
     key = (dialect.name, table.name)
     plan = _INSERT_PLANS.get(key)
     if plan is None:
@@ -232,14 +231,19 @@ def _insert_plan(conn: sa.Connection, table: sa.Table) -> _InsertPlan:
     return plan
 
 
-def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
-    """Insert records table by table in foreign-key order, one executemany per table."""
+PreparedRows = list[tuple[str, list[Any]]]
+"""Rows ready for the driver: (table name, rows) in foreign-key order."""
+
+
+def prepare_inserts(dialect: sa.Dialect, adds: list[Entity]) -> PreparedRows:
+    """Records as driver-ready rows, table by table in foreign-key order. Pure CPU work:
+    the synthetic clinic generator runs it in worker processes."""
     by_table: dict[str, list[Entity]] = {}
     for ent in _in_dependency_order(adds):
         by_table.setdefault(TABLE_OF[type(ent)].name, []).append(ent)
-    positional = conn.dialect.positional
+    prepared: PreparedRows = []
     for name, ents in by_table.items():
-        plan = _insert_plan(conn, metadata.tables[name])
+        plan = _insert_plan(dialect, metadata.tables[name])
         pairs = list(zip(plan.columns, plan.processors, strict=True))
         rows: list[Any] = []
         for ent in ents:
@@ -248,9 +252,22 @@ def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
                 for col, proc in pairs
             ]
             rows.append(
-                tuple(values) if positional else dict(zip(plan.columns, values, strict=True))
+                tuple(values)
+                if dialect.positional
+                else dict(zip(plan.columns, values, strict=True))
             )
-        conn.exec_driver_sql(plan.sql, rows)
+        prepared.append((name, rows))
+    return prepared
+
+
+def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
+    """Insert prepared rows: one executemany per table."""
+    for name, rows in prepared:
+        conn.exec_driver_sql(_insert_plan(conn.dialect, metadata.tables[name]).sql, rows)
+
+
+def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
+    write_prepared(conn, prepare_inserts(conn.dialect, adds))
 
 
 def _update_versioned(conn: sa.Connection, old: Entity, new: Entity) -> None:
@@ -372,7 +389,7 @@ class BulkUnitOfWork(UnitOfWork):
 
     def __init__(
         self,
-        engine: sa.Engine,
+        engine: sa.Engine | None,
         clock: Clock = system_clock,
         ids: IdSource = uuid.uuid4,
         keep: tuple[type[Any], ...] = (Clinic, User),
@@ -395,6 +412,8 @@ class BulkUnitOfWork(UnitOfWork):
         if id in self._known:
             found = self._known[id]
             return found if isinstance(found, kind) else None
+        if self.engine is None:  # generating in memory only
+            return None
         with self.engine.connect() as conn:
             return _select_by_id(conn, kind, id)
 
@@ -425,23 +444,37 @@ class BulkUnitOfWork(UnitOfWork):
                 first = self._pending_updates.get(old.id, (old, new))[0]
                 self._pending_updates[old.id] = (first, new)
 
-    def flush(self) -> int:
-        """Write every committed change in one transaction; return the rows written."""
+    def preload(self, records: list[Entity]) -> None:
+        """Make records written elsewhere readable by the actions run here."""
+        for ent in records:
+            self._known[ent.id] = ent
+
+    def drain(self) -> tuple[list[Entity], list[tuple[Entity, Entity]]]:
+        """Hand over every committed change (new records, changes to older ones) and
+        forget them, keeping only the kinds in `keep` readable."""
         if self._active:
-            raise RuntimeError("flush() inside an action")
+            raise RuntimeError("drain() inside an action")
         adds = list(self._pending.values())
         updates = list(self._pending_updates.values())
+        self._pending.clear()
+        self._pending_updates.clear()
+        self._known = {k: v for k, v in self._known.items() if isinstance(v, self._keep)}
+        return adds, updates
+
+    def flush(self, engine: sa.Engine | None = None) -> int:
+        """Write every committed change in one transaction; return the rows written."""
+        target = engine or self.engine
+        if target is None:
+            raise RuntimeError("no database to flush to")
+        adds, updates = self.drain()
         if not adds and not updates:
             return 0
-        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+        with target.connect().execution_options(**{WRITE_OPTION: True}) as conn:
             conn.begin()
             _insert_grouped(conn, adds)
             for old, new in updates:
                 _update_versioned(conn, old, new)
             conn.commit()
-        self._pending.clear()
-        self._pending_updates.clear()
-        self._known = {k: v for k, v in self._known.items() if isinstance(v, self._keep)}
         written = len(adds) + len(updates)
         self.rows_written += written
         return written
