@@ -36,6 +36,7 @@ class Instrument(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str
     name: str
+    unit: str
     version: str
     items: int
     item_min: float
@@ -54,6 +55,12 @@ class Instrument(BaseModel):
     def item_names(self) -> list[str]:
         """Item keys in the instrument's documented order."""
         return [f"item{i}" for i in range(1, self.items + 1)]
+
+    def format(self, score: float | None) -> str:
+        """A score as a clinician reads it: one decimal at most, with its unit."""
+        if score is None:
+            return "not scorable"
+        return f"{round(score, 1):g}{self.unit}"
 
 
 class _Library(BaseModel):

@@ -105,15 +105,13 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
 
     instruments = library()
     for m in reader.select(Measurement, measurements.c.patient_id == patient_id):
-        name = (
-            instruments[m.instrument_id].name
-            if m.instrument_id in instruments
-            else (m.instrument_id)
-        )
-        score = "not scorable" if m.score is None else f"{m.score:g}"
+        known = instruments.get(m.instrument_id)
+        name = known.name if known else m.instrument_id
+        score = known.format(m.score) if known else str(m.score)
         where = ""
         if m.context and "joint" in m.context:
-            where = f" ({m.context.get('joint')} {m.context.get('movement', '')})"
+            joint = str(m.context["joint"]).replace("_", " ")
+            where = f": {joint} {m.context.get('movement', '')} {m.context.get('side', '')}"
         entries.append(
             TimelineEntry(
                 m.taken_at, "measurement", m.id, f"{name}{where}", f"score {score}", m.episode_id

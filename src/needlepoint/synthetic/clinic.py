@@ -494,6 +494,7 @@ class _Generator:
                 visit,
                 k,
                 len(visits),
+                n_sessions,
                 baseline,
                 change,
                 side,
@@ -538,6 +539,7 @@ class _Generator:
         visit: datetime,
         k: int,
         n: int,
+        planned: int,
         baseline: float,
         change: float,
         side: Side,
@@ -547,7 +549,8 @@ class _Generator:
         condition: str,
     ) -> Session:
         rng = self.rng
-        progress = _progress(k, n)
+        # An episode still under way is part-way along the course planned for it.
+        progress = _progress(k, planned)
         nprs = _clip(
             round(baseline - change * progress + rng.gauss(0, self.model.measurement_noise_sd)),
             0,
