@@ -392,10 +392,10 @@ class _Generator:
         female = rng.random() < (0.62 if condition != "knee_pain" else 0.5)
         age = min(88, max(18, round(rng.gauss(47, 15))))
         start = ANCHOR - timedelta(days=rng.randint(14, 760))
-        born = start - timedelta(days=age * 365 + rng.randint(0, 364))
+        age_days = age * 365 + rng.randint(0, 364)
         chronic = rng.random() < 0.55
-        onset = start - timedelta(
-            days=rng.randint(CHRONIC_AFTER_DAYS + 1, 1500)
+        onset_days = (
+            rng.randint(CHRONIC_AFTER_DAYS + 1, 1500)
             if chronic
             else rng.randint(3, CHRONIC_AFTER_DAYS - 1)
         )
@@ -413,9 +413,13 @@ class _Generator:
         )
         change = min(baseline, max(-1.5, expected + rng.gauss(0, model.noise_sd)))
         n_sessions = min(12, max(3, round(rng.gauss(7 - 0.4 * (change - 2.5), 2.0))))
-        ongoing = (ANCHOR - start).days < 60 and rng.random() < 0.6
+        visits = self._visit_dates(start, n_sessions)
+        ongoing = len(visits) < n_sessions  # the planned course runs past the clinic's today
+        start = visits[0].date()  # an episode still under way may have begun earlier
+        born = start - timedelta(days=age_days)
+        onset = start - timedelta(days=onset_days)
 
-        self.at(_moment(start, rng, hour_from=8))
+        self.at(visits[0] - timedelta(minutes=30))
         patient = patients.register_patient(
             self.uow(),
             actor,
@@ -467,7 +471,6 @@ class _Generator:
                 plan=plan,
             ),
         )
-        visits = self._visit_dates(start, n_sessions, ongoing)
         truth = {
             "episode_id": str(episode.id),
             "patient_id": str(patient.id),
@@ -519,16 +522,20 @@ class _Generator:
             )
         return truth
 
-    def _visit_dates(self, start: date, n: int, ongoing: bool) -> list[datetime]:
+    def _visit_dates(self, start: date, n: int) -> list[datetime]:
         rng = self.rng
         visits = []
         day = start
         for _ in range(n):
             visits.append(_moment(day, rng, hour_from=8))
             day += timedelta(days=rng.choice([3, 4, 7, 7, 7, 10, 14]))
-        if ongoing:  # an episode still under way: only the visits up to "today"
+        if visits[-1].date() > ANCHOR:
+            # Still under way on the clinic's "today": the visits so far, at least three
+            # (the course moved earlier if need be), not yet the whole planned course.
+            lag = max(timedelta(0), visits[2].date() - ANCHOR)
+            visits = [v - lag for v in visits]
             past = [v for v in visits if v.date() <= ANCHOR]
-            visits = past[: max(1, min(len(past), rng.randint(1, 4)))]
+            visits = past[: max(3, min(len(past), n - 1))]
         return visits
 
     def _session(
@@ -626,7 +633,8 @@ class _Generator:
             ),
         )
         self.sessions += 1
-        ongoing_draft = k == n - 1 and rng.random() < 0.1
+        # The latest note of an episode still under way is sometimes not signed yet.
+        ongoing_draft = k == n - 1 and n < planned and rng.random() < 0.5
         if not ongoing_draft:
             self.at(visit + timedelta(minutes=55))
             note = sessions.sign_session(
