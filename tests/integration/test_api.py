@@ -257,3 +257,65 @@ def test_security_headers_on_every_response(api: Api) -> None:
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_responses_match_the_documented_models(api: Api) -> None:
+    """Routes answer with orjson directly; every answer must still validate against the
+    response model its OpenAPI entry documents."""
+    from fastapi.routing import APIRoute
+    from pydantic import TypeAdapter
+
+    session = new_session(api)
+    h = api.headers()
+    sid, pid, eid = session["id"], session["patient_id"], session["episode_id"]
+    api.client.post(f"/api/v1/sessions/{sid}/sign", headers=api.headers(**{"If-Match": '"1"'}))
+    calls = {
+        ("GET", "/api/v1/patients"): api.client.get("/api/v1/patients", headers=h),
+        ("GET", "/api/v1/patients/{patient_id}"): api.client.get(
+            f"/api/v1/patients/{pid}", headers=h
+        ),
+        ("GET", "/api/v1/patients/{patient_id}/timeline"): api.client.get(
+            f"/api/v1/patients/{pid}/timeline", headers=h
+        ),
+        ("GET", "/api/v1/patients/{patient_id}/episodes"): api.client.get(
+            f"/api/v1/patients/{pid}/episodes", headers=h
+        ),
+        ("GET", "/api/v1/patients/{patient_id}/measurements"): api.client.get(
+            f"/api/v1/patients/{pid}/measurements", headers=h
+        ),
+        ("GET", "/api/v1/episodes/{episode_id}"): api.client.get(
+            f"/api/v1/episodes/{eid}", headers=h
+        ),
+        ("GET", "/api/v1/episodes/{episode_id}/sessions"): api.client.get(
+            f"/api/v1/episodes/{eid}/sessions", headers=h
+        ),
+        ("GET", "/api/v1/sessions/{session_id}"): api.client.get(
+            f"/api/v1/sessions/{sid}", headers=h
+        ),
+        ("POST", "/api/v1/sessions/{session_id}/amendments"): api.client.post(
+            f"/api/v1/sessions/{sid}/amendments", json={"reason": "r", "text": "t"}, headers=h
+        ),
+        ("POST", "/api/v1/medications"): api.client.post(
+            "/api/v1/medications",
+            headers=h,
+            json={
+                "patient_id": pid,
+                "drug": "Ibuprofen",
+                "drug_class": "nsaid",
+                "days_per_week": 3,
+                "recorded_on": "2026-02-03",
+            },
+        ),
+    }
+    from needlepoint.web import api as api_package
+
+    models = {
+        (method, api_package.PREFIX + route.path): route.response_model
+        for router in api_package.routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    for key, response in calls.items():
+        assert response.status_code in (200, 201), (key, response.text)
+        TypeAdapter(models[key]).validate_python(response.json())
