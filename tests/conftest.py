@@ -106,6 +106,15 @@ class ClinicFixture:
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
 
+    def prepare_needling(self, patient_id: uuid.UUID) -> None:
+        """Screen the patient (all clear) and record their consent, as before needling."""
+        from needlepoint.actions.consent import record_consent
+        from needlepoint.actions.screening import record_screening
+        from tests.factories import consent_cmd, screening_cmd
+
+        record_screening(self.uow(), self.as_clinician, screening_cmd(patient_id))
+        record_consent(self.uow(), self.as_clinician, consent_cmd(patient_id))
+
 
 def make_clinic(engine: sa.Engine, name: str = "Test Clinic") -> ClinicFixture:
     """A new clinic with an owner, a clinician and an assistant."""

@@ -10,9 +10,12 @@ from needlepoint.domain.commands import (
     MeasurementIn,
     NeedlingSiteIn,
     OpenEpisode,
+    RecordConsent,
+    RecordScreening,
     RecordSession,
     RegisterPatient,
 )
+from needlepoint.domain.screening import questionnaire
 
 _counter = iter(range(1, 10_000_000))
 
@@ -87,8 +90,51 @@ def session_body(episode_id: UUID, **overrides: Any) -> dict[str, Any]:
     return {**data, **overrides}
 
 
+SCREENED = datetime(2026, 2, 1, 8, 0, tzinfo=UTC)
+
+
+def screening_body(**yes: bool) -> dict[str, Any]:
+    """A completed questionnaire: every answer no, except those given."""
+    answers = {q.id: False for q in questionnaire().questions}
+    answers.update(yes)
+    return {"answers": answers}
+
+
+def screening_cmd(patient_id: UUID, **overrides: Any) -> RecordScreening:
+    data: dict[str, Any] = {
+        "patient_id": patient_id,
+        **screening_body(),
+        "screened_at": SCREENED,
+    }
+    return RecordScreening(**{**data, **overrides})
+
+
+def consent_body(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "template_id": "dry_needling",
+        "template_version": "1.0",
+        "signer_name": "Ada Testperson",
+        "method": "typed_name",
+        "signed_at": SCREENED.isoformat(),
+        "copy_given": True,
+    }
+    return {**data, **overrides}
+
+
+def consent_cmd(patient_id: UUID, **overrides: Any) -> RecordConsent:
+    return RecordConsent(patient_id=patient_id, **consent_body(**overrides))
+
+
 def session_cmd(episode_id: UUID, **overrides: Any) -> RecordSession:
     return RecordSession.model_validate(session_body(episode_id, **overrides))
 
 
-__all__ = ["MeasurementIn", "NeedlingSiteIn", "episode_cmd", "patient_cmd", "session_cmd"]
+__all__ = [
+    "MeasurementIn",
+    "NeedlingSiteIn",
+    "consent_cmd",
+    "episode_cmd",
+    "patient_cmd",
+    "screening_cmd",
+    "session_cmd",
+]

@@ -76,6 +76,7 @@ def audit_actions(clinic: ClinicFixture) -> list[str]:
 
 def charted(clinic: ClinicFixture) -> tuple[Any, Any, Session]:
     patient = patients.register_patient(clinic.uow(), clinic.as_clinician, patient_cmd())
+    clinic.prepare_needling(patient.id)
     episode = episodes.open_episode(clinic.uow(), clinic.as_clinician, episode_cmd(patient.id))
     note = sessions.record_session(clinic.uow(), clinic.as_clinician, session_cmd(episode.id))
     return patient, episode, note
@@ -225,6 +226,7 @@ def test_audit_event_names_who_what_which_record_and_digests(clinic: ClinicFixtu
 
 def test_a_failed_action_leaves_no_row_behind(clinic: ClinicFixture) -> None:
     patient = patients.register_patient(clinic.uow(), clinic.as_clinician, patient_cmd())
+    clinic.prepare_needling(patient.id)
     episode = episodes.open_episode(clinic.uow(), clinic.as_clinician, episode_cmd(patient.id))
     before = counts(clinic)
     # The last measurement is out of range: the session, its sites, co-interventions,
@@ -370,6 +372,7 @@ def test_a_user_of_another_clinic_cannot_act_here(
 
 def test_the_front_desk_cannot_write_clinical_notes(clinic: ClinicFixture) -> None:
     patient = patients.register_patient(clinic.uow(), clinic.as_assistant, patient_cmd())
+    clinic.prepare_needling(patient.id)
     episode = episodes.open_episode(clinic.uow(), clinic.as_clinician, episode_cmd(patient.id))
     before = counts(clinic)
     with pytest.raises(PermissionDenied):

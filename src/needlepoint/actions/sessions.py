@@ -7,6 +7,7 @@ from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.domain.billing import derive_cpt
 from needlepoint.domain.commands import (
     AmendSession,
     RecordSession,
@@ -17,16 +18,21 @@ from needlepoint.domain.commands import (
 from needlepoint.domain.entities import (
     AdverseEvent,
     Amendment,
+    Clinic,
     CoIntervention,
+    Consent,
     Entity,
     Episode,
     Measurement,
     NeedlingSite,
+    Screening,
     Session,
+    TrainingRecord,
     User,
 )
 from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.episodes import ensure_open
+from needlepoint.domain.needling import check_needling
 from needlepoint.domain.notes import (
     check_session_time,
     check_sites,
@@ -52,9 +58,11 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
         user = authorize(uow, actor, Permission.RECORD_SESSION)
         episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
         ensure_open(episode)
-        clinician_id = cmd.clinician_id or user.id
-        if cmd.clinician_id is not None:
-            load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+        clinician = user
+        if cmd.clinician_id is not None and cmd.clinician_id != user.id:
+            clinician = load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+        clinician_id = clinician.id
+        flags = _safety_flags(uow, actor, episode.patient_id, clinician, cmd)
         now = uow.now()
         session = Session(
             id=uow.new_id(),
@@ -70,6 +78,7 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
             status=SessionStatus.DRAFT,
             created_at=now,
             updated_at=now,
+            safety_flags=flags,
         )
         children = _note_children(uow, actor, episode, session, cmd)
         uow.add(session)
@@ -96,6 +105,8 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
         check_version(session, cmd.expected_version)
         ensure_editable(session)
         episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
+        clinician = load(uow, User, session.clinician_id, actor, field="clinician_id")
+        flags = _safety_flags(uow, actor, session.patient_id, clinician, cmd)
         old_children: list[Entity] = []
         for kind in _CHILD_KINDS:
             old_children += uow.list_by(kind, actor.clinic_id, session_id=session.id)
@@ -110,6 +121,7 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
             plan=cmd.plan,
             updated_at=uow.now(),
             version=session.version + 1,
+            safety_flags=flags,
         )
         children = _note_children(uow, actor, episode, updated, cmd)
         for child in children:
@@ -136,7 +148,12 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
         check_version(session, cmd.expected_version)
         ensure_editable(session)
+        clinic = load(uow, Clinic, actor.clinic_id, actor, field="clinic_id")
+        sites = uow.list_by(NeedlingSite, actor.clinic_id, session_id=session.id)
+        cpt = derive_cpt(sites, sides_separately=clinic.bill_sides_separately)
         now = uow.now()
+        # A student's note is signed by a licensed clinician (students hold no sign
+        # permission): that signature is the co-signature the student's note needs.
         signed = replace(
             session,
             status=SessionStatus.SIGNED,
@@ -144,6 +161,8 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
             signed_at=now,
             updated_at=now,
             version=session.version + 1,
+            cpt_code=cpt.code if cpt else None,
+            billing_muscles=cpt.muscles if cpt else None,
         )
         uow.replace(session, signed)
         audit(
@@ -187,6 +206,25 @@ def amend_session(uow: UnitOfWork, actor: Actor, cmd: AmendSession) -> Amendment
         )
         uow.commit()
     return amendment
+
+
+def _safety_flags(
+    uow: UnitOfWork, actor: Actor, patient_id: UUID, clinician: User, note: SessionNote
+) -> list[dict[str, object]]:
+    """Screening, consent, credential and site-level checks for the needling in a note."""
+    if not note.sites:
+        return []
+    check_sites(note.sites)
+    clinic = load(uow, Clinic, actor.clinic_id, actor, field="clinic_id")
+    return check_needling(
+        sites=note.sites,
+        started_at=note.started_at,
+        clinic=clinic,
+        clinician=clinician,
+        training=uow.list_by(TrainingRecord, actor.clinic_id, user_id=clinician.id),
+        screenings=uow.list_by(Screening, actor.clinic_id, patient_id=patient_id),
+        consents=uow.list_by(Consent, actor.clinic_id, patient_id=patient_id),
+    )
 
 
 def _note_children(

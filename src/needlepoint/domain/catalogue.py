@@ -65,11 +65,64 @@ def conditions() -> ConditionCatalogue:
 # --- muscles ----------------------------------------------------------------------------
 
 
+Region = Literal[
+    "head",
+    "neck",
+    "upper_back",
+    "chest",
+    "abdomen",
+    "shoulder",
+    "upper_arm",
+    "forearm",
+    "hand",
+    "lumbar",
+    "hip",
+    "thigh",
+    "knee",
+    "calf",
+    "leg",
+    "foot",
+]
+Limb = Literal["head", "neck", "trunk", "upper_limb", "lower_limb"]
+ChartKey = Literal[
+    "trapezius",
+    "upper-back",
+    "lower-back",
+    "chest",
+    "biceps",
+    "triceps",
+    "forearm",
+    "back-deltoids",
+    "front-deltoids",
+    "abs",
+    "obliques",
+    "adductor",
+    "hamstring",
+    "quadriceps",
+    "abductors",
+    "calves",
+    "gluteal",
+    "head",
+    "neck",
+    "knees",
+    "left-soleus",
+    "right-soleus",
+]
+"""Body-chart regions: the muscle keys of the MIT-licensed react-body-highlighter data."""
+
+
 class Muscle(_Frozen):
     id: str
     name: str
-    region: str
+    region: Region
+    limb: Limb
+    """Where a site-level exclusion such as "lymphoedema of the left upper limb" applies."""
     thorax: bool
+    """Over the thorax or lung apex: the pneumothorax guidance applies (REFERENCE §1)."""
+    cautions: list[str]
+    """Neurovascular and other cautions, ids of `site_rules.yaml` (each with sources)."""
+    chart: list[ChartKey]
+    views: list[Literal["front", "back"]]
     synonyms: list[str]
 
 
@@ -98,6 +151,41 @@ def muscles() -> MuscleCatalogue:
         if unknown:
             raise ValueError(f"muscles.yaml: {condition} names unknown muscles {sorted(unknown)}")
     return catalogue
+
+
+def search_muscles(
+    query: str = "", *, region: str | None = None, chart: str | None = None, limit: int = 50
+) -> list[Muscle]:
+    """Muscles whose name, id or a synonym matches `query` (case-insensitive), best matches
+    first: name starts with the query, then a word of the name or a synonym does, then the
+    query appears anywhere. Optionally only one region or one body-chart key."""
+    needle = " ".join(query.lower().replace("_", " ").split())
+    ranked: list[tuple[int, str, Muscle]] = []
+    for muscle in muscles().muscles:
+        if region is not None and muscle.region != region:
+            continue
+        if chart is not None and chart not in muscle.chart:
+            continue
+        rank = _match_rank(needle, muscle)
+        if rank is not None:
+            ranked.append((rank, muscle.name.lower(), muscle))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [m for _, _, m in ranked[:limit]]
+
+
+def _match_rank(needle: str, muscle: Muscle) -> int | None:
+    if not needle:
+        return 3
+    name = muscle.name.lower()
+    texts = [name, muscle.id.replace("_", " "), *(s.lower() for s in muscle.synonyms)]
+    if name.startswith(needle):
+        return 0
+    words = [w.strip("()") for t in texts for w in t.split()]
+    if any(t.startswith(needle) for t in texts) or any(w.startswith(needle) for w in words):
+        return 1
+    if any(needle in t for t in texts):
+        return 2
+    return None
 
 
 @cache

@@ -7,13 +7,15 @@ publishes them in its OpenAPI schema."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from needlepoint.domain.enums import (
     AdverseEventKind,
+    ConsentMethod,
+    CredentialPolicy,
     DrugClass,
     Modality,
     Role,
@@ -180,6 +182,8 @@ class NeedlingSiteIn(Command):
     estim_params: EstimParams | None = None
     tolerance: Tolerance
     notes: Annotated[str, Field(max_length=2000)] | None = None
+    override_reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    """A written reason that overrides an overridable site-level safety rule (audited)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -271,3 +275,96 @@ class RecordMedicationUse(Command):
     dose_mg: Annotated[float, Field(gt=0, le=10_000)] | None = None
     days_per_week: Annotated[int, Field(ge=0, le=7)]
     recorded_on: date
+
+
+# --- screening, consent, credentials, clinic settings -----------------------------------
+
+Area = Literal[
+    "head",
+    "neck",
+    "trunk:left",
+    "trunk:right",
+    "upper_limb:left",
+    "upper_limb:right",
+    "lower_limb:left",
+    "lower_limb:right",
+]
+"""A body area a site-level exclusion applies to (a muscle's limb and the site's side)."""
+
+
+class LocalExclusion(Command):
+    area: Area
+    reason: Literal["infected_tissue", "inflamed_tissue", "varicose_veins"]
+
+
+class ScreeningAnswers(Command):
+    """A completed appropriateness questionnaire: every question answered yes or no, with
+    the details a yes requires (areas, reasons, notes)."""
+
+    answers: dict[Annotated[str, Field(max_length=64)], bool]
+    lymphoedema_areas: Annotated[list[Area], Field(max_length=8)] = []
+    local_exclusions: Annotated[list[LocalExclusion], Field(max_length=16)] = []
+    notes: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=2000)]] = {}
+
+
+class ScreeningForm(ScreeningAnswers):
+    """The answers as the clinician submits them, with the precautions acknowledged."""
+
+    acknowledged_precautions: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(max_length=64)
+    ] = []
+    screened_at: AwareDatetime | None = None
+
+
+class RecordScreening(ScreeningForm):
+    patient_id: UUID
+
+
+class ConsentIn(Command):
+    template_id: Annotated[str, Field(min_length=1, max_length=64)]
+    template_version: Annotated[str, Field(min_length=1, max_length=32)]
+    signer_name: Annotated[str, Field(min_length=1, max_length=200)]
+    method: ConsentMethod
+    signed_at: AwareDatetime
+    copy_given: bool
+    witness_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    signature: Annotated[str, Field(max_length=200_000)] | None = None
+    """The captured signature (an SVG path or a data: URL), when signed on screen."""
+
+    @model_validator(mode="after")
+    def _method_has_its_evidence(self) -> Self:
+        if self.method is ConsentMethod.WITNESS and not self.witness_name:
+            raise ValueError("witness_name is required when the method is witness")
+        if self.method is ConsentMethod.SIGNATURE and not self.signature:
+            raise ValueError("signature is required when the method is signature")
+        return self
+
+
+class RecordConsent(ConsentIn):
+    patient_id: UUID
+
+
+class WithdrawConsent(Command):
+    consent_id: UUID
+    expected_version: int
+    withdrawn_at: AwareDatetime
+
+
+class AddTrainingRecord(TrainingCourse):
+    user_id: UUID
+    supervised_sessions: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+
+class ClinicSettingsIn(Command):
+    """Clinic settings for safety, credentials and billing; only the fields given change."""
+
+    jurisdiction: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    credential_policy: CredentialPolicy | None = None
+    screening_valid_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    bill_sides_separately: bool | None = None
+    min_training_hours: Annotated[float, Field(ge=0, le=2000)] | None = None
+    min_licence_years: Annotated[float, Field(ge=0, le=50)] | None = None
+
+
+class UpdateClinicSettings(ClinicSettingsIn):
+    expected_version: int

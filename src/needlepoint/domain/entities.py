@@ -7,7 +7,7 @@ concurrency."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from needlepoint.domain.enums import (
     AdverseEventKind,
     AuditAction,
     ConsentMethod,
+    CredentialPolicy,
     DrugClass,
     EpisodeStatus,
     Modality,
@@ -35,10 +36,18 @@ JSONDict = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Clinic:
+    """A clinic (the tenant) and its safety, credential and billing settings."""
+
     id: UUID
     name: str
     created_at: datetime
     version: int = 1
+    jurisdiction: str = "none"
+    credential_policy: CredentialPolicy = CredentialPolicy.WARN
+    screening_valid_days: int = 90
+    bill_sides_separately: bool = False
+    min_training_hours: float | None = None
+    min_licence_years: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class TrainingRecord:
     exam_passed: bool
     regions: list[str]
     created_at: datetime
+    supervised_sessions: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,7 @@ class Consent:
     witness_name: str | None = None
     withdrawn_at: datetime | None = None
     version: int = 1
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +153,7 @@ class Screening:
     screened_at: datetime
     created_at: datetime
     override_justification: str | None = None
+    acknowledged: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +207,11 @@ class Session:
     signed_by: UUID | None = None
     signed_at: datetime | None = None
     version: int = 1
+    safety_flags: list[JSONDict] = field(default_factory=list)
+    """Site-level warnings and overrides recorded with the note (rule ids and sites)."""
+    cpt_code: str | None = None
+    """Derived when the note is signed (20560 / 20561), from the distinct muscles needled."""
+    billing_muscles: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +233,7 @@ class NeedlingSite:
     tolerance: Tolerance
     estim_params: JSONDict | None = None
     notes: str | None = None
+    override_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

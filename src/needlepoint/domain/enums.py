@@ -96,6 +96,13 @@ class ConsentMethod(StrEnum):
     WITNESS = "witness"
 
 
+class CredentialPolicy(StrEnum):
+    """What happens when a practitioner does not meet the clinic's credential rules."""
+
+    WARN = "warn"
+    BLOCK = "block"
+
+
 class ScreeningDecision(StrEnum):
     CONTRAINDICATED = "contraindicated"
     PRECAUTIONS = "precautions"
@@ -127,3 +134,8 @@ class AuditAction(StrEnum):
     SESSION_AMENDED = "session.amended"
     MEASUREMENT_RECORDED = "measurement.recorded"
     MEDICATION_RECORDED = "medication.recorded"
+    SCREENING_RECORDED = "screening.recorded"
+    CONSENT_RECORDED = "consent.recorded"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    TRAINING_RECORDED = "user.training_recorded"
+    CLINIC_SETTINGS_CHANGED = "clinic.settings_changed"

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """Base class: a rule refused the request; nothing was written."""
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.errors = errors
+        """Several problems at once (each with `field` and `message`), when one is not enough."""
 
 
 class NotFound(DomainError):
@@ -34,3 +44,9 @@ class StaleVersion(DomainError):
 
 class VersionRequired(DomainError):
     """An update did not say which version it was based on."""
+
+
+class SafetyRefusal(DomainError):
+    """A clinical safety rule refused the request: a contraindication, a missing or
+    withdrawn consent, an unqualified practitioner, or a refused needling site. Each error
+    names its rule and sources."""

@@ -25,6 +25,11 @@ class Permission(StrEnum):
     AMEND_SESSION = "amend_session"
     RECORD_MEASUREMENT = "record_measurement"
     RECORD_MEDICATION = "record_medication"
+    SCREEN_PATIENT = "screen_patient"
+    RECORD_CONSENT = "record_consent"
+    MANAGE_CLINIC = "manage_clinic"
+    RECORD_TRAINING = "record_training"
+    READ_CREDENTIALS = "read_credentials"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -44,6 +49,11 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.AMEND_SESSION: _LICENSED,
     Permission.RECORD_MEASUREMENT: _CLINICAL_WRITERS,
     Permission.RECORD_MEDICATION: _CLINICAL_WRITERS,
+    Permission.SCREEN_PATIENT: _CLINICAL_WRITERS,
+    Permission.RECORD_CONSENT: _CLINICAL_WRITERS,
+    Permission.MANAGE_CLINIC: frozenset({Role.OWNER}),
+    Permission.RECORD_TRAINING: frozenset({Role.OWNER}),
+    Permission.READ_CREDENTIALS: _LICENSED,
 }
 
 

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.tables import TABLE_OF
-from needlepoint.domain.entities import Entity
+from needlepoint.adapters.db.tables import TABLE_OF, clinics
+from needlepoint.domain.entities import Clinic, Entity
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import NotFound
 from needlepoint.domain.permissions import Permission, require
@@ -45,3 +45,8 @@ class Reader:
         if not found:
             raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
         return found[0]
+
+    def clinic(self) -> Clinic:
+        """The reader's own clinic, with its settings."""
+        row = self.conn.execute(sa.select(clinics).where(clinics.c.id == self.clinic_id)).one()
+        return Clinic(**row._mapping)

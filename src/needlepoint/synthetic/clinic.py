@@ -23,7 +23,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.actions import clinics, episodes, outcomes, patients, sessions
+from needlepoint.actions import clinics, consent, episodes, outcomes, patients, screening, sessions
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine
 from needlepoint.adapters.db.unit_of_work import (
@@ -44,7 +44,9 @@ from needlepoint.domain.commands import (
     NeedlingSiteIn,
     OpenEpisode,
     PlanItemIn,
+    RecordConsent,
     RecordMedicationUse,
+    RecordScreening,
     RecordSession,
     RegisterClinic,
     RegisterPatient,
@@ -52,9 +54,19 @@ from needlepoint.domain.commands import (
     SignSession,
     TrainingCourse,
 )
-from needlepoint.domain.entities import Episode, Patient, Session, User
+from needlepoint.domain.entities import (
+    Clinic,
+    Entity,
+    Episode,
+    Patient,
+    Screening,
+    Session,
+    TrainingRecord,
+    User,
+)
 from needlepoint.domain.enums import (
     AdverseEventKind,
+    ConsentMethod,
     DrugClass,
     Modality,
     Role,
@@ -65,6 +77,7 @@ from needlepoint.domain.enums import (
     Tolerance,
     TriggerPoint,
 )
+from needlepoint.domain.screening import questionnaire
 from needlepoint.synthetic import names
 from needlepoint.synthetic.model import (
     CHRONIC_AFTER_DAYS,
@@ -75,6 +88,18 @@ from needlepoint.synthetic.model import (
     OutcomeModel,
 )
 
+SCREEN_EVERY_DAYS = 80  # re-screen before the default 90-day validity runs out
+# Share of synthetic patients answering yes to each precaution (simulation only; never
+# an absolute contraindication or a site exclusion, so that every planted note is valid).
+SCREENING_PREVALENCE = {
+    "current_medication": 0.3,
+    "diabetes": 0.07,
+    "vascular_disease": 0.03,
+    "anticoagulants": 0.04,
+    "pregnancy": 0.02,
+    "implanted_electrical_device": 0.02,
+    "myalgia_medication": 0.08,
+}
 ANCHOR = date(2026, 6, 30)  # the generated clinic's "today": fixed, so output is reproducible
 SOURCE = "generator"
 
@@ -141,8 +166,14 @@ class GenerationReport:
 class _Staff:
     """What every patient's generation needs to know about the clinic."""
 
+    clinic: Clinic
     owner: User
     practitioners: list[Practitioner]
+    training: list[TrainingRecord]
+
+    def records(self) -> list[Entity]:
+        """Everything a worker's actions read about the clinic and its staff."""
+        return [self.clinic, self.owner, *(p.user for p in self.practitioners), *self.training]
 
 
 @dataclass
@@ -303,14 +334,24 @@ class _Generator:
         )
         owner_actor = Actor(owner.id, owner.clinic_id, source=SOURCE)
         staff = [self._practitioner(owner_actor, i) for i in range(practitioners)]
-        return _Staff(owner=owner, practitioners=staff)
+        uow = self.uow()
+        self.actions -= 1  # a read, not an action
+        with uow:
+            clinic = uow.get(Clinic, owner.clinic_id, owner.clinic_id)
+            training = [
+                t
+                for p in staff
+                for t in uow.list_by(TrainingRecord, owner.clinic_id, user_id=p.user.id)
+            ]
+        assert clinic is not None
+        return _Staff(clinic=clinic, owner=owner, practitioners=staff, training=training)
 
     def chunk(self, staff: _Staff, start: int, stop: int, dialect: sa.Dialect) -> _Chunk:
         """Generate patients [start, stop) and return their rows, ready for the driver."""
         self.actions = 0
         self.sessions = 0
         if self.bulk is not None:
-            self.bulk.preload([staff.owner, *(p.user for p in staff.practitioners)])
+            self.bulk.preload(staff.records())
         owner_actor = Actor(staff.owner.id, staff.owner.clinic_id, source=SOURCE)
         truth = []
         for i in range(start, stop):
@@ -488,8 +529,25 @@ class _Generator:
             "ongoing": ongoing,
         }
         self._medication(actor, patient, episode, visits[0], change, first=True, truth=truth)
+        screened = self._screen(actor, patient, visits[0], female=female, truth=truth)
+        self.at(visits[0] - timedelta(minutes=10))
+        consent.record_consent(
+            self.uow(),
+            actor,
+            RecordConsent(
+                patient_id=patient.id,
+                template_id="dry_needling",
+                template_version="1.0",
+                signer_name=f"{patient.given_name} {patient.family_name}",
+                method=ConsentMethod.TYPED_NAME,
+                signed_at=visits[0] - timedelta(minutes=10),
+                copy_given=True,
+            ),
+        )
         last: Session | None = None
         for k, visit in enumerate(visits):
+            if (visit.date() - screened.screened_at.date()).days >= SCREEN_EVERY_DAYS:
+                screened = self._screen(actor, patient, visit, female=female, truth=truth)
             last = self._session(
                 actor,
                 episode,
@@ -521,6 +579,40 @@ class _Generator:
                 ),
             )
         return truth
+
+    def _screen(
+        self,
+        actor: Actor,
+        patient: Patient,
+        visit: datetime,
+        *,
+        female: bool,
+        truth: dict[str, Any],
+    ) -> Screening:
+        """Screen before needling: mostly clear, some precautions (acknowledged). The first
+        screening's answers are kept: a re-screening repeats them."""
+        rng = self.rng
+        answers = truth.get("screening")
+        if answers is None:
+            answers = {q.id: False for q in questionnaire().questions}
+            for question, p in SCREENING_PREVALENCE.items():
+                if question == "pregnancy" and not female:
+                    continue
+                answers[question] = rng.random() < p
+            truth["screening"] = answers
+        notes = {"current_medication": "Listed in the medication log."}
+        self.at(visit - timedelta(minutes=20))
+        return screening.record_screening(
+            self.uow(),
+            actor,
+            RecordScreening(
+                patient_id=patient.id,
+                answers=answers,
+                notes={k: v for k, v in notes.items() if answers.get(k)},
+                acknowledged_precautions=sorted(q for q, yes in answers.items() if yes),
+                screened_at=visit - timedelta(minutes=20),
+            ),
+        )
 
     def _visit_dates(self, start: date, n: int) -> list[datetime]:
         rng = self.rng

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.engine import is_sqlite
 from needlepoint.adapters.db.tables import api_tokens, users
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
@@ -58,9 +59,19 @@ _TOKEN_HOLDER = (
 )
 
 
+def _single_statement(engine: sa.Engine) -> sa.Connection:
+    """A connection for one read statement. On PostgreSQL it runs in autocommit, saving the
+    BEGIN and ROLLBACK round trips on every API request; SQLite has no round trips, and
+    its driver's isolation reset would undo the engine's explicit transaction control."""
+    conn = engine.connect()
+    if not is_sqlite(engine):
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
 def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role] | None:
     """(user id, clinic id, role) of an active user holding this unrevoked token."""
-    with engine.connect() as conn:
+    with _single_statement(engine) as conn:
         row = conn.execute(_TOKEN_HOLDER, {"token_hash": hash_api_token(token)}).first()
     return None if row is None else (row.id, row.clinic_id, row.role)
 

@@ -17,6 +17,7 @@ from needlepoint.domain.errors import (
     NotFound,
     PermissionDenied,
     RecordLocked,
+    SafetyRefusal,
     StaleVersion,
     VersionRequired,
 )
@@ -27,6 +28,7 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: dict[type[DomainError], tuple[int, str]] = {
     InvalidInput: (422, "Unprocessable Content"),
+    SafetyRefusal: (422, "Unprocessable Content"),
     NotFound: (404, "Not Found"),
     PermissionDenied: (403, "Forbidden"),
     RecordLocked: (409, "Conflict"),
@@ -87,7 +89,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status, title = STATUS_OF.get(type(exc), (400, "Bad Request"))
-        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
+        errors = exc.errors or ([{"field": exc.field, "message": exc.detail}] if exc.field else [])
         return problem(status, title, exc.detail, errors=errors, request=request)
 
     @app.exception_handler(StarletteHTTPException)

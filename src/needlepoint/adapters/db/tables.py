@@ -50,6 +50,12 @@ clinics = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     _at("created_at"),
     _version(),
+    sa.Column("jurisdiction", sa.String(16), nullable=False),
+    sa.Column("credential_policy", enum_column_type(enums.CredentialPolicy), nullable=False),
+    sa.Column("screening_valid_days", sa.Integer, nullable=False),
+    sa.Column("bill_sides_separately", sa.Boolean, nullable=False),
+    sa.Column("min_training_hours", sa.Float),
+    sa.Column("min_licence_years", sa.Float),
 )
 
 users = sa.Table(
@@ -83,6 +89,7 @@ training_records = sa.Table(
     sa.Column("exam_passed", sa.Boolean, nullable=False),
     sa.Column("regions", JSONType, nullable=False),
     _at("created_at"),
+    sa.Column("supervised_sessions", sa.Integer),
     sa.Index(None, "user_id"),
 )
 
@@ -147,6 +154,7 @@ consents = sa.Table(
     sa.Column("witness_name", sa.String(200)),
     _at("withdrawn_at", nullable=True),
     _version(),
+    sa.Column("signature", sa.Text),
     sa.Index(None, "patient_id"),
 )
 
@@ -164,6 +172,7 @@ screenings = sa.Table(
     _at("screened_at"),
     _at("created_at"),
     sa.Column("override_justification", sa.Text),
+    sa.Column("acknowledged", JSONType, nullable=False),
     sa.Index(None, "patient_id"),
 )
 
@@ -222,6 +231,9 @@ sessions = sa.Table(
     _ref("signed_by", "users", nullable=True),
     _at("signed_at", nullable=True),
     _version(),
+    sa.Column("safety_flags", JSONType, nullable=False),
+    sa.Column("cpt_code", sa.String(8)),
+    sa.Column("billing_muscles", sa.Integer),
     sa.Index(None, "episode_id", "started_at"),
     sa.Index(None, "patient_id"),
 )
@@ -246,6 +258,7 @@ needling_sites = sa.Table(
     sa.Column("tolerance", enum_column_type(enums.Tolerance), nullable=False),
     sa.Column("estim_params", JSONType),
     sa.Column("notes", sa.Text),
+    sa.Column("override_reason", sa.Text),
     sa.Index(None, "session_id"),
 )
 

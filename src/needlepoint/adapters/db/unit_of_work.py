@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import WRITE_OPTION
 from needlepoint.adapters.db.tables import TABLE_OF, metadata
-from needlepoint.domain.entities import Clinic, Entity, User
+from needlepoint.domain.entities import Clinic, Entity, TrainingRecord, User
 from needlepoint.domain.errors import InvalidInput, StaleVersion
 
 E = TypeVar("E", bound=Entity)
@@ -380,24 +380,31 @@ class SqlUnitOfWork(UnitOfWork):
         self._conn = None
 
 
+_INDEXED = ("patient_id", "session_id", "user_id", "episode_id")
+"""The columns `BulkUnitOfWork.list_by` looks records up by."""
+
+
 class BulkUnitOfWork(UnitOfWork):
     """Runs actions against an in-memory staging area; `flush()` writes all committed
     changes in one transaction with one executemany per table.
 
-    Records of the kinds in `keep` (clinics and users by default) stay readable after a
-    flush; others are looked up in the database if an action asks for them later."""
+    Records of the kinds in `keep` (clinics, users and their training by default) stay
+    readable after a flush; others are looked up in the database if an action asks for
+    them later."""
 
     def __init__(
         self,
         engine: sa.Engine | None,
         clock: Clock = system_clock,
         ids: IdSource = uuid.uuid4,
-        keep: tuple[type[Any], ...] = (Clinic, User),
+        keep: tuple[type[Any], ...] = (Clinic, User, TrainingRecord),
     ) -> None:
         super().__init__(clock, ids)
         self.engine = engine
         self._keep = keep
         self._known: dict[UUID, Entity] = {}
+        # Ids of known records by (kind, column, value), for `list_by` without a scan.
+        self._index: dict[tuple[type[Any], str, Any], list[UUID]] = {}
         self._pending: dict[UUID, Entity] = {}
         self._pending_updates: dict[UUID, tuple[Entity, Entity]] = {}
         self.rows_written = 0
@@ -418,7 +425,36 @@ class BulkUnitOfWork(UnitOfWork):
             return _select_by_id(conn, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
-        raise NotImplementedError("the bulk path only creates records")
+        """Records of `kind` known to this unit of work (written by its actions or
+        preloaded); the bulk path never reads back what an earlier chunk wrote."""
+        if not equals:
+            raise NotImplementedError("the bulk path lists records by one of their columns")
+        column, value = next(iter(equals.items()))
+        found: list[E] = []
+        for id in self._index.get((kind, column, value), []):
+            ent = self._known.get(id)
+            if (
+                isinstance(ent, kind)
+                and _clinic_of(ent) == clinic_id
+                and all(getattr(ent, c) == v for c, v in equals.items())
+            ):
+                found.append(ent)
+        staged = [
+            a
+            for a in self._adds.values()
+            if isinstance(a, kind)
+            and _clinic_of(a) == clinic_id
+            and all(getattr(a, c) == v for c, v in equals.items())
+        ]
+        return found + staged
+
+    def _remember(self, ent: Entity) -> None:
+        if ent.id not in self._known:
+            for column in _INDEXED:
+                value = getattr(ent, column, None)
+                if value is not None:
+                    self._index.setdefault((type(ent), column, value), []).append(ent.id)
+        self._known[ent.id] = ent
 
     def _persist(
         self,
@@ -430,7 +466,7 @@ class BulkUnitOfWork(UnitOfWork):
             raise NotImplementedError("the bulk path only creates records")
         for ent in adds:
             self._pending[ent.id] = ent
-            self._known[ent.id] = ent
+            self._remember(ent)
         for old, new in replaces:
             current = self._known.get(old.id)
             if current is not None and getattr(current, "version", None) != getattr(
@@ -447,7 +483,7 @@ class BulkUnitOfWork(UnitOfWork):
     def preload(self, records: list[Entity]) -> None:
         """Make records written elsewhere readable by the actions run here."""
         for ent in records:
-            self._known[ent.id] = ent
+            self._remember(ent)
 
     def drain(self) -> tuple[list[Entity], list[tuple[Entity, Entity]]]:
         """Hand over every committed change (new records, changes to older ones) and
@@ -459,6 +495,7 @@ class BulkUnitOfWork(UnitOfWork):
         self._pending.clear()
         self._pending_updates.clear()
         self._known = {k: v for k, v in self._known.items() if isinstance(v, self._keep)}
+        self._index = {k: ids for k, ids in self._index.items() if issubclass(k[0], self._keep)}
         return adds, updates
 
     def flush(self, engine: sa.Engine | None = None) -> int:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from needlepoint.web.api import episodes, outcomes, patients, sessions, users
+from needlepoint.web.api import (
+    catalogue,
+    clinic,
+    episodes,
+    outcomes,
+    patients,
+    screening,
+    sessions,
+    users,
+)
 
 PREFIX = "/api/v1"
 routers: list[APIRouter] = [
@@ -13,4 +22,7 @@ routers: list[APIRouter] = [
     episodes.router,
     sessions.router,
     outcomes.router,
+    screening.router,
+    catalogue.router,
+    clinic.router,
 ]

@@ -1,0 +1,54 @@
+"""Screening a patient for dry needling appropriateness."""
+
+from __future__ import annotations
+
+from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.domain import screening as rules
+from needlepoint.domain.commands import RecordScreening, ScreeningAnswers
+from needlepoint.domain.entities import Patient, Screening
+from needlepoint.domain.enums import AuditAction
+from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.permissions import Permission
+
+
+def record_screening(uow: UnitOfWork, actor: Actor, cmd: RecordScreening) -> Screening:
+    """Record a completed questionnaire with its decision and reasons. Precautions must be
+    acknowledged in the command; a contraindicated screening is recorded as such (and
+    stops needling until a new screening says otherwise)."""
+    answers = ScreeningAnswers.model_validate(
+        cmd.model_dump(include={"answers", "lymphoedema_areas", "local_exclusions", "notes"})
+    )
+    result = rules.evaluate(answers)
+    rules.check_acknowledged(result, cmd.acknowledged_precautions)
+    with uow:
+        user = authorize(uow, actor, Permission.SCREEN_PATIENT)
+        patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        now = uow.now()
+        if cmd.screened_at is not None and cmd.screened_at > now:
+            raise InvalidInput("screened_at is in the future", field="screened_at")
+        screening = Screening(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            patient_id=patient.id,
+            answers=answers.model_dump(mode="json"),
+            decision=result.decision,
+            reasons=[r.as_dict() for r in result.reasons],
+            rules_version=rules.questionnaire().version,
+            screened_by=user.id,
+            screened_at=cmd.screened_at or now,
+            created_at=now,
+            acknowledged=sorted(cmd.acknowledged_precautions),
+        )
+        uow.add(screening)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SCREENING_RECORDED,
+            screening,
+            after=[screening],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return screening

@@ -1,0 +1,77 @@
+"""A patient's screenings and consents, newest first, and whether needling may proceed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+from needlepoint.adapters.db.tables import consents, screenings
+from needlepoint.domain.consent import current_consent
+from needlepoint.domain.entities import Consent, Patient, Screening
+from needlepoint.domain.enums import ScreeningDecision
+from needlepoint.domain.permissions import Permission
+from needlepoint.domain.screening import current_screening, expires_on
+from needlepoint.queries.reader import Reader
+
+
+def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
+    """Every screening of the patient, newest first."""
+    reader.require(Permission.READ_CLINICAL)
+    reader.one(Patient, patient_id, field="patient_id")
+    return reader.select(
+        Screening,
+        screenings.c.patient_id == patient_id,
+        order_by=(screenings.c.screened_at.desc(), screenings.c.created_at.desc()),
+    )
+
+
+def patient_consents(reader: Reader, patient_id: UUID) -> list[Consent]:
+    """Every consent the patient signed, newest first (withdrawn ones included)."""
+    reader.require(Permission.READ_CLINICAL)
+    reader.one(Patient, patient_id, field="patient_id")
+    return reader.select(
+        Consent,
+        consents.c.patient_id == patient_id,
+        order_by=(consents.c.signed_at.desc(), consents.c.created_at.desc()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NeedlingStatus:
+    """Whether the patient may be needled now, and what the clinician must keep in mind."""
+
+    may_needle: bool
+    screening: Screening | None
+    screening_expires_on: date | None
+    consent: Consent | None
+    blockers: list[str]
+    precautions: list[dict[str, object]]
+
+
+def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingStatus:
+    """The screening and consent in force at `at` and what stops needling, if anything."""
+    clinic = reader.clinic()
+    screening = current_screening(
+        patient_screenings(reader, patient_id), at, clinic.screening_valid_days
+    )
+    consent = current_consent(patient_consents(reader, patient_id), at)
+    blockers = []
+    if screening is None:
+        blockers.append("no current screening")
+    elif screening.decision is ScreeningDecision.CONTRAINDICATED:
+        blockers.append("contraindicated")
+    if consent is None:
+        blockers.append("no consent in force")
+    return NeedlingStatus(
+        may_needle=not blockers,
+        screening=screening,
+        screening_expires_on=expires_on(screening, clinic.screening_valid_days)
+        if screening
+        else None,
+        consent=consent,
+        blockers=blockers,
+        precautions=[r for r in screening.reasons if r["action"] != "absolute"]
+        if screening
+        else [],
+    )

@@ -1,0 +1,135 @@
+"""Appropriateness screening and informed consent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from needlepoint.actions import consent as consent_actions
+from needlepoint.actions import screening as screening_actions
+from needlepoint.domain import screening as rules
+from needlepoint.domain.commands import (
+    ConsentIn,
+    RecordConsent,
+    RecordScreening,
+    ScreeningAnswers,
+    ScreeningForm,
+    WithdrawConsent,
+)
+from needlepoint.domain.consent import ConsentTemplate, get_template, templates
+from needlepoint.domain.entities import Consent, Screening
+from needlepoint.domain.enums import ScreeningDecision
+from needlepoint.domain.screening import Questionnaire
+from needlepoint.queries import screening as queries
+from needlepoint.queries.screening import NeedlingStatus
+from needlepoint.web.context import ApiContext, IfMatch, respond
+
+router = APIRouter(tags=["screening and consent"])
+
+
+class ScreeningEvaluation(BaseModel):
+    decision: ScreeningDecision
+    reasons: list[dict[str, Any]]
+    to_acknowledge: list[str]
+    questionnaire_version: str
+
+
+class ConsentTemplateOut(BaseModel):
+    template: ConsentTemplate
+    text: str
+
+
+class Withdrawal(BaseModel):
+    withdrawn_at: datetime | None = None
+
+
+@router.get("/screening/questionnaire", response_model=Questionnaire)
+def questionnaire(ctx: ApiContext) -> Questionnaire:
+    """The questions, their categories (absolute, site, precaution) and sources."""
+    ctx.actor  # noqa: B018 - authenticates the caller
+    return rules.questionnaire()
+
+
+@router.post("/screening/evaluate", response_model=ScreeningEvaluation)
+def evaluate(ctx: ApiContext, answers: ScreeningAnswers) -> ScreeningEvaluation:
+    """The decision and reasons for a set of answers, without recording anything (to show
+    the clinician what must be acknowledged)."""
+    ctx.actor  # noqa: B018 - authenticates the caller
+    result = rules.evaluate(answers)
+    return ScreeningEvaluation(
+        decision=result.decision,
+        reasons=[r.as_dict() for r in result.reasons],
+        to_acknowledge=result.to_acknowledge,
+        questionnaire_version=rules.questionnaire().version,
+    )
+
+
+@router.post("/patients/{patient_id}/screenings", response_model=Screening, status_code=201)
+def record_screening(ctx: ApiContext, patient_id: UUID, body: ScreeningForm) -> Response:
+    """Record a screening; every precaution must be listed in `acknowledged_precautions`."""
+    cmd = RecordScreening(patient_id=patient_id, **body.model_dump(exclude_unset=True))
+    screening = screening_actions.record_screening(ctx.uow(), ctx.actor, cmd)
+    return respond(screening, status=201)
+
+
+@router.get("/patients/{patient_id}/screenings", response_model=list[Screening])
+def list_screenings(ctx: ApiContext, patient_id: UUID) -> Response:
+    """The patient's screenings, newest first."""
+    with ctx.reader() as r:
+        return respond(queries.patient_screenings(r, patient_id))
+
+
+@router.get("/patients/{patient_id}/needling-status", response_model=NeedlingStatus)
+def needling_status(ctx: ApiContext, patient_id: UUID) -> Response:
+    """May this patient be needled now? The screening and consent in force, what blocks
+    needling, and the precautions to keep in mind."""
+    with ctx.reader() as r:
+        return respond(queries.needling_status(r, patient_id, datetime.now(UTC)))
+
+
+@router.get("/consent-templates", response_model=list[ConsentTemplate])
+def consent_templates(ctx: ApiContext) -> list[ConsentTemplate]:
+    """Every consent template version (the current one is marked `current`)."""
+    ctx.actor  # noqa: B018 - authenticates the caller
+    return templates()
+
+
+@router.get("/consent-templates/{template_id}/{version}", response_model=ConsentTemplateOut)
+def consent_template(ctx: ApiContext, template_id: str, version: str) -> ConsentTemplateOut:
+    """One template version with its full text, as the patient reads and signs it."""
+    ctx.actor  # noqa: B018 - authenticates the caller
+    template = get_template(template_id, version)
+    return ConsentTemplateOut(template=template, text=template.text)
+
+
+@router.post("/patients/{patient_id}/consents", response_model=Consent, status_code=201)
+def record_consent(ctx: ApiContext, patient_id: UUID, body: ConsentIn) -> Response:
+    """Record a signed consent (signer, time, method, witness, copy given, signature)."""
+    cmd = RecordConsent(patient_id=patient_id, **body.model_dump())
+    consent = consent_actions.record_consent(ctx.uow(), ctx.actor, cmd)
+    return respond(consent, status=201, version=consent.version)
+
+
+@router.get("/patients/{patient_id}/consents", response_model=list[Consent])
+def list_consents(ctx: ApiContext, patient_id: UUID) -> Response:
+    """The patient's consents, newest first."""
+    with ctx.reader() as r:
+        return respond(queries.patient_consents(r, patient_id))
+
+
+@router.post("/consents/{consent_id}/withdraw", response_model=Consent)
+def withdraw_consent(
+    ctx: ApiContext, consent_id: UUID, body: Withdrawal, version: IfMatch
+) -> Response:
+    """Withdraw a consent: no needling is recorded after that moment."""
+    cmd = WithdrawConsent(
+        consent_id=consent_id,
+        expected_version=version,
+        withdrawn_at=body.withdrawn_at or datetime.now(UTC),
+    )
+    consent = consent_actions.withdraw_consent(ctx.uow(), ctx.actor, cmd)
+    return respond(consent, version=consent.version)
