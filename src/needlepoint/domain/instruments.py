@@ -236,3 +236,17 @@ def score(instrument: Instrument, answers: Mapping[str, Answer]) -> float | None
         return sum(given) / (instrument.item_max * len(given)) * 100
     # DASH family: (sum / n - 1) x 25 over the answered items
     return (sum(given) / len(given) - 1) * 25
+
+
+class InstrumentInfo(Instrument):
+    """An instrument as the API publishes it: its definition plus item keys and its code."""
+
+    item_keys: list[str]
+    code: Coding
+
+
+def describe(instrument: Instrument) -> InstrumentInfo:
+    """The published description of an instrument."""
+    return InstrumentInfo(
+        **instrument.model_dump(), item_keys=instrument.item_names, code=instrument.coding
+    )
