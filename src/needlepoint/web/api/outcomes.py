@@ -63,6 +63,6 @@ def episode_benefits(ctx: ApiContext, episode_id: UUID) -> Response:
 def list_instruments(ctx: ApiContext) -> Response:
     """The instrument library: items in order, ranges, direction, scoring and missing-item
     rules, MCID/MDC with their sources ("no published threshold" where none) and codes."""
-    return respond(
-        [instruments.describe(i).model_dump(mode="json") for i in instruments.library().values()]
-    )
+    with ctx.reader():  # signed-in users only, like every API route
+        library = instruments.library().values()
+        return respond([instruments.describe(i).model_dump(mode="json") for i in library])
