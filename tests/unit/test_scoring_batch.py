@@ -33,7 +33,8 @@ def test_each_row_gets_its_score_or_the_reason_it_has_none() -> None:
         ("p4", None),
         ("p5", None),
     ]
-    assert out[0].error is None and out[1].error is None
+    assert out[0].error is None
+    assert out[1].error is None
     assert out[2].error == "not scorable: 2 items missing (at most 1 missing item allowed)"
     assert out[3].error == "quickdash item11 must be between 1 and 5"
     assert out[4].error == "quickdash item3 must be a number, not 'three'"
