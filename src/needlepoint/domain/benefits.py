@@ -301,7 +301,7 @@ def analgesic_course(
         for use in (u for u in ordered if u.recorded_on == day):
             drug = use.drug.strip().lower()
             current[drug] = use.days_per_week
-            per_drug[use.drug].append(use)
+            per_drug[drug].append(use)
         points.append(
             Point(datetime.combine(day, time(), tzinfo=UTC), float(sum(current.values())))
         )
