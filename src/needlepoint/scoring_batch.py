@@ -129,7 +129,7 @@ def score_row(
     try:
         clean = instruments.validate_answers(instrument, answers)
     except InvalidInput as err:
-        return None, err.detail
+        return None, f"{instrument.id} {err.detail}"
     value = instruments.score(instrument, clean)
     if value is None:
         answered = sum(1 for v in clean.values() if v is not None)

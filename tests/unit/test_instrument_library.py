@@ -156,7 +156,7 @@ def test_a_stored_score_is_recomputed_from_its_stored_answers() -> None:
 @pytest.mark.parametrize(
     ("instrument_id", "answers", "field", "message"),
     [
-        ("ndi", {"item4": 6}, "answers.item4", "ndi item4 must be between 0 and 5"),
+        ("ndi", {"item4": 6}, "answers.item4", "item4 must be between 0 and 5"),
         ("quickdash", {"item11": 0}, "answers.item11", "between 1 and 5"),
         ("lefs", {"item2": 2.5}, "answers.item2", "whole number"),
         ("odi", {"item1": "3"}, "answers.item1", "must be a number"),

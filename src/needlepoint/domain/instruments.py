@@ -164,21 +164,14 @@ def validate_answers(instrument: Instrument, answers: Mapping[str, Answer]) -> d
         value = answers.get(name)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidInput(
-                    f"{instrument.id} {name} must be a number", field=f"answers.{name}"
-                )
+                raise InvalidInput(f"{name} must be a number", field=f"answers.{name}")
             if value != value:  # NaN: not an answer, and it would poison every sum
-                raise InvalidInput(
-                    f"{instrument.id} {name} must be a number", field=f"answers.{name}"
-                )
+                raise InvalidInput(f"{name} must be a number", field=f"answers.{name}")
             if instrument.integer and float(value) != int(value):
-                raise InvalidInput(
-                    f"{instrument.id} {name} must be a whole number", field=f"answers.{name}"
-                )
+                raise InvalidInput(f"{name} must be a whole number", field=f"answers.{name}")
             if not instrument.item_min <= value <= instrument.item_max:
                 raise InvalidInput(
-                    f"{instrument.id} {name} must be between {instrument.item_min:g} and "
-                    f"{instrument.item_max:g}",
+                    f"{name} must be between {instrument.item_min:g} and {instrument.item_max:g}",
                     field=f"answers.{name}",
                 )
         clean[name] = value
