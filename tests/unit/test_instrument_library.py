@@ -197,7 +197,7 @@ def test_every_threshold_carries_its_source_and_no_threshold_is_invented() -> No
             if threshold is not None:
                 assert threshold.source
         if inst.mcid is None and inst.mdc is None:
-            assert inst.threshold_note
+            assert inst.no_threshold_text.startswith("no published threshold")
     # REFERENCE marks these ❌: the software must say so, not guess
     for unpublished in ("ppt", "headache_days", "groc", "pgic", "analgesic_use", "trigger_points"):
         assert instruments.get(unpublished).mcid is None

@@ -226,7 +226,7 @@ def summarise_series(
         latest_at=pts[-1].taken_at if pts else None,
         responder=responder,
         threshold=describe_threshold(threshold, kind, instrument.unit),
-        threshold_source=threshold.source if threshold else instrument.threshold_note,
+        threshold_source=threshold.source if threshold else instrument.no_threshold_text,
         threshold_verified=threshold.verified if threshold else None,
         days_to_first_meaningful_improvement=days,
         sessions_to_first_meaningful_improvement=sessions_n,

@@ -94,10 +94,13 @@ class Instrument(BaseModel):
     def _consistent(self) -> Instrument:
         if len(self.item_labels) != self.items:
             raise ValueError(f"{self.id}: {self.items} items but {len(self.item_labels)} labels")
-        if self.mcid is None and self.mdc is None and not self.threshold_note:
-            # Harmless default wording; spelled out so the data file need not repeat it.
-            object.__setattr__(self, "threshold_note", NO_THRESHOLD)
         return self
+
+    @property
+    def no_threshold_text(self) -> str:
+        """What to say where no threshold applies: the data file's note, else the words
+        REFERENCE asks for."""
+        return self.threshold_note or NO_THRESHOLD
 
     @property
     def item_names(self) -> list[str]:
