@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -248,6 +249,34 @@ def openapi() -> None:
 
     application = create_app(open_database("sqlite://", migrate=False), secret_key="x" * 32)
     console.print_json(json.dumps(application.openapi()))
+
+
+# --- batch scoring for researchers ------------------------------------------------------
+
+
+class OutputFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command("score")
+def score(
+    instrument: Annotated[
+        str, typer.Argument(help="nprs, vas, ndi, odi, quickdash, lefs, psfs (see docs)")
+    ],
+    file: Annotated[Path, typer.Argument(help="CSV: optional id column, item1 … itemN")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="csv or json")] = OutputFormat.CSV,
+) -> None:
+    """Score a CSV of item answers: writes id, score, error per row to standard output.
+
+    Exit status 0 when every row scored, 1 when any row has an error, 2 for unusable input."""
+    from needlepoint.scoring_batch import UnusableInput, run
+
+    try:
+        status = run(instrument, file, fmt.value, sys.stdout)
+    except UnusableInput as exc:
+        _fail(str(exc))
+    raise typer.Exit(status)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,61 @@
 """Outcome instruments: definitions from `data/instruments.yaml` and pure scoring.
 
 Answers are a mapping `item1 … itemN` → number (None or absent = not answered). Scores are
-always recomputable from the stored answers."""
+always recomputable from the stored answers. Each instrument declares its items, ranges,
+direction, scoring and missing-item rules, thresholds with their source, and its codes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain.catalogue import load_data
 from needlepoint.domain.errors import InvalidInput
 
 Answer = int | float | None
 
+#: The code system of instruments without a verified LOINC code (REFERENCE §4).
+LOCAL_CODE_SYSTEM = "urn:needlepoint:instrument"
+LOINC_SYSTEM = "http://loinc.org"
+NO_THRESHOLD = "no published threshold"
+
 
 class Threshold(BaseModel):
+    """An MCID or MDC: an absolute change (`value`, in score units) and/or a percent change;
+    reaching either counts, as Ostelo 2008 and Farrar 2001 define theirs."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     value: float | None
     percent: float | None = None
     note: str | None = None
+    # Context values this threshold is published for (e.g. cervical ROM only).
+    applies_to: dict[str, list[str]] | None = None
     source: str
     verified: bool
+
+    def applies(self, context: Mapping[str, Any] | None) -> bool:
+        """Whether the threshold was published for a measurement taken in `context`."""
+        if not self.applies_to:
+            return True
+        ctx = context or {}
+        return all(str(ctx.get(k)) in allowed for k, allowed in self.applies_to.items())
 
 
 class Code(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str
+    verified: bool
+
+
+class Coding(BaseModel):
+    """One code for the instrument's score: LOINC where verified enough, else local."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    system: str
     code: str
     verified: bool
 
@@ -39,22 +67,52 @@ class Instrument(BaseModel):
     unit: str
     version: str
     items: int
+    item_labels: list[str]
     item_min: float
     item_max: float
     integer: bool
     higher_is: Literal["worse", "better"]
-    scoring: Literal["single", "sum", "percent_of_answered", "dash"]
-    missing: Literal["none_allowed", "lower_denominator", "at_most_one"]
+    scoring: Literal["single", "sum", "mean", "percent_of_answered", "dash"]
+    missing: Literal["none_allowed", "lower_denominator", "at_most_one", "any_answered"]
+    missing_source: str | None = None
+    min_answered: int = 1
     score_range: tuple[float, float]
+    change: Literal["from_baseline", "rating", "event"] = "from_baseline"
     mcid: Threshold | None
     mdc: Threshold | None = None
+    threshold_note: str | None = None
     loinc: Code | None
     requires_context: list[str] = []
+    context_values: dict[str, list[str]] = {}
+    context_dates: list[str] = []
+    context_note: str | None = None
+    series_by: list[str] = []
+    recorded_as: Literal["measurement", "medication_use", "needling_sites"] = "measurement"
+    batch: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instrument:
+        if len(self.item_labels) != self.items:
+            raise ValueError(f"{self.id}: {self.items} items but {len(self.item_labels)} labels")
+        return self
+
+    @property
+    def no_threshold_text(self) -> str:
+        """What to say where no threshold applies: the data file's note, else the words
+        REFERENCE asks for."""
+        return self.threshold_note or NO_THRESHOLD
 
     @property
     def item_names(self) -> list[str]:
         """Item keys in the instrument's documented order."""
         return [f"item{i}" for i in range(1, self.items + 1)]
+
+    @property
+    def coding(self) -> Coding:
+        """The LOINC code where REFERENCE §4 lists one, else the local code."""
+        if self.loinc is not None:
+            return Coding(system=LOINC_SYSTEM, code=self.loinc.code, verified=self.loinc.verified)
+        return Coding(system=LOCAL_CODE_SYSTEM, code=self.id, verified=True)
 
     def format(self, score: float | None) -> str:
         """A score as a clinician reads it: one decimal at most, with its unit."""
@@ -74,6 +132,12 @@ def library() -> dict[str, Instrument]:
     """Every instrument by id."""
     lib = _Library.model_validate(load_data("instruments.yaml"))
     return {i.id: i for i in lib.instruments}
+
+
+@cache
+def library_version() -> str:
+    """The version of the instrument data file."""
+    return str(load_data("instruments.yaml")["version"])
 
 
 def get(instrument_id: str) -> Instrument:
@@ -104,6 +168,8 @@ def validate_answers(instrument: Instrument, answers: Mapping[str, Answer]) -> d
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(f"{name} must be a number", field=f"answers.{name}")
+            if value != value:  # NaN: not an answer, and it would poison every sum
+                raise InvalidInput(f"{name} must be a number", field=f"answers.{name}")
             if instrument.integer and float(value) != int(value):
                 raise InvalidInput(f"{name} must be a whole number", field=f"answers.{name}")
             if not instrument.item_min <= value <= instrument.item_max:
@@ -115,21 +181,68 @@ def validate_answers(instrument: Instrument, answers: Mapping[str, Answer]) -> d
     return clean
 
 
+def validate_context(instrument: Instrument, context: Mapping[str, Any] | None) -> None:
+    """Check the context keys the instrument needs or constrains (ROM's joint, PPT's site,
+    return-to-work's date); raise InvalidInput naming `context.KEY`."""
+    ctx = context or {}
+    for key in instrument.requires_context:
+        if ctx.get(key) in (None, ""):
+            raise InvalidInput(f"{instrument.id} needs context.{key}", field=f"context.{key}")
+    for key, allowed in instrument.context_values.items():
+        if key in ctx and str(ctx[key]) not in allowed:
+            raise InvalidInput(
+                f"{instrument.id} context.{key} must be one of {', '.join(allowed)}",
+                field=f"context.{key}",
+            )
+    for key in instrument.context_dates:
+        if key in ctx:
+            try:
+                date.fromisoformat(str(ctx[key]))
+            except ValueError:
+                raise InvalidInput(
+                    f"{instrument.id} context.{key} must be a date (YYYY-MM-DD)",
+                    field=f"context.{key}",
+                ) from None
+
+
+def missing_rule_allows(instrument: Instrument, answered: int) -> bool:
+    """Whether a form with `answered` of the instrument's items answered can be scored."""
+    missing = instrument.items - answered
+    if answered < max(1, instrument.min_answered):
+        return False
+    if instrument.missing == "none_allowed":
+        return missing == 0
+    if instrument.missing == "at_most_one":
+        return missing <= 1
+    return True  # lower_denominator, any_answered
+
+
 def score(instrument: Instrument, answers: Mapping[str, Answer]) -> float | None:
     """The instrument's score from validated answers, or None when the missing-item rule
     says the form cannot be scored."""
     values = [answers.get(n) for n in instrument.item_names]
     given = [float(v) for v in values if v is not None]
-    missing = len(values) - len(given)
-    if not given:
-        return None
-    if missing and instrument.missing == "none_allowed":
-        return None
-    if instrument.missing == "at_most_one" and missing > 1:
+    if not missing_rule_allows(instrument, len(given)):
         return None
     if instrument.scoring in ("single", "sum"):
         return sum(given)
+    if instrument.scoring == "mean":
+        return sum(given) / len(given)
     if instrument.scoring == "percent_of_answered":
         return sum(given) / (instrument.item_max * len(given)) * 100
-    # QuickDASH: (sum / n - 1) x 25 over the answered items
+    # DASH family: (sum / n - 1) x 25 over the answered items
     return (sum(given) / len(given) - 1) * 25
+
+
+class InstrumentInfo(Instrument):
+    """An instrument as the API publishes it: its definition plus item keys and its code."""
+
+    item_keys: list[str]
+    code: Coding
+
+
+def describe(instrument: Instrument) -> InstrumentInfo:
+    """The published description of an instrument."""
+    return InstrumentInfo(
+        **instrument.model_dump(), item_keys=instrument.item_names, code=instrument.coding
+    )

@@ -27,10 +27,23 @@ def score_submission(
     """Validate answers (errors name the item) and compute the score from them."""
     try:
         instrument = instruments.get(instrument_id)
+        if instrument.recorded_as != "measurement":
+            where = {
+                "medication_use": "the analgesic log (POST /api/v1/medications)",
+                "needling_sites": "each needling site's trigger_point in the session note",
+            }[instrument.recorded_as]
+            raise InvalidInput(
+                f"{instrument.id} is recorded in {where}, not as a measurement",
+                field="instrument_id",
+            )
         clean = instruments.validate_answers(instrument, answers)
-        for key in instrument.requires_context:
-            if not context or key not in context:
-                raise InvalidInput(f"{instrument.id} needs context.{key}", field=f"context.{key}")
+        instruments.validate_context(instrument, context)
     except InvalidInput as err:
         raise InvalidInput(err.detail, field=f"{field_prefix}{err.field}") from None
     return Scored(instrument.version, clean, instruments.score(instrument, clean))
+
+
+def rescore(instrument_id: str, answers: Mapping[str, instruments.Answer]) -> float | None:
+    """Recompute a stored measurement's score from its stored answers."""
+    instrument = instruments.get(instrument_id)
+    return instruments.score(instrument, instruments.validate_answers(instrument, answers))

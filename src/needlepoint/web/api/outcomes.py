@@ -1,4 +1,4 @@
-"""Measurements and analgesic use."""
+"""Measurements, analgesic use, the instrument library and each episode's benefits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from needlepoint.actions import outcomes as actions
+from needlepoint.domain import instruments
+from needlepoint.domain.benefits import EpisodeBenefits
 from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
 from needlepoint.domain.entities import Measurement, MedicationUse
+from needlepoint.domain.instruments import InstrumentInfo
+from needlepoint.queries import benefits as benefit_queries
 from needlepoint.queries import outcomes as queries
 from needlepoint.web.context import ApiContext, respond
 
@@ -44,3 +48,21 @@ def patient_medication(ctx: ApiContext, patient_id: UUID) -> Response:
     """A patient's analgesic-use log."""
     with ctx.reader() as r:
         return respond(queries.patient_medication(r, patient_id))
+
+
+@router.get("/episodes/{episode_id}/benefits", response_model=EpisodeBenefits)
+def episode_benefits(ctx: ApiContext, episode_id: UUID) -> Response:
+    """The episode's benefit summary: for each of the eight benefits, the measures that
+    inform it (baseline → latest, change, responder status, time to first meaningful
+    improvement), the published evidence, and "not measured" where nothing informs it."""
+    with ctx.reader() as r:
+        return respond(benefit_queries.episode_benefits(r, episode_id))
+
+
+@router.get("/instruments", response_model=list[InstrumentInfo])
+def list_instruments(ctx: ApiContext) -> Response:
+    """The instrument library: items in order, ranges, direction, scoring and missing-item
+    rules, MCID/MDC with their sources ("no published threshold" where none) and codes."""
+    with ctx.reader():  # signed-in users only, like every API route
+        library = instruments.library().values()
+        return respond([instruments.describe(i).model_dump(mode="json") for i in library])

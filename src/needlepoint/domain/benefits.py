@@ -1,0 +1,473 @@
+"""Each patient's benefit summary: for one episode, the eight benefits dry needling is said
+to bring, the measures that inform each (baseline → latest, change, responder status, time
+to first meaningful improvement) beside the published evidence, and "not measured" where
+nothing informs a benefit. Pure: the caller loads the episode's records.
+
+Rules a reviewer should know (also in docs/instruments.md):
+- A series is one instrument (and, for ROM or PPT, one joint/movement/side or site) within
+  the episode; its baseline is the first scorable administration, its latest the last.
+- Time to first meaningful improvement counts days from the baseline's date and the
+  sessions started before the improving measurement was taken.
+- Trigger points: each muscle and side keeps its last recorded status until it is noted
+  again; "none" after "active" or "latent" reads as resolved.
+- Analgesic use: each drug's latest log entry counts until a newer one (0 days = stopped);
+  the score on a date is the sum of days per week over drugs ("drug-days per week")."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from needlepoint.domain import instruments
+from needlepoint.domain.catalogue import load_data
+from needlepoint.domain.entities import (
+    CoIntervention,
+    Episode,
+    Measurement,
+    MedicationUse,
+    NeedlingSite,
+    PlanItem,
+    Session,
+)
+from needlepoint.domain.enums import Modality, TriggerPoint
+from needlepoint.domain.instruments import NO_THRESHOLD, Instrument, Threshold
+from needlepoint.domain.responders import (
+    Responder,
+    classify,
+    first_meaningful_improvement,
+    meaningful_threshold,
+)
+
+# --- the benefit definitions (data/evidence.yaml) ---------------------------------------
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    level: str
+    note: str
+    source: str
+    verified: bool
+
+
+class Benefit(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    name: str
+    instruments: list[str]
+    evidence: Evidence
+
+
+class _Benefits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: str
+    benefits: list[Benefit]
+
+
+@cache
+def benefits() -> list[Benefit]:
+    """The eight benefits in display order; every instrument they name exists."""
+    defs = _Benefits.model_validate(load_data("evidence.yaml")).benefits
+    known = instruments.library()
+    for b in defs:
+        for i in b.instruments:
+            if i not in known:
+                raise ValueError(f"evidence.yaml: benefit {b.id} names unknown instrument {i}")
+    return defs
+
+
+# --- the summary ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    taken_at: datetime
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureSummary:
+    """One series within the episode: baseline → latest and what the change means."""
+
+    instrument_id: str
+    name: str
+    label: str  # e.g. "Range of motion: cervical spine rotation left"
+    unit: str
+    higher_is: str
+    context: dict[str, str]
+    administrations: int
+    baseline: float | None
+    baseline_at: datetime | None
+    latest: float | None
+    latest_at: datetime | None
+    responder: Responder | None  # None with a single administration or for ratings
+    threshold: str  # what a meaningful change is here, or "no published threshold"
+    threshold_source: str | None
+    threshold_verified: bool | None
+    days_to_first_meaningful_improvement: int | None
+    sessions_to_first_meaningful_improvement: int | None
+    points: list[Point]
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A derived finding that is not a score series (e.g. days to discharge)."""
+
+    label: str
+    value: str | int | float | None
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceNote:
+    level: str
+    note: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitSummary:
+    id: str
+    name: str
+    measured: bool
+    status: str  # "measured", "not measured", "baseline only"
+    measures: list[MeasureSummary]
+    facts: list[Fact]
+    days_to_first_meaningful_improvement: int | None
+    sessions_to_first_meaningful_improvement: int | None
+    evidence: EvidenceNote
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeBenefits:
+    episode_id: str
+    patient_id: str
+    condition: str
+    opened_on: date
+    closed_on: date | None
+    sessions: int
+    benefits: list[BenefitSummary]
+    global_ratings: list[MeasureSummary] = field(default_factory=list)
+    library_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRecords:
+    """Everything the summary reads for one episode, loaded by the caller."""
+
+    episode: Episode
+    sessions: Sequence[Session]
+    measurements: Sequence[Measurement]
+    medication: Sequence[MedicationUse]
+    sites: Sequence[NeedlingSite]
+    co_interventions: Sequence[CoIntervention]
+    plan: Sequence[PlanItem]
+
+
+def describe_threshold(threshold: Threshold | None, kind: str, unit: str) -> str:
+    """A threshold as a clinician reads it: 'MCID 2/10 or 30 %'."""
+    if threshold is None:
+        return NO_THRESHOLD
+    parts = []
+    if threshold.value is not None:
+        parts.append(f"{threshold.value:g}{unit}")
+    if threshold.percent is not None:
+        parts.append(f"{threshold.percent:g} %")
+    text = f"{kind} {' or '.join(parts)}"
+    return f"{text} ({threshold.note})" if threshold.note else text
+
+
+def _label(instrument: Instrument, context: dict[str, str]) -> str:
+    if not context:
+        return instrument.name
+    where = " ".join(v.replace("_", " ") for v in context.values())
+    return f"{instrument.name}: {where}"
+
+
+def _sessions_before(sessions: Sequence[Session], moment: datetime) -> int:
+    return sum(1 for s in sessions if s.started_at < moment)
+
+
+def summarise_series(
+    instrument: Instrument,
+    context: dict[str, str],
+    points: Sequence[Point],
+    sessions: Sequence[Session],
+) -> MeasureSummary:
+    """Baseline → latest for one series, classified, with time to first improvement."""
+    pts = sorted(points, key=lambda p: p.taken_at)
+    threshold = meaningful_threshold(instrument, context)
+    kind = "MCID" if threshold is not None and threshold is instrument.mcid else "MDC"
+    responder = None
+    days = sessions_n = None
+    if len(pts) >= 2 and instrument.change == "from_baseline":
+        responder = classify(instrument, pts[0].score, pts[-1].score, context)
+        first = first_meaningful_improvement(instrument, [p.score for p in pts], context)
+        if first is not None:
+            days = (pts[first].taken_at.date() - pts[0].taken_at.date()).days
+            sessions_n = _sessions_before(sessions, pts[first].taken_at)
+    return MeasureSummary(
+        instrument_id=instrument.id,
+        name=instrument.name,
+        label=_label(instrument, context),
+        unit=instrument.unit.strip(),
+        higher_is=instrument.higher_is,
+        context=context,
+        administrations=len(pts),
+        baseline=pts[0].score if pts else None,
+        baseline_at=pts[0].taken_at if pts else None,
+        latest=pts[-1].score if pts else None,
+        latest_at=pts[-1].taken_at if pts else None,
+        responder=responder,
+        threshold=describe_threshold(threshold, kind, instrument.unit),
+        threshold_source=threshold.source if threshold else instrument.no_threshold_text,
+        threshold_verified=threshold.verified if threshold else None,
+        days_to_first_meaningful_improvement=days,
+        sessions_to_first_meaningful_improvement=sessions_n,
+        points=pts,
+    )
+
+
+def measurement_series(
+    measurements: Sequence[Measurement],
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], list[Measurement]]:
+    """Scored measurements grouped by instrument and the context keys that separate its
+    series (ROM: joint, movement, side), oldest first."""
+    library = instruments.library()
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], list[Measurement]] = defaultdict(list)
+    for m in sorted(measurements, key=lambda m: (m.taken_at, str(m.id))):
+        known = library.get(m.instrument_id)
+        if known is None or m.score is None:
+            continue
+        ctx = m.context or {}
+        key = tuple((k, str(ctx.get(k, ""))) for k in known.series_by)
+        out[(m.instrument_id, key)].append(m)
+    return out
+
+
+# --- derived series: trigger points, analgesic use --------------------------------------
+
+
+def trigger_point_course(
+    sessions: Sequence[Session], sites: Sequence[NeedlingSite]
+) -> tuple[list[Point], dict[tuple[str, str], list[str]]]:
+    """The number of muscles with an active trigger point after each session that noted
+    any, and each muscle's (muscle, side) course of statuses: active / latent / none /
+    resolved. A muscle keeps its last status until noted again; "none" after "active" or
+    "latent" is "resolved"."""
+    by_session: dict[Any, list[NeedlingSite]] = defaultdict(list)
+    for s in sites:
+        by_session[s.session_id].append(s)
+    state: dict[tuple[str, str], str] = {}
+    course: dict[tuple[str, str], list[str]] = defaultdict(list)
+    points: list[Point] = []
+    for session in sorted(sessions, key=lambda s: s.started_at):
+        noted = by_session.get(session.id)
+        if not noted:
+            continue
+        for site in sorted(noted, key=lambda x: x.position):
+            key = (site.muscle_id, site.side.value)
+            status = site.trigger_point.value
+            if site.trigger_point == TriggerPoint.NONE and state.get(key) in (
+                "active",
+                "latent",
+                "resolved",
+            ):
+                status = "resolved"
+            state[key] = status
+            if not course[key] or course[key][-1] != status:
+                course[key].append(status)
+        active = sum(1 for v in state.values() if v == TriggerPoint.ACTIVE.value)
+        points.append(Point(session.started_at, float(active)))
+    return points, dict(course)
+
+
+def analgesic_course(
+    medication: Sequence[MedicationUse],
+) -> tuple[list[Point], dict[str, list[MedicationUse]]]:
+    """Drug-days per week on each log date (each drug's latest entry carried forward) and
+    each drug's entries (by lower-case name), oldest first."""
+    per_drug: dict[str, list[MedicationUse]] = defaultdict(list)
+    current: dict[str, int] = {}
+    points: list[Point] = []
+    ordered = sorted(medication, key=lambda u: (u.recorded_on, u.created_at))
+    for day in sorted({u.recorded_on for u in ordered}):
+        for use in (u for u in ordered if u.recorded_on == day):
+            drug = use.drug.strip().lower()
+            current[drug] = use.days_per_week
+            per_drug[drug].append(use)
+        points.append(
+            Point(datetime.combine(day, time(), tzinfo=UTC), float(sum(current.values())))
+        )
+    return points, dict(per_drug)
+
+
+# --- the summary for one episode --------------------------------------------------------
+
+
+def _status(measures: Sequence[MeasureSummary]) -> str:
+    if not measures:
+        return "not measured"
+    if all(m.administrations < 2 for m in measures):
+        return "baseline only"
+    return "measured"
+
+
+def _first(measures: Sequence[MeasureSummary]) -> tuple[int | None, int | None]:
+    timed = [
+        (m.days_to_first_meaningful_improvement, m.sessions_to_first_meaningful_improvement)
+        for m in measures
+        if m.days_to_first_meaningful_improvement is not None
+    ]
+    return min(timed) if timed else (None, None)
+
+
+def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
+    """The benefit summary of one episode, from its records."""
+    episode = records.episode
+    sessions = sorted(records.sessions, key=lambda s: s.started_at)
+    library = instruments.library()
+    series = measurement_series(records.measurements)
+    summaries: dict[str, list[MeasureSummary]] = defaultdict(list)
+    for (instrument_id, key), ms in series.items():
+        summaries[instrument_id].append(
+            summarise_series(
+                library[instrument_id],
+                dict(key),
+                [Point(m.taken_at, float(m.score or 0)) for m in ms],
+                sessions,
+            )
+        )
+
+    tp_points, tp_course = trigger_point_course(sessions, records.sites)
+    tp_facts = [
+        Fact(f"{muscle.replace('_', ' ')} ({side})", " → ".join(statuses))
+        for (muscle, side), statuses in sorted(tp_course.items())
+    ]
+    if tp_points:
+        summaries["trigger_points"].append(
+            summarise_series(library["trigger_points"], {}, tp_points, sessions)
+        )
+    med_points, med_course = analgesic_course(records.medication)
+    med_facts = [
+        Fact(
+            uses[-1].drug + (f" {uses[-1].dose_mg:g} mg" if uses[-1].dose_mg else ""),
+            " → ".join(str(u.days_per_week) for u in uses),
+            "days/week",
+        )
+        for drug, uses in sorted(med_course.items())
+    ]
+    if med_points:
+        summaries["analgesic_use"].append(
+            summarise_series(library["analgesic_use"], {}, med_points, sessions)
+        )
+
+    per_benefit = {
+        b.id: [
+            m for i in b.instruments if library[i].change != "event" for m in summaries.get(i, [])
+        ]
+        for b in benefits()
+    }
+    # Faster recovery reads the first meaningful improvement of pain, function and ROM.
+    improving = [
+        m for b in ("pain_relief", "tissue_healing", "flexibility_rom") for m in per_benefit[b]
+    ]
+    returns = [m for m in records.measurements if m.instrument_id == "return_to_activity"]
+    out: list[BenefitSummary] = []
+    for benefit in benefits():
+        measures = per_benefit[benefit.id]
+        days, sessions_n = _first(measures)
+        facts: list[Fact] = []
+        if benefit.id == "muscle_relaxation":
+            facts = tp_facts
+        elif benefit.id == "drug_free_management":
+            facts = med_facts
+        elif benefit.id == "complementary_care":
+            facts = _complementary_facts(records, sessions)
+        elif benefit.id == "faster_recovery":
+            facts = _recovery_facts(episode, returns, improving)
+            days, sessions_n = _first(improving)
+        status = _status(measures)
+        if benefit.id in ("complementary_care", "faster_recovery") and facts:
+            status = "measured"
+        out.append(
+            BenefitSummary(
+                id=benefit.id,
+                name=benefit.name,
+                measured=status != "not measured",
+                status=status,
+                measures=measures,
+                facts=facts,
+                days_to_first_meaningful_improvement=days,
+                sessions_to_first_meaningful_improvement=sessions_n,
+                evidence=EvidenceNote(**benefit.evidence.model_dump()),
+            )
+        )
+    ratings = [
+        m for i, inst in library.items() if inst.change == "rating" for m in summaries.get(i, [])
+    ]
+    return EpisodeBenefits(
+        episode_id=str(episode.id),
+        patient_id=str(episode.patient_id),
+        condition=episode.condition,
+        opened_on=episode.opened_on,
+        closed_on=episode.closed_on,
+        sessions=len(sessions),
+        benefits=out,
+        global_ratings=ratings,
+        library_version=instruments.library_version(),
+    )
+
+
+def _complementary_facts(records: EpisodeRecords, sessions: Sequence[Session]) -> list[Fact]:
+    facts = [
+        Fact(f"planned: {p.modality.value.replace('_', ' ')}", p.description)
+        for p in records.plan
+        if p.modality != Modality.DRY_NEEDLING
+    ]
+    per_modality: dict[str, set[Any]] = defaultdict(set)
+    for c in records.co_interventions:
+        per_modality[c.modality.value].add(c.session_id)
+    for modality, ids in sorted(per_modality.items()):
+        facts.append(
+            Fact(
+                f"given with needling: {modality.replace('_', ' ')}",
+                f"{len(ids)} of {len(sessions)} sessions",
+            )
+        )
+    return facts
+
+
+def _recovery_facts(
+    episode: Episode, returns: Sequence[Measurement], improving: Sequence[MeasureSummary]
+) -> list[Fact]:
+    facts: list[Fact] = []
+    if episode.closed_on is not None:
+        stay = (episode.closed_on - episode.opened_on).days
+        facts.append(Fact("days to discharge", stay, "days"))
+    latest: dict[str, Measurement] = {}
+    returned_on: dict[str, date] = {}
+    for m in sorted(returns, key=lambda m: m.taken_at):
+        activity = str((m.context or {}).get("activity", "activity"))
+        latest[activity] = m
+        if m.score is not None and m.score >= 1 and activity not in returned_on:
+            day = (m.context or {}).get("returned_on")
+            returned_on[activity] = date.fromisoformat(str(day)) if day else m.taken_at.date()
+    for activity in sorted(latest):
+        if activity in returned_on:
+            facts.append(Fact(f"returned to {activity} on", returned_on[activity].isoformat()))
+            away = (returned_on[activity] - episode.opened_on).days
+            facts.append(Fact(f"days to return to {activity}", away, "days"))
+        else:
+            facts.append(Fact(f"returned to {activity}", "not yet"))
+    first_days, sessions_n = _first(improving)
+    if first_days is not None:
+        facts.append(Fact("days to first meaningful improvement", first_days, "days"))
+        facts.append(Fact("sessions to first meaningful improvement", sessions_n, "sessions"))
+    return facts

@@ -1,0 +1,80 @@
+"""Each patient's benefit summary per episode, read from the episode's records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from needlepoint.adapters.db.tables import (
+    co_interventions,
+    measurements,
+    medication_uses,
+    needling_sites,
+    plan_items,
+    sessions,
+)
+from needlepoint.domain.benefits import EpisodeBenefits, EpisodeRecords, summarise_episode
+from needlepoint.domain.entities import (
+    CoIntervention,
+    Episode,
+    Measurement,
+    MedicationUse,
+    NeedlingSite,
+    PlanItem,
+    Session,
+)
+from needlepoint.domain.permissions import Permission
+from needlepoint.queries.reader import Reader
+
+
+def episode_records(reader: Reader, episode_id: UUID) -> EpisodeRecords:
+    """Everything one episode's benefit summary reads. Measurements and analgesic-log
+    entries recorded for the patient without an episode count when they fall within the
+    episode's dates (from opening to closing, or to now while it is open)."""
+    reader.require(Permission.READ_CLINICAL)
+    episode = reader.one(Episode, episode_id, field="episode_id")
+    start = datetime.combine(episode.opened_on, time(), tzinfo=UTC)
+    in_window = [measurements.c.taken_at >= start]
+    med_window = [medication_uses.c.recorded_on >= episode.opened_on]
+    if episode.closed_on is not None:
+        end = datetime.combine(episode.closed_on + timedelta(days=1), time(), tzinfo=UTC)
+        in_window.append(measurements.c.taken_at < end)
+        med_window.append(medication_uses.c.recorded_on <= episode.closed_on)
+    session_ids = sa.select(sessions.c.id).where(sessions.c.episode_id == episode_id)
+    return EpisodeRecords(
+        episode=episode,
+        sessions=reader.select(
+            Session, sessions.c.episode_id == episode_id, order_by=sessions.c.started_at
+        ),
+        measurements=reader.select(
+            Measurement,
+            measurements.c.patient_id == episode.patient_id,
+            sa.or_(
+                measurements.c.episode_id == episode_id,
+                sa.and_(measurements.c.episode_id.is_(None), *in_window),
+            ),
+            order_by=(measurements.c.taken_at, measurements.c.id),
+        ),
+        medication=reader.select(
+            MedicationUse,
+            medication_uses.c.patient_id == episode.patient_id,
+            sa.or_(
+                medication_uses.c.episode_id == episode_id,
+                sa.and_(medication_uses.c.episode_id.is_(None), *med_window),
+            ),
+            order_by=(medication_uses.c.recorded_on, medication_uses.c.created_at),
+        ),
+        sites=reader.select(NeedlingSite, needling_sites.c.session_id.in_(session_ids)),
+        co_interventions=reader.select(
+            CoIntervention, co_interventions.c.session_id.in_(session_ids)
+        ),
+        plan=reader.select(PlanItem, plan_items.c.episode_id == episode_id),
+    )
+
+
+def episode_benefits(reader: Reader, episode_id: UUID) -> EpisodeBenefits:
+    """The eight benefits for one episode: measures, responder status, time to first
+    meaningful improvement and the evidence note; "not measured" where nothing informs one."""
+    return summarise_episode(episode_records(reader, episode_id))
