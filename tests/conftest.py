@@ -159,6 +159,20 @@ class Api:
     def headers(self, who: str = "clinician", **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}", **extra}
 
+    def prepare_needling(self, patient_id: str) -> None:
+        """Screen the patient (all clear) and record their consent through the API."""
+        from tests.factories import SCREENED, consent_body, screening_body
+
+        screening = {**screening_body(), "screened_at": SCREENED.isoformat()}
+        r = self.client.post(
+            f"/api/v1/patients/{patient_id}/screenings", json=screening, headers=self.headers()
+        )
+        assert r.status_code == 201, r.text
+        r = self.client.post(
+            f"/api/v1/patients/{patient_id}/consents", json=consent_body(), headers=self.headers()
+        )
+        assert r.status_code == 201, r.text
+
 
 def make_api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
     app = create_app(engine, secret_key="test-secret-key-" + "x" * 32)

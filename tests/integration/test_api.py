@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
 from tests.conftest import Api, make_api, make_clinic
-from tests.factories import SCREENED, consent_body, screening_body, session_body
+from tests.factories import session_body
 
 PATIENT = {
     "mrn": "API-0001",
@@ -41,21 +41,8 @@ def new_episode(api: Api, patient_id: str) -> dict[str, Any]:
         headers=api.headers(),
     )
     assert r.status_code == 201, r.text
-    prepare_needling(api, patient_id)
+    api.prepare_needling(patient_id)
     return r.json()
-
-
-def prepare_needling(api: Api, patient_id: str) -> None:
-    """Screen the patient (all clear) and record their consent through the API."""
-    screening = {**screening_body(), "screened_at": SCREENED.isoformat()}
-    r = api.client.post(
-        f"/api/v1/patients/{patient_id}/screenings", json=screening, headers=api.headers()
-    )
-    assert r.status_code == 201, r.text
-    r = api.client.post(
-        f"/api/v1/patients/{patient_id}/consents", json=consent_body(), headers=api.headers()
-    )
-    assert r.status_code == 201, r.text
 
 
 def new_session(api: Api) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def neck_pain_course(api: Api) -> dict[str, Any]:
             "plan": [{"modality": "exercise", "description": "Deep neck flexor training"}],
         },
     )
+    api.prepare_needling(patient["id"])
     pain = [7, 6, 4, 3]
     trapezius = ["active", "active", "none", "none"]
     for week in range(4):
