@@ -4,22 +4,33 @@ exactly one audit event per action, nothing half-written, signed notes locked.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from needlepoint.actions import episodes, outcomes, patients, sessions
+from needlepoint.actions import (
+    consent,
+    credentials,
+    episodes,
+    outcomes,
+    patients,
+    screening,
+    sessions,
+)
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.commands import (
+    AddTrainingRecord,
     AmendSession,
     CloseEpisode,
     RecordMeasurement,
     RecordMedicationUse,
     SignSession,
+    UpdateClinicSettings,
     UpdatePatient,
     UpdateSession,
+    WithdrawConsent,
 )
 from needlepoint.domain.entities import Session
 from needlepoint.domain.enums import AuditAction, SessionStatus
@@ -33,7 +44,7 @@ from needlepoint.domain.errors import (
 from needlepoint.queries.reader import Reader
 from needlepoint.queries.sessions import session_detail
 from tests.conftest import ClinicFixture
-from tests.factories import episode_cmd, patient_cmd, session_cmd
+from tests.factories import consent_cmd, episode_cmd, patient_cmd, screening_cmd, session_cmd
 
 CLINICAL_TABLES = [
     t.patients,
@@ -167,6 +178,39 @@ EVERY_ACTION: dict[AuditAction, ActionCall] = {
             recorded_on=date(2026, 2, 3),
         ),
     ),
+    AuditAction.SCREENING_RECORDED: lambda c, p, e, s: screening.record_screening(
+        c.uow(), c.as_clinician, screening_cmd(p.id)
+    ),
+    AuditAction.CONSENT_RECORDED: lambda c, p, e, s: consent.record_consent(
+        c.uow(), c.as_clinician, consent_cmd(p.id)
+    ),
+    AuditAction.CONSENT_WITHDRAWN: lambda c, p, e, s: (
+        consent.withdraw_consent(
+            c.uow(),
+            c.as_clinician,
+            WithdrawConsent(
+                consent_id=consent.record_consent(c.uow(), c.as_clinician, consent_cmd(p.id)).id,
+                expected_version=1,
+                withdrawn_at=datetime(2026, 2, 20, tzinfo=UTC),
+            ),
+        )
+        and None
+    ),
+    AuditAction.TRAINING_RECORDED: lambda c, p, e, s: credentials.add_training_record(
+        c.uow(),
+        c.as_owner,
+        AddTrainingRecord(
+            user_id=c.clinician.id,
+            provider="P",
+            course="DN",
+            hours_in_person=27,
+            completed_on=date(2025, 1, 1),
+            exam_passed=True,
+        ),
+    ),
+    AuditAction.CLINIC_SETTINGS_CHANGED: lambda c, p, e, s: credentials.update_clinic_settings(
+        c.uow(), c.as_owner, UpdateClinicSettings(expected_version=1, screening_valid_days=60)
+    ),
 }
 
 
@@ -176,6 +220,8 @@ def test_every_action_writes_exactly_one_audit_event(
 ) -> None:
     p, e, s = charted(clinic)
     before = audit_actions(clinic)
+    if action is AuditAction.CONSENT_WITHDRAWN:  # withdrawing needs a consent of its own
+        before.append(AuditAction.CONSENT_RECORDED.value)
     EVERY_ACTION[action](clinic, p, e, s)
     after = audit_actions(clinic)
     assert len(after) == len(before) + 1
