@@ -191,3 +191,24 @@ def test_the_catalogue_has_over_100_named_muscles_searchable_by_synonym() -> Non
     assert catalogue.search_muscles("glute")[0].region == "hip"
     assert {m.region for m in catalogue.search_muscles("", region="foot")} == {"foot"}
     assert all("calves" in m.chart for m in catalogue.search_muscles("", chart="calves"))
+
+
+def test_the_clinical_safety_guide_lists_every_rule_in_the_data() -> None:
+    from pathlib import Path
+
+    from needlepoint.domain.credentials import jurisdictions
+    from needlepoint.domain.screening import questionnaire
+    from needlepoint.domain.site_safety import site_rules
+
+    doc = (Path(__file__).parents[2] / "docs" / "clinical-safety.md").read_text()
+    rules = site_rules()
+    ids = [
+        *(q.id for q in questionnaire().questions),
+        *rules.area_exclusions,
+        *rules.session_rules,
+        *rules.cautions,
+        *(f"depth_{m}" for m in rules.depth_caveats),
+        *jurisdictions(),
+    ]
+    missing = [i for i in ids if f"`{i}`" not in doc]
+    assert not missing, f"docs/clinical-safety.md misses {missing}"
