@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from pydantic import ValidationError
@@ -178,7 +179,8 @@ def demo(
     from needlepoint.actions.context import Actor
     from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
     from needlepoint.bootstrap import open_database
-    from needlepoint.domain.commands import RegisterUser
+    from needlepoint.domain.catalogue import Region
+    from needlepoint.domain.commands import RegisterUser, TrainingCourse
     from needlepoint.domain.enums import Role
     from needlepoint.synthetic.clinic import generate_clinic
 
@@ -205,7 +207,23 @@ def demo(
         SqlUnitOfWork(engine),
         owner,
         RegisterUser(
-            email=email, full_name="Demo Clinician", role=Role.CLINICIAN, password=password
+            email=email,
+            full_name="Demo Clinician",
+            role=Role.CLINICIAN,
+            password=password,
+            licence_number="PT-DEMO-0001",
+            licence_date=date(2018, 6, 1),
+            training=[
+                TrainingCourse(
+                    provider="Synthetic Institute of Dry Needling",
+                    course="Dry needling levels 1 and 2",
+                    hours_in_person=54,
+                    hours_online=12,
+                    completed_on=date(2019, 9, 1),
+                    exam_passed=True,
+                    regions=list(get_args(Region)),
+                )
+            ],
         ),
     )
     token = issue_operator_token(SqlUnitOfWork(engine), user, "demo")

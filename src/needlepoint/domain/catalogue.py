@@ -117,6 +117,8 @@ class Muscle(_Frozen):
     region: Region
     limb: Limb
     """Where a site-level exclusion such as "lymphoedema of the left upper limb" applies."""
+    laterality: Literal["paired", "midline"] = "paired"
+    """Paired muscles are needled on a side; a midline muscle is a single structure."""
     thorax: bool
     """Over the thorax or lung apex: the pneumothorax guidance applies (REFERENCE §1)."""
     cautions: list[str]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from needlepoint.adapters.db.unit_of_work import (
     write_prepared,
 )
 from needlepoint.domain import catalogue
+from needlepoint.domain.catalogue import Region
 from needlepoint.domain.commands import (
     AdverseEventIn,
     CloseEpisode,
@@ -414,7 +415,7 @@ class _Generator:
                         hours_online=float(rng.choice([0, 8, 12])),
                         completed_on=licensed + timedelta(days=rng.randint(365, 900)),
                         exam_passed=True,
-                        regions=["neck", "upper_back", "shoulder", "lumbar", "hip", "leg"],
+                        regions=list(get_args(Region)),
                     )
                 ],
             ),
