@@ -26,19 +26,33 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from needlepoint.actions import episodes, patients
+from needlepoint.actions import consent, episodes, patients, screening
 from needlepoint.actions.clinics import issue_operator_token, register_clinic, register_user
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.domain.commands import OpenEpisode, RegisterClinic, RegisterPatient, RegisterUser
+from needlepoint.domain.commands import (
+    OpenEpisode,
+    RecordConsent,
+    RecordScreening,
+    RegisterClinic,
+    RegisterPatient,
+    RegisterUser,
+    TrainingCourse,
+)
 from needlepoint.domain.enums import Role
+from needlepoint.domain.screening import questionnaire
 from needlepoint.web.app import create_app
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+# What the API stores with each note below: the upper trapezius lies over the lung apex.
+FLAGS = [
+    {"rule": "thorax_pneumothorax", "action": "warn", "site": 0},
+    {"rule": "lung_apex", "action": "warn", "site": 0},
+]
 
 
 def site(muscle: str, side: str = "left", depth: float = 15) -> dict[str, Any]:
@@ -90,7 +104,20 @@ def setup(engine: sa.Engine) -> tuple[str, uuid.UUID, Actor]:
     user = register_user(
         SqlUnitOfWork(engine),
         Actor(owner.id, owner.clinic_id),
-        RegisterUser(email=f"pt-{tag}@bench.example", full_name="Bench PT", role=Role.CLINICIAN),
+        RegisterUser(
+            email=f"pt-{tag}@bench.example",
+            full_name="Bench PT",
+            role=Role.CLINICIAN,
+            training=[
+                TrainingCourse(
+                    provider="Bench Institute",
+                    course="Dry needling",
+                    hours_in_person=54,
+                    completed_on=START.date().replace(year=2020),
+                    exam_passed=True,
+                )
+            ],
+        ),
     )
     actor = Actor(user.id, user.clinic_id)
     token = issue_operator_token(SqlUnitOfWork(engine), user, "bench")
@@ -103,6 +130,29 @@ def setup(engine: sa.Engine) -> tuple[str, uuid.UUID, Actor]:
             family_name="Mark",
             birth_date=START.date().replace(year=1980),
             sex="male",
+        ),
+    )
+    # Needling needs a current screening and a consent in force (clinical safety).
+    screening.record_screening(
+        SqlUnitOfWork(engine),
+        actor,
+        RecordScreening(
+            patient_id=patient.id,
+            answers={q.id: False for q in questionnaire().questions},
+            screened_at=START - timedelta(hours=1),
+        ),
+    )
+    consent.record_consent(
+        SqlUnitOfWork(engine),
+        actor,
+        RecordConsent(
+            patient_id=patient.id,
+            template_id="dry_needling",
+            template_version="1.0",
+            signer_name="Bench Mark",
+            method="typed_name",
+            signed_at=START - timedelta(hours=1),
+            copy_given=True,
         ),
     )
     episode = episodes.open_episode(
@@ -174,7 +224,14 @@ def api_path(engine: sa.Engine, n: int) -> float:
             await post(body)
         return n / (time.perf_counter() - started)
 
-    return asyncio.run(run())
+    rate = asyncio.run(run())
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(t.sessions.c.safety_flags).where(t.sessions.c.episode_id == episode_id)
+        ).scalars()
+        if any(flags != FLAGS for flags in stored):
+            raise SystemExit("the baseline no longer writes the rows the API writes (flags)")
+    return rate
 
 
 def core_baseline(engine: sa.Engine, n: int) -> float:
@@ -207,6 +264,9 @@ def core_baseline(engine: sa.Engine, n: int) -> float:
                     "signed_by": None,
                     "signed_at": None,
                     "version": 1,
+                    "safety_flags": FLAGS,
+                    "cpt_code": None,
+                    "billing_muscles": None,
                 }
             ],
             t.needling_sites: [
@@ -219,6 +279,7 @@ def core_baseline(engine: sa.Engine, n: int) -> float:
                     "electrical_stimulation": False,
                     "estim_params": None,
                     "notes": None,
+                    "override_reason": None,
                 }
                 for k, s in enumerate(body["sites"])
             ],
