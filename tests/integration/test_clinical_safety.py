@@ -451,3 +451,21 @@ def test_catalogue_conditions_consent_and_credentials_are_published(api: Api) ->
         f"/api/v1/users/{api.clinic.owner.id}/credentials", headers=api.headers("assistant")
     )
     assert other.status_code == 403
+
+
+def test_every_refusal_names_a_rule_and_a_source(clinic: ClinicFixture) -> None:
+    _, episode = patient_with_episode(clinic)
+    credentials.update_clinic_settings(
+        clinic.uow(),
+        clinic.as_owner,
+        UpdateClinicSettings(expected_version=1, credential_policy=CredentialPolicy.BLOCK),
+    )
+    err = refusal(clinic, clinic.as_clinician, session_cmd(episode.id))
+    assert {e["rule"] for e in err.errors or []} == {
+        "screening_missing",
+        "consent_missing",
+        "no_training",
+    }
+    for error in err.errors or []:
+        assert error["sources"], error["rule"]
+        assert all(s["citation"] for s in error["sources"])

@@ -15,6 +15,9 @@ from needlepoint.domain.entities import Consent
 from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.sources import Finding, check_cited
 
+CONSENT_SOURCES = ("regulators_2020s",)
+"""Regulators expect a signed, versioned consent per patient (REFERENCE §6)."""
+
 
 class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -101,13 +104,13 @@ def consent_problem(
                 "consent_withdrawn",
                 "refuse",
                 "The patient withdrew consent to dry needling; record a new consent first.",
-                (),
+                CONSENT_SOURCES,
             )
         return Finding(
             "consent_missing",
             "refuse",
             "No signed consent to dry needling is on record for this patient at this date.",
-            (),
+            CONSENT_SOURCES,
         )
     if jurisdiction.consent_copy_required and not consent.copy_given:
         return Finding(

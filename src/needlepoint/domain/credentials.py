@@ -104,7 +104,12 @@ def check_credentials(
     if not supervised:
         if not records:
             problems.append(
-                Finding("no_training", "credential", "No dry needling training is on record.", ())
+                Finding(
+                    "no_training",
+                    "credential",
+                    "No dry needling training is on record.",
+                    ("regulators_2020s",),
+                )
             )
         if need_hours is not None and in_person + online < need_hours:
             problems.append(
