@@ -1,14 +1,19 @@
-"""Digests of records for the audit trail: what a record looked like before and after."""
+"""Digests of records for the audit trail: what a record looked like before and after,
+and the hash chain that makes the trail tamper-evident."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 import orjson
 
-from needlepoint.domain.entities import Entity
+from needlepoint.domain.entities import AuditEvent, Entity
 
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
@@ -35,3 +40,58 @@ def digest(records: list[Entity]) -> str | None:
     if not records:
         return None
     return hashlib.sha256(canonical_json(records)).hexdigest()
+
+
+# -- the audit trail's hash chain ----------------------------------------------------------
+#
+# Each clinic's audit events form one chain, numbered 1, 2, 3 … by `seq`. An event's hash
+# covers its own content and the previous event's hash, so changing, inserting or deleting
+# any event breaks every link after it. The hash is computed in two steps so that the
+# expensive part (the canonical form of the content) can be done where the event is made,
+# even in a worker process, and only the cheap link in the order events are written:
+#
+#     content = SHA-256(canonical JSON of every field except seq, prev_hash and hash)
+#     hash    = SHA-256("{prev_hash}:{seq}:{content}")
+#
+# The first event of a clinic links to GENESIS.
+
+GENESIS = "0" * 64
+"""The `prev_hash` of a clinic's first audit event."""
+
+CHAIN_FIELDS = frozenset({"seq", "prev_hash", "hash"})
+
+
+def _plain(value: Any) -> Any:
+    # Normalise what a database round trip may change in form but not in meaning.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def event_content(values: Mapping[str, Any]) -> bytes:
+    """The canonical form of an audit event's content (every field but the chain's)."""
+    return orjson.dumps(
+        {k: _plain(v) for k, v in values.items() if k not in CHAIN_FIELDS},
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def content_digest(event: AuditEvent) -> str:
+    """SHA-256 of the event's canonical content."""
+    values = {n: getattr(event, n) for n in _fields(AuditEvent)}
+    return hashlib.sha256(event_content(values)).hexdigest()
+
+
+def link_hash(prev_hash: str, seq: int, content: str) -> str:
+    """The chain hash of the event numbered `seq` with content digest `content`."""
+    return hashlib.sha256(f"{prev_hash}:{seq}:{content}".encode()).hexdigest()
+
+
+def row_hash(values: Mapping[str, Any]) -> str:
+    """The chain hash an event stored with these column values must carry."""
+    content = hashlib.sha256(event_content(values)).hexdigest()
+    return link_hash(values["prev_hash"], values["seq"], content)

@@ -127,3 +127,13 @@ class AuditAction(StrEnum):
     SESSION_AMENDED = "session.amended"
     MEASUREMENT_RECORDED = "measurement.recorded"
     MEDICATION_RECORDED = "medication.recorded"
+    RECORD_VIEWED = "record.viewed"
+    ACCESS_DENIED = "access.denied"
+    AUDIT_EXPORTED = "audit.exported"
+
+
+class AuditOutcome(StrEnum):
+    """Whether the audited attempt was carried out or refused."""
+
+    SUCCESS = "success"
+    DENIED = "denied"

@@ -1,0 +1,197 @@
+"""security: hash-chained, append-only audit trail
+
+* audit_events gains outcome (success/denied), source_address and the chain columns
+  (seq, prev_hash, hash), unique per (clinic_id, seq); existing events are chained in the
+  order they happened.
+* audit_chain_heads: each clinic's newest event, kept by a trigger on every insert, which
+  also refuses an event that does not extend its clinic's chain.
+* Triggers refuse UPDATE and DELETE (and on PostgreSQL TRUNCATE) of audit events, for
+  every role that cannot disable triggers (only the table owner or a superuser can).
+
+SQLite's batch mode rebuilds tables and drops their triggers: a later migration that
+batch-alters audit_events must call `create_triggers()` again.
+
+Revision ID: 0003
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from needlepoint.domain.audit import GENESIS, row_hash
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+_OUTCOME = sa.Enum("success", "denied", name="auditoutcome", native_enum=False, length=32)
+
+_SQLITE_TRIGGERS = [
+    """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only: DELETE refused'); END""",
+    f"""CREATE TRIGGER audit_events_chain_link BEFORE INSERT ON audit_events
+    WHEN NEW.seq IS NOT COALESCE(
+            (SELECT last_seq FROM audit_chain_heads WHERE clinic_id = NEW.clinic_id), 0) + 1
+      OR NEW.prev_hash IS NOT COALESCE(
+            (SELECT last_hash FROM audit_chain_heads WHERE clinic_id = NEW.clinic_id),
+            '{GENESIS}')
+    BEGIN SELECT RAISE(ABORT, 'audit event does not extend its clinic''s chain'); END""",
+    """CREATE TRIGGER audit_events_chain_head AFTER INSERT ON audit_events
+    BEGIN
+        INSERT INTO audit_chain_heads (clinic_id, last_seq, last_hash)
+        VALUES (NEW.clinic_id, NEW.seq, NEW.hash)
+        ON CONFLICT (clinic_id) DO UPDATE
+        SET last_seq = excluded.last_seq, last_hash = excluded.last_hash;
+    END""",
+]
+
+_PG_TRIGGERS = [
+    """CREATE FUNCTION audit_events_refuse_change() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit events are append-only: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change()""",
+    """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change()""",
+    f"""CREATE FUNCTION audit_events_extend_chain() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        head audit_chain_heads%ROWTYPE;
+    BEGIN
+        SELECT * INTO head FROM audit_chain_heads
+        WHERE clinic_id = NEW.clinic_id FOR UPDATE;
+        IF NOT FOUND THEN
+            IF NEW.seq <> 1 OR NEW.prev_hash <> '{GENESIS}' THEN
+                RAISE EXCEPTION 'audit event % does not start its clinic''s chain', NEW.id
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            INSERT INTO audit_chain_heads (clinic_id, last_seq, last_hash)
+            VALUES (NEW.clinic_id, NEW.seq, NEW.hash);
+        ELSE
+            IF NEW.seq <> head.last_seq + 1 OR NEW.prev_hash <> head.last_hash THEN
+                RAISE EXCEPTION 'audit event % does not extend its clinic''s chain', NEW.id
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            UPDATE audit_chain_heads SET last_seq = NEW.seq, last_hash = NEW.hash
+            WHERE clinic_id = NEW.clinic_id;
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER audit_events_chain BEFORE INSERT ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_events_extend_chain()""",
+    # The head moves only with the chain (from the trigger above, at depth 2).
+    """CREATE FUNCTION audit_chain_heads_refuse_change() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF pg_trigger_depth() < 2 THEN
+            RAISE EXCEPTION 'audit chain heads move only with the chain: % refused', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER audit_chain_heads_guard BEFORE UPDATE OR DELETE ON audit_chain_heads
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_heads_refuse_change()""",
+]
+
+_PG_DROP = [
+    "DROP TRIGGER IF EXISTS audit_chain_heads_guard ON audit_chain_heads",
+    "DROP TRIGGER IF EXISTS audit_events_chain ON audit_events",
+    "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events",
+    "DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events",
+    "DROP FUNCTION IF EXISTS audit_chain_heads_refuse_change()",
+    "DROP FUNCTION IF EXISTS audit_events_extend_chain()",
+    "DROP FUNCTION IF EXISTS audit_events_refuse_change()",
+]
+
+_SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS audit_events_no_update",
+    "DROP TRIGGER IF EXISTS audit_events_no_delete",
+    "DROP TRIGGER IF EXISTS audit_events_chain_link",
+    "DROP TRIGGER IF EXISTS audit_events_chain_head",
+]
+
+
+def create_triggers() -> None:
+    """The append-only and chain triggers of this dialect."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for ddl in _SQLITE_TRIGGERS if sqlite else _PG_TRIGGERS:
+        op.execute(ddl)
+
+
+def _chain_existing_events() -> None:
+    """Give events written before this revision their place in their clinic's chain."""
+    from needlepoint.adapters.db.tables import audit_events as ae
+
+    conn = op.get_bind()
+    old = [c for c in ae.c if c.name not in ("seq", "prev_hash", "hash", "outcome")]
+    rows = conn.execute(
+        sa.select(*old).order_by(ae.c.clinic_id, ae.c.occurred_at, ae.c.id)
+    ).mappings()
+    heads: dict[object, tuple[int, str]] = {}
+    for row in rows:
+        seq, prev = heads.get(row["clinic_id"], (0, GENESIS))
+        values = {**row, "outcome": "success", "seq": seq + 1, "prev_hash": prev}
+        h = row_hash(values)
+        conn.execute(
+            sa.update(ae)
+            .where(ae.c.id == row["id"])
+            .values(outcome="success", seq=seq + 1, prev_hash=prev, hash=h)
+        )
+        heads[row["clinic_id"]] = (seq + 1, h)
+    if heads:
+        conn.execute(
+            sa.insert(sa.table("audit_chain_heads", sa.column("clinic_id", sa.Uuid),
+                               sa.column("last_seq"), sa.column("last_hash"))),
+            [{"clinic_id": c, "last_seq": s, "last_hash": h} for c, (s, h) in heads.items()],
+        )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit_chain_heads",
+        sa.Column("clinic_id", sa.Uuid(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_hash", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"], ["clinics.id"], name=op.f("fk_audit_chain_heads_clinic_id_clinics")
+        ),
+        sa.PrimaryKeyConstraint("clinic_id", name=op.f("pk_audit_chain_heads")),
+    )
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("outcome", _OUTCOME, nullable=True))
+        batch_op.add_column(sa.Column("source_address", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("hash", sa.String(length=64), nullable=True))
+    _chain_existing_events()
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.alter_column("outcome", existing_type=_OUTCOME, nullable=False)
+        batch_op.alter_column("seq", existing_type=sa.BigInteger(), nullable=False)
+        batch_op.alter_column("prev_hash", existing_type=sa.String(length=64), nullable=False)
+        batch_op.alter_column("hash", existing_type=sa.String(length=64), nullable=False)
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_audit_events_clinic_id_seq"), ["clinic_id", "seq"]
+        )
+    create_triggers()
+
+
+def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for ddl in _SQLITE_DROP if sqlite else _PG_DROP:
+        op.execute(ddl)
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_audit_events_clinic_id_seq"), type_="unique")
+        batch_op.drop_column("hash")
+        batch_op.drop_column("prev_hash")
+        batch_op.drop_column("seq")
+        batch_op.drop_column("source_address")
+        batch_op.drop_column("outcome")
+    op.drop_table("audit_chain_heads")
