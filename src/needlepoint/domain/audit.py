@@ -75,7 +75,7 @@ def _plain(value: Any) -> Any:
 def event_content(values: Mapping[str, Any]) -> bytes:
     """The canonical form of an audit event's content (every field but the chain's)."""
     return orjson.dumps(
-        {k: _plain(v) for k, v in values.items() if k not in CHAIN_FIELDS},
+        {str(k): _plain(v) for k, v in values.items() if k not in CHAIN_FIELDS},
         option=orjson.OPT_SORT_KEYS,
     )
 
@@ -91,7 +91,7 @@ def link_hash(prev_hash: str, seq: int, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}:{seq}:{content}".encode()).hexdigest()
 
 
-def row_hash(values: Mapping[str, Any]) -> str:
+def row_hash(values: Mapping[Any, Any]) -> str:
     """The chain hash an event stored with these column values must carry."""
     content = hashlib.sha256(event_content(values)).hexdigest()
     return link_hash(values["prev_hash"], values["seq"], content)

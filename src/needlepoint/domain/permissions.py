@@ -25,6 +25,7 @@ class Permission(StrEnum):
     AMEND_SESSION = "amend_session"
     RECORD_MEASUREMENT = "record_measurement"
     RECORD_MEDICATION = "record_medication"
+    READ_AUDIT = "read_audit"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -44,6 +45,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.AMEND_SESSION: _LICENSED,
     Permission.RECORD_MEASUREMENT: _CLINICAL_WRITERS,
     Permission.RECORD_MEDICATION: _CLINICAL_WRITERS,
+    Permission.READ_AUDIT: frozenset({Role.OWNER, Role.AUDITOR}),
 }
 
 
