@@ -289,5 +289,53 @@ def audit_verify(
         console.print(f"  clinic {cid}: head seq {seq} hash {head}")
 
 
+# -- backup and restore -----------------------------------------------------------------------
+@app.command("backup")
+def backup_cmd(
+    out: Annotated[Path, typer.Argument(help="The backup file to write")],
+    db: DbOption = None,
+) -> None:
+    """Write a consistent backup of the database while it keeps working (SQLite: the
+    online backup API; PostgreSQL: pg_dump --format=custom)."""
+    from needlepoint.adapters.db.backup import BackupError, backup
+
+    try:
+        result = backup(_url(db), out)
+    except BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"backup written: {result.path} ({result.bytes} bytes, sha256 {result.sha256})")
+
+
+@app.command("restore")
+def restore_cmd(
+    source: Annotated[Path, typer.Argument(help="A file written by `needlepoint backup`")],
+    db: DbOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Replace the database's whole content with a backup, then check the restored audit
+    trail. Stop the server first."""
+    from needlepoint.adapters.db.backup import BackupError, restore
+    from needlepoint.bootstrap import open_database
+    from needlepoint.queries.audit import verify_chains
+
+    url = _url(db)
+    if not yes:
+        typer.confirm(f"Replace everything in {url} with {source}?", abort=True)
+    try:
+        restore(url, source)
+    except BackupError as exc:
+        _fail(str(exc))
+        return
+    engine = open_database(url, migrate=False)
+    with engine.connect() as conn:
+        report = verify_chains(conn)
+    console.print(f"restored {source} into {engine.url.render_as_string(hide_password=True)}")
+    if not report.ok:
+        err.print(f"[bold red]the restored audit trail does not verify[/]: {report.breaks[0]}")
+        raise typer.Exit(1)
+    console.print(f"audit trail OK: {report.events} events in {report.clinics} chains")
+
+
 if __name__ == "__main__":
     app()
