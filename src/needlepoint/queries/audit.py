@@ -16,6 +16,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from needlepoint.adapters.db.engine import scope_to_clinic
 from needlepoint.adapters.db.tables import audit_chain_heads, audit_events
 from needlepoint.domain.audit import GENESIS, row_hash
 from needlepoint.domain.entities import AuditEvent
@@ -88,10 +89,14 @@ def _verify_clinic(
 
 def verify_chains(conn: sa.Connection, clinic_id: UUID | None = None) -> ChainReport:
     """Check every clinic's audit chain (or one clinic's); report the first bad event of
-    each broken chain, the number of events checked and each chain's head."""
+    each broken chain, the number of events checked and each chain's head.
+
+    All clinics: run as the maintenance (owner) role — under row-level security the
+    application role sees no chain unless a clinic is given."""
     heads_q = sa.select(audit_chain_heads)
     clinics_q = sa.select(audit_events.c.clinic_id).distinct()
     if clinic_id is not None:
+        scope_to_clinic(conn, clinic_id)  # so that the application role may verify too
         heads_q = heads_q.where(audit_chain_heads.c.clinic_id == clinic_id)
         clinics_q = clinics_q.where(audit_events.c.clinic_id == clinic_id)
     heads = {r.clinic_id: (r.last_seq, r.last_hash) for r in conn.execute(heads_q)}

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from needlepoint.adapters.db.engine import scope_to_clinic
 from needlepoint.adapters.db.tables import TABLE_OF
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, Patient, User
@@ -154,6 +155,7 @@ def open_reader(
     reader: Reader | None = None
     try:
         with engine.connect() as conn:
+            scope_to_clinic(conn, clinic_id)  # row-level security: this clinic only
             reader = Reader(conn, clinic_id, role, user_id, source, request_id, source_address)
             yield reader
     finally:

@@ -25,7 +25,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.engine import WRITE_OPTION
+from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, User
@@ -403,6 +403,7 @@ class SqlUnitOfWork(UnitOfWork):
         super().__init__(clock, ids)
         self.engine = engine
         self._conn: sa.Connection | None = None
+        self._scope: UUID | None = None
 
     @property
     def connection(self) -> sa.Connection:
@@ -414,6 +415,18 @@ class SqlUnitOfWork(UnitOfWork):
     def _begin(self) -> None:
         self._conn = self.engine.connect().execution_options(**{WRITE_OPTION: True})
         self._conn.begin()
+        self._scope = None
+
+    def _scope_to(self, clinic_id: UUID) -> None:
+        # Row-level security: the transaction sees and writes only this clinic's rows.
+        if self._scope != clinic_id:
+            scope_to_clinic(self.connection, clinic_id)
+            self._scope = clinic_id
+
+    def get(self, kind: type[E], id: UUID, clinic_id: UUID) -> E | None:
+        self._require_active()
+        self._scope_to(clinic_id)
+        return super().get(kind, id, clinic_id)
 
     def _abort(self) -> None:
         if self._conn is not None:
@@ -424,6 +437,7 @@ class SqlUnitOfWork(UnitOfWork):
         if denials:  # the refusal itself is recorded, in a transaction of its own
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
                 conn.begin()
+                scope_to_clinic(conn, denials[0].clinic_id)
                 _insert_grouped(conn, list(denials))
                 conn.commit()
 
@@ -431,6 +445,7 @@ class SqlUnitOfWork(UnitOfWork):
         return _select_by_id(self.connection, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        self._scope_to(clinic_id)
         table = TABLE_OF[kind]
         stmt = sa.select(table).where(table.c.clinic_id == clinic_id)
         for column, value in equals.items():
@@ -454,6 +469,9 @@ class SqlUnitOfWork(UnitOfWork):
         replaces: list[tuple[Entity, Entity]],
     ) -> None:
         conn = self.connection
+        first = next(iter([*adds, *deletes, *(new for _, new in replaces)]), None)
+        if first is not None:
+            self._scope_to(_clinic_of(first))
         try:
             prepared = prepare_inserts(conn.dialect, adds)
             link_audit_chain(conn, prepared)  # first: the chain lock comes before any other

@@ -8,6 +8,15 @@
 * Triggers refuse UPDATE and DELETE (and on PostgreSQL TRUNCATE) of audit events, for
   every role that cannot disable triggers (only the table owner or a superuser can).
 
+* PostgreSQL row-level security on every clinical table (patients and everything recorded
+  about them, and the audit trail), for the application role `needlepoint_app`: a row is
+  visible and writable only when its clinic_id equals the transaction's
+  `needlepoint.clinic_id` setting (set by the unit of work and the reader). The role is
+  created here when missing (NOLOGIN; the server logs in as a member of it), gets
+  SELECT/INSERT/UPDATE/DELETE on the tables, but only SELECT/INSERT on audit_events. The
+  role running migrations owns the tables and is not subject to the policies: it is the
+  maintenance role of the generator, backups and `audit verify`. SQLite ignores all this.
+
 SQLite's batch mode rebuilds tables and drops their triggers: a later migration that
 batch-alters audit_events must call `create_triggers()` again.
 
@@ -119,6 +128,70 @@ _SQLITE_DROP = [
 ]
 
 
+APP_ROLE = "needlepoint_app"
+
+# Clinical tables: patients and everything recorded about them, and the audit trail. Staff
+# tables (users, api_tokens, training_records) are read before a clinic is known (sign-in,
+# token lookup) and stay outside.
+RLS_TABLES = (
+    "patients",
+    "referrals",
+    "consents",
+    "screenings",
+    "episodes",
+    "plan_items",
+    "sessions",
+    "needling_sites",
+    "co_interventions",
+    "adverse_events",
+    "measurements",
+    "medication_uses",
+    "amendments",
+    "audit_events",
+    "audit_chain_heads",
+)
+
+_CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
+
+
+def _row_level_security() -> None:
+    op.execute(
+        f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                CREATE ROLE {APP_ROLE} NOLOGIN;
+            END IF;
+        END $$"""
+    )
+    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
+    op.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"
+    )
+    # Belt and braces with the triggers: the application role may only append.
+    op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {APP_ROLE}")
+    op.execute(f"REVOKE DELETE, TRUNCATE ON audit_chain_heads FROM {APP_ROLE}")
+    op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {APP_ROLE}")
+    for table in RLS_TABLES:
+        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        op.execute(
+            f"CREATE POLICY clinic_isolation ON {table} TO {APP_ROLE} "
+            f"USING (clinic_id = {_CLINIC_OF_TRANSACTION}) "
+            f"WITH CHECK (clinic_id = {_CLINIC_OF_TRANSACTION})"
+        )
+
+
+def _drop_row_level_security() -> None:
+    for table in RLS_TABLES:
+        op.execute(f"DROP POLICY IF EXISTS clinic_isolation ON {table}")
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP_ROLE}")
+    op.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+        f"REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM {APP_ROLE}"
+    )
+
+
 def create_triggers() -> None:
     """The append-only and chain triggers of this dialect."""
     sqlite = op.get_bind().dialect.name == "sqlite"
@@ -181,10 +254,14 @@ def upgrade() -> None:
             batch_op.f("uq_audit_events_clinic_id_seq"), ["clinic_id", "seq"]
         )
     create_triggers()
+    if op.get_bind().dialect.name == "postgresql":
+        _row_level_security()
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        _drop_row_level_security()
     for ddl in _SQLITE_DROP if sqlite else _PG_DROP:
         op.execute(ddl)
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
