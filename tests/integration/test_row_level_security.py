@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
@@ -36,6 +38,15 @@ def app_engine(postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
             conn.commit()
 
 
+def run_as_clinic(
+    engine: sa.Engine, clinic_id: UUID, statement: sa.TextClause, **params: Any
+) -> None:
+    """Run one statement in a transaction scoped to `clinic_id`, as the application does."""
+    with engine.begin() as conn:
+        scope_to_clinic(conn, clinic_id)
+        conn.execute(statement, params)
+
+
 def test_raw_sql_through_the_applications_connection_cannot_read_another_clinics_rows(
     postgres_engine: sa.Engine, app_engine: sa.Engine
 ) -> None:
@@ -58,17 +69,13 @@ def test_raw_sql_through_the_applications_connection_cannot_read_another_clinics
         events = set(conn.exec_driver_sql("SELECT clinic_id FROM audit_events").scalars())
         assert events == {a}
 
+    intrusion = sa.text(
+        "INSERT INTO patients (id, clinic_id, mrn, given_name, family_name, birth_date, sex, "
+        "created_at, updated_at, version) "
+        "VALUES (:id, :b, 'X-1', 'Eve', 'Intruder', :d, 'female', now(), now(), 1)"
+    )
     with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
-        with app_engine.begin() as conn:
-            scope_to_clinic(conn, a)
-            conn.execute(
-                sa.text(
-                    "INSERT INTO patients (id, clinic_id, mrn, given_name, family_name, "
-                    "birth_date, sex, created_at, updated_at, version) VALUES (:id, :b, 'X-1', "
-                    "'Eve', 'Intruder', :d, 'female', now(), now(), 1)"
-                ),
-                {"id": uuid.uuid4(), "b": b, "d": date(1990, 1, 1)},
-            )
+        run_as_clinic(app_engine, a, intrusion, id=uuid.uuid4(), b=b, d=date(1990, 1, 1))
 
     # The scope ends with the transaction: a pooled connection does not carry it over.
     with app_engine.connect() as conn:
@@ -86,9 +93,7 @@ def test_the_application_role_cannot_change_or_delete_audit_events(
         "DELETE FROM audit_chain_heads",
     ):
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-            with app_engine.begin() as conn:
-                scope_to_clinic(conn, clinic.owner.clinic_id)
-                conn.exec_driver_sql(statement)
+            run_as_clinic(app_engine, clinic.owner.clinic_id, sa.text(statement))
 
 
 def test_the_application_works_under_row_level_security(app_engine: sa.Engine) -> None:
