@@ -264,6 +264,8 @@ def audit_verify(
     or deleted event of each broken chain; otherwise print OK with the counts."""
     from uuid import UUID
 
+    import sqlalchemy as sa
+
     from needlepoint.bootstrap import open_database
     from needlepoint.queries.audit import verify_chains
 
@@ -274,6 +276,13 @@ def audit_verify(
         return
     engine = open_database(_url(db), migrate=False)
     with engine.connect() as conn:
+        if clinic_id is None and engine.dialect.name == "postgresql":
+            hidden = conn.execute(sa.text("SELECT row_security_active('audit_events')"))
+            if hidden.scalar_one():
+                _fail(
+                    "this role sees audit events only under row-level security: connect as "
+                    "the owner (maintenance) role, or name one clinic with --clinic"
+                )
         report = verify_chains(conn, clinic_id)
     for b in report.breaks:
         event = f"event {b.event_id} (seq {b.seq})" if b.event_id else f"seq {b.seq}"

@@ -120,3 +120,21 @@ def test_the_application_works_under_row_level_security(app_engine: sa.Engine) -
     with app_engine.connect() as conn:
         scope_to_clinic(conn, clinic.owner.clinic_id)
         assert verify_chains(conn, clinic.owner.clinic_id).ok
+
+
+def test_audit_verify_as_the_application_role_needs_a_clinic(app_engine: sa.Engine) -> None:
+    from typer.testing import CliRunner
+
+    from needlepoint.cli import app
+
+    clinic = make_clinic(app_engine)
+    url = app_engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+    everything = runner.invoke(app, ["audit", "verify", "--db", url])
+    assert everything.exit_code == 2
+    assert "row-level security" in everything.output
+    one = runner.invoke(
+        app, ["audit", "verify", "--db", url, "--clinic", str(clinic.owner.clinic_id)]
+    )
+    assert one.exit_code == 0, one.output
+    assert "OK" in one.output
