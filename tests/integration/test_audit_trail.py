@@ -182,11 +182,18 @@ def test_the_application_cannot_update_or_delete_audit_events(clinic: ClinicFixt
             clinic.engine.begin() as conn,
         ):
             conn.exec_driver_sql("TRUNCATE audit_events CASCADE")
+    heads = t.audit_chain_heads
+    mine = heads.c.clinic_id == clinic_id
+    for head_change in (
+        sa.update(heads).where(mine).values(last_seq=1),
+        sa.update(heads).where(mine).values(last_seq=heads.c.last_seq + 1),
+        sa.delete(heads).where(mine),
+    ):
         with (
             pytest.raises(sa.exc.DatabaseError, match="move only with the chain"),
             clinic.engine.begin() as conn,
         ):
-            conn.execute(sa.update(t.audit_chain_heads).values(last_seq=1))
+            conn.execute(head_change)
     assert verify(clinic.engine, clinic_id).ok
 
 

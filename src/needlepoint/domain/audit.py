@@ -7,9 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 import orjson
 
@@ -61,29 +59,34 @@ GENESIS = "0" * 64
 CHAIN_FIELDS = frozenset({"seq", "prev_hash", "hash"})
 
 
-def _plain(value: Any) -> Any:
-    # Normalise what a database round trip may change in form but not in meaning.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 
 
-def event_content(values: Mapping[str, Any]) -> bytes:
-    """The canonical form of an audit event's content (every field but the chain's)."""
+def event_content(values: Mapping[Any, Any]) -> bytes:
+    """The canonical form of an audit event's content (every field but the chain's).
+
+    orjson writes UUIDs, enum values and RFC 3339 times itself; times are first brought
+    to UTC, so that a database round trip (which may change the zone, not the moment)
+    keeps the digest."""
     return orjson.dumps(
-        {str(k): _plain(v) for k, v in values.items() if k not in CHAIN_FIELDS},
-        option=orjson.OPT_SORT_KEYS,
+        {
+            str(k): v.astimezone(UTC) if isinstance(v, datetime) else v
+            for k, v in values.items()
+            if k not in CHAIN_FIELDS
+        },
+        option=_CANONICAL,
     )
 
 
 def content_digest(event: AuditEvent) -> str:
     """SHA-256 of the event's canonical content."""
-    values = {n: getattr(event, n) for n in _fields(AuditEvent)}
-    return hashlib.sha256(event_content(values)).hexdigest()
+    return hashlib.sha256(
+        event_content({n: getattr(event, n) for n in _content_fields()})
+    ).hexdigest()
+
+
+def _content_fields() -> tuple[str, ...]:
+    return tuple(n for n in _fields(AuditEvent) if n not in CHAIN_FIELDS)
 
 
 def link_hash(prev_hash: str, seq: int, content: str) -> str:

@@ -17,7 +17,7 @@ import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -244,12 +244,6 @@ def _insert_plan(dialect: sa.Dialect, table: sa.Table) -> _InsertPlan:
     return plan
 
 
-def _with_content_digest(ent: Entity) -> Entity:
-    if isinstance(ent, AuditEvent) and not ent.hash:
-        return replace(ent, hash=content_digest(ent))
-    return ent
-
-
 PreparedRows = list[tuple[str, list[Any]]]
 """Rows ready for the driver: (table name, rows) in foreign-key order."""
 
@@ -265,15 +259,16 @@ def prepare_inserts(dialect: sa.Dialect, adds: list[Entity]) -> PreparedRows:
         plan = _insert_plan(dialect, metadata.tables[name])
         pairs = list(zip(plan.columns, plan.processors, strict=True))
         rows: list[Any] = []
-        if name == _AUDIT:
-            # The chain's costly half, done wherever the rows are prepared (even in a
-            # worker process): until linked, `hash` holds the content digest.
-            ents = [_with_content_digest(e) for e in ents]
+        # The chain's costly half, done wherever the rows are prepared (even in a worker
+        # process): until linked, an audit event's `hash` holds its content digest.
+        digest_at = plan.columns.index("hash") if name == _AUDIT else -1
         for ent in ents:
             values = [
                 proc(getattr(ent, col)) if proc is not None else getattr(ent, col)
                 for col, proc in pairs
             ]
+            if digest_at >= 0 and not values[digest_at]:
+                values[digest_at] = content_digest(ent)  # type: ignore[arg-type]
             rows.append(
                 tuple(values)
                 if dialect.positional

@@ -57,6 +57,15 @@ _SQLITE_TRIGGERS = [
         ON CONFLICT (clinic_id) DO UPDATE
         SET last_seq = excluded.last_seq, last_hash = excluded.last_hash;
     END""",
+    # The head moves only onto the event just appended after it.
+    """CREATE TRIGGER audit_chain_heads_follow BEFORE UPDATE ON audit_chain_heads
+    WHEN NEW.clinic_id IS NOT OLD.clinic_id
+      OR NEW.last_seq IS NOT OLD.last_seq + 1
+      OR NOT EXISTS (SELECT 1 FROM audit_events WHERE clinic_id = NEW.clinic_id
+                     AND seq = NEW.last_seq AND hash = NEW.last_hash)
+    BEGIN SELECT RAISE(ABORT, 'audit chain heads move only with the chain'); END""",
+    """CREATE TRIGGER audit_chain_heads_no_delete BEFORE DELETE ON audit_chain_heads
+    BEGIN SELECT RAISE(ABORT, 'audit chain heads move only with the chain'); END""",
 ]
 
 _PG_TRIGGERS = [
@@ -125,6 +134,8 @@ _SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS audit_events_no_delete",
     "DROP TRIGGER IF EXISTS audit_events_chain_link",
     "DROP TRIGGER IF EXISTS audit_events_chain_head",
+    "DROP TRIGGER IF EXISTS audit_chain_heads_follow",
+    "DROP TRIGGER IF EXISTS audit_chain_heads_no_delete",
 ]
 
 
