@@ -350,3 +350,21 @@ _V1_COLUMNS = {
     "after_digest",
     "request_id",
 }
+
+
+def test_the_security_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    from alembic import command
+
+    from needlepoint.adapters.db.migrate import alembic_config, current_revision, head_revision
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'dg.db'}")
+    upgrade(engine)
+    with_patients(make_clinic(engine), 2)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "-1")
+    assert current_revision(engine) != head_revision()
+    upgrade(engine)  # the events are chained again, in the order they happened
+    with engine.connect() as conn:
+        report = verify_chains(conn)
+    assert report.ok, report.breaks
+    assert report.events >= 5
