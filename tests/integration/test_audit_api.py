@@ -117,6 +117,9 @@ def test_the_audit_report_filters_by_patient_user_action_and_period(api: Api) ->
     assert oldest["items"][0]["action"] == "clinic.registered"
     future = api.client.get("/api/v1/audit?since=2999-01-01T00:00:00Z", headers=h).json()
     assert future["total"] == 0
+    naive = api.client.get("/api/v1/audit?since=2000-01-01T00:00:00&until=2999-01-01", headers=h)
+    assert naive.status_code == 200, naive.text  # no zone: UTC
+    assert naive.json()["total"] == api.client.get("/api/v1/audit", headers=h).json()["total"]
     bad = api.client.get("/api/v1/audit?action=nonsense", headers=h)
     assert bad.status_code == 422
 

@@ -69,3 +69,11 @@ def test_a_stored_row_carries_the_hash_of_its_content_and_link(seq: int) -> None
     assert row_hash(row) == chained
     assert row_hash({**row, "seq": seq + 1}) != chained
     assert row_hash({**row, "prev_hash": "1" * 64}) != chained
+
+
+def test_the_audit_csv_cannot_smuggle_a_spreadsheet_formula() -> None:
+    from needlepoint.queries.audit import audit_csv
+
+    text = audit_csv([an_event(request_id="=HYPERLINK(1)", source_address="@evil")])
+    assert "'=HYPERLINK(1)" in text
+    assert "'@evil" in text

@@ -4,7 +4,7 @@ recorded on the audit trail as a disclosure."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -17,6 +17,13 @@ from needlepoint.web.context import ApiContext, ApiCredentials, respond
 router = APIRouter(tags=["audit"])
 
 _MAX_EXPORT = 100_000
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time given without a zone is taken as UTC (the audit trail's zone)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _report(
@@ -35,8 +42,8 @@ def _report(
     with ctx.reader() as r:
         page = audit_report(
             r,
-            since=since,
-            until=until,
+            since=_utc(since),
+            until=_utc(until),
             user_id=user_id,
             patient_id=patient_id,
             action=action,
