@@ -302,10 +302,9 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
     """Give prepared audit events their places in their clinics' chains, in order.
 
     Reads (and on PostgreSQL locks) each clinic's chain head: one small query per clinic
-    per transaction. Run it as the transaction's first statement so that every writer
-    takes the chain lock before any other row lock (no deadlocks). Rows already linked
-    are left alone; the database trigger refuses any row that does not extend the
-    chain."""
+    per transaction. Run it before the transaction writes or locks anything else, so
+    that every writer takes the chain lock first (no deadlocks). Rows already linked are
+    left alone; the database trigger refuses any row that does not extend the chain."""
     dialect = conn.dialect
     for i, (name, rows) in enumerate(prepared):
         if name != _AUDIT or not rows:
