@@ -211,16 +211,44 @@ def create_triggers() -> None:
 
 
 def _chain_existing_events() -> None:
-    """Give events written before this revision their place in their clinic's chain."""
-    from needlepoint.adapters.db.tables import audit_events as ae
+    """Give events written before this revision their place in their clinic's chain, in
+    the order they happened. The columns are spelled out as they are at this revision
+    (not taken from tables.py, which moves on)."""
+    from needlepoint.adapters.db.types import UTCDateTime
 
+    ae = sa.table(
+        "audit_events",
+        sa.column("id", sa.Uuid()),
+        sa.column("clinic_id", sa.Uuid()),
+        sa.column("action", sa.String()),
+        sa.column("entity_type", sa.String()),
+        sa.column("entity_id", sa.Uuid()),
+        sa.column("occurred_at", UTCDateTime()),
+        sa.column("source", sa.String()),
+        sa.column("actor_user_id", sa.Uuid()),
+        sa.column("patient_id", sa.Uuid()),
+        sa.column("before_digest", sa.String()),
+        sa.column("after_digest", sa.String()),
+        sa.column("request_id", sa.String()),
+        sa.column("source_address", sa.String()),
+        sa.column("outcome", sa.String()),
+        sa.column("seq", sa.BigInteger()),
+        sa.column("prev_hash", sa.String()),
+        sa.column("hash", sa.String()),
+    )
+    heads_table = sa.table(
+        "audit_chain_heads",
+        sa.column("clinic_id", sa.Uuid()),
+        sa.column("last_seq", sa.BigInteger()),
+        sa.column("last_hash", sa.String()),
+    )
     conn = op.get_bind()
-    old = [c for c in ae.c if c.name not in ("seq", "prev_hash", "hash", "outcome")]
+    content = [c for c in ae.c if c.name not in ("outcome", "seq", "prev_hash", "hash")]
     rows = conn.execute(
-        sa.select(*old).order_by(ae.c.clinic_id, ae.c.occurred_at, ae.c.id)
+        sa.select(*content).order_by(ae.c.clinic_id, ae.c.occurred_at, ae.c.id)
     ).mappings()
     heads: dict[object, tuple[int, str]] = {}
-    for row in rows:
+    for row in rows.all():
         seq, prev = heads.get(row["clinic_id"], (0, GENESIS))
         values = {**row, "outcome": "success", "seq": seq + 1, "prev_hash": prev}
         h = row_hash(values)
@@ -232,8 +260,7 @@ def _chain_existing_events() -> None:
         heads[row["clinic_id"]] = (seq + 1, h)
     if heads:
         conn.execute(
-            sa.insert(sa.table("audit_chain_heads", sa.column("clinic_id", sa.Uuid),
-                               sa.column("last_seq"), sa.column("last_hash"))),
+            sa.insert(heads_table),
             [{"clinic_id": c, "last_seq": s, "last_hash": h} for c, (s, h) in heads.items()],
         )
 
