@@ -142,3 +142,34 @@ def test_exporting_the_audit_report_as_csv_is_itself_a_recorded_disclosure(api: 
     assert all(e.actor_user_id == api.clinic.owner.id for e in exports)
     with api.clinic.engine.connect() as conn:
         assert verify_chains(conn, api.clinic.owner.clinic_id).ok
+
+
+# Every endpoint that discloses health information, and the record its audit event names.
+HEALTH_READS = [
+    ("/api/v1/patients/{patient}", "patient"),
+    ("/api/v1/patients/{patient}/timeline", "patient"),
+    ("/api/v1/patients/{patient}/episodes", "patient"),
+    ("/api/v1/patients/{patient}/measurements", "patient"),
+    ("/api/v1/patients/{patient}/medications", "patient"),
+    ("/api/v1/episodes/{episode}", "episode"),
+    ("/api/v1/episodes/{episode}/sessions", "episode"),
+    ("/api/v1/sessions/{session}", "session"),
+]
+
+
+def test_every_health_information_endpoint_leaves_a_record_viewed_event(api: Api) -> None:
+    from tests.factories import session_body
+
+    patient = new_patient(api)
+    episode = new_episode(api, patient["id"])
+    note = api.client.post(
+        "/api/v1/sessions", json=session_body(episode["id"]), headers=api.headers()
+    ).json()
+    ids = {"patient": patient["id"], "episode": episode["id"], "session": note["id"]}
+    for template, kind in HEALTH_READS:
+        before = len(events(api, action="record.viewed"))
+        r = api.client.get(template.format(**ids), headers=api.headers())
+        assert r.status_code == 200, (template, r.text)
+        viewed = events(api, action="record.viewed")[before:]
+        assert [(v.entity_type, str(v.entity_id)) for v in viewed] == [(kind, ids[kind])], template
+        assert viewed[0].patient_id == UUID(patient["id"]), template
