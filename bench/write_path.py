@@ -4,7 +4,8 @@ Each note has 4 needling sites, an NPRS and a ROM measurement. The API path pars
 validates the request, authenticates the token, runs the `record_session` action (tenant
 and permission checks, domain rules, scoring, audit digest) and commits one transaction.
 The baseline inserts the same 8 rows (session, 4 sites, 2 measurements, audit event) with
-plain SQLAlchemy Core, one transaction per session. Target: API >= 0.5 x baseline.
+plain SQLAlchemy Core, one transaction per session (the audit event linked into the
+clinic's hash chain, as the API does). Target: API >= 0.5 x baseline.
 
     .venv/bin/python bench/write_path.py [--sessions 500] [--pg URL | --no-pg]
 """
@@ -33,6 +34,7 @@ from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.audit import GENESIS, row_hash
 from needlepoint.domain.commands import (
     OpenEpisode,
     RecordConsent,
@@ -319,9 +321,22 @@ def core_baseline(engine: sa.Engine, n: int) -> float:
             ],
         }
 
+    heads = t.audit_chain_heads
+    head_q = sa.select(heads.c.last_seq, heads.c.last_hash).where(
+        heads.c.clinic_id == actor.clinic_id
+    )
+    if engine.dialect.name != "sqlite":
+        head_q = head_q.with_for_update()
+
     def one(i: int) -> None:
         with engine.begin() as conn:
-            for table, values in rows(i).items():
+            data = rows(i)
+            # The audit event extends the clinic's hash chain, as the API's does.
+            seq, prev = conn.execute(head_q).first() or (0, GENESIS)
+            event = data[t.audit_events][0]
+            event.update(outcome="success", source_address=None, seq=seq + 1, prev_hash=prev)
+            event["hash"] = row_hash(event)
+            for table, values in data.items():
                 conn.execute(table.insert(), values)
 
     for i in range(20):

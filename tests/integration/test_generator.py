@@ -29,7 +29,7 @@ def dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     with engine.connect() as conn:
         for table in t.metadata.sorted_tables:
-            rows = conn.execute(sa.select(table).order_by(table.c.id)).all()
+            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
             out[table.name] = [tuple(r) for r in rows]
     return out
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from needlepoint.adapters.db.unit_of_work import UnitOfWork
 from needlepoint.domain.audit import digest
 from needlepoint.domain.entities import AuditEvent, Entity, User
-from needlepoint.domain.enums import AuditAction
+from needlepoint.domain.enums import AuditAction, AuditOutcome
 from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
 
@@ -21,12 +21,14 @@ class Actor:
     """The authenticated user on whose behalf an action runs.
 
     `source` says which entrypoint made the request (api, web, cli, generator);
-    `request_id` groups the audit events of one request."""
+    `request_id` groups the audit events of one request; `source_address` is the
+    client's network address when there is one."""
 
     user_id: UUID
     clinic_id: UUID
     source: str = "api"
     request_id: str | None = None
+    source_address: str | None = None
 
 
 def authorize(uow: UnitOfWork, actor: Actor, permission: Permission) -> User:
@@ -34,8 +36,30 @@ def authorize(uow: UnitOfWork, actor: Actor, permission: Permission) -> User:
     user = uow.get(User, actor.user_id, actor.clinic_id)
     if user is None or not user.is_active:
         raise PermissionDenied("the acting user is not an active member of this clinic")
-    require(user.role, permission)
+    try:
+        require(user.role, permission)
+    except PermissionDenied:
+        # The refusal is part of the trail too (written although the action rolls back).
+        uow.record_denial(denial(uow, actor, permission))
+        raise
     return user
+
+
+def denial(uow: UnitOfWork, actor: Actor, permission: Permission) -> AuditEvent:
+    """The audit event of `actor` being refused `permission`."""
+    return AuditEvent(
+        id=uow.new_id(),
+        clinic_id=actor.clinic_id,
+        action=AuditAction.ACCESS_DENIED,
+        entity_type=permission.value[:32],  # what was refused, to whom
+        entity_id=actor.user_id,
+        occurred_at=uow.now(),
+        source=actor.source,
+        actor_user_id=actor.user_id,
+        request_id=actor.request_id,
+        outcome=AuditOutcome.DENIED,
+        source_address=actor.source_address,
+    )
 
 
 def load(uow: UnitOfWork, kind: type[E], id: UUID, actor: Actor, *, field: str) -> E:
@@ -72,6 +96,7 @@ def audit(
         before_digest=digest(before or []),
         after_digest=digest(after or []),
         request_id=actor.request_id if actor else None,
+        source_address=actor.source_address if actor else None,
     )
     uow.add(event)
     return event

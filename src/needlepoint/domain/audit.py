@@ -1,14 +1,17 @@
-"""Digests of records for the audit trail: what a record looked like before and after."""
+"""Digests of records for the audit trail: what a record looked like before and after,
+and the hash chain that makes the trail tamper-evident."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from needlepoint.domain.entities import Entity
+from needlepoint.domain.entities import AuditEvent, Entity
 
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
@@ -35,3 +38,63 @@ def digest(records: list[Entity]) -> str | None:
     if not records:
         return None
     return hashlib.sha256(canonical_json(records)).hexdigest()
+
+
+# -- the audit trail's hash chain ----------------------------------------------------------
+#
+# Each clinic's audit events form one chain, numbered 1, 2, 3 … by `seq`. An event's hash
+# covers its own content and the previous event's hash, so changing, inserting or deleting
+# any event breaks every link after it. The hash is computed in two steps so that the
+# expensive part (the canonical form of the content) can be done where the event is made,
+# even in a worker process, and only the cheap link in the order events are written:
+#
+#     content = SHA-256(canonical JSON of every field except seq, prev_hash and hash)
+#     hash    = SHA-256("{prev_hash}:{seq}:{content}")
+#
+# The first event of a clinic links to GENESIS.
+
+GENESIS = "0" * 64
+"""The `prev_hash` of a clinic's first audit event."""
+
+CHAIN_FIELDS = frozenset({"seq", "prev_hash", "hash"})
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
+
+
+def event_content(values: Mapping[Any, Any]) -> bytes:
+    """The canonical form of an audit event's content (every field but the chain's).
+
+    orjson writes UUIDs, enum values and RFC 3339 times itself; times are first brought
+    to UTC, so that a database round trip (which may change the zone, not the moment)
+    keeps the digest."""
+    return orjson.dumps(
+        {
+            str(k): v.astimezone(UTC) if isinstance(v, datetime) else v
+            for k, v in values.items()
+            if k not in CHAIN_FIELDS
+        },
+        option=_CANONICAL,
+    )
+
+
+def content_digest(event: AuditEvent) -> str:
+    """SHA-256 of the event's canonical content."""
+    return hashlib.sha256(
+        event_content({n: getattr(event, n) for n in _content_fields()})
+    ).hexdigest()
+
+
+def _content_fields() -> tuple[str, ...]:
+    return tuple(n for n in _fields(AuditEvent) if n not in CHAIN_FIELDS)
+
+
+def link_hash(prev_hash: str, seq: int, content: str) -> str:
+    """The chain hash of the event numbered `seq` with content digest `content`."""
+    return hashlib.sha256(f"{prev_hash}:{seq}:{content}".encode()).hexdigest()
+
+
+def row_hash(values: Mapping[Any, Any]) -> str:
+    """The chain hash an event stored with these column values must carry."""
+    content = hashlib.sha256(event_content(values)).hexdigest()
+    return link_hash(values["prev_hash"], values["seq"], content)

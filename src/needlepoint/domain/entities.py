@@ -15,6 +15,7 @@ from uuid import UUID
 from needlepoint.domain.enums import (
     AdverseEventKind,
     AuditAction,
+    AuditOutcome,
     ConsentMethod,
     CredentialPolicy,
     DrugClass,
@@ -325,6 +326,13 @@ class AuditEvent:
     before_digest: str | None = None
     after_digest: str | None = None
     request_id: str | None = None
+    outcome: AuditOutcome = AuditOutcome.SUCCESS
+    source_address: str | None = None
+    # The hash chain (see domain/audit.py): set when the event is written, in the order
+    # the clinic's events are committed; an unwritten event has seq 0.
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
 
 
 Entity = (

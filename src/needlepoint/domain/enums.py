@@ -139,3 +139,13 @@ class AuditAction(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     TRAINING_RECORDED = "user.training_recorded"
     CLINIC_SETTINGS_CHANGED = "clinic.settings_changed"
+    RECORD_VIEWED = "record.viewed"
+    ACCESS_DENIED = "access.denied"
+    AUDIT_EXPORTED = "audit.exported"
+
+
+class AuditOutcome(StrEnum):
+    """Whether the audited attempt was carried out or refused."""
+
+    SUCCESS = "success"
+    DENIED = "denied"

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     MANAGE_CLINIC = "manage_clinic"
     RECORD_TRAINING = "record_training"
     READ_CREDENTIALS = "read_credentials"
+    READ_AUDIT = "read_audit"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -54,6 +55,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_CLINIC: frozenset({Role.OWNER}),
     Permission.RECORD_TRAINING: frozenset({Role.OWNER}),
     Permission.READ_CREDENTIALS: _LICENSED,
+    Permission.READ_AUDIT: frozenset({Role.OWNER, Role.AUDITOR}),
 }
 
 

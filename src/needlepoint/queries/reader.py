@@ -1,20 +1,44 @@
-"""A reader: the connection, clinic and role every query is scoped by."""
+"""A reader: the connection, clinic and role every query is scoped by.
+
+Every record of health information a query opens by id (`one`) is noted on the reader,
+and `open_reader` writes one `record.viewed` audit event per record when the reading is
+done (HIPAA 164.312(b): record-level, not per SQL statement). A refused read is recorded
+as `access.denied`. The events are written after the read connection is closed, in one
+short write transaction, so reads never hold the write lock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
 
+from needlepoint.adapters.db.engine import scope_to_clinic
 from needlepoint.adapters.db.tables import TABLE_OF, clinics
-from needlepoint.domain.entities import Clinic, Entity
-from needlepoint.domain.enums import Role
-from needlepoint.domain.errors import NotFound
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.entities import AuditEvent, Clinic, Entity, Patient, User
+from needlepoint.domain.enums import AuditAction, AuditOutcome, Role
+from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
 
 E = TypeVar("E", bound=Entity)
+
+# Kinds whose reading is not a read of health information.
+_NOT_HEALTH_INFORMATION: frozenset[type[Any]] = frozenset({Clinic, User})
+
+
+@dataclass(frozen=True, slots=True)
+class Viewed:
+    """One audited read: what was disclosed, of which patient, and how."""
+
+    action: AuditAction
+    entity_type: str
+    entity_id: UUID
+    patient_id: UUID | None
+    outcome: AuditOutcome = AuditOutcome.SUCCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +47,37 @@ class Reader:
     clinic_id: UUID
     role: Role
     user_id: UUID
+    source: str = "api"
+    request_id: str | None = None
+    source_address: str | None = None
+    viewed: list[Viewed] = field(default_factory=list)
 
     def require(self, permission: Permission) -> None:
         """PermissionDenied unless the reader's role holds `permission`."""
-        require(self.role, permission)
+        try:
+            require(self.role, permission)
+        except PermissionDenied:
+            self.note(
+                AuditAction.ACCESS_DENIED,
+                permission.value,
+                self.user_id,
+                outcome=AuditOutcome.DENIED,
+            )
+            raise
+
+    def note(
+        self,
+        action: AuditAction,
+        entity_type: str,
+        entity_id: UUID,
+        patient_id: UUID | None = None,
+        *,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+    ) -> None:
+        """Remember a read (or disclosure) for the audit trail; each record once."""
+        seen = Viewed(action, entity_type[:32], entity_id, patient_id, outcome)
+        if seen not in self.viewed:
+            self.viewed.append(seen)
 
     def select(self, kind: type[E], *where: Any, order_by: Any = None) -> list[E]:
         """Records of `kind` in the reader's clinic matching `where`."""
@@ -39,14 +90,79 @@ class Reader:
         return [kind(**row._mapping) for row in self.conn.execute(stmt)]
 
     def one(self, kind: type[E], id: UUID, *, field: str = "id") -> E:
-        """The record with this id in the reader's clinic, or NotFound."""
+        """The record with this id in the reader's clinic, or NotFound. Opening a record
+        of health information is noted for the audit trail."""
         table = TABLE_OF[kind]
         found = self.select(kind, table.c.id == id)
         if not found:
             raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
-        return found[0]
+        record = found[0]
+        if kind not in _NOT_HEALTH_INFORMATION:
+            patient = (
+                record.id if isinstance(record, Patient) else getattr(record, "patient_id", None)
+            )
+            self.note(AuditAction.RECORD_VIEWED, kind.__name__.lower(), id, patient)
+        return record
 
     def clinic(self) -> Clinic:
-        """The reader's own clinic, with its settings."""
+        """The reader's own clinic, with its settings (not health information)."""
         row = self.conn.execute(sa.select(clinics).where(clinics.c.id == self.clinic_id)).one()
         return Clinic(**row._mapping)
+
+    def audit_events(self, engine: sa.Engine) -> list[AuditEvent]:
+        """The audit events of what was read, stamped now."""
+        uow = SqlUnitOfWork(engine)
+        now = uow.now()
+        return [
+            AuditEvent(
+                id=uow.new_id(),
+                clinic_id=self.clinic_id,
+                action=v.action,
+                entity_type=v.entity_type,
+                entity_id=v.entity_id,
+                occurred_at=now,
+                source=self.source,
+                actor_user_id=self.user_id,
+                patient_id=v.patient_id,
+                request_id=self.request_id,
+                outcome=v.outcome,
+                source_address=self.source_address,
+            )
+            for v in self.viewed
+        ]
+
+
+def record_reads(engine: sa.Engine, reader: Reader) -> None:
+    """Write the reader's noted reads as audit events, in one transaction."""
+    events = reader.audit_events(engine)
+    if not events:
+        return
+    with SqlUnitOfWork(engine) as uow:
+        for event in events:
+            uow.add(event)
+        uow.commit()
+    reader.viewed.clear()
+
+
+@contextmanager
+def open_reader(
+    engine: sa.Engine,
+    clinic_id: UUID,
+    role: Role,
+    user_id: UUID,
+    *,
+    source: str = "api",
+    request_id: str | None = None,
+    source_address: str | None = None,
+) -> Iterator[Reader]:
+    """A reader of one clinic; what it opened is on the audit trail when it closes
+    (also when the reading fails part-way, e.g. a refused read)."""
+    reader: Reader | None = None
+    try:
+        with engine.connect() as conn:
+            scope_to_clinic(conn, clinic_id)  # row-level security: this clinic only
+            reader = Reader(conn, clinic_id, role, user_id, source, request_id, source_address)
+            yield reader
+    finally:
+        if reader is not None:
+            record_reads(engine, reader)

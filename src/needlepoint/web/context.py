@@ -22,7 +22,7 @@ from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import StaleVersion, VersionRequired
-from needlepoint.queries.reader import Reader
+from needlepoint.queries.reader import Reader, open_reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,17 @@ class RequestContext:
     @contextmanager
     def reader(self) -> Iterator[Reader]:
         """A read-only view of the actor's clinic."""
-        with self.engine.connect() as conn:
-            yield Reader(conn, self.actor.clinic_id, self.role, self.actor.user_id)
+        a = self.actor
+        with open_reader(
+            self.engine,
+            a.clinic_id,
+            self.role,
+            a.user_id,
+            source=a.source,
+            request_id=a.request_id,
+            source_address=a.source_address,
+        ) as reader:
+            yield reader
 
 
 def request_id(request: Request) -> str:
@@ -80,10 +89,17 @@ class ApiCredentials:
     """The bearer token of an API request. Resolved to a user on first use, inside the
     endpoint's worker thread, so a request costs one thread hop, not two."""
 
-    def __init__(self, engine: sa.Engine, token: str | None, request_id: str) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        token: str | None,
+        request_id: str,
+        source_address: str | None = None,
+    ) -> None:
         self._engine = engine
         self._token = token
         self._request_id = request_id
+        self._source_address = source_address
         self._context: RequestContext | None = None
 
     def _resolve(self) -> RequestContext:
@@ -96,7 +112,13 @@ class ApiCredentials:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             user_id, clinic_id, role = found
-            actor = Actor(user_id, clinic_id, source="api", request_id=self._request_id)
+            actor = Actor(
+                user_id,
+                clinic_id,
+                source="api",
+                request_id=self._request_id,
+                source_address=self._source_address,
+            )
             self._context = RequestContext(self._engine, actor, role)
         return self._context
 
@@ -130,7 +152,8 @@ async def api_context(
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
-    return ApiCredentials(request.app.state.engine, token, request_id(request))
+    address = request.client.host if request.client else None  # for the audit trail
+    return ApiCredentials(request.app.state.engine, token, request_id(request), address)
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]

@@ -61,3 +61,17 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> sa.Engine:
 def is_sqlite(engine: sa.Engine) -> bool:
     """True for the embedded database."""
     return engine.dialect.name == "sqlite"
+
+
+CLINIC_SETTING = "needlepoint.clinic_id"
+"""The PostgreSQL setting row-level security compares each row's clinic_id with."""
+
+_SCOPE = sa.select(sa.func.set_config(CLINIC_SETTING, sa.bindparam("clinic"), True))
+
+
+def scope_to_clinic(conn: sa.Connection, clinic_id: object) -> None:
+    """Limit the rest of this transaction to one clinic's rows (PostgreSQL row-level
+    security; `set_config(..., true)` is SET LOCAL: it ends with the transaction, so a
+    pooled connection never carries it to the next request). SQLite: nothing to do."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(_SCOPE, {"clinic": str(clinic_id)})

@@ -361,8 +361,25 @@ audit_events = sa.Table(
     sa.Column("before_digest", sa.String(64)),
     sa.Column("after_digest", sa.String(64)),
     sa.Column("request_id", sa.String(64)),
+    sa.Column("outcome", enum_column_type(enums.AuditOutcome), nullable=False),
+    sa.Column("source_address", sa.String(64)),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
     sa.Index(None, "clinic_id", "occurred_at"),
     sa.Index(None, "entity_id"),
+    # One event per place in a clinic's chain: two writers can never fork it.
+    sa.UniqueConstraint("clinic_id", "seq"),
+)
+
+audit_chain_heads = sa.Table(
+    "audit_chain_heads",
+    metadata,
+    # The newest event of each clinic's audit chain, kept by a database trigger on every
+    # insert into audit_events; writers lock this row (PostgreSQL) to append in turn.
+    sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id"), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
 TABLE_OF: dict[type[Any], sa.Table] = {

@@ -25,9 +25,10 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.engine import WRITE_OPTION
-from needlepoint.adapters.db.tables import TABLE_OF, metadata
-from needlepoint.domain.entities import Clinic, Entity, TrainingRecord, User
+from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
+from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
+from needlepoint.domain.audit import GENESIS, content_digest, link_hash
+from needlepoint.domain.entities import AuditEvent, Clinic, Entity, TrainingRecord, User
 from needlepoint.domain.errors import InvalidInput, StaleVersion
 
 E = TypeVar("E", bound=Entity)
@@ -74,6 +75,7 @@ class UnitOfWork(ABC):
         self._adds: dict[UUID, Entity] = {}
         self._replaces: dict[UUID, tuple[Entity, Entity]] = {}
         self._deletes: dict[UUID, Entity] = {}
+        self._denials: list[AuditEvent] = []
         self._active = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -101,13 +103,14 @@ class UnitOfWork(ABC):
         try:
             self._persist(
                 list(self._deletes.values()),
-                list(self._adds.values()),
+                [*self._adds.values(), *self._denials],
                 list(self._replaces.values()),
             )
         except BaseException:
             self.rollback()
             raise
         self._clear()
+        self._denials.clear()
         self._active = False
 
     def rollback(self) -> None:
@@ -159,6 +162,12 @@ class UnitOfWork(ABC):
             return None
         return found
 
+    def record_denial(self, event: AuditEvent) -> None:
+        """Stage the audit event of a refused attempt: it is written even though the
+        action's own changes are rolled back (see `_abort`)."""
+        self._require_active()
+        self._denials.append(event)
+
     def _require_active(self) -> None:
         if not self._active:
             raise RuntimeError("unit of work used outside its `with` block")
@@ -190,7 +199,11 @@ _TABLE_ORDER = {t.name: i for i, t in enumerate(metadata.sorted_tables)}
 
 # One prebuilt statement per table: building a fresh Select per load costs more than
 # running it.
-_BY_ID = {t.name: sa.select(t).where(t.c.id == sa.bindparam("id")) for t in metadata.sorted_tables}
+_BY_ID = {
+    t.name: sa.select(t).where(t.c.id == sa.bindparam("id"))
+    for t in metadata.sorted_tables
+    if "id" in t.c
+}
 
 
 def _select_by_id(conn: sa.Connection, kind: type[E], id: UUID) -> E | None:
@@ -246,11 +259,16 @@ def prepare_inserts(dialect: sa.Dialect, adds: list[Entity]) -> PreparedRows:
         plan = _insert_plan(dialect, metadata.tables[name])
         pairs = list(zip(plan.columns, plan.processors, strict=True))
         rows: list[Any] = []
+        # The chain's costly half, done wherever the rows are prepared (even in a worker
+        # process): until linked, an audit event's `hash` holds its content digest.
+        digest_at = plan.columns.index("hash") if name == _AUDIT else -1
         for ent in ents:
             values = [
                 proc(getattr(ent, col)) if proc is not None else getattr(ent, col)
                 for col, proc in pairs
             ]
+            if digest_at >= 0 and not values[digest_at]:
+                values[digest_at] = content_digest(ent)  # type: ignore[arg-type]
             rows.append(
                 tuple(values)
                 if dialect.positional
@@ -260,8 +278,69 @@ def prepare_inserts(dialect: sa.Dialect, adds: list[Entity]) -> PreparedRows:
     return prepared
 
 
+_AUDIT = "audit_events"
+_HEAD_SQL: dict[str, str] = {}
+
+
+def _head_sql(dialect: sa.Dialect) -> str:
+    sql = _HEAD_SQL.get(dialect.name)
+    if sql is None:
+        h = audit_chain_heads
+        stmt = sa.select(h.c.last_seq, h.c.last_hash).where(
+            h.c.clinic_id == sa.bindparam("clinic_id")
+        )
+        if dialect.name != "sqlite":
+            # Writers of one clinic append in turn: the second waits here, then reads
+            # the head the first committed. (SQLite's BEGIN IMMEDIATE already
+            # serialises writers.)
+            stmt = stmt.with_for_update()
+        sql = _HEAD_SQL[dialect.name] = str(stmt.compile(dialect=dialect))
+    return sql
+
+
+def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
+    """Give prepared audit events their places in their clinics' chains, in order.
+
+    Reads (and on PostgreSQL locks) each clinic's chain head: one small query per clinic
+    per transaction. Run it before the transaction writes or locks anything else, so
+    that every writer takes the chain lock first (no deadlocks). Rows already linked are
+    left alone; the database trigger refuses any row that does not extend the chain."""
+    dialect = conn.dialect
+    for i, (name, rows) in enumerate(prepared):
+        if name != _AUDIT or not rows:
+            continue
+        cols = _insert_plan(dialect, metadata.tables[_AUDIT]).columns
+        # Driver rows are tuples (positional paramstyle) or dicts: address both by index.
+        keys: dict[str, Any] = (
+            {c: cols.index(c) for c in cols} if dialect.positional else {c: c for c in cols}
+        )
+        k_clinic, k_seq, k_prev, k_hash = (
+            keys[c] for c in ("clinic_id", "seq", "prev_hash", "hash")
+        )
+        heads: dict[Any, tuple[int, str]] = {}
+        linked: list[Any] = []
+        for row in rows:
+            if row[k_seq]:
+                linked.append(row)
+                continue
+            clinic = row[k_clinic]
+            if clinic not in heads:
+                params = (clinic,) if dialect.positional else {"clinic_id": clinic}
+                found = conn.exec_driver_sql(_head_sql(dialect), params).first()
+                heads[clinic] = (found[0], found[1]) if found else (0, GENESIS)
+            seq, prev = heads[clinic]
+            seq += 1
+            chained = link_hash(prev, seq, row[k_hash])
+            heads[clinic] = (seq, chained)
+            values = list(row) if dialect.positional else dict(row)
+            values[k_seq], values[k_prev], values[k_hash] = seq, prev, chained
+            linked.append(tuple(values) if dialect.positional else values)
+        prepared[i] = (name, linked)
+
+
 def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
-    """Insert prepared rows: one executemany per table."""
+    """Insert prepared rows: one executemany per table (audit events linked first)."""
+    link_audit_chain(conn, prepared)
     for name, rows in prepared:
         conn.exec_driver_sql(_insert_plan(conn.dialect, metadata.tables[name]).sql, rows)
 
@@ -318,6 +397,7 @@ class SqlUnitOfWork(UnitOfWork):
         super().__init__(clock, ids)
         self.engine = engine
         self._conn: sa.Connection | None = None
+        self._scope: UUID | None = None
 
     @property
     def connection(self) -> sa.Connection:
@@ -329,17 +409,37 @@ class SqlUnitOfWork(UnitOfWork):
     def _begin(self) -> None:
         self._conn = self.engine.connect().execution_options(**{WRITE_OPTION: True})
         self._conn.begin()
+        self._scope = None
+
+    def _scope_to(self, clinic_id: UUID) -> None:
+        # Row-level security: the transaction sees and writes only this clinic's rows.
+        if self._scope != clinic_id:
+            scope_to_clinic(self.connection, clinic_id)
+            self._scope = clinic_id
+
+    def get(self, kind: type[E], id: UUID, clinic_id: UUID) -> E | None:
+        self._require_active()
+        self._scope_to(clinic_id)
+        return super().get(kind, id, clinic_id)
 
     def _abort(self) -> None:
         if self._conn is not None:
             self._conn.rollback()
             self._conn.close()
             self._conn = None
+        denials, self._denials = self._denials, []
+        if denials:  # the refusal itself is recorded, in a transaction of its own
+            with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+                conn.begin()
+                scope_to_clinic(conn, denials[0].clinic_id)
+                _insert_grouped(conn, list(denials))
+                conn.commit()
 
     def _load(self, kind: type[E], id: UUID) -> E | None:
         return _select_by_id(self.connection, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        self._scope_to(clinic_id)
         table = TABLE_OF[kind]
         stmt = sa.select(table).where(table.c.clinic_id == clinic_id)
         for column, value in equals.items():
@@ -363,11 +463,16 @@ class SqlUnitOfWork(UnitOfWork):
         replaces: list[tuple[Entity, Entity]],
     ) -> None:
         conn = self.connection
+        first = next(iter([*adds, *deletes, *(new for _, new in replaces)]), None)
+        if first is not None:
+            self._scope_to(_clinic_of(first))
         try:
+            prepared = prepare_inserts(conn.dialect, adds)
+            link_audit_chain(conn, prepared)  # first: the chain lock comes before any other
             for ent in deletes:
                 table = TABLE_OF[type(ent)]
                 conn.execute(sa.delete(table).where(table.c.id == ent.id))
-            _insert_grouped(conn, adds)
+            write_prepared(conn, prepared)
             for old, new in replaces:
                 _update_versioned(conn, old, new)
             conn.commit()
