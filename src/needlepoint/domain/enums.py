@@ -11,6 +11,7 @@ class Role(StrEnum):
     STUDENT = "student"
     ASSISTANT = "assistant"
     AUDITOR = "auditor"
+    PATIENT = "patient"
 
 
 class Sex(StrEnum):
@@ -127,3 +128,12 @@ class AuditAction(StrEnum):
     SESSION_AMENDED = "session.amended"
     MEASUREMENT_RECORDED = "measurement.recorded"
     MEDICATION_RECORDED = "medication.recorded"
+    LOGIN_SUCCEEDED = "auth.login_succeeded"
+    LOGIN_FAILED = "auth.login_failed"
+    SIGNED_OUT = "auth.signed_out"
+    SIGNED_OUT_EVERYWHERE = "auth.signed_out_everywhere"
+    MFA_ENROLLED = "auth.mfa_enrolled"
+    MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"
+    SECURITY_SETTINGS_CHANGED = "clinic.security_settings_changed"
+    API_TOKEN_REVOKED = "user.api_token_revoked"  # noqa: S105 - an event name
+    EMERGENCY_ACCESS_GRANTED = "patient.emergency_access_granted"

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
@@ -20,7 +20,8 @@ from needlepoint.adapters.db.tables import api_tokens, users
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
 from needlepoint.domain.enums import Role
-from needlepoint.domain.errors import StaleVersion, VersionRequired
+from needlepoint.domain.errors import PermissionDenied, StaleVersion, VersionRequired
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
 
@@ -47,8 +48,19 @@ def request_id(request: Request) -> str:
     return rid if isinstance(rid, str) else uuid.uuid4().hex
 
 
+PERMISSION_KEY = "x-permission"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def requires(permission: Permission) -> dict[str, Any]:
+    """`openapi_extra` declaring the one permission a route needs (`x-permission` in the
+    OpenAPI document). The action or query enforces it; the access-matrix test reads the
+    declaration and checks every role against `domain.permissions.GRANTS`."""
+    return {PERMISSION_KEY: permission.value}
+
+
 _TOKEN_HOLDER = (
-    sa.select(users.c.id, users.c.clinic_id, users.c.role)
+    sa.select(users.c.id, users.c.clinic_id, users.c.role, api_tokens.c.scopes)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
     .where(
         api_tokens.c.token_hash == sa.bindparam("token_hash"),
@@ -58,21 +70,25 @@ _TOKEN_HOLDER = (
 )
 
 
-def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role] | None:
-    """(user id, clinic id, role) of an active user holding this unrevoked token."""
+def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role, str] | None:
+    """(user id, clinic id, role, scopes) of an active user holding this unrevoked token:
+    one indexed query per request."""
     with engine.connect() as conn:
         row = conn.execute(_TOKEN_HOLDER, {"token_hash": hash_api_token(token)}).first()
-    return None if row is None else (row.id, row.clinic_id, row.role)
+    return None if row is None else (row.id, row.clinic_id, row.role, row.scopes)
 
 
 class ApiCredentials:
     """The bearer token of an API request. Resolved to a user on first use, inside the
     endpoint's worker thread, so a request costs one thread hop, not two."""
 
-    def __init__(self, engine: sa.Engine, token: str | None, request_id: str) -> None:
+    def __init__(
+        self, engine: sa.Engine, token: str | None, request_id: str, *, writes: bool = False
+    ) -> None:
         self._engine = engine
         self._token = token
         self._request_id = request_id
+        self._writes = writes
         self._context: RequestContext | None = None
 
     def _resolve(self) -> RequestContext:
@@ -84,7 +100,10 @@ class ApiCredentials:
                     "a valid API token is required (Authorization: Bearer …)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            user_id, clinic_id, role = found
+            user_id, clinic_id, role, scopes = found
+            needed = "write" if self._writes else "read"
+            if needed not in scopes.split():
+                raise PermissionDenied(f"this API token lacks the '{needed}' scope")
             actor = Actor(user_id, clinic_id, source="api", request_id=self._request_id)
             self._context = RequestContext(self._engine, actor, role)
         return self._context
@@ -119,7 +138,12 @@ async def api_context(
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
-    return ApiCredentials(request.app.state.engine, token, request_id(request))
+    return ApiCredentials(
+        request.app.state.engine,
+        token,
+        request_id(request),
+        writes=request.method not in SAFE_METHODS,
+    )
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]

@@ -14,7 +14,7 @@ from needlepoint.domain.commands import IssueApiToken, RegisterUser
 from needlepoint.domain.entities import User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.permissions import Permission
-from needlepoint.web.context import ApiContext
+from needlepoint.web.context import ApiContext, requires
 
 router = APIRouter(tags=["users"])
 
@@ -45,28 +45,38 @@ class TokenOut(BaseModel):
     created_at: datetime
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, openapi_extra=requires(Permission.USE_ACCOUNT))
 def me(ctx: ApiContext) -> UserOut:
     """The user this request is attributed to."""
     with ctx.reader() as r:
         return UserOut.of(r.one(User, ctx.actor.user_id))
 
 
-@router.get("/users", response_model=list[UserOut])
+@router.get("/users", response_model=list[UserOut], openapi_extra=requires(Permission.READ_STAFF))
 def list_users(ctx: ApiContext) -> list[UserOut]:
     """The clinic's users."""
     with ctx.reader() as r:
-        r.require(Permission.READ_DEMOGRAPHICS)
+        r.require(Permission.READ_STAFF)
         return [UserOut.of(u) for u in r.select(User, order_by=users.c.full_name)]
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post(
+    "/users",
+    response_model=UserOut,
+    status_code=201,
+    openapi_extra=requires(Permission.REGISTER_USER),
+)
 def register_user(ctx: ApiContext, cmd: RegisterUser) -> UserOut:
     """Add a user (owner only), with their dry needling training records."""
     return UserOut.of(clinics.register_user(ctx.uow(), ctx.actor, cmd))
 
 
-@router.post("/users/{user_id}/tokens", response_model=TokenOut, status_code=201)
+@router.post(
+    "/users/{user_id}/tokens",
+    response_model=TokenOut,
+    status_code=201,
+    openapi_extra=requires(Permission.ISSUE_API_TOKEN),
+)
 def issue_token(ctx: ApiContext, user_id: UUID, label: str = "api") -> TokenOut:
     """A new API token for a user; the token is shown only in this response."""
     token, plain = clinics.issue_api_token(
