@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,13 +18,17 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from needlepoint.actions import episodes, patients, sessions
+from needlepoint.actions.accounts import begin_mfa_enrolment
 from needlepoint.actions.clinics import issue_operator_token, register_user
+from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.tables import api_tokens
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
+from needlepoint.adapters.totp import code_at
 from needlepoint.domain.commands import RegisterUser, SignSession
 from needlepoint.domain.entities import Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
+from needlepoint.domain.errors import RecordLocked
 from needlepoint.domain.permissions import GRANTS, Permission
 from needlepoint.web.app import create_app
 from needlepoint.web.context import PERMISSION_KEY, SAFE_METHODS
@@ -110,9 +115,10 @@ def _schema_name(op: dict[str, Any]) -> str | None:
 
 
 def build_request(
-    method: str, path: str, op: dict[str, Any], recs: Records
+    method: str, path: str, op: dict[str, Any], recs: Records, user: User
 ) -> tuple[str, dict[str, Any] | None, dict[str, str], bool]:
-    """(url, json body, headers, whether the request names a record of `recs`' clinic)."""
+    """(url, json body, headers, whether the request names a record of `recs`' clinic),
+    as `user` would send it."""
     session = recs.signed if path.endswith("/amendments") else recs.draft
     ids = {**recs.ids(), "session_id": session.id}
     versions = {"patient_id": recs.patient.version, "episode_id": recs.episode.version}
@@ -133,7 +139,7 @@ def build_request(
     body: dict[str, Any] | None = None
     if schema is not None:
         assert schema in BODIES, f"{method} {path}: add an example body for {schema}"
-        body, refers = BODIES[schema](recs)
+        body, refers = BODIES[schema](recs, user)
         names_record = names_record or refers
     return url, body, headers, names_record
 
@@ -142,22 +148,36 @@ def _json(model: Any) -> dict[str, Any]:
     return dict(model.model_dump(mode="json", exclude_none=True))
 
 
+def _first_code(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
+    """A valid first authenticator code: `user` starts enrolment, the test's "device"
+    computes the code."""
+    try:
+        secret, _ = begin_mfa_enrolment(SqlUnitOfWork(recs.clinic.engine), actor_of(user))
+    except RecordLocked:  # already on: this request is not expected to succeed anyway
+        return {"code": "000000"}, False
+    return {"code": code_at(secret, datetime.now(UTC))}, False
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, user.clinic_id, source="test")
+
+
 BODIES: dict[str, Any] = {
-    "RegisterPatient": lambda r: (_json(patient_cmd()), False),
-    "PatientChanges": lambda r: ({"phone": "+1 555 0100"}, False),
-    "OpenEpisode": lambda r: (_json(episode_cmd(r.patient.id)), True),
-    "Discharge": lambda r: ({"closed_on": "2026-03-01", "discharge_reason": "goals met"}, False),
-    "RecordSession": lambda r: (_json(session_cmd(r.episode.id)), True),
-    "SessionNote": lambda r: (
+    "RegisterPatient": lambda r, u: (_json(patient_cmd()), False),
+    "PatientChanges": lambda r, u: ({"phone": "+1 555 0100"}, False),
+    "OpenEpisode": lambda r, u: (_json(episode_cmd(r.patient.id)), True),
+    "Discharge": lambda r, u: ({"closed_on": "2026-03-01", "discharge_reason": "goals met"}, False),
+    "RecordSession": lambda r, u: (_json(session_cmd(r.episode.id)), True),
+    "SessionNote": lambda r, u: (
         {k: v for k, v in _json(session_cmd(r.episode.id)).items() if k != "episode_id"},
         False,
     ),
-    "AmendmentText": lambda r: ({"reason": "typo", "text": "left, not right"}, False),
-    "RecordMeasurement": lambda r: (
+    "AmendmentText": lambda r, u: ({"reason": "typo", "text": "left, not right"}, False),
+    "RecordMeasurement": lambda r, u: (
         {"patient_id": str(r.patient.id), "instrument_id": "nprs", "answers": {"item1": 3}},
         True,
     ),
-    "RecordMedicationUse": lambda r: (
+    "RecordMedicationUse": lambda r, u: (
         {
             "patient_id": str(r.patient.id),
             "drug": "ibuprofen",
@@ -167,10 +187,16 @@ BODIES: dict[str, Any] = {
         },
         True,
     ),
-    "RegisterUser": lambda r: (
+    "RegisterUser": lambda r, u: (
         {"email": f"new-{r.draft.id}@test.example", "full_name": "New Hire", "role": "assistant"},
         False,
     ),
+    "MfaCode": _first_code,
+    "UpdateSecuritySettings": lambda r, u: (
+        {"mfa_required": False, "idle_timeout_minutes": 20},
+        False,
+    ),
+    "RequestEmergencyAccess": lambda r, u: ({"reason": "collapsed in the waiting room"}, False),
 }
 
 
@@ -180,6 +206,7 @@ class World:
     own: Records
     other: Records
     tokens: dict[Role, str]
+    users: dict[Role, User]
     markers: list[str]
 
     def fresh(self, which: str, method: str) -> Records:
@@ -202,7 +229,8 @@ def world(engine: sa.Engine) -> World:
     markers = [OTHER_NAME, other.patient.mrn, other_clinic.owner.email]
     markers.append(other_clinic.clinician.email)
     client = TestClient(create_app(engine, secret_key=SECRET))
-    return World(client, make_records(own_clinic, "Ownperson"), other, tokens, markers)
+    own = make_records(own_clinic, "Ownperson")
+    return World(client, own, other, tokens, users, markers)
 
 
 @pytest.mark.parametrize(
@@ -211,13 +239,13 @@ def world(engine: sa.Engine) -> World:
 def test_access_matrix(world: World, method: str, path: str, op: dict[str, Any]) -> None:
     permission = Permission(op[PERMISSION_KEY])
     failures: list[str] = []
-    url, body, headers, _ = build_request(method, path, op, world.own)
+    url, body, headers, _ = build_request(method, path, op, world.own, world.users[Role.OWNER])
     anonymous = world.client.request(method, url, json=body, headers=headers)
     if anonymous.status_code != 401:
         failures.append(f"no credentials → {anonymous.status_code}, expected 401")
     for role, where in itertools.product(Role, ("own", "other")):
         recs = world.fresh(where, method)
-        url, body, headers, names_record = build_request(method, path, op, recs)
+        url, body, headers, names_record = build_request(method, path, op, recs, world.users[role])
         if where == "other" and not names_record:
             continue  # nothing of another clinic to name; the leak check below still runs
         headers["Authorization"] = f"Bearer {world.tokens[role]}"
@@ -251,7 +279,7 @@ def test_a_read_only_token_cannot_write(world: World, engine: sa.Engine) -> None
         )
     for method, path, op in OPERATIONS:
         recs = world.fresh("own", method)
-        url, body, headers, _ = build_request(method, path, op, recs)
+        url, body, headers, _ = build_request(method, path, op, recs, owner)
         headers["Authorization"] = f"Bearer {token}"
         r = world.client.request(method, url, json=body, headers=headers)
         if method in SAFE_METHODS:

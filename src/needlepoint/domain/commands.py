@@ -271,3 +271,27 @@ class RecordMedicationUse(Command):
     dose_mg: Annotated[float, Field(gt=0, le=10_000)] | None = None
     days_per_week: Annotated[int, Field(ge=0, le=7)]
     recorded_on: date
+
+
+# --- accounts and emergency access (security issue) --------------------------------------
+
+
+class UpdateSecuritySettings(Command):
+    """A clinic's security policy (owner only)."""
+
+    mfa_required: bool
+    idle_timeout_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
+    absolute_timeout_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
+    emergency_access_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
+
+
+class MfaCode(Command):
+    """A six-digit authenticator code, or a recovery code."""
+
+    code: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+class RequestEmergencyAccess(Command):
+    """Why the record must be opened now (kept in the audit trail, shown to the owner)."""
+
+    reason: Annotated[str, Field(min_length=10, max_length=2000)]

@@ -137,3 +137,4 @@ class AuditAction(StrEnum):
     SECURITY_SETTINGS_CHANGED = "clinic.security_settings_changed"
     API_TOKEN_REVOKED = "user.api_token_revoked"  # noqa: S105 - an event name
     EMERGENCY_ACCESS_GRANTED = "patient.emergency_access_granted"
+    LOGIN_PASSWORD_ACCEPTED = "auth.login_password_accepted"  # noqa: S105 - an event name

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
@@ -63,17 +62,13 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
         redoc_url=None,
     )
     app.state.engine = engine
+    # Web sessions live in the database (`web_sessions`); the cookie holds only their
+    # random id. The key signs the sign-in form's CSRF cookie.
+    app.state.secret_key = secret_key
+    app.state.secure_cookies = secure_cookies
     problems.install(app)
 
     app.add_middleware(RequestIdAndSecurityHeaders)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=secret_key,
-        session_cookie="needlepoint_session",
-        max_age=8 * 3600,
-        same_site="lax",
-        https_only=secure_cookies,
-    )
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(pages.router)

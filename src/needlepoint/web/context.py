@@ -16,9 +16,16 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.tables import api_tokens, users
+from needlepoint.adapters.db.tables import (
+    api_tokens,
+    clinics,
+    security_settings,
+    users,
+    web_sessions,
+)
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
+from needlepoint.domain.entities import WebSession
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import PermissionDenied, StaleVersion, VersionRequired
 from needlepoint.domain.permissions import Permission
@@ -147,6 +154,54 @@ async def api_context(
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]
+
+SESSION_COOKIE = "needlepoint_session"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSignIn:
+    """A browser's server-side session, with what the pages show about its user."""
+
+    session: WebSession
+    role: Role
+    full_name: str
+    clinic_name: str
+    idle_timeout_minutes: int | None  # None: the clinic keeps the default policy
+
+
+_SESSION_COLUMNS = list(web_sessions.c)
+_WEB_SESSION = (
+    sa.select(
+        *_SESSION_COLUMNS,
+        users.c.role,
+        users.c.full_name,
+        clinics.c.name.label("clinic_name"),
+        security_settings.c.idle_timeout_minutes,
+    )
+    .join(users, users.c.id == web_sessions.c.user_id)
+    .join(clinics, clinics.c.id == web_sessions.c.clinic_id)
+    .outerjoin(security_settings, security_settings.c.clinic_id == web_sessions.c.clinic_id)
+    .where(
+        web_sessions.c.token_hash == sa.bindparam("token_hash"),
+        web_sessions.c.revoked_at.is_(None),
+        users.c.is_active.is_(True),
+    )
+)
+
+
+def lookup_web_session(engine: sa.Engine, token: str) -> WebSignIn | None:
+    """The unrevoked session whose cookie value is `token` (one query; the cookie holds
+    only a random id, stored here as its hash)."""
+    with engine.connect() as conn:
+        row = conn.execute(_WEB_SESSION, {"token_hash": hash_api_token(token)}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    session = WebSession(**{c.name: m[c.name] for c in web_sessions.c})
+    return WebSignIn(
+        session, Role(m["role"]), m["full_name"], m["clinic_name"], m["idle_timeout_minutes"]
+    )
+
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 

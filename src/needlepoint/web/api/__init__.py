@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from needlepoint.web.api import episodes, outcomes, patients, sessions, users
+from needlepoint.web.api import account, episodes, outcomes, patients, sessions, users
 
 PREFIX = "/api/v1"
 routers: list[APIRouter] = [
@@ -13,4 +13,5 @@ routers: list[APIRouter] = [
     episodes.router,
     sessions.router,
     outcomes.router,
+    account.router,
 ]

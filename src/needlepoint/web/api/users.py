@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from needlepoint.actions import clinics
@@ -42,6 +43,7 @@ class TokenOut(BaseModel):
     user_id: UUID
     label: str
     token: str
+    scopes: str
     created_at: datetime
 
 
@@ -77,15 +79,25 @@ def register_user(ctx: ApiContext, cmd: RegisterUser) -> UserOut:
     status_code=201,
     openapi_extra=requires(Permission.ISSUE_API_TOKEN),
 )
-def issue_token(ctx: ApiContext, user_id: UUID, label: str = "api") -> TokenOut:
-    """A new API token for a user; the token is shown only in this response."""
+def issue_token(
+    ctx: ApiContext,
+    user_id: UUID,
+    label: Annotated[str, Query(min_length=1, max_length=200)] = "api",
+    read_only: bool = False,
+) -> TokenOut:
+    """A new API token for a user; the token is shown only in this response. A
+    `read_only` token may only read (403 on every write)."""
     token, plain = clinics.issue_api_token(
-        ctx.uow(), ctx.actor, IssueApiToken(user_id=user_id, label=label)
+        ctx.uow(),
+        ctx.actor,
+        IssueApiToken(user_id=user_id, label=label),
+        scopes="read" if read_only else "read write",
     )
     return TokenOut(
         id=token.id,
         user_id=token.user_id,
         label=token.label,
         token=plain,
+        scopes=token.scopes,
         created_at=token.created_at,
     )
