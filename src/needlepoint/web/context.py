@@ -145,6 +145,12 @@ async def api_context(
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
+    if token is None:  # refused before the body is even validated; costs no query
+        raise HTTPException(
+            401,
+            "a valid API token is required (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return ApiCredentials(
         request.app.state.engine,
         token,
