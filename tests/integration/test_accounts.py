@@ -361,3 +361,11 @@ def test_emergency_access_needs_a_reason_expires_is_flagged_and_the_owner_is_tol
     log = api.client.get("/api/v1/emergency-access", headers=api.headers("owner")).json()
     assert [g["id"] for g in log] == [grant["id"]]
     assert api.client.get("/api/v1/emergency-access", headers=api.headers()).status_code == 403
+
+
+def test_a_token_label_out_of_bounds_is_a_problem_not_a_crash(api: Api) -> None:
+    url = f"/api/v1/users/{api.clinic.clinician.id}/tokens"
+    for label in ("", "x" * 201):
+        r = api.client.post(url, params={"label": label}, headers=api.headers("owner"))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "label"
