@@ -129,6 +129,7 @@ def test_the_session_cookie_is_httponly_samesite_secure_and_holds_only_an_id(
     assert "HttpOnly" in cookie
     assert "Secure" in cookie
     assert "SameSite=lax" in cookie
+    assert r.headers["strict-transport-security"] == "max-age=31536000"
     value = cookie.split(";", 1)[0].split("=", 1)[1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value)  # 256 random bits, nothing else
     with clinic.engine.connect() as conn:
