@@ -9,6 +9,7 @@ whose path parameter or request body this test cannot build, fails loudly."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,13 @@ from fastapi.testclient import TestClient
 
 from needlepoint.actions import episodes, patients, sessions
 from needlepoint.actions.accounts import begin_mfa_enrolment
-from needlepoint.actions.clinics import issue_operator_token, register_user
+from needlepoint.actions.clinics import issue_api_token, issue_operator_token, register_user
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.tables import api_tokens
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
 from needlepoint.adapters.totp import code_at
-from needlepoint.domain.commands import RegisterUser, SignSession
+from needlepoint.domain.commands import IssueApiToken, RegisterUser, SignSession
 from needlepoint.domain.entities import Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import RecordLocked
@@ -72,12 +73,14 @@ class Records:
     episode: Episode
     draft: Session
     signed: Session
+    token_id: uuid.UUID
 
     def ids(self) -> dict[str, Any]:
         return {
             "patient_id": self.patient.id,
             "episode_id": self.episode.id,
             "user_id": self.clinic.clinician.id,
+            "token_id": self.token_id,
         }
 
 
@@ -89,7 +92,10 @@ def make_records(c: ClinicFixture, family_name: str) -> Records:
     signed = sessions.sign_session(
         c.uow(), c.as_owner, SignSession(session_id=other.id, expected_version=other.version)
     )
-    return Records(c, patient, episode, draft, signed)
+    token, _ = issue_api_token(
+        c.uow(), c.as_owner, IssueApiToken(user_id=c.clinician.id, label="records")
+    )
+    return Records(c, patient, episode, draft, signed, token.id)
 
 
 def add_every_role(c: ClinicFixture) -> dict[Role, User]:

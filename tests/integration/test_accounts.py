@@ -370,3 +370,24 @@ def test_a_token_label_out_of_bounds_is_a_problem_not_a_crash(api: Api) -> None:
         r = api.client.post(url, params={"label": label}, headers=api.headers("owner"))
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == "label"
+
+
+def test_a_revoked_token_stops_working_at_once_and_the_revocation_is_audited(api: Api) -> None:
+    issued = api.client.post(
+        f"/api/v1/users/{api.clinic.clinician.id}/tokens", headers=api.headers("owner")
+    ).json()
+    mine = {"Authorization": f"Bearer {issued['token']}"}
+    assert api.client.get("/api/v1/me", headers=mine).status_code == 200
+    url = f"/api/v1/users/{api.clinic.clinician.id}/tokens/{issued['id']}"
+    assert api.client.delete(url, headers=api.headers("clinician")).status_code == 403
+    assert api.client.delete(url, headers=api.headers("owner")).status_code == 204
+    assert api.client.get("/api/v1/me", headers=mine).status_code == 401
+    with api.clinic.engine.connect() as conn:
+        logged = (
+            conn.execute(sa.select(t.login_attempts.c.reason).where(t.login_attempts.c.email == ""))
+            .scalars()
+            .all()
+        )
+    assert "bad_api_token" in logged
+    clinic_id = api.clinic.owner.clinic_id
+    assert events(api.clinic.engine, clinic_id, AuditAction.API_TOKEN_REVOKED) == 1

@@ -4,6 +4,7 @@ app's route table so new routes are covered without editing this file."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 
@@ -49,3 +50,13 @@ def test_every_route_sends_the_security_headers(sqlite_engine: sa.Engine) -> Non
         assert "Traceback" not in r.text
         checked += 1
     assert checked >= 40
+
+
+def test_every_form_post_takes_a_csrf_token() -> None:
+    """A page that accepts a POST must check a CSRF token (the synchroniser token of the
+    session, or the sign-in form's double-submit cookie): a new form without one fails."""
+    posts = [r for r in pages.router.routes if "POST" in (getattr(r, "methods", None) or ())]
+    assert posts
+    for route in posts:
+        params = inspect.signature(route.endpoint).parameters  # type: ignore[attr-defined]
+        assert "csrf" in params, f"POST {route.path} takes no csrf field"  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.adapters.db.unit_of_work import UnitOfWork
@@ -15,7 +16,7 @@ from needlepoint.adapters.passwords import (
 from needlepoint.domain.commands import IssueApiToken, RegisterClinic, RegisterUser
 from needlepoint.domain.entities import ApiToken, Clinic, Entity, TrainingRecord, User
 from needlepoint.domain.enums import AuditAction, Role
-from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.permissions import Permission
 
 
@@ -105,6 +106,30 @@ def issue_api_token(
         audit(uow, actor, actor.clinic_id, AuditAction.API_TOKEN_ISSUED, token, after=[token])
         uow.commit()
     return token, plain
+
+
+def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUID) -> ApiToken:
+    """Revoke one of a user's API tokens (owner); it stops working at once."""
+    with uow:
+        authorize(uow, actor, Permission.ISSUE_API_TOKEN)
+        token = load(uow, ApiToken, token_id, actor, field="token_id")
+        if token.user_id != user_id:
+            raise NotFound(f"no token {token_id} of user {user_id}", field="token_id")
+        if token.revoked_at is None:
+            revoked = replace(token, revoked_at=uow.now())
+            uow.replace(token, revoked)
+            audit(
+                uow,
+                actor,
+                actor.clinic_id,
+                AuditAction.API_TOKEN_REVOKED,
+                revoked,
+                before=[token],
+                after=[revoked],
+            )
+            token = revoked
+        uow.commit()
+    return token
 
 
 def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str = "cli") -> str:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
 from needlepoint.adapters.db.tables import (
     api_tokens,
     clinics,
@@ -90,18 +92,26 @@ class ApiCredentials:
     endpoint's worker thread, so a request costs one thread hop, not two."""
 
     def __init__(
-        self, engine: sa.Engine, token: str | None, request_id: str, *, writes: bool = False
+        self,
+        engine: sa.Engine,
+        token: str | None,
+        request_id: str,
+        *,
+        writes: bool = False,
+        address: str = "unknown",
     ) -> None:
         self._engine = engine
         self._token = token
         self._request_id = request_id
         self._writes = writes
+        self._address = address
         self._context: RequestContext | None = None
 
     def _resolve(self) -> RequestContext:
         if self._context is None:
             found = lookup_token(self._engine, self._token) if self._token else None
             if found is None:
+                self._log_refused()
                 raise HTTPException(
                     401,
                     "a valid API token is required (Authorization: Bearer …)",
@@ -114,6 +124,22 @@ class ApiCredentials:
             actor = Actor(user_id, clinic_id, source="api", request_id=self._request_id)
             self._context = RequestContext(self._engine, actor, role)
         return self._context
+
+    def _log_refused(self) -> None:
+        """An unknown or revoked token is a failed authentication attempt: logged (only
+        on this failure path, so a valid request still costs one query)."""
+        with self._engine.begin() as conn:
+            record_attempt(
+                conn,
+                LoginAttempt(
+                    occurred_at=datetime.now(UTC),
+                    email="",
+                    address=self._address,
+                    succeeded=False,
+                    reason="bad_api_token",
+                    request_id=self._request_id,
+                ),
+            )
 
     @property
     def actor(self) -> Actor:
@@ -156,6 +182,7 @@ async def api_context(
         token,
         request_id(request),
         writes=request.method not in SAFE_METHODS,
+        address=request.client.host if request.client else "unknown",
     )
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from needlepoint.actions import clinics
@@ -101,3 +101,14 @@ def issue_token(
         scopes=token.scopes,
         created_at=token.created_at,
     )
+
+
+@router.delete(
+    "/users/{user_id}/tokens/{token_id}",
+    status_code=204,
+    openapi_extra=requires(Permission.ISSUE_API_TOKEN),
+)
+def revoke_token(ctx: ApiContext, user_id: UUID, token_id: UUID) -> Response:
+    """Revoke a user's API token (owner); it stops working at once."""
+    clinics.revoke_api_token(ctx.uow(), ctx.actor, user_id, token_id)
+    return Response(status_code=204)
