@@ -258,9 +258,14 @@ def test_a_clinic_requiring_mfa_makes_users_enrol_then_sign_in_with_a_code(api: 
     page = later.get("/login/code").text
     wrong = later.post("/login/code", data={"code": "000000", "csrf": csrf_of(page)})
     assert wrong.status_code == 401
+    pending_id = later.cookies.get(SESSION_COOKIE)
     used = later.post("/login/code", data={"code": codes[0], "csrf": csrf_of(page)})
     assert used.status_code == 200
     assert later.get("/patients", follow_redirects=False).status_code == 200
+    assert later.cookies.get(SESSION_COOKIE) != pending_id  # a new id once signed in
+    fixated = browser(api.clinic.engine)
+    fixated.cookies.set(SESSION_COOKIE, str(pending_id))
+    assert fixated.get("/patients", follow_redirects=False).status_code == 303
 
     again = browser(api.clinic.engine)  # a recovery code works only once
     sign_in(again, email)

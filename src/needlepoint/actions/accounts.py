@@ -203,10 +203,11 @@ def _open_session(
 
 def verify_code(
     uow: SqlUnitOfWork, session: WebSession, cmd: MfaCode, *, address: str, request_id: str | None
-) -> bool:
-    """Complete a pending sign-in with an authenticator code or a one-time recovery code.
-    Wrong codes count towards the account's lock-out; a locked account's pending session
-    is revoked."""
+) -> str | None:
+    """Complete a pending sign-in with an authenticator code or a one-time recovery code;
+    returns the session's new cookie value (the id is renewed once fully signed in), or
+    None. Wrong codes count towards the account's lock-out; a locked account's pending
+    session is revoked."""
     with uow:
         user = uow.get(User, session.user_id, session.clinic_id)
         current = uow.get(WebSession, session.id, session.clinic_id)
@@ -226,8 +227,9 @@ def verify_code(
                     uow.replace(used, replace(used, used_at=now))
             reason = "signed_in" if step is not None or used is not None else "bad_code"
         ok = reason == "signed_in"
+        token = None
         if ok:
-            uow.replace(current, replace(current, mfa_pending=False, last_seen_at=now))
+            token = _renew(uow, current)
         elif reason.startswith("locked"):
             uow.replace(current, replace(current, revoked_at=now))
         action = AuditAction.LOGIN_SUCCEEDED if ok else AuditAction.LOGIN_FAILED
@@ -236,7 +238,47 @@ def verify_code(
             actor = Actor(user.id, user.clinic_id, source="web", request_id=request_id)
             audit(uow, actor, user.clinic_id, AuditAction.MFA_RECOVERY_CODE_USED, used)
         uow.commit()
-    return ok
+    return token
+
+
+def _renew(uow: UnitOfWork, pending: WebSession) -> str:
+    """Finish a pending session under a new id and CSRF token (no session fixation)."""
+    token = secrets.token_urlsafe(32)
+    done = replace(
+        pending,
+        token_hash=hash_api_token(token),
+        csrf_token=secrets.token_urlsafe(32),
+        mfa_pending=False,
+        last_seen_at=uow.now(),
+    )
+    uow.replace(pending, done)
+    return token
+
+
+def complete_enrolled_sign_in(
+    uow: SqlUnitOfWork, session: WebSession, *, address: str, request_id: str | None
+) -> str | None:
+    """After a pending user enrolled their second factor (`confirm_mfa_enrolment`, which
+    checked its first code): finish the sign-in under a new session id."""
+    with uow:
+        user = uow.get(User, session.user_id, session.clinic_id)
+        current = uow.get(WebSession, session.id, session.clinic_id)
+        if user is None or current is None or not current.mfa_pending:
+            return None
+        if _confirmed_mfa(uow, user) is None:
+            return None
+        token = _renew(uow, current)
+        _log(
+            uow,
+            user.email,
+            address,
+            "signed_in",
+            user=user,
+            action=AuditAction.LOGIN_SUCCEEDED,
+            request_id=request_id,
+        )
+        uow.commit()
+    return token
 
 
 def _recovery_code(uow: UnitOfWork, user: User, code: str) -> RecoveryCode | None:
@@ -273,12 +315,9 @@ def begin_mfa_enrolment(uow: UnitOfWork, actor: Actor) -> tuple[str, str]:
     return secret, provisioning_uri(secret, user.email)
 
 
-def confirm_mfa_enrolment(
-    uow: UnitOfWork, actor: Actor, cmd: MfaCode, *, session_id: UUID | None = None
-) -> list[str]:
+def confirm_mfa_enrolment(uow: UnitOfWork, actor: Actor, cmd: MfaCode) -> list[str]:
     """Activate the acting user's TOTP secret with a first valid code; returns the
-    one-time recovery codes (stored only hashed; shown this once). A pending web session
-    (`session_id`) that was waiting for enrolment is completed."""
+    one-time recovery codes (stored only hashed; shown this once)."""
     with uow:
         user = authorize(uow, actor, Permission.USE_ACCOUNT)
         found = uow.list_by(MfaSecret, user.clinic_id, user_id=user.id)
@@ -301,10 +340,6 @@ def confirm_mfa_enrolment(
                     created_at=now,
                 )
             )
-        if session_id is not None:
-            pending = uow.get(WebSession, session_id, user.clinic_id)
-            if pending is not None and pending.user_id == user.id and pending.mfa_pending:
-                uow.replace(pending, replace(pending, mfa_pending=False, last_seen_at=now))
         audit(uow, actor, user.clinic_id, AuditAction.MFA_ENROLLED, confirmed)
         uow.commit()
     return codes

@@ -222,7 +222,7 @@ def code(
     if not _csrf_ok(request, csrf):
         return _render(request, "mfa.html", 400, error="The form expired; try again.")
     try:
-        ok = accounts.verify_code(
+        token = accounts.verify_code(
             SqlUnitOfWork(request.app.state.engine),
             found.session,
             MfaCode(code=code.strip() or "------"),
@@ -230,10 +230,11 @@ def code(
             request_id=request_id(request),
         )
     except (DomainError, ValidationError):
-        ok = False
-    if not ok:
+        token = None
+    if token is None:
         return _render(request, "mfa.html", 401, error="That code is not valid.")
-    return RedirectResponse("/patients", status_code=303)
+    response = RedirectResponse("/patients", status_code=303)
+    return _with_session_cookie(request, response, token, found.session)
 
 
 @router.get("/login/enrol", response_model=None)
@@ -267,17 +268,23 @@ def enrol(
     actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
     try:
         codes = accounts.confirm_mfa_enrolment(
-            SqlUnitOfWork(request.app.state.engine),
-            actor,
-            MfaCode(code=code.strip() or "------"),
-            session_id=ws.id,
+            SqlUnitOfWork(request.app.state.engine), actor, MfaCode(code=code.strip() or "------")
         )
     except (DomainError, ValidationError):
         message = "That code is not valid; scan the key again and retry."
         return _render(
             request, "mfa_enrol.html", 400, secret=None, uri=None, codes=None, error=message
         )
-    return _render(request, "mfa_enrol.html", secret=None, uri=None, codes=codes, error=None)
+    token = accounts.complete_enrolled_sign_in(
+        SqlUnitOfWork(request.app.state.engine),
+        ws,
+        address=_address(request),
+        request_id=request_id(request),
+    )
+    if token is None:
+        return RedirectResponse("/login", status_code=303)
+    response = _render(request, "mfa_enrol.html", secret=None, uri=None, codes=codes, error=None)
+    return _with_session_cookie(request, response, token, ws)
 
 
 @router.post("/logout", response_model=None)
