@@ -396,3 +396,15 @@ def test_a_revoked_token_stops_working_at_once_and_the_revocation_is_audited(api
     assert "bad_api_token" in logged
     clinic_id = api.clinic.owner.clinic_id
     assert events(api.clinic.engine, clinic_id, AuditAction.API_TOKEN_REVOKED) == 1
+
+
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.PATIENT])
+def test_roles_without_patient_access_see_a_refusal_page_not_an_error(
+    clinic: ClinicFixture, role: Role
+) -> None:
+    client = browser(clinic.engine)
+    assert sign_in(client, a_user(clinic, role)).status_code == 303
+    page = client.get("/patients", follow_redirects=False)
+    assert page.status_code == 403
+    assert "may not read demographics" in page.text
+    assert "Sign out" in page.text

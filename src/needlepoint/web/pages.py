@@ -317,8 +317,11 @@ def patient_list(
     ctx = _web_context(request)
     if ctx is None:
         return RedirectResponse("/login", status_code=303)
-    with ctx.reader() as r:
-        found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    try:
+        with ctx.reader() as r:
+            found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except DomainError as err:  # e.g. an auditor or a patient account: no patient list
+        return _render(request, "error.html", 403, message=err.detail)
     pages = max(1, -(-found.total // PAGE_SIZE))
     return _render(request, "patients.html", found=found, q=q, page=page, pages=pages)
 
