@@ -408,3 +408,62 @@ def test_roles_without_patient_access_see_a_refusal_page_not_an_error(
     assert page.status_code == 403
     assert "may not read demographics" in page.text
     assert "Sign out" in page.text
+
+
+def test_under_care_team_restriction_emergency_access_opens_a_record_for_a_while(
+    api: Api,
+) -> None:
+    from tests.integration.test_api import new_session
+
+    note = new_session(api)  # recorded by the clinician: they are on the care team
+    patient_id, episode_id = note["patient_id"], note["episode_id"]
+    r = api.client.put(
+        "/api/v1/clinic/security",
+        json={"mfa_required": False, "care_team_restriction": True},
+        headers=api.headers("owner", **{"If-Match": '"1"'}),
+    )
+    assert r.status_code == 200, r.text
+    outsider = new_user(api.clinic)
+    theirs = {
+        "Authorization": "Bearer "
+        + issue_operator_token(SqlUnitOfWork(api.clinic.engine), outsider, "t", source="test")
+    }
+    reads = [
+        f"/api/v1/patients/{patient_id}/timeline",
+        f"/api/v1/patients/{patient_id}/episodes",
+        f"/api/v1/patients/{patient_id}/measurements",
+        f"/api/v1/patients/{patient_id}/medications",
+        f"/api/v1/episodes/{episode_id}",
+        f"/api/v1/episodes/{episode_id}/sessions",
+        f"/api/v1/sessions/{note['id']}",
+    ]
+    for url in reads:
+        assert api.client.get(url, headers=api.headers()).status_code == 200, url
+        assert api.client.get(url, headers=api.headers("owner")).status_code == 200, url
+        denied = api.client.get(url, headers=theirs)
+        assert denied.status_code == 403, url
+        assert "emergency access" in denied.json()["detail"]
+        assert "Neck pain" not in denied.text  # nothing of the note
+    assert api.client.get(f"/api/v1/patients/{patient_id}", headers=theirs).status_code == 200
+
+    page = browser(api.clinic.engine)
+    sign_in(page, outsider.email)
+    assert page.get(f"/patients/{patient_id}").status_code == 403
+
+    grant = api.client.post(
+        f"/api/v1/patients/{patient_id}/emergency-access",
+        json={"reason": "on call; patient phoned with chest pain after needling"},
+        headers=theirs,
+    )
+    assert grant.status_code == 201
+    for url in reads:
+        assert api.client.get(url, headers=theirs).status_code == 200, url
+    assert page.get(f"/patients/{patient_id}").status_code == 200
+
+    with api.clinic.engine.begin() as conn:  # the grant runs out
+        conn.execute(
+            sa.update(t.emergency_accesses).values(
+                expires_at=datetime.now(UTC) - timedelta(seconds=1)
+            )
+        )
+    assert api.client.get(reads[0], headers=theirs).status_code == 403

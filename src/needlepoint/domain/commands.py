@@ -283,6 +283,7 @@ class UpdateSecuritySettings(Command):
     idle_timeout_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
     absolute_timeout_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
     emergency_access_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
+    care_team_restriction: bool = False
 
 
 class MfaCode(Command):

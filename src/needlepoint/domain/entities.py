@@ -321,6 +321,7 @@ class SecuritySettings:
     idle_timeout_minutes: int = 30
     absolute_timeout_hours: int = 12
     emergency_access_minutes: int = 60
+    care_team_restriction: bool = False
     version: int = 1
 
 

@@ -73,6 +73,12 @@ GRANTS: dict[Permission, frozenset[Role]] = {
 }
 
 
+# Under a clinic's care-team restriction (a security setting), these roles read a
+# patient's clinical record only when on the patient's care team or holding an unexpired
+# emergency access; the owner and roles without clinical access are unaffected.
+CARE_TEAM_RESTRICTED: frozenset[Role] = frozenset({Role.CLINICIAN, Role.STUDENT})
+
+
 def allows(role: Role, permission: Permission) -> bool:
     """True when `role` holds `permission`."""
     return role in GRANTS[permission]

@@ -26,6 +26,7 @@ from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.commands import MfaCode
 from needlepoint.domain.entities import SecuritySettings
 from needlepoint.domain.errors import DomainError, NotFound
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient, search_patients
 from needlepoint.queries.timeline import patient_timeline
@@ -336,6 +337,7 @@ def patient_chart(request: Request, patient_id: UUID) -> Response:
         with ctx.reader() as r:
             patient = get_patient(r, patient_id)
             episodes = patient_episodes(r, patient_id)
+            require_patient_access(r, patient_id)
             timeline = patient_timeline(r, patient_id)
     except NotFound:
         return _render(request, "error.html", 404, message="No such patient in your clinic.")

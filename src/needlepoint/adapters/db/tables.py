@@ -364,6 +364,7 @@ security_settings = sa.Table(
     sa.Column("idle_timeout_minutes", sa.Integer, nullable=False),
     sa.Column("absolute_timeout_hours", sa.Integer, nullable=False),
     sa.Column("emergency_access_minutes", sa.Integer, nullable=False),
+    sa.Column("care_team_restriction", sa.Boolean, nullable=False),
     _version(),
 )
 

@@ -12,6 +12,7 @@ from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
 from needlepoint.domain.entities import Measurement, MedicationUse
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries import outcomes as queries
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.web.context import ApiContext, requires, respond
 
 router = APIRouter(tags=["outcomes"])
@@ -40,7 +41,9 @@ def patient_measurements(
 ) -> Response:
     """A patient's measurements, oldest first."""
     with ctx.reader() as r:
-        return respond(queries.patient_measurements(r, patient_id, instrument))
+        found = queries.patient_measurements(r, patient_id, instrument)
+        require_patient_access(r, patient_id)
+        return respond(found)
 
 
 @router.post(
@@ -62,4 +65,6 @@ def record_medication(ctx: ApiContext, cmd: RecordMedicationUse) -> Response:
 def patient_medication(ctx: ApiContext, patient_id: UUID) -> Response:
     """A patient's analgesic-use log."""
     with ctx.reader() as r:
-        return respond(queries.patient_medication(r, patient_id))
+        found = queries.patient_medication(r, patient_id)
+        require_patient_access(r, patient_id)
+        return respond(found)

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('idle_timeout_minutes', sa.Integer(), nullable=False),
     sa.Column('absolute_timeout_hours', sa.Integer(), nullable=False),
     sa.Column('emergency_access_minutes', sa.Integer(), nullable=False),
+    sa.Column('care_team_restriction', sa.Boolean(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_security_settings_clinic_id_clinics')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_security_settings')),
