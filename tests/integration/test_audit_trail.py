@@ -26,7 +26,7 @@ from needlepoint.domain.enums import AuditAction, AuditOutcome
 from needlepoint.domain.errors import PermissionDenied
 from needlepoint.queries.audit import verify_chains
 from needlepoint.synthetic.clinic import generate_clinic
-from tests.conftest import ClinicFixture, make_clinic
+from tests.conftest import Api, ClinicFixture, make_clinic
 from tests.factories import patient_cmd
 
 runner = CliRunner()
@@ -368,3 +368,16 @@ def test_the_security_migration_downgrades_and_upgrades_again(tmp_path: Path) ->
         report = verify_chains(conn)
     assert report.ok, report.breaks
     assert report.events >= 5
+
+
+def test_an_export_filtered_by_an_unknown_patient_is_a_disclosure_naming_nobody(
+    api: Api,
+) -> None:
+    """Found by the fuzzer: the disclosure event named a patient that does not exist."""
+    r = api.client.get(
+        "/api/v1/audit",
+        params={"format": "csv", "patient_id": str(uuid4())},
+        headers=api.headers("owner"),
+    )
+    assert r.status_code == 200
+    assert r.text.splitlines()[1:] == []

@@ -469,3 +469,21 @@ def test_every_refusal_names_a_rule_and_a_source(clinic: ClinicFixture) -> None:
     for error in err.errors or []:
         assert error["sources"], error["rule"]
         assert all(s["citation"] for s in error["sources"])
+
+
+def test_a_command_rule_broken_inside_a_route_is_a_422_naming_the_field(api: Api) -> None:
+    """Found by the fuzzer: a negative number of supervised sessions was a server error."""
+    r = api.client.post(
+        f"/api/v1/users/{api.clinic.clinician.id}/training",
+        json={
+            "provider": "P",
+            "course": "C",
+            "hours_in_person": 1,
+            "completed_on": "2025-01-01",
+            "exam_passed": True,
+            "supervised_sessions": -1,
+        },
+        headers=api.headers("owner"),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "supervised_sessions"

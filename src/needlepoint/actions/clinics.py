@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.adapters.db.unit_of_work import UnitOfWork
-from needlepoint.adapters.passwords import hash_api_token, hash_password, new_api_token
+from needlepoint.adapters.passwords import (
+    hash_api_token,
+    hash_password,
+    new_api_token,
+    password_problem,
+)
 from needlepoint.domain.commands import IssueApiToken, RegisterClinic, RegisterUser
 from needlepoint.domain.entities import ApiToken, Clinic, Entity, TrainingRecord, User
 from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.permissions import Permission
 
 
 def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli") -> User:
     """Create a clinic and its owner account. Run by an operator (CLI, demo), not a user."""
+    check_password(cmd.owner_password, field="owner_password")
     with uow:
         now = uow.now()
         clinic = Clinic(id=uow.new_id(), name=cmd.name, created_at=now)
@@ -44,6 +52,7 @@ def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli"
 
 def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     """Add a practitioner or staff member, with their dry needling training records."""
+    check_password(cmd.password, field="password")
     with uow:
         authorize(uow, actor, Permission.REGISTER_USER)
         now = uow.now()
@@ -75,8 +84,11 @@ def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     return user
 
 
-def issue_api_token(uow: UnitOfWork, actor: Actor, cmd: IssueApiToken) -> tuple[ApiToken, str]:
-    """A new bearer token for a user of the clinic. The plain token is returned once."""
+def issue_api_token(
+    uow: UnitOfWork, actor: Actor, cmd: IssueApiToken, *, scopes: str = "read write"
+) -> tuple[ApiToken, str]:
+    """A new bearer token for a user of the clinic, with its scopes (`read`, `write`;
+    space-separated). The plain token is returned once."""
     with uow:
         authorize(uow, actor, Permission.ISSUE_API_TOKEN)
         user = load(uow, User, cmd.user_id, actor, field="user_id")
@@ -88,11 +100,36 @@ def issue_api_token(uow: UnitOfWork, actor: Actor, cmd: IssueApiToken) -> tuple[
             token_hash=hash_api_token(plain),
             label=cmd.label,
             created_at=uow.now(),
+            scopes=scopes,
         )
         uow.add(token)
         audit(uow, actor, actor.clinic_id, AuditAction.API_TOKEN_ISSUED, token, after=[token])
         uow.commit()
     return token, plain
+
+
+def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUID) -> ApiToken:
+    """Revoke one of a user's API tokens (owner); it stops working at once."""
+    with uow:
+        authorize(uow, actor, Permission.ISSUE_API_TOKEN)
+        token = load(uow, ApiToken, token_id, actor, field="token_id")
+        if token.user_id != user_id:
+            raise NotFound(f"no token {token_id} of user {user_id}", field="token_id")
+        if token.revoked_at is None:
+            revoked = replace(token, revoked_at=uow.now())
+            uow.replace(token, revoked)
+            audit(
+                uow,
+                actor,
+                actor.clinic_id,
+                AuditAction.API_TOKEN_REVOKED,
+                revoked,
+                before=[token],
+                after=[revoked],
+            )
+            token = revoked
+        uow.commit()
+    return token
 
 
 def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str = "cli") -> str:
@@ -119,6 +156,13 @@ def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str
         )
         uow.commit()
     return plain
+
+
+def check_password(password: str | None, *, field: str) -> None:
+    """InvalidInput naming `field` when a new password breaks the policy."""
+    problem = password_problem(password) if password is not None else None
+    if problem is not None:
+        raise InvalidInput(problem, field=field)
 
 
 def _public(user: User) -> User:

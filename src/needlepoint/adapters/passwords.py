@@ -1,10 +1,14 @@
-"""Password and API-token hashing (argon2 through pwdlib; SHA-256 for random tokens)."""
+"""Password and API-token hashing (argon2 through pwdlib; SHA-256 for random tokens), and
+the password policy."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import secrets
 from functools import cache
+from importlib import resources
 
 from pwdlib import PasswordHash
 
@@ -35,3 +39,32 @@ def new_api_token() -> str:
 def hash_api_token(token: str) -> str:
     """The stored form of a bearer token. Tokens are random, so a fast hash suffices."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128  # NIST SP 800-63B: allow at least 64
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The 20,000 most common passwords (lower-cased), shipped as package data.
+
+    The list is Django's `common-passwords.txt.gz` (BSD-3-Clause, see
+    `adapters/data/common-passwords.LICENSE`), itself made by Royce Williams from leaked
+    password corpora: https://gist.github.com/roycewilliams/226886fd01572964e1431ac8afc999ce"""
+    data = resources.files("needlepoint.adapters").joinpath("data/common-passwords.txt.gz")
+    with gzip.open(io.BytesIO(data.read_bytes()), "rt", encoding="utf-8") as lines:
+        return frozenset(line.strip() for line in lines if line.strip())
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` may not be used, or None. NIST SP 800-63B / ASVS V2.1: length 8
+    to 128 (every character counts, no composition rules, no forced rotation) and not
+    one of the common passwords."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"use at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"use at most {MAX_PASSWORD_LENGTH} characters"
+    if password.lower() in common_passwords():
+        return "this password is one of the most common ones; choose another"
+    return None

@@ -344,15 +344,23 @@ class RecordConsent(ConsentIn):
     patient_id: UUID
 
 
+class ConsentWithdrawal(Command):
+    withdrawn_at: AwareDatetime | None = None
+    """When the patient withdrew consent (default: now)."""
+
+
 class WithdrawConsent(Command):
     consent_id: UUID
     expected_version: int
     withdrawn_at: AwareDatetime
 
 
-class AddTrainingRecord(TrainingCourse):
-    user_id: UUID
+class TrainingForm(TrainingCourse):
     supervised_sessions: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+
+class AddTrainingRecord(TrainingForm):
+    user_id: UUID
 
 
 class ClinicSettingsIn(Command):
@@ -368,3 +376,28 @@ class ClinicSettingsIn(Command):
 
 class UpdateClinicSettings(ClinicSettingsIn):
     expected_version: int
+
+
+# --- accounts and emergency access (security issue) --------------------------------------
+
+
+class UpdateSecuritySettings(Command):
+    """A clinic's security policy (owner only)."""
+
+    mfa_required: bool
+    idle_timeout_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 30
+    absolute_timeout_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
+    emergency_access_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
+    care_team_restriction: bool = False
+
+
+class MfaCode(Command):
+    """A six-digit authenticator code, or a recovery code."""
+
+    code: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+class RequestEmergencyAccess(Command):
+    """Why the record must be opened now (kept in the audit trail, shown to the owner)."""
+
+    reason: Annotated[str, Field(min_length=10, max_length=2000)]

@@ -93,6 +93,7 @@ class ApiToken:
     label: str
     created_at: datetime
     revoked_at: datetime | None = None
+    scopes: str = "read write"  # space-separated: `read`, `write`
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +336,94 @@ class AuditEvent:
     hash: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """A clinic's security policy; one per clinic, its id the clinic's id. A clinic without
+    a row has these defaults."""
+
+    id: UUID
+    clinic_id: UUID
+    mfa_required: bool = False
+    idle_timeout_minutes: int = 30
+    absolute_timeout_hours: int = 12
+    emergency_access_minutes: int = 60
+    care_team_restriction: bool = False
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser. The cookie holds only a random id; this row (found by the id's
+    hash) holds the rest, so a session can be revoked server-side."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    token_hash: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    address: str | None = None
+    mfa_pending: bool = False
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MfaSecret:
+    """A user's TOTP secret; active once confirmed with a first code. `last_counter` is
+    the time step of the last accepted code, so a code cannot be replayed."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    secret: str
+    created_at: datetime
+    confirmed_at: datetime | None = None
+    last_counter: int | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCode:
+    """A one-time MFA recovery code, stored only as its hash."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    code_hash: str
+    created_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyAccess:
+    """A break-glass grant: a clinician opened a patient's record outside their normal
+    access, giving a reason; valid until `expires_at`, reviewed by the owner."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    patient_id: UUID
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Something a user of the clinic must look at (e.g. an emergency access)."""
+
+    id: UUID
+    clinic_id: UUID
+    recipient_id: UUID
+    kind: str
+    subject_id: UUID
+    message: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+
 Entity = (
     Clinic
     | User
@@ -354,4 +443,10 @@ Entity = (
     | MedicationUse
     | Amendment
     | AuditEvent
+    | SecuritySettings
+    | WebSession
+    | MfaSecret
+    | RecoveryCode
+    | EmergencyAccess
+    | Notification
 )

@@ -11,6 +11,7 @@ class Role(StrEnum):
     STUDENT = "student"
     ASSISTANT = "assistant"
     AUDITOR = "auditor"
+    PATIENT = "patient"
 
 
 class Sex(StrEnum):
@@ -142,6 +143,16 @@ class AuditAction(StrEnum):
     RECORD_VIEWED = "record.viewed"
     ACCESS_DENIED = "access.denied"
     AUDIT_EXPORTED = "audit.exported"
+    LOGIN_SUCCEEDED = "auth.login_succeeded"
+    LOGIN_FAILED = "auth.login_failed"
+    SIGNED_OUT = "auth.signed_out"
+    SIGNED_OUT_EVERYWHERE = "auth.signed_out_everywhere"
+    MFA_ENROLLED = "auth.mfa_enrolled"
+    MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"
+    SECURITY_SETTINGS_CHANGED = "clinic.security_settings_changed"
+    API_TOKEN_REVOKED = "user.api_token_revoked"  # noqa: S105 - an event name
+    EMERGENCY_ACCESS_GRANTED = "patient.emergency_access_granted"
+    LOGIN_PASSWORD_ACCEPTED = "auth.login_password_accepted"  # noqa: S105 - an event name
 
 
 class AuditOutcome(StrEnum):

@@ -1,7 +1,20 @@
 """Who may do what: one declarative table, read by the actions and the read side.
 
-Roles are refined by the security issue (co-signature for students, patients); the
-table stays the single place where a permission is granted."""
+The roles (`domain.enums.Role`):
+
+- **owner** — the clinic's lead and administrator: every permission below.
+- **clinician** — a licensed practitioner: the whole clinical record, signs and amends
+  notes, may open a record in an emergency (break-glass).
+- **student** — practises under supervision: documents, but may not sign, amend, open or
+  close episodes; the supervisor's co-signature workflow builds on this.
+- **assistant** — front desk: demographics and scheduling data, never clinical notes.
+- **auditor** — reads the audit trail and the emergency-access log, nothing clinical.
+- **patient** — for the patient portal to come. Holds nothing but their own account
+  (`USE_ACCOUNT`): reading their own record needs patient-scoped reads, which the portal
+  issue adds; until then a patient account sees no clinical or demographic data at all.
+
+Every API route declares the one permission it needs (`web.context.requires`); the
+access-matrix test checks each route against this table for every role and tenant."""
 
 from __future__ import annotations
 
@@ -30,18 +43,24 @@ class Permission(StrEnum):
     MANAGE_CLINIC = "manage_clinic"
     RECORD_TRAINING = "record_training"
     READ_CREDENTIALS = "read_credentials"
+    USE_ACCOUNT = "use_account"
+    READ_STAFF = "read_staff"
+    MANAGE_SECURITY = "manage_security"
     READ_AUDIT = "read_audit"
+    EMERGENCY_ACCESS = "emergency_access"
+    REVIEW_EMERGENCY_ACCESS = "review_emergency_access"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
 _LICENSED = frozenset({Role.OWNER, Role.CLINICIAN})
+_STAFF = _CLINICAL_WRITERS | {Role.ASSISTANT}
 
 GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.REGISTER_USER: frozenset({Role.OWNER}),
     Permission.ISSUE_API_TOKEN: frozenset({Role.OWNER}),
-    Permission.REGISTER_PATIENT: _CLINICAL_WRITERS | {Role.ASSISTANT},
-    Permission.UPDATE_PATIENT: _CLINICAL_WRITERS | {Role.ASSISTANT},
-    Permission.READ_DEMOGRAPHICS: _CLINICAL_WRITERS | {Role.ASSISTANT},
+    Permission.REGISTER_PATIENT: _STAFF,
+    Permission.UPDATE_PATIENT: _STAFF,
+    Permission.READ_DEMOGRAPHICS: _STAFF,
     Permission.READ_CLINICAL: _CLINICAL_WRITERS,
     Permission.OPEN_EPISODE: _LICENSED,
     Permission.CLOSE_EPISODE: _LICENSED,
@@ -55,8 +74,19 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_CLINIC: frozenset({Role.OWNER}),
     Permission.RECORD_TRAINING: frozenset({Role.OWNER}),
     Permission.READ_CREDENTIALS: _LICENSED,
+    Permission.USE_ACCOUNT: frozenset(Role),
+    Permission.READ_STAFF: _STAFF | {Role.AUDITOR},
+    Permission.MANAGE_SECURITY: frozenset({Role.OWNER}),
     Permission.READ_AUDIT: frozenset({Role.OWNER, Role.AUDITOR}),
+    Permission.EMERGENCY_ACCESS: _LICENSED,
+    Permission.REVIEW_EMERGENCY_ACCESS: frozenset({Role.OWNER, Role.AUDITOR}),
 }
+
+
+# Under a clinic's care-team restriction (a security setting), these roles read a
+# patient's clinical record only when on the patient's care team or holding an unexpired
+# emergency access; the owner and roles without clinical access are unaffected.
+CARE_TEAM_RESTRICTED: frozenset[Role] = frozenset({Role.CLINICIAN, Role.STUDENT})
 
 
 def allows(role: Role, permission: Permission) -> bool:

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
@@ -29,8 +28,10 @@ class RequestIdAndSecurityHeaders:
     """Give each request an id (audit grouping, `X-Request-ID`) and every response the
     security headers. Plain ASGI: no extra task or thread per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https_only: bool = False) -> None:
         self.app = app
+        # Behind HTTPS (secure cookies on), browsers must never fall back to plain HTTP.
+        self.extra = {"Strict-Transport-Security": "max-age=31536000"} if https_only else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +45,7 @@ class RequestIdAndSecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = rid
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in (SECURITY_HEADERS | self.extra).items():
                     if name not in headers and not (docs and name == "Content-Security-Policy"):
                         headers[name] = value
             await send(message)
@@ -63,17 +64,13 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
         redoc_url=None,
     )
     app.state.engine = engine
+    # Web sessions live in the database (`web_sessions`); the cookie holds only their
+    # random id. The key signs the sign-in form's CSRF cookie.
+    app.state.secret_key = secret_key
+    app.state.secure_cookies = secure_cookies
     problems.install(app)
 
-    app.add_middleware(RequestIdAndSecurityHeaders)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=secret_key,
-        session_cookie="needlepoint_session",
-        max_age=8 * 3600,
-        same_site="lax",
-        https_only=secure_cookies,
-    )
+    app.add_middleware(RequestIdAndSecurityHeaders, https_only=secure_cookies)
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(pages.router)

@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
@@ -17,11 +18,20 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.engine import is_sqlite
-from needlepoint.adapters.db.tables import api_tokens, users
+from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
+from needlepoint.adapters.db.tables import (
+    api_tokens,
+    clinics,
+    security_settings,
+    users,
+    web_sessions,
+)
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
+from needlepoint.domain.entities import WebSession
 from needlepoint.domain.enums import Role
-from needlepoint.domain.errors import StaleVersion, VersionRequired
+from needlepoint.domain.errors import PermissionDenied, StaleVersion, VersionRequired
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader, open_reader
 
 
@@ -57,8 +67,19 @@ def request_id(request: Request) -> str:
     return rid if isinstance(rid, str) else uuid.uuid4().hex
 
 
+PERMISSION_KEY = "x-permission"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def requires(permission: Permission) -> dict[str, Any]:
+    """`openapi_extra` declaring the one permission a route needs (`x-permission` in the
+    OpenAPI document). The action or query enforces it; the access-matrix test reads the
+    declaration and checks every role against `domain.permissions.GRANTS`."""
+    return {PERMISSION_KEY: permission.value}
+
+
 _TOKEN_HOLDER = (
-    sa.select(users.c.id, users.c.clinic_id, users.c.role)
+    sa.select(users.c.id, users.c.clinic_id, users.c.role, api_tokens.c.scopes)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
     .where(
         api_tokens.c.token_hash == sa.bindparam("token_hash"),
@@ -78,11 +99,12 @@ def _single_statement(engine: sa.Engine) -> sa.Connection:
     return conn
 
 
-def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role] | None:
-    """(user id, clinic id, role) of an active user holding this unrevoked token."""
+def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role, str] | None:
+    """(user id, clinic id, role, scopes) of an active user holding this unrevoked token:
+    one indexed query per request."""
     with _single_statement(engine) as conn:
         row = conn.execute(_TOKEN_HOLDER, {"token_hash": hash_api_token(token)}).first()
-    return None if row is None else (row.id, row.clinic_id, row.role)
+    return None if row is None else (row.id, row.clinic_id, row.role, row.scopes)
 
 
 class ApiCredentials:
@@ -94,33 +116,56 @@ class ApiCredentials:
         engine: sa.Engine,
         token: str | None,
         request_id: str,
-        source_address: str | None = None,
+        *,
+        writes: bool = False,
+        address: str = "unknown",
     ) -> None:
         self._engine = engine
         self._token = token
         self._request_id = request_id
-        self._source_address = source_address
+        self._writes = writes
+        self._address = address
         self._context: RequestContext | None = None
 
     def _resolve(self) -> RequestContext:
         if self._context is None:
             found = lookup_token(self._engine, self._token) if self._token else None
             if found is None:
+                self._log_refused()
                 raise HTTPException(
                     401,
                     "a valid API token is required (Authorization: Bearer …)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            user_id, clinic_id, role = found
+            user_id, clinic_id, role, scopes = found
+            needed = "write" if self._writes else "read"
+            if needed not in scopes.split():
+                raise PermissionDenied(f"this API token lacks the '{needed}' scope")
             actor = Actor(
                 user_id,
                 clinic_id,
                 source="api",
                 request_id=self._request_id,
-                source_address=self._source_address,
+                source_address=None if self._address == "unknown" else self._address,
             )
             self._context = RequestContext(self._engine, actor, role)
         return self._context
+
+    def _log_refused(self) -> None:
+        """An unknown or revoked token is a failed authentication attempt: logged (only
+        on this failure path, so a valid request still costs one query)."""
+        with self._engine.begin() as conn:
+            record_attempt(
+                conn,
+                LoginAttempt(
+                    occurred_at=datetime.now(UTC),
+                    email="",
+                    address=self._address,
+                    succeeded=False,
+                    reason="bad_api_token",
+                    request_id=self._request_id,
+                ),
+            )
 
     @property
     def actor(self) -> Actor:
@@ -152,11 +197,70 @@ async def api_context(
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
-    address = request.client.host if request.client else None  # for the audit trail
-    return ApiCredentials(request.app.state.engine, token, request_id(request), address)
+    if token is None:  # refused before the body is even validated; costs no query
+        raise HTTPException(
+            401,
+            "a valid API token is required (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return ApiCredentials(
+        request.app.state.engine,
+        token,
+        request_id(request),
+        writes=request.method not in SAFE_METHODS,
+        address=request.client.host if request.client else "unknown",
+    )
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]
+
+SESSION_COOKIE = "needlepoint_session"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSignIn:
+    """A browser's server-side session, with what the pages show about its user."""
+
+    session: WebSession
+    role: Role
+    full_name: str
+    clinic_name: str
+    idle_timeout_minutes: int | None  # None: the clinic keeps the default policy
+
+
+_SESSION_COLUMNS = list(web_sessions.c)
+_WEB_SESSION = (
+    sa.select(
+        *_SESSION_COLUMNS,
+        users.c.role,
+        users.c.full_name,
+        clinics.c.name.label("clinic_name"),
+        security_settings.c.idle_timeout_minutes,
+    )
+    .join(users, users.c.id == web_sessions.c.user_id)
+    .join(clinics, clinics.c.id == web_sessions.c.clinic_id)
+    .outerjoin(security_settings, security_settings.c.clinic_id == web_sessions.c.clinic_id)
+    .where(
+        web_sessions.c.token_hash == sa.bindparam("token_hash"),
+        web_sessions.c.revoked_at.is_(None),
+        users.c.is_active.is_(True),
+    )
+)
+
+
+def lookup_web_session(engine: sa.Engine, token: str) -> WebSignIn | None:
+    """The unrevoked session whose cookie value is `token` (one query; the cookie holds
+    only a random id, stored here as its hash)."""
+    with engine.connect() as conn:
+        row = conn.execute(_WEB_SESSION, {"token_hash": hash_api_token(token)}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    session = WebSession(**{c.name: m[c.name] for c in web_sessions.c})
+    return WebSignIn(
+        session, Role(m["role"]), m["full_name"], m["clinic_name"], m["idle_timeout_minutes"]
+    )
+
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 

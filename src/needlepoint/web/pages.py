@@ -1,10 +1,13 @@
-"""Server-rendered pages: sign in, the patient list, one patient's timeline.
+"""Server-rendered pages: sign in (password, then the authenticator code), sign out,
+the patient list, one patient's timeline.
 
 A plain first cut; the clinician's web app issue builds the real charting interface."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,18 +15,28 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
 
+from needlepoint.actions import accounts
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.tables import clinics, users
-from needlepoint.adapters.passwords import verify_password
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.catalogue import conditions
-from needlepoint.domain.enums import Role
+from needlepoint.domain.commands import MfaCode
+from needlepoint.domain.entities import SecuritySettings
 from needlepoint.domain.errors import DomainError, NotFound
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient, search_patients
 from needlepoint.queries.timeline import patient_timeline
-from needlepoint.web.context import RequestContext, request_id
+from needlepoint.web.context import (
+    SESSION_COOKIE,
+    RequestContext,
+    WebSignIn,
+    lookup_web_session,
+    request_id,
+)
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -35,58 +48,130 @@ templates = Jinja2Templates(
 PAGE_SIZE = 25
 
 
-def _web_context(request: Request) -> RequestContext | None:
-    user_id = request.session.get("user_id")
-    if not user_id:
+LOGIN_CSRF_COOKIE = "needlepoint_login_csrf"
+LOGIN_CSRF_MAX_AGE = 2 * 3600
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _current(request: Request) -> WebSignIn | None:
+    """The browser's session, pending or complete; expired ones are ended here."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
         return None
     engine: sa.Engine = request.app.state.engine
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(
-                users.c.id,
-                users.c.clinic_id,
-                users.c.role,
-                users.c.full_name,
-                clinics.c.name.label("clinic_name"),
-            )
-            .join(clinics, clinics.c.id == users.c.clinic_id)
-            .where(users.c.id == UUID(user_id), users.c.is_active.is_(True))
-        ).first()
-    if row is None:
-        request.session.clear()
+    found = lookup_web_session(engine, token)
+    if found is None:
         return None
-    request.state.user_name = row.full_name
-    request.state.clinic_name = row.clinic_name
-    actor = Actor(row.id, row.clinic_id, source="web", request_id=request_id(request))
-    return RequestContext(engine, actor, Role(row.role))
+    ws = found.session
+    policy = SecuritySettings(id=ws.clinic_id, clinic_id=ws.clinic_id)
+    if found.idle_timeout_minutes is not None:
+        policy = replace(policy, idle_timeout_minutes=found.idle_timeout_minutes)
+    expired = accounts.session_expiry(ws, policy, datetime.now(UTC))
+    if expired is not None:
+        accounts.end_session(SqlUnitOfWork(engine), ws, reason=expired)
+        return None
+    request.state.csrf_token = ws.csrf_token
+    return found
+
+
+def _web_context(request: Request) -> RequestContext | None:
+    """The signed-in user of a page request (None: send them to sign in). A session still
+    waiting for its second factor signs nobody in."""
+    found = _current(request)
+    if found is None or found.session.mfa_pending:
+        return None
+    engine: sa.Engine = request.app.state.engine
+    accounts.touch_session(SqlUnitOfWork(engine), found.session)
+    request.state.user_name = found.full_name
+    request.state.clinic_name = found.clinic_name
+    ws = found.session
+    actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
+    return RequestContext(engine, actor, found.role)
 
 
 def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("user_name", getattr(request.state, "user_name", None))
     context.setdefault("clinic_name", getattr(request.state, "clinic_name", None))
-    context.setdefault("csrf_token", _csrf_token(request))
+    context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
-def _csrf_token(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not token:
-        token = secrets.token_urlsafe(24)
-        request.session["csrf"] = token
-    return str(token)
+def _csrf_ok(request: Request, submitted: str) -> bool:
+    """The synchroniser token of the browser's session matches the form's."""
+    expected = getattr(request.state, "csrf_token", None)
+    return bool(expected) and secrets.compare_digest(submitted, str(expected))
+
+
+def _login_signer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.secret_key, salt="login-csrf")
+
+
+def _login_csrf_ok(request: Request, submitted: str) -> bool:
+    """Before sign-in there is no session: the form's token must match the signed,
+    time-limited copy in a cookie (double submit)."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    try:
+        nonce = _login_signer(request).loads(cookie, max_age=LOGIN_CSRF_MAX_AGE)
+    except BadSignature:
+        return False
+    return isinstance(nonce, str) and secrets.compare_digest(submitted, nonce)
+
+
+def _login_page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(24)
+    context.setdefault("error", None)
+    context.setdefault("email", "")
+    response = _render(request, "login.html", status, csrf_token=nonce, **context)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        _login_signer(request).dumps(nonce),
+        max_age=LOGIN_CSRF_MAX_AGE,
+        httponly=True,
+        secure=request.app.state.secure_cookies,
+        samesite="lax",
+    )
+    return response
+
+
+def _with_session_cookie(request: Request, response: Response, token: str, ws: Any) -> Response:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max(1, int((ws.expires_at - ws.created_at).total_seconds())),
+        httponly=True,
+        secure=request.app.state.secure_cookies,
+        samesite="lax",
+    )
+    return response
+
+
+def _signed_out(target: str = "/login") -> Response:
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
 
 
 @router.get("/", response_model=None)
 def home(request: Request) -> Response:
     """Signed-in users land on the patient list."""
-    target = "/patients" if request.session.get("user_id") else "/login"
+    target = "/patients" if request.cookies.get(SESSION_COOKIE) else "/login"
     return RedirectResponse(target, status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
     """The sign-in page."""
-    return _render(request, "login.html", error=None, email="")
+    return _login_page(request)
+
+
+NEXT_STEP = {
+    accounts.Outcome.SIGNED_IN: "/patients",
+    accounts.Outcome.NEEDS_CODE: "/login/code",
+    accounts.Outcome.NEEDS_ENROLMENT: "/login/enrol",
+}
 
 
 @router.post("/login", response_model=None)
@@ -96,31 +181,131 @@ def login(
     password: Annotated[str, Form(max_length=256)],
     csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """Check the credentials and start a web session."""
-    if not secrets.compare_digest(csrf, str(request.session.get("csrf", ""))):
-        return _render(
-            request, "login.html", 400, error="The form expired; try again.", email=email
-        )
+    """Check the credentials (rate-limited, logged) and start a web session."""
+    if not _login_csrf_ok(request, csrf):
+        return _login_page(request, 400, error="The form expired; try again.", email=email)
     engine: sa.Engine = request.app.state.engine
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(users.c.id, users.c.password_hash).where(
-                users.c.email == email.strip().lower(), users.c.is_active.is_(True)
-            )
-        ).first()
-    if not verify_password(password, row.password_hash if row else None) or row is None:
-        return _render(request, "login.html", 401, error="Wrong email or password.", email=email)
-    request.session.clear()
-    request.session["user_id"] = str(row.id)
-    return RedirectResponse("/patients", status_code=303)
+    result = accounts.sign_in(
+        SqlUnitOfWork(engine),
+        email,
+        password,
+        address=_address(request),
+        request_id=request_id(request),
+    )
+    if result.outcome is accounts.Outcome.REFUSED or result.token is None:
+        if result.locked:
+            message = "Too many failed attempts: sign-in is paused for 15 minutes."
+            return _login_page(request, 429, error=message, email=email)
+        return _login_page(request, 401, error="Wrong email or password.", email=email)
+    response = RedirectResponse(NEXT_STEP[result.outcome], status_code=303)
+    return _with_session_cookie(request, response, result.token, result.session)
+
+
+@router.get("/login/code", response_model=None)
+def code_form(request: Request) -> Response:
+    """The second step of signing in: the authenticator code."""
+    found = _current(request)
+    if found is None or not found.session.mfa_pending:
+        return RedirectResponse("/login", status_code=303)
+    return _render(request, "mfa.html", error=None)
+
+
+@router.post("/login/code", response_model=None)
+def code(
+    request: Request,
+    code: Annotated[str, Form(max_length=32)],
+    csrf: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Check the authenticator (or recovery) code and complete the sign-in."""
+    found = _current(request)
+    if found is None or not found.session.mfa_pending:
+        return RedirectResponse("/login", status_code=303)
+    if not _csrf_ok(request, csrf):
+        return _render(request, "mfa.html", 400, error="The form expired; try again.")
+    try:
+        token = accounts.verify_code(
+            SqlUnitOfWork(request.app.state.engine),
+            found.session,
+            MfaCode(code=code.strip() or "------"),
+            address=_address(request),
+            request_id=request_id(request),
+        )
+    except (DomainError, ValidationError):
+        token = None
+    if token is None:
+        return _render(request, "mfa.html", 401, error="That code is not valid.")
+    response = RedirectResponse("/patients", status_code=303)
+    return _with_session_cookie(request, response, token, found.session)
+
+
+@router.get("/login/enrol", response_model=None)
+def enrol_form(request: Request) -> Response:
+    """Set up two-factor sign-in, when the clinic requires it and the user has none."""
+    found = _current(request)
+    if found is None or not found.session.mfa_pending:
+        return RedirectResponse("/login", status_code=303)
+    ws = found.session
+    actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
+    try:
+        secret, uri = accounts.begin_mfa_enrolment(SqlUnitOfWork(request.app.state.engine), actor)
+    except DomainError:
+        return RedirectResponse("/login/code", status_code=303)
+    return _render(request, "mfa_enrol.html", secret=secret, uri=uri, codes=None, error=None)
+
+
+@router.post("/login/enrol", response_model=None)
+def enrol(
+    request: Request,
+    code: Annotated[str, Form(max_length=32)],
+    csrf: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Confirm the new authenticator with a first code; show the recovery codes once."""
+    found = _current(request)
+    if found is None or not found.session.mfa_pending:
+        return RedirectResponse("/login", status_code=303)
+    if not _csrf_ok(request, csrf):
+        return RedirectResponse("/login/enrol", status_code=303)
+    ws = found.session
+    actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
+    try:
+        codes = accounts.confirm_mfa_enrolment(
+            SqlUnitOfWork(request.app.state.engine), actor, MfaCode(code=code.strip() or "------")
+        )
+    except (DomainError, ValidationError):
+        message = "That code is not valid; scan the key again and retry."
+        return _render(
+            request, "mfa_enrol.html", 400, secret=None, uri=None, codes=None, error=message
+        )
+    token = accounts.complete_enrolled_sign_in(
+        SqlUnitOfWork(request.app.state.engine),
+        ws,
+        address=_address(request),
+        request_id=request_id(request),
+    )
+    if token is None:
+        return RedirectResponse("/login", status_code=303)
+    response = _render(request, "mfa_enrol.html", secret=None, uri=None, codes=codes, error=None)
+    return _with_session_cookie(request, response, token, ws)
 
 
 @router.post("/logout", response_model=None)
 def logout(request: Request, csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
-    """End the web session."""
-    if secrets.compare_digest(csrf, str(request.session.get("csrf", ""))):
-        request.session.clear()
-    return RedirectResponse("/login", status_code=303)
+    """End this browser's session (server-side: the cookie's id stops working)."""
+    found = _current(request)
+    if found is not None and _csrf_ok(request, csrf):
+        accounts.end_session(SqlUnitOfWork(request.app.state.engine), found.session)
+        return _signed_out()
+    return RedirectResponse("/login" if found is None else "/patients", status_code=303)
+
+
+@router.post("/logout/everywhere", response_model=None)
+def logout_everywhere(request: Request, csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """End every session of this user, on every device."""
+    ctx = _web_context(request)
+    if ctx is not None and _csrf_ok(request, csrf):
+        accounts.sign_out_everywhere(SqlUnitOfWork(request.app.state.engine), ctx.actor)
+        return _signed_out()
+    return RedirectResponse("/login" if ctx is None else "/patients", status_code=303)
 
 
 @router.get("/patients", response_model=None)
@@ -133,8 +318,11 @@ def patient_list(
     ctx = _web_context(request)
     if ctx is None:
         return RedirectResponse("/login", status_code=303)
-    with ctx.reader() as r:
-        found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    try:
+        with ctx.reader() as r:
+            found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except DomainError as err:  # e.g. an auditor or a patient account: no patient list
+        return _render(request, "error.html", 403, message=err.detail)
     pages = max(1, -(-found.total // PAGE_SIZE))
     return _render(request, "patients.html", found=found, q=q, page=page, pages=pages)
 
@@ -149,6 +337,7 @@ def patient_chart(request: Request, patient_id: UUID) -> Response:
         with ctx.reader() as r:
             patient = get_patient(r, patient_id)
             episodes = patient_episodes(r, patient_id)
+            require_patient_access(r, patient_id)
             timeline = patient_timeline(r, patient_id)
     except NotFound:
         return _render(request, "error.html", 404, message="No such patient in your clinic.")

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from needlepoint.domain.errors import (
@@ -73,6 +74,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return problem(
+            422,
+            "Unprocessable Content",
+            f"{first['field']}: {first['message']}",
+            errors=errors,
+            request=request,
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_command(request: Request, exc: ValidationError) -> JSONResponse:
+        # A command built inside a route from a valid body and path values can still
+        # break a rule of its own: that is the caller's input, not a server error.
         errors = [
             {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
             for e in exc.errors()

@@ -103,6 +103,7 @@ api_tokens = sa.Table(
     sa.Column("label", sa.String(200), nullable=False),
     _at("created_at"),
     _at("revoked_at", nullable=True),
+    sa.Column("scopes", sa.String(64), nullable=False, server_default="read write"),
 )
 
 patients = sa.Table(
@@ -382,6 +383,108 @@ audit_chain_heads = sa.Table(
     sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
+# -- accounts, sessions and emergency access (security issue) ----------------------------
+
+security_settings = sa.Table(
+    "security_settings",
+    metadata,
+    _id(),
+    sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id"), nullable=False, unique=True),
+    sa.Column("mfa_required", sa.Boolean, nullable=False),
+    sa.Column("idle_timeout_minutes", sa.Integer, nullable=False),
+    sa.Column("absolute_timeout_hours", sa.Integer, nullable=False),
+    sa.Column("emergency_access_minutes", sa.Integer, nullable=False),
+    sa.Column("care_team_restriction", sa.Boolean, nullable=False),
+    _version(),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    _at("created_at"),
+    _at("last_seen_at"),
+    _at("expires_at"),
+    sa.Column("address", sa.String(64)),
+    sa.Column("mfa_pending", sa.Boolean, nullable=False),
+    _at("revoked_at", nullable=True),
+    sa.Index(None, "user_id"),
+)
+
+mfa_secrets = sa.Table(
+    "mfa_secrets",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False, unique=True),
+    sa.Column("secret", sa.String(64), nullable=False),
+    _at("created_at"),
+    _at("confirmed_at", nullable=True),
+    sa.Column("last_counter", sa.BigInteger),
+    _version(),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    _at("created_at"),
+    _at("used_at", nullable=True),
+    sa.Index(None, "user_id"),
+)
+
+emergency_accesses = sa.Table(
+    "emergency_accesses",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    _ref("patient_id", "patients"),
+    sa.Column("reason", sa.Text, nullable=False),
+    _at("granted_at"),
+    _at("expires_at"),
+    sa.Index(None, "clinic_id", "granted_at"),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("recipient_id", "users"),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("subject_id", sa.Uuid, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    _at("created_at"),
+    _at("read_at", nullable=True),
+    sa.Index(None, "recipient_id", "created_at"),
+)
+
+# Not a clinical record (an attempt may name no account, hence no clinic): written by
+# `adapters.db.logins`, outside TABLE_OF. Counted for rate limiting, so it survives restarts.
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    _id(),
+    _at("occurred_at"),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("succeeded", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id")),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id")),
+    sa.Column("request_id", sa.String(64)),
+    sa.Index(None, "email", "occurred_at"),
+    sa.Index(None, "address", "occurred_at"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
@@ -401,5 +504,11 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.MedicationUse: medication_uses,
     e.Amendment: amendments,
     e.AuditEvent: audit_events,
+    e.SecuritySettings: security_settings,
+    e.WebSession: web_sessions,
+    e.MfaSecret: mfa_secrets,
+    e.RecoveryCode: recovery_codes,
+    e.EmergencyAccess: emergency_accesses,
+    e.Notification: notifications,
 }
 """Which table holds each kind of entity."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from needlepoint.web.api import (
+    account,
     audit,
     catalogue,
     clinic,
@@ -27,4 +28,5 @@ routers: list[APIRouter] = [
     catalogue.router,
     clinic.router,
     audit.router,
+    account.router,
 ]

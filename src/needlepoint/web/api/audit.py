@@ -10,9 +10,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
+from needlepoint.adapters.db.tables import patients
+from needlepoint.domain.entities import Patient
 from needlepoint.domain.enums import AuditAction
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries.audit import AuditPage, Sort, audit_csv, audit_report
-from needlepoint.web.context import ApiContext, ApiCredentials, respond
+from needlepoint.web.context import ApiContext, ApiCredentials, requires, respond
 
 router = APIRouter(tags=["audit"])
 
@@ -53,7 +56,12 @@ def _report(
         )
         if not csv:
             return respond(page)
-        r.note(AuditAction.AUDIT_EXPORTED, "audit_report", r.clinic_id, patient_id)
+        # A disclosure names the patient only when one of this clinic's patients was
+        # asked for (an unknown id disclosed nobody and names no record).
+        disclosed = (
+            patient_id if patient_id and r.select(Patient, patients.c.id == patient_id) else None
+        )
+        r.note(AuditAction.AUDIT_EXPORTED, "audit_report", r.clinic_id, disclosed)
     return Response(
         audit_csv(page.items),
         media_type="text/csv; charset=utf-8",
@@ -69,7 +77,7 @@ Action = Annotated[AuditAction | None, Query(description="only this kind of even
 SortBy = Annotated[Sort, Query(description="occurred_at (oldest first) or -occurred_at")]
 
 
-@router.get("/audit", response_model=AuditPage)
+@router.get("/audit", response_model=AuditPage, openapi_extra=requires(Permission.READ_AUDIT))
 def audit(
     ctx: ApiContext,
     since: Since = None,
@@ -97,7 +105,7 @@ def audit(
     )
 
 
-@router.get("/audit.csv", response_class=Response)
+@router.get("/audit.csv", response_class=Response, openapi_extra=requires(Permission.READ_AUDIT))
 def audit_export(
     ctx: ApiContext,
     since: Since = None,

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from needlepoint.domain.billing import CptTable, billing_data, icd10_suggestions
 from needlepoint.domain.catalogue import Condition, Muscle, conditions, muscles, search_muscles
 from needlepoint.domain.errors import NotFound
+from needlepoint.domain.permissions import Permission
 from needlepoint.domain.site_safety import site_rules
 from needlepoint.domain.sources import Finding
-from needlepoint.web.context import ApiContext
+from needlepoint.web.context import ApiContext, requires
 
 router = APIRouter(tags=["catalogue"])
 
@@ -38,7 +39,7 @@ def _muscle_out(muscle: Muscle) -> MuscleOut:
     )
 
 
-@router.get("/muscles", response_model=list[Muscle])
+@router.get("/muscles", response_model=list[Muscle], openapi_extra=requires(Permission.USE_ACCOUNT))
 def list_muscles(
     ctx: ApiContext,
     q: str = "",
@@ -51,7 +52,9 @@ def list_muscles(
     return search_muscles(q, region=region, chart=chart, limit=max(1, min(limit, 200)))
 
 
-@router.get("/muscles/{muscle_id}", response_model=MuscleOut)
+@router.get(
+    "/muscles/{muscle_id}", response_model=MuscleOut, openapi_extra=requires(Permission.USE_ACCOUNT)
+)
 def get_muscle(ctx: ApiContext, muscle_id: str) -> MuscleOut:
     """One muscle with its cautions and their sources."""
     ctx.actor  # noqa: B018 - authenticates the caller
@@ -61,7 +64,9 @@ def get_muscle(ctx: ApiContext, muscle_id: str) -> MuscleOut:
     return _muscle_out(muscle)
 
 
-@router.get("/conditions", response_model=list[ConditionOut])
+@router.get(
+    "/conditions", response_model=list[ConditionOut], openapi_extra=requires(Permission.USE_ACCOUNT)
+)
 def list_conditions(ctx: ApiContext) -> list[ConditionOut]:
     """Conditions an episode may be opened for, each with ICD-10-CM suggestions (every
     code with its source and verification status)."""
@@ -82,7 +87,7 @@ def list_conditions(ctx: ApiContext) -> list[ConditionOut]:
     ]
 
 
-@router.get("/billing/cpt", response_model=CptTable)
+@router.get("/billing/cpt", response_model=CptTable, openapi_extra=requires(Permission.USE_ACCOUNT))
 def cpt_codes(ctx: ApiContext) -> CptTable:
     """The dry needling CPT codes and how they are derived."""
     ctx.actor  # noqa: B018 - authenticates the caller

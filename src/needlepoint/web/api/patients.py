@@ -10,15 +10,22 @@ from fastapi import APIRouter, Query, Response
 from needlepoint.actions import patients as actions
 from needlepoint.domain.commands import PatientChanges, RegisterPatient, UpdatePatient
 from needlepoint.domain.entities import Patient
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries import patients as queries
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.patients import Page
 from needlepoint.queries.timeline import TimelineEntry, patient_timeline
-from needlepoint.web.context import ApiContext, IfMatch, respond
+from needlepoint.web.context import ApiContext, IfMatch, requires, respond
 
 router = APIRouter(tags=["patients"])
 
 
-@router.post("/patients", response_model=Patient, status_code=201)
+@router.post(
+    "/patients",
+    response_model=Patient,
+    status_code=201,
+    openapi_extra=requires(Permission.REGISTER_PATIENT),
+)
 def register_patient(ctx: ApiContext, cmd: RegisterPatient) -> Response:
     """Register a patient."""
     patient = actions.register_patient(ctx.uow(), ctx.actor, cmd)
@@ -27,7 +34,7 @@ def register_patient(ctx: ApiContext, cmd: RegisterPatient) -> Response:
     )
 
 
-@router.get("/patients", response_model=Page)
+@router.get("/patients", response_model=Page, openapi_extra=requires(Permission.READ_DEMOGRAPHICS))
 def search_patients(
     ctx: ApiContext,
     q: Annotated[str, Query(max_length=200, description="words of a name or the MRN")] = "",
@@ -39,7 +46,11 @@ def search_patients(
         return respond(queries.search_patients(r, q, limit=limit, offset=offset))
 
 
-@router.get("/patients/{patient_id}", response_model=Patient)
+@router.get(
+    "/patients/{patient_id}",
+    response_model=Patient,
+    openapi_extra=requires(Permission.READ_DEMOGRAPHICS),
+)
 def get_patient(ctx: ApiContext, patient_id: UUID) -> Response:
     """One patient; the ETag is the version to send back in If-Match when updating."""
     with ctx.reader() as r:
@@ -47,7 +58,11 @@ def get_patient(ctx: ApiContext, patient_id: UUID) -> Response:
     return respond(patient, version=patient.version)
 
 
-@router.patch("/patients/{patient_id}", response_model=Patient)
+@router.patch(
+    "/patients/{patient_id}",
+    response_model=Patient,
+    openapi_extra=requires(Permission.UPDATE_PATIENT),
+)
 def update_patient(
     ctx: ApiContext,
     patient_id: UUID,
@@ -64,8 +79,14 @@ def update_patient(
     return respond(patient, version=patient.version)
 
 
-@router.get("/patients/{patient_id}/timeline", response_model=list[TimelineEntry])
+@router.get(
+    "/patients/{patient_id}/timeline",
+    response_model=list[TimelineEntry],
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def timeline(ctx: ApiContext, patient_id: UUID) -> Response:
     """Everything recorded for the patient, newest first."""
     with ctx.reader() as r:
-        return respond(patient_timeline(r, patient_id))
+        found = patient_timeline(r, patient_id)
+        require_patient_access(r, patient_id)
+        return respond(found)

@@ -14,6 +14,7 @@ from needlepoint.actions import screening as screening_actions
 from needlepoint.domain import screening as rules
 from needlepoint.domain.commands import (
     ConsentIn,
+    ConsentWithdrawal,
     RecordConsent,
     RecordScreening,
     ScreeningAnswers,
@@ -23,10 +24,12 @@ from needlepoint.domain.commands import (
 from needlepoint.domain.consent import ConsentTemplate, get_template, templates
 from needlepoint.domain.entities import Consent, Screening
 from needlepoint.domain.enums import ScreeningDecision
+from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import Questionnaire
 from needlepoint.queries import screening as queries
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.screening import NeedlingStatus
-from needlepoint.web.context import ApiContext, IfMatch, respond
+from needlepoint.web.context import ApiContext, IfMatch, requires, respond
 
 router = APIRouter(tags=["screening and consent"])
 
@@ -43,22 +46,27 @@ class ConsentTemplateOut(BaseModel):
     text: str
 
 
-class Withdrawal(BaseModel):
-    withdrawn_at: datetime | None = None
-
-
-@router.get("/screening/questionnaire", response_model=Questionnaire)
+@router.get(
+    "/screening/questionnaire",
+    response_model=Questionnaire,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
 def questionnaire(ctx: ApiContext) -> Questionnaire:
     """The questions, their categories (absolute, site, precaution) and sources."""
     ctx.actor  # noqa: B018 - authenticates the caller
     return rules.questionnaire()
 
 
-@router.post("/screening/evaluate", response_model=ScreeningEvaluation)
+@router.post(
+    "/screening/evaluate",
+    response_model=ScreeningEvaluation,
+    openapi_extra=requires(Permission.SCREEN_PATIENT),
+)
 def evaluate(ctx: ApiContext, answers: ScreeningAnswers) -> ScreeningEvaluation:
     """The decision and reasons for a set of answers, without recording anything (to show
     the clinician what must be acknowledged)."""
-    ctx.actor  # noqa: B018 - authenticates the caller
+    with ctx.reader() as r:
+        r.require(Permission.SCREEN_PATIENT)
     result = rules.evaluate(answers)
     return ScreeningEvaluation(
         decision=result.decision,
@@ -68,7 +76,12 @@ def evaluate(ctx: ApiContext, answers: ScreeningAnswers) -> ScreeningEvaluation:
     )
 
 
-@router.post("/patients/{patient_id}/screenings", response_model=Screening, status_code=201)
+@router.post(
+    "/patients/{patient_id}/screenings",
+    response_model=Screening,
+    status_code=201,
+    openapi_extra=requires(Permission.SCREEN_PATIENT),
+)
 def record_screening(ctx: ApiContext, patient_id: UUID, body: ScreeningForm) -> Response:
     """Record a screening; every precaution must be listed in `acknowledged_precautions`."""
     cmd = RecordScreening(patient_id=patient_id, **body.model_dump(exclude_unset=True))
@@ -76,29 +89,49 @@ def record_screening(ctx: ApiContext, patient_id: UUID, body: ScreeningForm) -> 
     return respond(screening, status=201)
 
 
-@router.get("/patients/{patient_id}/screenings", response_model=list[Screening])
+@router.get(
+    "/patients/{patient_id}/screenings",
+    response_model=list[Screening],
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def list_screenings(ctx: ApiContext, patient_id: UUID) -> Response:
     """The patient's screenings, newest first."""
     with ctx.reader() as r:
-        return respond(queries.patient_screenings(r, patient_id))
+        found = queries.patient_screenings(r, patient_id)
+        require_patient_access(r, patient_id)
+        return respond(found)
 
 
-@router.get("/patients/{patient_id}/needling-status", response_model=NeedlingStatus)
+@router.get(
+    "/patients/{patient_id}/needling-status",
+    response_model=NeedlingStatus,
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def needling_status(ctx: ApiContext, patient_id: UUID) -> Response:
     """May this patient be needled now? The screening and consent in force, what blocks
     needling, and the precautions to keep in mind."""
     with ctx.reader() as r:
-        return respond(queries.needling_status(r, patient_id, datetime.now(UTC)))
+        status = queries.needling_status(r, patient_id, datetime.now(UTC))
+        require_patient_access(r, patient_id)
+        return respond(status)
 
 
-@router.get("/consent-templates", response_model=list[ConsentTemplate])
+@router.get(
+    "/consent-templates",
+    response_model=list[ConsentTemplate],
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
 def consent_templates(ctx: ApiContext) -> list[ConsentTemplate]:
     """Every consent template version (the current one is marked `current`)."""
     ctx.actor  # noqa: B018 - authenticates the caller
     return templates()
 
 
-@router.get("/consent-templates/{template_id}/{version}", response_model=ConsentTemplateOut)
+@router.get(
+    "/consent-templates/{template_id}/{version}",
+    response_model=ConsentTemplateOut,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
 def consent_template(ctx: ApiContext, template_id: str, version: str) -> ConsentTemplateOut:
     """One template version with its full text, as the patient reads and signs it."""
     ctx.actor  # noqa: B018 - authenticates the caller
@@ -106,7 +139,12 @@ def consent_template(ctx: ApiContext, template_id: str, version: str) -> Consent
     return ConsentTemplateOut(template=template, text=template.text)
 
 
-@router.post("/patients/{patient_id}/consents", response_model=Consent, status_code=201)
+@router.post(
+    "/patients/{patient_id}/consents",
+    response_model=Consent,
+    status_code=201,
+    openapi_extra=requires(Permission.RECORD_CONSENT),
+)
 def record_consent(ctx: ApiContext, patient_id: UUID, body: ConsentIn) -> Response:
     """Record a signed consent (signer, time, method, witness, copy given, signature)."""
     cmd = RecordConsent(patient_id=patient_id, **body.model_dump())
@@ -114,16 +152,26 @@ def record_consent(ctx: ApiContext, patient_id: UUID, body: ConsentIn) -> Respon
     return respond(consent, status=201, version=consent.version)
 
 
-@router.get("/patients/{patient_id}/consents", response_model=list[Consent])
+@router.get(
+    "/patients/{patient_id}/consents",
+    response_model=list[Consent],
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def list_consents(ctx: ApiContext, patient_id: UUID) -> Response:
     """The patient's consents, newest first."""
     with ctx.reader() as r:
-        return respond(queries.patient_consents(r, patient_id))
+        found = queries.patient_consents(r, patient_id)
+        require_patient_access(r, patient_id)
+        return respond(found)
 
 
-@router.post("/consents/{consent_id}/withdraw", response_model=Consent)
+@router.post(
+    "/consents/{consent_id}/withdraw",
+    response_model=Consent,
+    openapi_extra=requires(Permission.RECORD_CONSENT),
+)
 def withdraw_consent(
-    ctx: ApiContext, consent_id: UUID, body: Withdrawal, version: IfMatch
+    ctx: ApiContext, consent_id: UUID, body: ConsentWithdrawal, version: IfMatch
 ) -> Response:
     """Withdraw a consent: no needling is recorded after that moment."""
     cmd = WithdrawConsent(

@@ -16,14 +16,21 @@ from needlepoint.domain.commands import (
     UpdateSession,
 )
 from needlepoint.domain.entities import Amendment, Session
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries import sessions as queries
+from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.sessions import SessionDetail
-from needlepoint.web.context import ApiContext, IfMatch, respond
+from needlepoint.web.context import ApiContext, IfMatch, requires, respond
 
 router = APIRouter(tags=["sessions"])
 
 
-@router.post("/sessions", response_model=Session, status_code=201)
+@router.post(
+    "/sessions",
+    response_model=Session,
+    status_code=201,
+    openapi_extra=requires(Permission.RECORD_SESSION),
+)
 def record_session(ctx: ApiContext, cmd: RecordSession) -> Response:
     """Record a session note (draft) with its needling sites, co-interventions, adverse
     events and measurements, in one transaction."""
@@ -33,22 +40,38 @@ def record_session(ctx: ApiContext, cmd: RecordSession) -> Response:
     )
 
 
-@router.get("/episodes/{episode_id}/sessions", response_model=list[Session])
+@router.get(
+    "/episodes/{episode_id}/sessions",
+    response_model=list[Session],
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def episode_sessions(ctx: ApiContext, episode_id: UUID) -> Response:
     """An episode's sessions in order."""
     with ctx.reader() as r:
-        return respond(queries.episode_sessions(r, episode_id))
+        found = queries.episode_sessions(r, episode_id)
+        for patient_id in {s.patient_id for s in found}:
+            require_patient_access(r, patient_id)
+        return respond(found)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionDetail)
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionDetail,
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
 def get_session(ctx: ApiContext, session_id: UUID) -> Response:
     """A note with everything recorded in it and its amendments."""
     with ctx.reader() as r:
         detail = queries.session_detail(r, session_id)
+        require_patient_access(r, detail.session.patient_id)
     return respond(detail, version=detail.session.version)
 
 
-@router.put("/sessions/{session_id}", response_model=Session)
+@router.put(
+    "/sessions/{session_id}",
+    response_model=Session,
+    openapi_extra=requires(Permission.RECORD_SESSION),
+)
 def update_session(
     ctx: ApiContext, session_id: UUID, note: SessionNote, version: IfMatch
 ) -> Response:
@@ -58,7 +81,11 @@ def update_session(
     return respond(session, version=session.version)
 
 
-@router.post("/sessions/{session_id}/sign", response_model=Session)
+@router.post(
+    "/sessions/{session_id}/sign",
+    response_model=Session,
+    openapi_extra=requires(Permission.SIGN_SESSION),
+)
 def sign_session(ctx: ApiContext, session_id: UUID, version: IfMatch) -> Response:
     """Sign and lock a draft note."""
     session = actions.sign_session(
@@ -67,7 +94,12 @@ def sign_session(ctx: ApiContext, session_id: UUID, version: IfMatch) -> Respons
     return respond(session, version=session.version)
 
 
-@router.post("/sessions/{session_id}/amendments", response_model=Amendment, status_code=201)
+@router.post(
+    "/sessions/{session_id}/amendments",
+    response_model=Amendment,
+    status_code=201,
+    openapi_extra=requires(Permission.AMEND_SESSION),
+)
 def amend_session(ctx: ApiContext, session_id: UUID, body: AmendmentText) -> Response:
     """Append an amendment to a signed note; the original stays readable as signed."""
     amendment = actions.amend_session(

@@ -1,0 +1,464 @@
+"""Accounts: signing in (password, then TOTP when enrolled or required), lock-outs, web
+sessions and signing out, MFA enrolment, the clinic's security policy, and emergency
+(break-glass) access to a patient's record.
+
+Every authentication attempt is logged twice: in `login_attempts` (address, reason; also
+for unknown accounts, which belong to no clinic) and, when the account exists, as an
+audit event of its clinic with the same request id."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.adapters.db.logins import (
+    LoginAttempt,
+    account_by_email,
+    recent_failures,
+    record_attempt,
+)
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork, UnitOfWork
+from needlepoint.adapters.passwords import hash_api_token, verify_password
+from needlepoint.adapters.totp import (
+    accepted_counter,
+    hash_recovery_code,
+    new_recovery_codes,
+    new_secret,
+    provisioning_uri,
+)
+from needlepoint.domain.commands import MfaCode, RequestEmergencyAccess, UpdateSecuritySettings
+from needlepoint.domain.entities import (
+    EmergencyAccess,
+    MfaSecret,
+    Notification,
+    Patient,
+    RecoveryCode,
+    SecuritySettings,
+    User,
+    WebSession,
+)
+from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.errors import InvalidInput, RecordLocked, StaleVersion
+from needlepoint.domain.permissions import Permission
+
+LOCK_WINDOW = timedelta(minutes=15)
+ACCOUNT_FAILURE_LIMIT = 5  # failed attempts on one account within the window
+ADDRESS_FAILURE_LIMIT = 20  # failed attempts from one address within the window
+TOUCH_EVERY = timedelta(seconds=60)  # how stale `last_seen_at` may get (saves writes)
+
+
+class Outcome(StrEnum):
+    SIGNED_IN = "signed_in"
+    NEEDS_CODE = "needs_code"  # password accepted; enter the authenticator code
+    NEEDS_ENROLMENT = "needs_enrolment"  # the clinic requires MFA; enrol now
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """The result of a sign-in step; `token` is the new session's cookie value."""
+
+    outcome: Outcome
+    session: WebSession | None = None
+    token: str | None = None
+    locked: bool = False
+
+
+def security_settings(uow: UnitOfWork, clinic_id: UUID) -> SecuritySettings:
+    """The clinic's policy (the defaults until the owner changes it)."""
+    found = uow.get(SecuritySettings, clinic_id, clinic_id)
+    return found or SecuritySettings(id=clinic_id, clinic_id=clinic_id)
+
+
+def session_expiry(session: WebSession, settings: SecuritySettings, now: datetime) -> str | None:
+    """Why a web session is no longer valid at `now`, or None."""
+    if session.revoked_at is not None:
+        return "signed out"
+    if now >= session.expires_at:
+        return "absolute lifetime reached"
+    if now - session.last_seen_at >= timedelta(minutes=settings.idle_timeout_minutes):
+        return "inactive too long"
+    return None
+
+
+def _confirmed_mfa(uow: UnitOfWork, user: User) -> MfaSecret | None:
+    found = uow.list_by(MfaSecret, user.clinic_id, user_id=user.id)
+    return found[0] if found and found[0].confirmed_at is not None else None
+
+
+def _log(
+    uow: SqlUnitOfWork,
+    email: str,
+    address: str,
+    reason: str,
+    *,
+    user: User | None,
+    action: AuditAction | None,
+    request_id: str | None,
+) -> None:
+    record_attempt(
+        uow.connection,
+        LoginAttempt(
+            occurred_at=uow.now(),
+            email=email,
+            address=address,
+            succeeded=reason in ("signed_in", "password_accepted"),
+            reason=reason,
+            clinic_id=user.clinic_id if user else None,
+            user_id=user.id if user else None,
+            request_id=request_id,
+        ),
+    )
+    if user is not None and action is not None:
+        actor = Actor(user.id, user.clinic_id, source="web", request_id=request_id)
+        audit(uow, actor, user.clinic_id, action, user)
+
+
+def _locked(uow: SqlUnitOfWork, email: str, address: str) -> str | None:
+    by_email, by_address = recent_failures(uow.connection, email, address, uow.now() - LOCK_WINDOW)
+    if by_address >= ADDRESS_FAILURE_LIMIT:
+        return "locked_address"
+    if by_email >= ACCOUNT_FAILURE_LIMIT:
+        return "locked_account"
+    return None
+
+
+def sign_in(
+    uow: SqlUnitOfWork, email: str, password: str, *, address: str, request_id: str | None
+) -> SignIn:
+    """Check a password, rate-limited per account and per address (persisted, so limits
+    survive restarts); on success open a web session, pending the second factor when the
+    user enrolled one or the clinic requires it."""
+    email = email.strip().lower()
+    with uow:
+        found = account_by_email(uow.connection, email)
+        user = uow.get(User, found[0], found[1]) if found else None
+        locked = _locked(uow, email, address)
+        if locked is not None:
+            reason = locked
+        elif not verify_password(password, user.password_hash if user else None):
+            reason = "bad_password" if user else "unknown_account"
+        elif user is None or not user.is_active:
+            reason = "inactive_account"
+        else:
+            reason = "ok"
+        if reason != "ok" or user is None:
+            _log(
+                uow,
+                email,
+                address,
+                reason,
+                user=user,
+                action=AuditAction.LOGIN_FAILED,
+                request_id=request_id,
+            )
+            uow.commit()
+            return SignIn(Outcome.REFUSED, locked=locked is not None)
+        settings = security_settings(uow, user.clinic_id)
+        if _confirmed_mfa(uow, user) is not None:
+            outcome = Outcome.NEEDS_CODE
+        elif settings.mfa_required:
+            outcome = Outcome.NEEDS_ENROLMENT
+        else:
+            outcome = Outcome.SIGNED_IN
+        session, token = _open_session(uow, user, settings, address, outcome)
+        done = outcome is Outcome.SIGNED_IN
+        _log(
+            uow,
+            email,
+            address,
+            "signed_in" if done else "password_accepted",
+            user=user,
+            action=AuditAction.LOGIN_SUCCEEDED if done else AuditAction.LOGIN_PASSWORD_ACCEPTED,
+            request_id=request_id,
+        )
+        uow.commit()
+    return SignIn(outcome, session, token)
+
+
+def _open_session(
+    uow: UnitOfWork, user: User, settings: SecuritySettings, address: str, outcome: Outcome
+) -> tuple[WebSession, str]:
+    now = uow.now()
+    token = secrets.token_urlsafe(32)
+    session = WebSession(
+        id=uow.new_id(),
+        clinic_id=user.clinic_id,
+        user_id=user.id,
+        token_hash=hash_api_token(token),
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.absolute_timeout_hours),
+        address=address[:64],
+        mfa_pending=outcome is not Outcome.SIGNED_IN,
+    )
+    uow.add(session)
+    return session, token
+
+
+def verify_code(
+    uow: SqlUnitOfWork, session: WebSession, cmd: MfaCode, *, address: str, request_id: str | None
+) -> str | None:
+    """Complete a pending sign-in with an authenticator code or a one-time recovery code;
+    returns the session's new cookie value (the id is renewed once fully signed in), or
+    None. Wrong codes count towards the account's lock-out; a locked account's pending
+    session is revoked."""
+    with uow:
+        user = uow.get(User, session.user_id, session.clinic_id)
+        current = uow.get(WebSession, session.id, session.clinic_id)
+        secret = _confirmed_mfa(uow, user) if user else None
+        if user is None or current is None or secret is None or not current.mfa_pending:
+            raise InvalidInput("no sign-in is waiting for a code", field="code")
+        now = uow.now()
+        reason = _locked(uow, user.email, address)
+        used: RecoveryCode | None = None
+        if reason is None:
+            step = accepted_counter(secret.secret, cmd.code, now, secret.last_counter)
+            if step is not None:
+                uow.replace(secret, replace(secret, last_counter=step, version=secret.version + 1))
+            else:
+                used = _recovery_code(uow, user, cmd.code)
+                if used is not None:
+                    uow.replace(used, replace(used, used_at=now))
+            reason = "signed_in" if step is not None or used is not None else "bad_code"
+        ok = reason == "signed_in"
+        token = None
+        if ok:
+            token = _renew(uow, current)
+        elif reason.startswith("locked"):
+            uow.replace(current, replace(current, revoked_at=now))
+        action = AuditAction.LOGIN_SUCCEEDED if ok else AuditAction.LOGIN_FAILED
+        _log(uow, user.email, address, reason, user=user, action=action, request_id=request_id)
+        if used is not None:
+            actor = Actor(user.id, user.clinic_id, source="web", request_id=request_id)
+            audit(uow, actor, user.clinic_id, AuditAction.MFA_RECOVERY_CODE_USED, used)
+        uow.commit()
+    return token
+
+
+def _renew(uow: UnitOfWork, pending: WebSession) -> str:
+    """Finish a pending session under a new id and CSRF token (no session fixation)."""
+    token = secrets.token_urlsafe(32)
+    done = replace(
+        pending,
+        token_hash=hash_api_token(token),
+        csrf_token=secrets.token_urlsafe(32),
+        mfa_pending=False,
+        last_seen_at=uow.now(),
+    )
+    uow.replace(pending, done)
+    return token
+
+
+def complete_enrolled_sign_in(
+    uow: SqlUnitOfWork, session: WebSession, *, address: str, request_id: str | None
+) -> str | None:
+    """After a pending user enrolled their second factor (`confirm_mfa_enrolment`, which
+    checked its first code): finish the sign-in under a new session id."""
+    with uow:
+        user = uow.get(User, session.user_id, session.clinic_id)
+        current = uow.get(WebSession, session.id, session.clinic_id)
+        if user is None or current is None or not current.mfa_pending:
+            return None
+        if _confirmed_mfa(uow, user) is None:
+            return None
+        token = _renew(uow, current)
+        _log(
+            uow,
+            user.email,
+            address,
+            "signed_in",
+            user=user,
+            action=AuditAction.LOGIN_SUCCEEDED,
+            request_id=request_id,
+        )
+        uow.commit()
+    return token
+
+
+def _recovery_code(uow: UnitOfWork, user: User, code: str) -> RecoveryCode | None:
+    wanted = hash_recovery_code(code)
+    for rc in uow.list_by(RecoveryCode, user.clinic_id, user_id=user.id):
+        if rc.used_at is None and secrets.compare_digest(rc.code_hash, wanted):
+            return rc
+    return None
+
+
+def begin_mfa_enrolment(uow: UnitOfWork, actor: Actor) -> tuple[str, str]:
+    """A new TOTP secret for the acting user: (secret, otpauth URI). It becomes active
+    once confirmed with a first code; an active one cannot be replaced this way."""
+    with uow:
+        user = authorize(uow, actor, Permission.USE_ACCOUNT)
+        existing = uow.list_by(MfaSecret, user.clinic_id, user_id=user.id)
+        if existing and existing[0].confirmed_at is not None:
+            raise RecordLocked("two-factor sign-in is already set up for this account")
+        secret = new_secret()
+        if existing:
+            old = existing[0]
+            uow.replace(old, replace(old, secret=secret, version=old.version + 1))
+        else:
+            uow.add(
+                MfaSecret(
+                    id=uow.new_id(),
+                    clinic_id=user.clinic_id,
+                    user_id=user.id,
+                    secret=secret,
+                    created_at=uow.now(),
+                )
+            )
+        uow.commit()
+    return secret, provisioning_uri(secret, user.email)
+
+
+def confirm_mfa_enrolment(uow: UnitOfWork, actor: Actor, cmd: MfaCode) -> list[str]:
+    """Activate the acting user's TOTP secret with a first valid code; returns the
+    one-time recovery codes (stored only hashed; shown this once)."""
+    with uow:
+        user = authorize(uow, actor, Permission.USE_ACCOUNT)
+        found = uow.list_by(MfaSecret, user.clinic_id, user_id=user.id)
+        if not found or found[0].confirmed_at is not None:
+            raise InvalidInput("start enrolment first", field="code")
+        secret, now = found[0], uow.now()
+        step = accepted_counter(secret.secret, cmd.code, now, secret.last_counter)
+        if step is None:
+            raise InvalidInput("that code is not valid now; check the device's clock", field="code")
+        confirmed = replace(secret, confirmed_at=now, last_counter=step, version=secret.version + 1)
+        uow.replace(secret, confirmed)
+        codes = new_recovery_codes()
+        for code in codes:
+            uow.add(
+                RecoveryCode(
+                    id=uow.new_id(),
+                    clinic_id=user.clinic_id,
+                    user_id=user.id,
+                    code_hash=hash_recovery_code(code),
+                    created_at=now,
+                )
+            )
+        audit(uow, actor, user.clinic_id, AuditAction.MFA_ENROLLED, confirmed)
+        uow.commit()
+    return codes
+
+
+def touch_session(uow: UnitOfWork, session: WebSession) -> None:
+    """Note activity on a web session (at most once a minute: it costs a write)."""
+    with uow:
+        now = uow.now()
+        current = uow.get(WebSession, session.id, session.clinic_id)
+        if current is not None and now - current.last_seen_at >= TOUCH_EVERY:
+            uow.replace(current, replace(current, last_seen_at=now))
+            uow.commit()
+
+
+def end_session(uow: UnitOfWork, session: WebSession, *, reason: str | None = None) -> None:
+    """Revoke one web session: signing out, or an expired one (`reason`, not audited)."""
+    with uow:
+        current = uow.get(WebSession, session.id, session.clinic_id)
+        if current is None or current.revoked_at is not None:
+            return
+        uow.replace(current, replace(current, revoked_at=uow.now()))
+        if reason is None:
+            actor = Actor(session.user_id, session.clinic_id, source="web")
+            audit(uow, actor, session.clinic_id, AuditAction.SIGNED_OUT, current)
+        uow.commit()
+
+
+def sign_out_everywhere(uow: UnitOfWork, actor: Actor) -> int:
+    """Revoke every web session of the acting user; returns how many were open."""
+    with uow:
+        user = authorize(uow, actor, Permission.USE_ACCOUNT)
+        now = uow.now()
+        open_ = [
+            s
+            for s in uow.list_by(WebSession, user.clinic_id, user_id=user.id)
+            if s.revoked_at is None
+        ]
+        for s in open_:
+            uow.replace(s, replace(s, revoked_at=now))
+        audit(uow, actor, user.clinic_id, AuditAction.SIGNED_OUT_EVERYWHERE, user)
+        uow.commit()
+    return len(open_)
+
+
+def update_security_settings(
+    uow: UnitOfWork, actor: Actor, cmd: UpdateSecuritySettings, *, expected_version: int
+) -> SecuritySettings:
+    """Change the clinic's security policy (owner only)."""
+    with uow:
+        authorize(uow, actor, Permission.MANAGE_SECURITY)
+        current = uow.get(SecuritySettings, actor.clinic_id, actor.clinic_id)
+        before = current or SecuritySettings(id=actor.clinic_id, clinic_id=actor.clinic_id)
+        if before.version != expected_version:
+            raise StaleVersion(
+                f"the settings are at version {before.version}; reload them", field="If-Match"
+            )
+        after = replace(before, **cmd.model_dump(), version=before.version + 1)
+        if current is None:
+            uow.add(after)
+        else:
+            uow.replace(current, after)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SECURITY_SETTINGS_CHANGED,
+            after,
+            before=[before],
+            after=[after],
+        )
+        uow.commit()
+    return after
+
+
+def grant_emergency_access(
+    uow: UnitOfWork, actor: Actor, patient_id: UUID, cmd: RequestEmergencyAccess
+) -> EmergencyAccess:
+    """Break the glass: a licensed clinician opens a patient's record outside their
+    normal access, for a limited time, giving a reason. The audit event names the
+    patient, and every owner of the clinic gets a notification to review it."""
+    with uow:
+        user = authorize(uow, actor, Permission.EMERGENCY_ACCESS)
+        patient = load(uow, Patient, patient_id, actor, field="patient_id")
+        settings = security_settings(uow, actor.clinic_id)
+        now = uow.now()
+        grant = EmergencyAccess(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            user_id=user.id,
+            patient_id=patient.id,
+            reason=cmd.reason,
+            granted_at=now,
+            expires_at=now + timedelta(minutes=settings.emergency_access_minutes),
+        )
+        uow.add(grant)
+        for owner in uow.list_by(User, actor.clinic_id, role=Role.OWNER, is_active=True):
+            uow.add(
+                Notification(
+                    id=uow.new_id(),
+                    clinic_id=actor.clinic_id,
+                    recipient_id=owner.id,
+                    kind="emergency_access",
+                    subject_id=grant.id,
+                    message=(
+                        f"{user.full_name} used emergency access to patient {patient.mrn} "
+                        f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC: {cmd.reason}"
+                    ),
+                    created_at=now,
+                )
+            )
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.EMERGENCY_ACCESS_GRANTED,
+            grant,
+            after=[grant],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return grant

@@ -1,0 +1,332 @@
+"""The access matrix, generated from the app's own OpenAPI document: every API operation ×
+every role × the caller's own clinic / another clinic / no credentials, each checked
+against the one permission table (`domain.permissions.GRANTS`).
+
+Each operation declares its permission once (`x-permission`, see `web.context.requires`).
+An operation added later is picked up automatically; one that declares no permission, or
+whose path parameter or request body this test cannot build, fails loudly."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from needlepoint.actions import consent, episodes, patients, screening, sessions
+from needlepoint.actions.accounts import begin_mfa_enrolment
+from needlepoint.actions.clinics import issue_api_token, issue_operator_token, register_user
+from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.tables import api_tokens
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.adapters.passwords import hash_api_token
+from needlepoint.adapters.totp import code_at
+from needlepoint.domain.commands import IssueApiToken, RegisterUser, SignSession
+from needlepoint.domain.entities import Consent, Episode, Patient, Session, User
+from needlepoint.domain.enums import Role
+from needlepoint.domain.errors import RecordLocked
+from needlepoint.domain.permissions import GRANTS, Permission
+from needlepoint.web.app import create_app
+from needlepoint.web.context import PERMISSION_KEY, SAFE_METHODS
+from tests.conftest import ClinicFixture, make_clinic
+from tests.factories import (
+    consent_body,
+    consent_cmd,
+    episode_cmd,
+    patient_cmd,
+    screening_body,
+    screening_cmd,
+    session_cmd,
+)
+
+OTHER_NAME = "Elsewhereperson"  # every patient of the other clinic: must never show up
+SECRET = "test-secret-key-" + "x" * 32
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    app = create_app(sa.create_engine("sqlite://"), secret_key=SECRET)
+    doc = app.openapi()
+    return [
+        (method.upper(), path, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if path.startswith("/api/v1/")
+    ]
+
+
+OPERATIONS = _operations()
+
+
+def test_every_api_operation_declares_its_permission() -> None:
+    missing = [f"{m} {p}" for m, p, op in OPERATIONS if PERMISSION_KEY not in op]
+    assert not missing, (
+        "these API operations declare no permission; add "
+        f"openapi_extra=requires(Permission.…) to their route: {missing}"
+    )
+    unknown = [op[PERMISSION_KEY] for _, _, op in OPERATIONS if PERMISSION_KEY in op]
+    assert set(unknown) <= {p.value for p in Permission}
+
+
+@dataclass
+class Records:
+    """One clinic's records a request can name."""
+
+    clinic: ClinicFixture
+    patient: Patient
+    episode: Episode
+    draft: Session
+    signed: Session
+    token_id: uuid.UUID
+    consent: Consent
+
+    def ids(self) -> dict[str, Any]:
+        return {
+            "patient_id": self.patient.id,
+            "episode_id": self.episode.id,
+            "user_id": self.clinic.clinician.id,
+            "token_id": self.token_id,
+            "consent_id": self.consent.id,
+            **REFERENCE_DATA,
+        }
+
+
+REFERENCE_DATA = {
+    "muscle_id": "sternocleidomastoid",
+    "template_id": "dry_needling",
+    "version": "1.0",
+}
+"""Path parameters naming shared reference data, not a record of one clinic."""
+
+
+def make_records(c: ClinicFixture, family_name: str) -> Records:
+    patient = patients.register_patient(c.uow(), c.as_owner, patient_cmd(family_name=family_name))
+    episode = episodes.open_episode(c.uow(), c.as_owner, episode_cmd(patient.id))
+    screening.record_screening(c.uow(), c.as_owner, screening_cmd(patient.id))
+    given = consent.record_consent(c.uow(), c.as_owner, consent_cmd(patient.id))
+    draft = sessions.record_session(c.uow(), c.as_owner, session_cmd(episode.id))
+    other = sessions.record_session(c.uow(), c.as_owner, session_cmd(episode.id))
+    signed = sessions.sign_session(
+        c.uow(), c.as_owner, SignSession(session_id=other.id, expected_version=other.version)
+    )
+    token, _ = issue_api_token(
+        c.uow(), c.as_owner, IssueApiToken(user_id=c.clinician.id, label="records")
+    )
+    return Records(c, patient, episode, draft, signed, token.id, given)
+
+
+def add_every_role(c: ClinicFixture) -> dict[Role, User]:
+    users = {Role.OWNER: c.owner, Role.CLINICIAN: c.clinician, Role.ASSISTANT: c.assistant}
+    for role in Role:
+        if role not in users:
+            users[role] = register_user(
+                c.uow(),
+                c.as_owner,
+                RegisterUser(
+                    email=f"{role.value}-{c.owner.email}", full_name=f"A {role}", role=role
+                ),
+            )
+    return users
+
+
+def _schema_name(op: dict[str, Any]) -> str | None:
+    body = op.get("requestBody")
+    if body is None:
+        return None
+    ref = body["content"]["application/json"]["schema"].get("$ref", "")
+    return str(ref.rsplit("/", 1)[-1])
+
+
+def build_request(
+    method: str, path: str, op: dict[str, Any], recs: Records, user: User
+) -> tuple[str, dict[str, Any] | None, dict[str, str], bool]:
+    """(url, json body, headers, whether the request names a record of `recs`' clinic),
+    as `user` would send it."""
+    session = recs.signed if path.endswith("/amendments") else recs.draft
+    ids = {**recs.ids(), "session_id": session.id}
+    versions = {"patient_id": recs.patient.version, "episode_id": recs.episode.version}
+    versions["session_id"] = session.version
+    versions["consent_id"] = recs.consent.version
+    url, headers, names_record, version = path, {}, False, 1
+    for param in op.get("parameters", []):
+        name, where = param["name"], param["in"]
+        if where == "path":
+            assert name in ids, f"{method} {path}: no record for path parameter {name!r}"
+            url = url.replace("{" + name + "}", str(ids[name]))
+            names_record = names_record or name not in REFERENCE_DATA
+            version = versions.get(name, version)
+        elif where == "header" and name.lower() == "if-match":
+            headers["If-Match"] = f'"{version}"'
+        else:
+            assert not param.get("required"), f"{method} {path}: required {name!r} unknown"
+    schema = _schema_name(op)
+    body: dict[str, Any] | None = None
+    if schema is not None:
+        assert schema in BODIES, f"{method} {path}: add an example body for {schema}"
+        body, refers = BODIES[schema](recs, user)
+        names_record = names_record or refers
+    return url, body, headers, names_record
+
+
+def _json(model: Any) -> dict[str, Any]:
+    return dict(model.model_dump(mode="json", exclude_none=True))
+
+
+def _first_code(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
+    """A valid first authenticator code: `user` starts enrolment, the test's "device"
+    computes the code."""
+    try:
+        secret, _ = begin_mfa_enrolment(SqlUnitOfWork(recs.clinic.engine), actor_of(user))
+    except RecordLocked:  # already on: this request is not expected to succeed anyway
+        return {"code": "000000"}, False
+    return {"code": code_at(secret, datetime.now(UTC))}, False
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, user.clinic_id, source="test")
+
+
+BODIES: dict[str, Any] = {
+    "RegisterPatient": lambda r, u: (_json(patient_cmd()), False),
+    "PatientChanges": lambda r, u: ({"phone": "+1 555 0100"}, False),
+    "OpenEpisode": lambda r, u: (_json(episode_cmd(r.patient.id)), True),
+    "Discharge": lambda r, u: ({"closed_on": "2026-03-01", "discharge_reason": "goals met"}, False),
+    "RecordSession": lambda r, u: (_json(session_cmd(r.episode.id)), True),
+    "SessionNote": lambda r, u: (
+        {k: v for k, v in _json(session_cmd(r.episode.id)).items() if k != "episode_id"},
+        False,
+    ),
+    "AmendmentText": lambda r, u: ({"reason": "typo", "text": "left, not right"}, False),
+    "RecordMeasurement": lambda r, u: (
+        {"patient_id": str(r.patient.id), "instrument_id": "nprs", "answers": {"item1": 3}},
+        True,
+    ),
+    "RecordMedicationUse": lambda r, u: (
+        {
+            "patient_id": str(r.patient.id),
+            "drug": "ibuprofen",
+            "drug_class": "nsaid",
+            "days_per_week": 2,
+            "recorded_on": "2026-02-10",
+        },
+        True,
+    ),
+    "RegisterUser": lambda r, u: (
+        {"email": f"new-{r.draft.id}@test.example", "full_name": "New Hire", "role": "assistant"},
+        False,
+    ),
+    "MfaCode": _first_code,
+    "UpdateSecuritySettings": lambda r, u: (
+        {"mfa_required": False, "idle_timeout_minutes": 20},
+        False,
+    ),
+    "RequestEmergencyAccess": lambda r, u: ({"reason": "collapsed in the waiting room"}, False),
+    "ScreeningAnswers": lambda r, u: (screening_body(), False),
+    "ScreeningForm": lambda r, u: (screening_body(), False),
+    "ConsentIn": lambda r, u: (consent_body(), False),
+    "ConsentWithdrawal": lambda r, u: ({}, False),
+    "ClinicSettingsIn": lambda r, u: ({"screening_valid_days": 60}, False),
+    "TrainingForm": lambda r, u: (
+        {
+            "provider": "Course Co",
+            "course": "DN 1",
+            "hours_in_person": 27,
+            "completed_on": "2025-01-01",
+            "exam_passed": True,
+        },
+        False,
+    ),
+}
+
+
+@dataclass
+class World:
+    client: TestClient
+    own: Records
+    other: Records
+    tokens: dict[Role, str]
+    users: dict[Role, User]
+    markers: list[str]
+
+    def fresh(self, which: str, method: str) -> Records:
+        """Writes change state (a note signed once cannot be signed again): fresh records."""
+        base = self.own if which == "own" else self.other
+        if method in SAFE_METHODS:
+            return base
+        return make_records(base.clinic, base.patient.family_name)
+
+
+@pytest.fixture
+def world(engine: sa.Engine) -> World:
+    own_clinic, other_clinic = make_clinic(engine), make_clinic(engine, "Other Clinic")
+    users = add_every_role(own_clinic)
+    tokens = {
+        role: issue_operator_token(SqlUnitOfWork(engine), user, "matrix", source="test")
+        for role, user in users.items()
+    }
+    other = make_records(other_clinic, OTHER_NAME)
+    markers = [OTHER_NAME, other.patient.mrn, other_clinic.owner.email]
+    markers.append(other_clinic.clinician.email)
+    client = TestClient(create_app(engine, secret_key=SECRET))
+    own = make_records(own_clinic, "Ownperson")
+    return World(client, own, other, tokens, users, markers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "op"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS]
+)
+def test_access_matrix(world: World, method: str, path: str, op: dict[str, Any]) -> None:
+    permission = Permission(op[PERMISSION_KEY])
+    failures: list[str] = []
+    url, body, headers, _ = build_request(method, path, op, world.own, world.users[Role.OWNER])
+    anonymous = world.client.request(method, url, json=body, headers=headers)
+    if anonymous.status_code != 401:
+        failures.append(f"no credentials → {anonymous.status_code}, expected 401")
+    for role, where in itertools.product(Role, ("own", "other")):
+        recs = world.fresh(where, method)
+        url, body, headers, names_record = build_request(method, path, op, recs, world.users[role])
+        if where == "other" and not names_record:
+            continue  # nothing of another clinic to name; the leak check below still runs
+        headers["Authorization"] = f"Bearer {world.tokens[role]}"
+        r = world.client.request(method, url, json=body, headers=headers)
+        allowed = role in GRANTS[permission]
+        if not allowed:
+            expected = "403"
+            ok = r.status_code == 403
+        elif where == "other":
+            expected = "404"
+            ok = r.status_code == 404
+        else:
+            expected = "2xx"
+            ok = 200 <= r.status_code < 300
+        if not ok:
+            failures.append(f"{role} / {where} clinic → {r.status_code}, expected {expected}")
+        leaked = [m for m in world.markers if m in r.text]
+        if leaked:
+            failures.append(f"{role} / {where} clinic: response shows {leaked}")
+    assert not failures, f"{method} {path} needs {permission}:\n" + "\n".join(failures)
+
+
+def test_a_read_only_token_cannot_write(world: World, engine: sa.Engine) -> None:
+    owner = world.own.clinic.owner
+    token = issue_operator_token(SqlUnitOfWork(engine), owner, "reader", source="test")
+    with engine.begin() as conn:  # the owner's token narrowed to reading
+        conn.execute(
+            sa.update(api_tokens)
+            .where(api_tokens.c.token_hash == hash_api_token(token))
+            .values(scopes="read")
+        )
+    for method, path, op in OPERATIONS:
+        recs = world.fresh("own", method)
+        url, body, headers, _ = build_request(method, path, op, recs, owner)
+        headers["Authorization"] = f"Bearer {token}"
+        r = world.client.request(method, url, json=body, headers=headers)
+        if method in SAFE_METHODS:
+            assert r.status_code == 200, (method, path, r.text)
+        else:
+            assert r.status_code == 403, (method, path, r.text)
+            assert "scope" in r.json()["detail"]
