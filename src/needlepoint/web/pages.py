@@ -1,6 +1,5 @@
-"""Server-rendered pages: sign in, the patient list, one patient's timeline.
-
-A plain first cut; the clinician's web app issue builds the real charting interface."""
+"""Server-rendered pages: sign in and sign out. The clinician's web app (patients, chart,
+screening, consent, episodes, session notes, progress, settings) lives in `web/ui/`."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -17,12 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.tables import clinics, users
 from needlepoint.adapters.passwords import verify_password
-from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.enums import Role
-from needlepoint.domain.errors import DomainError, NotFound
-from needlepoint.queries.episodes import patient_episodes
-from needlepoint.queries.patients import get_patient, search_patients
-from needlepoint.queries.timeline import patient_timeline
 from needlepoint.web.context import RequestContext, request_id
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +26,6 @@ templates = Jinja2Templates(
         autoescape=select_autoescape(),
     )
 )
-PAGE_SIZE = 25
 
 
 def _web_context(request: Request) -> RequestContext | None:
@@ -121,45 +114,3 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=64)] = "") -> 
     if secrets.compare_digest(csrf, str(request.session.get("csrf", ""))):
         request.session.clear()
     return RedirectResponse("/login", status_code=303)
-
-
-@router.get("/patients", response_model=None)
-def patient_list(
-    request: Request,
-    q: Annotated[str, Query(max_length=200)] = "",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-) -> Response:
-    """The clinic's patients, searchable by name or chart number."""
-    ctx = _web_context(request)
-    if ctx is None:
-        return RedirectResponse("/login", status_code=303)
-    with ctx.reader() as r:
-        found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    pages = max(1, -(-found.total // PAGE_SIZE))
-    return _render(request, "patients.html", found=found, q=q, page=page, pages=pages)
-
-
-@router.get("/patients/{patient_id}", response_model=None)
-def patient_chart(request: Request, patient_id: UUID) -> Response:
-    """One patient's chart: demographics, episodes and the timeline."""
-    ctx = _web_context(request)
-    if ctx is None:
-        return RedirectResponse("/login", status_code=303)
-    try:
-        with ctx.reader() as r:
-            patient = get_patient(r, patient_id)
-            episodes = patient_episodes(r, patient_id)
-            timeline = patient_timeline(r, patient_id)
-    except NotFound:
-        return _render(request, "error.html", 404, message="No such patient in your clinic.")
-    except DomainError as err:
-        return _render(request, "error.html", 403, message=err.detail)
-    labels = {c.id: c.label for c in conditions().conditions}
-    return _render(
-        request,
-        "patient.html",
-        patient=patient,
-        episodes=episodes,
-        timeline=timeline,
-        labels=labels,
-    )
