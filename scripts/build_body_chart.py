@@ -31,8 +31,10 @@ def _side(view: str, points: list[tuple[float, float]]) -> str:
         return "midline"
     viewer_right = cx > 50
     # Facing us (front), the patient's left is on our right; from behind it is on our left.
-    return ("left" if viewer_right else "right") if view == "front" else (
-        "right" if viewer_right else "left"
+    return (
+        ("left" if viewer_right else "right")
+        if view == "front"
+        else ("right" if viewer_right else "left")
     )
 
 

@@ -12,7 +12,7 @@
   var status = document.getElementById("save-status");
   var cpt = JSON.parse(form.dataset.cpt || "[]");
   var region = null; // {key, side, view, label, mark}
-  var timer = null, inflight = null, dirty = false, pendingSubmit = null;
+  var timer = null, inflight = null, dirty = false, submitting = false;
 
   // --- muscle list: filtered by region and search ------------------------------------
   list.classList.add("js-filtered");
@@ -176,6 +176,7 @@
 
   function saveDraft() {
     clearTimeout(timer);
+    if (submitting) return Promise.resolve();
     if (inflight) { inflight.then(function () { if (dirty) saveDraft(); }); return inflight; }
     dirty = false;
     var data = new FormData(form);
@@ -216,13 +217,24 @@
       clearTimeout(timer);
       var p = inflight || Promise.resolve();
       p.then(function () {
-        dirty = false;
-        if (submitter) form.requestSubmit(submitter); else form.submit();
+        // form.submit() sends no submitter: carry the button's intent in a hidden field.
+        if (submitter && submitter.name) {
+          var hidden = document.createElement("input");
+          hidden.type = "hidden"; hidden.name = submitter.name; hidden.value = submitter.value;
+          form.appendChild(hidden);
+        }
+        clearTimeout(timer);
+        submitting = true;
+        form.submit();
       });
+      return;
     }
+    // The form post saves everything: no draft save may race it.
+    clearTimeout(timer);
+    submitting = true;
   });
   window.addEventListener("pagehide", function () {
-    if (dirty && navigator.sendBeacon) navigator.sendBeacon(form.dataset.autosave, new FormData(form));
+    if (dirty && !submitting && navigator.sendBeacon) navigator.sendBeacon(form.dataset.autosave, new FormData(form));
   });
   var copy = document.getElementById("copy-last");
   if (copy) copy.addEventListener("click", function (e) {
