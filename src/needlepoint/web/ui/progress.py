@@ -34,7 +34,8 @@ class Plot:
     baseline_y: float | None
     band: tuple[float, float] | None  # y of the band's top and its height
     band_text: str
-    sessions: list[float]
+    sessions: str  # one path: a tick per session
+    session_count: int
     y_ticks: list[tuple[float, str]]
     x_ticks: list[tuple[float, str]]
     summary: MeasureSummary
@@ -80,11 +81,21 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
         baseline_y=y(m.baseline) if m.baseline is not None else None,
         band=band,
         band_text=band_text,
-        sessions=[x(t) for t in session_times],
+        sessions=" ".join(f"M{x(t)} {H - BOTTOM}v6" for t in session_times),
+        session_count=len(session_times),
         y_ticks=[(y(lo + k * step), f"{lo + k * step:.3g}") for k in range(5)],
-        x_ticks=[(x(t0), f"{t0:%Y-%m-%d}"), (x(t1), f"{t1:%Y-%m-%d}")],
+        x_ticks=[(x(t0), f"{t0:%Y-%m-%d}")]
+        + ([(x(t1), f"{t1:%Y-%m-%d}")] if t1.date() != t0.date() else []),
         summary=m,
     )
+
+
+def fmt(m: MeasureSummary, score: float | None) -> str:
+    """A score as the instrument writes it (unit included), or a dash."""
+    if score is None:
+        return "—"
+    inst = library().get(m.instrument_id)
+    return inst.format(score) if inst else f"{score:g}{m.unit}"
 
 
 @router.get("/episodes/{episode_id}/progress", response_model=None)
@@ -117,6 +128,7 @@ def progress(request: Request, episode_id: UUID) -> Response:
         summary=summary,
         plots=plots,
         sessions=len(records.sessions),
+        fmt=fmt,
         W=W,
         H=H,
         LEFT=LEFT,
