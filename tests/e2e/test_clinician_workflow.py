@@ -103,7 +103,10 @@ def _add_site(u: Counted, view: str, key: str, muscle: str, depth: str, insertio
     u.fill(site.get_by_label("Insertions"), insertions)
 
 
-def test_clinician_documents_a_session_from_new_patient_to_progress(page: Any, server: str) -> None:
+def test_clinician_documents_a_session_from_new_patient_to_progress(
+    page: Any, clinic_server: str
+) -> None:
+    server = clinic_server
     sign_in(page, server)
     _register_patient(page, "Nadia", "Okafor", "MRN-E2E-001")
     _screen(page)
@@ -143,6 +146,7 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(page: Any, s
     assert page.locator("text=Numeric Pain Rating Scale: 6/10").count() == 1
     assert page.locator("table.list tbody tr").count() == 3
     assert page.locator("form#note").count() == 0  # a signed note has no edit form
+    assert page.locator(".chart.static circle.tp-mark").count() == 2  # two clicked points
     shot(page, "18-signed-note")
 
     page.get_by_label("Reason for the amendment").fill("Omitted home exercise advice")
@@ -160,16 +164,35 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(page: Any, s
     shot(page, "19-progress")
 
 
-def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(page: Any, server: str) -> None:
+def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(
+    page: Any, clinic_server: str
+) -> None:
+    server = clinic_server
     """Both sides of the thorax in one note: the second side is refused unless a written
-    reason overrides it; the refusal appears at that site and nothing typed is lost."""
+    reason overrides it; the refusal appears at that site and nothing typed is lost. On a
+    tablet held upright, and the chart works from the keyboard too."""
+    page.set_viewport_size({"width": 768, "height": 1024})
     sign_in(page, server)
+    page.get_by_label("Search by name or chart number").fill("MRN-000003")  # no Enter
+    page.wait_for_selector("p.count:has-text('1 patient matching')")  # instant search
+    assert page.locator("table.list tbody tr").count() == 1
     _register_patient(page, "Tomas", "Lindqvist", "MRN-E2E-002")
     _screen(page)
     _consent(page)
     _episode(page, "Lindqvist")
     page.get_by_role("link", name="New session note").click()
     page.get_by_label("Subjective").fill("Bilateral upper trapezius pain.")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 768  # no sideways scroll
+    # Keyboard: tab to a chart region and press Enter; its muscles are listed.
+    page.locator("svg[data-view=front] a.region[data-chart-key=chest]").first.focus()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none" or (
+        page.evaluate(
+            "getComputedStyle(document.activeElement.querySelector('polygon')).fill"
+        ).replace(" ", "")
+        == "rgb(240,162,2)"
+    )
+    page.keyboard.press("Enter")
+    assert "Pectoralis major" in page.locator("#muscle-list li:not([hidden])").all_inner_texts()
     for side in ("left", "right"):
         region = f"svg[data-view=back] a.region[data-chart-key=trapezius][data-side={side}]"
         page.locator(region).click()

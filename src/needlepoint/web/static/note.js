@@ -29,7 +29,14 @@
     else if (q) filterText.textContent = shown + " muscle(s) matching “" + q + "”.";
     else filterText.textContent = "Click a region of the chart or type a name.";
   }
-  search.addEventListener("input", function () { applyFilter(); });
+  search.addEventListener("input", function () {
+    // Typing searches the whole catalogue: the region clicked before no longer applies.
+    if (region && search.value.trim()) {
+      region = null;
+      document.querySelectorAll("a.region.selected").forEach(function (x) { x.classList.remove("selected"); });
+    }
+    applyFilter();
+  });
   search.addEventListener("keydown", function (e) {
     if (e.key === "Enter") {
       e.preventDefault();
@@ -92,6 +99,7 @@
       li.querySelector("[name$='-side']").value = region.side;
       li.querySelector("[name$='-mark']").value = region.mark;
       drawMark(region.mark, name);
+      region.mark = "";  // one clicked point marks one site
     }
     sites.appendChild(li);
     changed();

@@ -671,6 +671,10 @@ def _signed_page(
         cpt=cpt,
         instruments=library(),
         split_mark=body_chart.split_mark,
+        marks=chart_marks(
+            NoteForm("", {}, site_rows(d.sites), [], [])  # the stored sites, as drawn
+        ),
+        regions=body_chart.regions(),
         errors=errors or {},
         amendment=amendment or {},
     )
