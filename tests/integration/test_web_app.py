@@ -149,10 +149,20 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     )
     assert 'name="sites-0-muscle_id" value="levator_scapulae"' in added.text
     assert ">Kept</textarea>" in added.text
+    ndi = {f"due-item{k}": "2" for k in range(1, 11)}
     data = note_form(
         episode.id,
         subjective="Neck pain 6/10.",
         nprs="6",
+        rom="55",
+        rom_side="left",
+        due_instrument="ndi",
+        **ndi,
+        **{
+            "ae-0-kind": "bruising",
+            "ae-0-severity": "mild",
+            "ae-0-description": "Small bruise, upper trapezius",
+        },
         intent="sign",
         **site(0, "upper_trapezius"),
         **site(1, "levator_scapulae"),
@@ -171,6 +181,11 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
         r.headers["location"] + "/amend", data={"reason": "Typo", "text": "Pain 5/10, not 6."}
     )
     assert "Pain 5/10, not 6." in amended.text
+    assert "Neck Disability Index" in signed.text
+    assert "Adverse event: bruising (mild)" in signed.text
+    copied = client.get(f"/episodes/{episode.id}/sessions/new", params={"copy": "last"})
+    assert 'name="sites-2-muscle_id" value="splenius_capitis"' in copied.text
+    assert 'name="sites-0-depth_mm" inputmode="decimal" value="12"' in copied.text
     progress = client.get(f"/episodes/{episode.id}/progress")
     assert progress.status_code == 200
     assert progress.text.count('class="card benefit"') == 8
