@@ -212,6 +212,8 @@ def test_autosave_keeps_the_note_and_leaves_out_a_refused_site(sqlite_engine: sa
     assert any(f["action"] == "refuse_override" for f in body["findings"]["1"])
     assert any(f["rule"] == "lung_apex" for f in body["findings"]["0"])  # inline caution
     sid, version = body["session_id"], body["version"]
+    amend = client.post(f"/sessions/{sid}/amend", data={"reason": "x", "text": "y"})
+    assert ">Both sides.</textarea>" in amend.text  # a draft is edited, not amended
     draft = client.get(f"/sessions/{sid}")
     assert ">Both sides.</textarea>" in draft.text
     assert "sites-0-muscle_id" in draft.text

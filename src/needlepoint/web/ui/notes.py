@@ -656,6 +656,8 @@ def _signed_page(
 ) -> Response:
     with ctx.reader() as r:
         d = session_detail(r, session_id)
+        if d.session.status is not SessionStatus.SIGNED:  # drafts are edited, not amended
+            return see_other(f"/sessions/{session_id}")
         episode = episode_detail(r, d.session.episode_id).episode
         patient = get_patient(r, d.session.patient_id)
     catalogue = {m.id: m for m in muscles().muscles}
