@@ -205,6 +205,8 @@
           form.elements.version.value = b.version;
           form.action = b.action;
           if (location.pathname !== b.url) history.replaceState(null, "", b.url);
+          var sub = document.querySelector("h1 .sub");
+          if (sub) sub.textContent = sub.textContent.replace(/· new$/, "· draft");
           status.textContent = "Draft saved at " + b.saved_at + (b.left_out.length ? " (some sites not yet: see below)." : ".");
         } else {
           status.textContent = "Not saved: " + ((b.errors && b.errors[""]) || ["see the problems below"]).join(" ");
