@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import ARTIFACTS, shot
 from tests.e2e.test_demo_in_browser import sign_in
 
 INTERACTION_GOAL = 25
@@ -146,6 +146,11 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(
     # -----------------------------------------------------------------------------------
 
     print(f"\nInteractions from open chart to signed note: {interactions}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "interactions.txt").write_text(
+        f"{interactions} interactions from the open patient chart to a signed note "
+        f"(3 muscles, NPRS); goal <= {INTERACTION_GOAL}\n"
+    )
     assert interactions <= INTERACTION_GOAL
     assert "CPT 20561" in page.locator("#billing").inner_text()
     assert "locked" in page.locator("#signed-h").inner_text()

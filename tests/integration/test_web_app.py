@@ -314,3 +314,44 @@ def test_clinic_settings_are_changed_by_the_owner_only(
     else:
         assert r.status_code == 400
         assert "Only the clinic's owner" in r.text
+
+
+def test_the_chart_and_progress_pages_query_the_same_however_many_sessions(
+    sqlite_engine: sa.Engine,
+) -> None:
+    """A query-count guard: the pages issue a fixed number of queries, not one per
+    session (500 sessions must cost what 1 does, see bench/pages.py)."""
+    from needlepoint.actions.sessions import record_session, sign_session
+    from needlepoint.domain.commands import SignSession
+    from tests.factories import session_cmd
+
+    clinic = make_clinic(sqlite_engine)
+    client = sign_in(sqlite_engine, clinic)
+    counts: dict[int, list[int]] = {}
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    for n in (1, 4):
+        patient, episode = patient_with_episode(clinic)
+        for i in range(n):
+            note = record_session(
+                clinic.uow(),
+                clinic.as_clinician,
+                session_cmd(episode.id, started_at=datetime.now(UTC) - timedelta(hours=n - i)),
+            )
+            sign_session(
+                clinic.uow(),
+                clinic.as_clinician,
+                SignSession(session_id=note.id, expected_version=note.version),
+            )
+        sa.event.listen(sqlite_engine, "before_cursor_execute", count)
+        try:
+            for path in (f"/patients/{patient.id}", f"/episodes/{episode.id}/progress"):
+                statements.clear()
+                assert client.get(path).status_code == 200
+                counts.setdefault(n, []).append(len(statements))
+        finally:
+            sa.event.remove(sqlite_engine, "before_cursor_execute", count)
+    assert counts[1] == counts[4], counts
