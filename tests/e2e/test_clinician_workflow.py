@@ -158,6 +158,7 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(
     assert page.locator("table.list tbody tr").count() == 3
     assert page.locator("form#note").count() == 0  # a signed note has no edit form
     assert page.locator(".chart.static circle.tp-mark").count() == 2  # two clicked points
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 820  # no sideways scroll
     shot(page, "18-signed-note")
 
     page.get_by_label("Reason for the amendment").fill("Omitted home exercise advice")
