@@ -142,6 +142,9 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     assert page.status_code == 200
     assert page.text.count('class="region"') == 66  # every chart polygon, server-rendered
     assert 'data-chart-key="trapezius"' in page.text
+    chest = client.get(f"/episodes/{episode.id}/sessions/new", params={"region": "chest"}).text
+    assert 'value="pectoralis_major"' in chest  # without JavaScript the link filters
+    assert 'value="upper_trapezius"' not in chest
     # A muscle button adds a site row (the page comes back, nothing saved yet).
     added = client.post(
         f"/episodes/{episode.id}/sessions",

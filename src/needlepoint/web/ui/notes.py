@@ -489,6 +489,7 @@ def _note_page(
     status: int = 200,
     message: str | None = None,
     left_out: list[int] | None = None,
+    region: str = "",
 ) -> Response:
     with ctx.reader() as r:
         detail = episode_detail(r, episode_id)
@@ -516,6 +517,7 @@ def _note_page(
         message=message,
         left_out=left_out or [],
         marks=chart_marks(note),
+        region=region if region in body_chart.muscles_by_region() else "",
         **_options(),
     )
 
@@ -610,7 +612,7 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
 
 
 @router.get("/episodes/{episode_id}/sessions/new", response_model=None)
-def new_note(request: Request, episode_id: UUID, copy: str = "") -> Response:
+def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "") -> Response:
     """A blank note for the episode; `?copy=last` starts from the last session's needling."""
     ctx = signed_in(request)
     if ctx is None:
@@ -621,13 +623,13 @@ def new_note(request: Request, episode_id: UUID, copy: str = "") -> Response:
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
         note = _blank_note([p.modality for p in detail.plan])
         note.sites = [{**row, "override_reason": ""} for row in site_rows(last)]
-        return _note_page(request, ctx, episode_id, None, note, {})
+        return _note_page(request, ctx, episode_id, None, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)
 
 
 @router.get("/sessions/{session_id}", response_model=None)
-def show_note(request: Request, session_id: UUID, copy: str = "") -> Response:
+def show_note(request: Request, session_id: UUID, copy: str = "", region: str = "") -> Response:
     """A draft opens for editing; a signed note reads as signed, with its amendments."""
     ctx = signed_in(request)
     if ctx is None:
@@ -641,7 +643,7 @@ def show_note(request: Request, session_id: UUID, copy: str = "") -> Response:
                 episode = episode_detail(r, session.episode_id).episode
                 last = _last_sites(r, episode, session.id)
             note.sites += [{**row, "override_reason": ""} for row in site_rows(last)]
-        return _note_page(request, ctx, session.episode_id, session, note, {})
+        return _note_page(request, ctx, session.episode_id, session, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)
 
