@@ -244,7 +244,9 @@
     submitting = true;
   });
   window.addEventListener("pagehide", function () {
-    if (dirty && !submitting && navigator.sendBeacon) navigator.sendBeacon(form.dataset.autosave, new FormData(form));
+    // A first save still under way would create the draft twice: let it finish alone.
+    var creating = inflight && !form.elements.session_id.value;
+    if (dirty && !submitting && !creating && navigator.sendBeacon) navigator.sendBeacon(form.dataset.autosave, new FormData(form));
   });
   var copy = document.getElementById("copy-last");
   if (copy) copy.addEventListener("click", function (e) {
