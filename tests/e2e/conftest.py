@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo product on a real HTTP server; yields its base URL."""
-    db = tmp_path_factory.mktemp("e2e") / "demo.db"
+@contextmanager
+def serve(db: Path, patients: int) -> Iterator[str]:
+    """The demo product over a new database on a real HTTP server; yields its base URL."""
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    report = generate_clinic(engine, patients_count=40, seed=2026, clinic_name="E2E Clinic")
+    report = generate_clinic(engine, patients_count=patients, seed=2026, clinic_name="E2E Clinic")
     register_user(
         SqlUnitOfWork(engine),
         Actor(report.owner_id, report.clinic_id),
@@ -73,6 +73,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo product (40 patients) on a real HTTP server; yields its base URL."""
+    with serve(tmp_path_factory.mktemp("e2e") / "demo.db", 40) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def clinic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server of its own for tests that add patients (the shared one keeps its counts)."""
+    with serve(tmp_path_factory.mktemp("e2e-clinic") / "clinic.db", 5) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -60,3 +60,16 @@ def test_every_form_post_takes_a_csrf_token() -> None:
     for route in posts:
         params = inspect.signature(route.endpoint).parameters  # type: ignore[attr-defined]
         assert "csrf" in params, f"POST {route.path} takes no csrf field"  # type: ignore[attr-defined]
+    # The web app's forms are all read by `ui.forms.form_of`, which checks the token.
+    from needlepoint.web import ui
+
+    app_posts = [
+        r
+        for router in ui.routers
+        for r in router.routes
+        if "POST" in (getattr(r, "methods", None) or ())
+    ]
+    assert app_posts
+    for route in app_posts:
+        source = inspect.getsource(route.endpoint)  # type: ignore[attr-defined]
+        assert "form_of(request)" in source, f"POST {route.path} does not read its form via form_of"  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
-from needlepoint.web import api, pages, problems
+from needlepoint.web import api, pages, problems, ui
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -74,5 +74,7 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(pages.router)
+    for router in ui.routers:
+        app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("needlepoint.web", "static")]), name="static")
     return app

@@ -1,7 +1,6 @@
-"""Server-rendered pages: sign in (password, then the authenticator code), sign out,
-the patient list, one patient's timeline.
-
-A plain first cut; the clinician's web app issue builds the real charting interface."""
+"""Server-rendered pages: sign in (password, then the authenticator code) and sign
+out. The clinician's web app (patients, chart, screening, consent, episodes, session
+notes, progress, settings) lives in `web/ui/`."""
 
 from __future__ import annotations
 
@@ -9,10 +8,9 @@ import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -22,14 +20,9 @@ from pydantic import ValidationError
 from needlepoint.actions import accounts
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.commands import MfaCode
 from needlepoint.domain.entities import SecuritySettings
-from needlepoint.domain.errors import DomainError, NotFound
-from needlepoint.queries.accounts import require_patient_access
-from needlepoint.queries.episodes import patient_episodes
-from needlepoint.queries.patients import get_patient, search_patients
-from needlepoint.queries.timeline import patient_timeline
+from needlepoint.domain.errors import DomainError
 from needlepoint.web.context import (
     SESSION_COOKIE,
     RequestContext,
@@ -45,7 +38,6 @@ templates = Jinja2Templates(
         autoescape=select_autoescape(),
     )
 )
-PAGE_SIZE = 25
 
 
 LOGIN_CSRF_COOKIE = "needlepoint_login_csrf"
@@ -306,49 +298,3 @@ def logout_everywhere(request: Request, csrf: Annotated[str, Form(max_length=64)
         accounts.sign_out_everywhere(SqlUnitOfWork(request.app.state.engine), ctx.actor)
         return _signed_out()
     return RedirectResponse("/login" if ctx is None else "/patients", status_code=303)
-
-
-@router.get("/patients", response_model=None)
-def patient_list(
-    request: Request,
-    q: Annotated[str, Query(max_length=200)] = "",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-) -> Response:
-    """The clinic's patients, searchable by name or chart number."""
-    ctx = _web_context(request)
-    if ctx is None:
-        return RedirectResponse("/login", status_code=303)
-    try:
-        with ctx.reader() as r:
-            found = search_patients(r, q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    except DomainError as err:  # e.g. an auditor or a patient account: no patient list
-        return _render(request, "error.html", 403, message=err.detail)
-    pages = max(1, -(-found.total // PAGE_SIZE))
-    return _render(request, "patients.html", found=found, q=q, page=page, pages=pages)
-
-
-@router.get("/patients/{patient_id}", response_model=None)
-def patient_chart(request: Request, patient_id: UUID) -> Response:
-    """One patient's chart: demographics, episodes and the timeline."""
-    ctx = _web_context(request)
-    if ctx is None:
-        return RedirectResponse("/login", status_code=303)
-    try:
-        with ctx.reader() as r:
-            patient = get_patient(r, patient_id)
-            episodes = patient_episodes(r, patient_id)
-            require_patient_access(r, patient_id)
-            timeline = patient_timeline(r, patient_id)
-    except NotFound:
-        return _render(request, "error.html", 404, message="No such patient in your clinic.")
-    except DomainError as err:
-        return _render(request, "error.html", 403, message=err.detail)
-    labels = {c.id: c.label for c in conditions().conditions}
-    return _render(
-        request,
-        "patient.html",
-        patient=patient,
-        episodes=episodes,
-        timeline=timeline,
-        labels=labels,
-    )

@@ -1,0 +1,31 @@
+"""The clinician's web app: server-rendered pages, one module per area of the clinic's
+work. Every page reads through `queries/` and writes through `actions/` (the one write
+path); domain errors are shown next to the field they name, with the input kept.
+
+May import: actions, queries, domain, web.context, web.pages (sign-in state)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from needlepoint.web.ui import (
+    chart,
+    consent,
+    episodes,
+    notes,
+    patients,
+    progress,
+    screening,
+    settings,
+)
+
+routers: list[APIRouter] = [
+    patients.router,  # before chart: /patients/new must not read as a patient id
+    chart.router,
+    screening.router,
+    consent.router,
+    episodes.router,
+    notes.router,
+    progress.router,
+    settings.router,
+]

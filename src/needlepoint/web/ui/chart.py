@@ -1,0 +1,57 @@
+"""One patient's chart: demographics, whether needling may proceed (screening and consent
+in force), the episodes with their actions, and the timeline of everything recorded."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from needlepoint.domain.catalogue import conditions
+from needlepoint.domain.errors import DomainError
+from needlepoint.queries.accounts import require_patient_access
+from needlepoint.queries.episodes import patient_episodes
+from needlepoint.queries.patients import get_patient
+from needlepoint.queries.screening import needling_status
+from needlepoint.queries.timeline import patient_timeline
+from needlepoint.web.ui.forms import now, refusal_page, render, signed_in, to_login
+
+router = APIRouter(include_in_schema=False)
+TIMELINE_PAGE = 200
+
+LINKS = {
+    "session": "/sessions/{}",
+    "episode_opened": "/episodes/{}",
+    "episode_closed": "/episodes/{}",
+}
+
+
+@router.get("/patients/{patient_id}", response_model=None)
+def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Response:
+    """The chart a clinician opens before a session."""
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    try:
+        with ctx.reader() as r:
+            patient = get_patient(r, patient_id)
+            episodes = patient_episodes(r, patient_id)
+            require_patient_access(r, patient_id)  # the clinic's care-team rule
+            timeline = patient_timeline(r, patient_id)
+            needling = needling_status(r, patient_id, now())
+    except DomainError as err:
+        return refusal_page(request, err)
+    labels = {c.id: c.label for c in conditions().conditions}
+    shown = timeline if all else timeline[:TIMELINE_PAGE]
+    return render(
+        request,
+        "patient.html",
+        patient=patient,
+        episodes=episodes,
+        timeline=shown,
+        hidden=len(timeline) - len(shown),
+        labels=labels,
+        needling=needling,
+        links=LINKS,
+    )

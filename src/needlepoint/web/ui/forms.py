@@ -1,0 +1,166 @@
+"""What every page of the web app shares: the templates, the signed-in check, the CSRF
+field of POST forms, and turning domain and validation errors into messages per field."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from needlepoint.domain.errors import DomainError, NotFound, PermissionDenied
+from needlepoint.web.context import RequestContext
+from needlepoint.web.pages import _web_context
+
+T = TypeVar("T")
+
+
+@pass_context
+def csrf_field(context: Context) -> Markup:
+    """The hidden CSRF field of a POST form: the signed-in session's synchroniser token,
+    checked by `form_of` when the form comes back."""
+    return Markup('<input type="hidden" name="csrf" value="{}">').format(
+        context.get("csrf_token", "")
+    )
+
+
+templates = Jinja2Templates(
+    env=Environment(
+        loader=PackageLoader("needlepoint.web", "templates"),
+        autoescape=select_autoescape(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+)
+templates.env.globals["csrf_field"] = csrf_field
+
+
+def label(value: object) -> str:
+    """An enum value or id as words: `tendon_fenestration` → `tendon fenestration`."""
+    text = str(getattr(value, "value", value))
+    return text.replace("_", " ")
+
+
+templates.env.filters["words"] = label
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page of the signed-in app."""
+    context.setdefault("user_name", getattr(request.state, "user_name", None))
+    context.setdefault("clinic_name", getattr(request.state, "clinic_name", None))
+    context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
+    context.setdefault("errors", {})
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def signed_in(request: Request) -> RequestContext | None:
+    """The request's context when a user is signed in to the web app."""
+    return _web_context(request)
+
+
+def to_login() -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+def see_other(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+def refusal_page(request: Request, err: DomainError) -> Response:
+    """A read that failed: no such record in the clinic, or not allowed."""
+    status = 404 if isinstance(err, NotFound) else 403 if isinstance(err, PermissionDenied) else 400
+    message = "No such record in your clinic." if status == 404 else err.detail
+    return render(request, "error.html", status, message=message)
+
+
+Errors = dict[str, list[str]]
+
+
+def field_errors(err: DomainError | ValidationError, prefix: str = "") -> Errors:
+    """Messages by the field they name (`sites.2.depth_mm`); "" holds the others."""
+    out: Errors = {}
+    if isinstance(err, ValidationError):
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            out.setdefault(prefix + loc if loc else "", []).append(msg)
+        return out
+    if err.errors:
+        for item in err.errors:
+            field = str(item.get("field") or "")
+            out.setdefault(prefix + field if field else "", []).append(str(item.get("message", "")))
+    else:
+        out.setdefault(prefix + err.field if err.field else "", []).append(err.detail)
+    return out
+
+
+async def form_of(request: Request) -> dict[str, Any]:
+    """The submitted form: one string per field, a list for repeated fields. Every POST
+    form of the app is read here, after the session is known, so this is where its CSRF
+    token is checked against the session's (403 when missing or wrong)."""
+    form = await request.form()
+    out: dict[str, Any] = {}
+    for key in form:
+        values = [v for v in form.getlist(key) if isinstance(v, str)]
+        out[key] = values if len(values) > 1 else (values[0] if values else "")
+    expected = str(getattr(request.state, "csrf_token", "") or "")
+    submitted = out.pop("csrf", "")
+    if not expected or not isinstance(submitted, str):
+        raise HTTPException(403, "this form did not come from your session: reload the page")
+    if not secrets.compare_digest(submitted, expected):
+        raise HTTPException(403, "this form did not come from your session: reload the page")
+    return out
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work off the event loop."""
+    return await run_in_threadpool(fn, *args)
+
+
+def text(form: Mapping[str, Any], key: str) -> str:
+    value = form.get(key, "")
+    return (value[-1] if isinstance(value, list) else str(value)).strip()
+
+
+def many(form: Mapping[str, Any], key: str) -> list[str]:
+    value = form.get(key, [])
+    return [v for v in (value if isinstance(value, list) else [value]) if v]
+
+
+def optional(value: str) -> str | None:
+    return value or None
+
+
+CLINIC_TZ = ZoneInfo("UTC")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def local_input(moment: datetime) -> str:
+    """A time as a `datetime-local` input shows it."""
+    return moment.astimezone(CLINIC_TZ).strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_local(value: str) -> datetime | str:
+    """A `datetime-local` value as an aware time (the clinic's zone); the raw text when it
+    does not parse, so the command's validation names the field."""
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=CLINIC_TZ)
+    except ValueError:
+        return value
+
+
+def today() -> date:
+    return now().date()

@@ -1,0 +1,137 @@
+"""The screening wizard: answer every question (step 1), review the decision with its
+reasons and sources and acknowledge each precaution (step 2), record it."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from needlepoint.actions.screening import record_screening
+from needlepoint.domain import screening as rules
+from needlepoint.domain.commands import Area, LocalExclusion, RecordScreening, ScreeningAnswers
+from needlepoint.domain.errors import DomainError
+from needlepoint.queries.patients import get_patient
+from needlepoint.web.context import RequestContext
+from needlepoint.web.ui.forms import (
+    Errors,
+    field_errors,
+    form_of,
+    in_thread,
+    many,
+    refusal_page,
+    render,
+    see_other,
+    signed_in,
+    text,
+    to_login,
+)
+
+router = APIRouter(include_in_schema=False)
+AREAS = list(get_args(Area))
+REASONS = list(get_args(LocalExclusion.model_fields["reason"].annotation))
+GROUPS = [
+    ("absolute", "Step 1a · Absolute contraindications (a yes stops needling)"),
+    ("site", "Step 1b · Areas never to needle"),
+    ("precaution", "Step 1c · Precautions (each must be acknowledged)"),
+]
+
+
+def _answers(form: dict[str, Any]) -> dict[str, Any]:
+    q = rules.questionnaire()
+    answers = {}
+    for question in q.questions:
+        value = text(form, f"q-{question.id}")
+        if value in ("yes", "no"):
+            answers[question.id] = value == "yes"
+    exclusions = [
+        {"area": text(form, f"lx-{i}-area"), "reason": text(form, f"lx-{i}-reason")}
+        for i in range(3)
+        if text(form, f"lx-{i}-area")
+    ]
+    notes = {
+        question.id: text(form, f"note-{question.id}")
+        for question in q.questions
+        if text(form, f"note-{question.id}")
+    }
+    return {
+        "answers": answers,
+        "lymphoedema_areas": many(form, "lymph"),
+        "local_exclusions": exclusions,
+        "notes": notes,
+    }
+
+
+def _page(
+    request: Request,
+    ctx: RequestContext,
+    patient_id: UUID,
+    form: dict[str, Any],
+    errors: Errors,
+    result: rules.ScreeningResult | None = None,
+    status: int = 200,
+) -> Response:
+    with ctx.reader() as r:
+        patient = get_patient(r, patient_id)
+    return render(
+        request,
+        "screening.html",
+        status,
+        patient=patient,
+        questionnaire=rules.questionnaire(),
+        groups=GROUPS,
+        form=form,
+        errors=errors,
+        result=result,
+        reasons=[f.as_dict() for f in result.reasons] if result else [],
+        areas=AREAS,
+        exclusion_reasons=REASONS,
+        acknowledged=many(form, "ack"),
+        lymph=many(form, "lymph"),
+    )
+
+
+@router.get("/patients/{patient_id}/screening", response_model=None)
+def screening_form(request: Request, patient_id: UUID) -> Response:
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    try:
+        return _page(request, ctx, patient_id, {}, {})
+    except DomainError as err:
+        return refusal_page(request, err)
+
+
+@router.post("/patients/{patient_id}/screening", response_model=None)
+async def screening_post(request: Request, patient_id: UUID) -> Response:
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    form = await form_of(request)
+    return await in_thread(_post, request, ctx, patient_id, form)
+
+
+def _post(
+    request: Request, ctx: RequestContext, patient_id: UUID, form: dict[str, Any]
+) -> Response:
+    data = _answers(form)
+    try:
+        result = rules.evaluate(ScreeningAnswers.model_validate(data))
+    except (DomainError, ValidationError) as err:
+        return _page(request, ctx, patient_id, form, field_errors(err), status=400)
+    if text(form, "intent") != "record":
+        return _page(request, ctx, patient_id, form, {}, result)
+    try:
+        record_screening(
+            ctx.uow(),
+            ctx.actor,
+            RecordScreening(
+                patient_id=patient_id, acknowledged_precautions=many(form, "ack"), **data
+            ),
+        )
+    except (DomainError, ValidationError) as err:
+        return _page(request, ctx, patient_id, form, field_errors(err), result, status=400)
+    return see_other(f"/patients/{patient_id}")
