@@ -182,6 +182,12 @@ class Workspace:
         """Run a query on the workspace."""
         return self.con.sql(query, params=params)
 
+    def one(self, query: str) -> tuple[Any, ...]:
+        """The first row of a query's result."""
+        rows = self.con.sql(query).fetchall()
+        assert rows, query
+        return tuple(rows[0])
+
     def rows(self, query: str) -> list[dict[str, Any]]:
         rel = self.con.sql(query)
         names = rel.columns
