@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
 from needlepoint.web import api, pages, problems
+from needlepoint.web.ui import analytics as ui_analytics
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -77,5 +78,6 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(pages.router)
+    app.include_router(ui_analytics.router)
     app.mount("/static", StaticFiles(packages=[("needlepoint.web", "static")]), name="static")
     return app

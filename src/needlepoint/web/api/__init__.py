@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from needlepoint.web.api import (
+    analytics,
     catalogue,
     clinic,
     episodes,
@@ -25,4 +26,5 @@ routers: list[APIRouter] = [
     screening.router,
     catalogue.router,
     clinic.router,
+    analytics.router,
 ]

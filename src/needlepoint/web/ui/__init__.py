@@ -1,0 +1,1 @@
+"""Server-rendered pages, one router module per area (registered in `web/app.py`)."""
