@@ -6,7 +6,9 @@ sqlite/postgres extensions are never used. Ids are loaded as text (32 hex digits
 SQLite, the dashed form on PostgreSQL: consistent within one snapshot), enumerations as
 their values, times as naive UTC timestamps.
 
-Only records attached to an episode are analysed (measurements and analgesic-log entries
+Episode and session ids become integer keys (`integer_keys`): the analyses never show them,
+and joins on small integers are several times faster than on ids. Only records attached
+to an episode are analysed (measurements and analgesic-log entries
 without an episode are left out); the loader needs `Permission.READ_CLINICAL`."""
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
@@ -29,7 +32,7 @@ _TS = pa.timestamp("us")
 class Dataset:
     """A clinic's analysable records, as Arrow tables (column names below)."""
 
-    episodes: pa.Table  # episode_id patient_id practitioner_id practitioner condition
+    episodes: pa.Table  # episode_id (key) patient_id practitioner_id practitioner condition
     #                     onset_date opened_on closed_on status birth_date sex
     plan: pa.Table  # episode_id modality
     sessions: pa.Table  # session_id episode_id started_at
@@ -53,6 +56,31 @@ class Dataset:
             "medication": self.medication,
             "adverse_events": self.adverse_events,
         }
+
+
+def integer_keys(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Episode and session ids replaced by their row numbers in `episodes` and `sessions`
+    (one vectorised lookup per column): joins, windows and groupings then work on small
+    integers instead of 32-character ids."""
+    episode_ids = tables["episodes"]["episode_id"]
+    session_ids = tables["sessions"]["session_id"]
+
+    def keyed(table: pa.Table, column: str, ids: Any) -> pa.Table:
+        index = table.schema.get_field_index(column)
+        return table.set_column(index, column, pc.index_in(table[column], value_set=ids))
+
+    def numbered(table: pa.Table, column: str) -> pa.Table:
+        index = table.schema.get_field_index(column)
+        return table.set_column(index, column, pa.array(range(table.num_rows), pa.int32()))
+
+    out = dict(tables)
+    out["episodes"] = numbered(tables["episodes"], "episode_id")
+    out["sessions"] = keyed(numbered(tables["sessions"], "session_id"), "episode_id", episode_ids)
+    for name in ("plan", "techniques", "measurements", "medication"):
+        out[name] = keyed(out[name], "episode_id", episode_ids)
+    for name in ("measurements", "sites", "adverse_events"):
+        out[name] = keyed(out[name], "session_id", session_ids)
+    return out
 
 
 def _text(col: Any) -> Any:
@@ -228,14 +256,16 @@ def load(reader: Reader) -> Dataset:
         _schema(session_id=pa.string(), kind=pa.string(), severity=pa.string()),
         d,
     )
-    return Dataset(
-        episodes=episodes,
-        plan=plan,
-        sessions=sessions,
-        sites=sites,
-        techniques=techniques,
-        measurements=measurements,
-        medication=medication,
-        adverse_events=adverse,
-        loaded_in_s=time.perf_counter() - started,
+    keyed = integer_keys(
+        {
+            "episodes": episodes,
+            "plan": plan,
+            "sessions": sessions,
+            "sites": sites,
+            "techniques": techniques,
+            "measurements": measurements,
+            "medication": medication,
+            "adverse_events": adverse,
+        }
     )
+    return Dataset(**keyed, loaded_in_s=time.perf_counter() - started)

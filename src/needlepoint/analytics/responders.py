@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from needlepoint.analytics.dataset import Dataset
+from needlepoint.analytics.dataset import Dataset, integer_keys
 from needlepoint.domain import instruments
 from needlepoint.domain.benefits import benefits
 from needlepoint.domain.responders import meaningful_threshold
@@ -155,22 +155,31 @@ def _benefit_instruments() -> pa.Table:
     return pa.table({"benefit": names, "instrument_id": ids, "pos": pos})
 
 
+_MATERIALISED = (
+    "session_order",
+    "nprs_points",
+    "series",
+    "nprs_course",
+    "episode_facts",
+    "measured_outcomes",
+    "episode_outcomes",
+)
+
+
 class Workspace:
     """DuckDB over one dataset's Arrow tables, with the episode-level views."""
 
     def __init__(self, data: Dataset, *, threads: int | None = None) -> None:
         self.data = data
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
-        for name, table in data.tables().items():
+        tables = data.tables()
+        if pa.types.is_string(tables["episodes"].schema.field("episode_id").type):
+            tables = integer_keys(tables)
+        for name, table in tables.items():
             self.con.register(name, table)
         self.con.register("benefit_instruments", _benefit_instruments())
-        keys = self.con.sql(
-            "SELECT DISTINCT instrument_id, coalesce(joint, ''), coalesce(movement, ''), "
-            "coalesce(side, ''), coalesce(site, ''), coalesce(location, '') "
-            "FROM measurements WHERE instrument_id IN "
-            "(SELECT instrument_id FROM benefit_instruments)"
-        ).fetchall()
-        self.con.register("thresholds", _thresholds([tuple(k) for k in keys]))
+        self.con.register("thresholds", _thresholds([]))  # filled on first use
+        self._thresholds_ready = False
         nprs = instruments.library()["nprs"].mcid
         assert nprs is not None
         self.nprs_value = nprs.value
@@ -180,24 +189,40 @@ class Workspace:
 
     def sql(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
         """Run a query on the workspace."""
+        self._ensure_thresholds()
         return self.con.sql(query, params=params)
 
     def one(self, query: str) -> tuple[Any, ...]:
         """The first row of a query's result."""
-        rows = self.con.sql(query).fetchall()
+        rows = self.sql(query).fetchall()
         assert rows, query
         return tuple(rows[0])
 
     def rows(self, query: str) -> list[dict[str, Any]]:
-        rel = self.con.sql(query)
+        rel = self.sql(query)
         names = rel.columns
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
 
+    def _ensure_thresholds(self) -> None:
+        """The threshold of every series present (one pass over the measurements)."""
+        if self._thresholds_ready:
+            return
+        keys = self.con.sql(
+            "SELECT DISTINCT instrument_id, coalesce(joint, ''), coalesce(movement, ''), "
+            "coalesce(side, ''), coalesce(site, ''), coalesce(location, '') "
+            "FROM measurements WHERE instrument_id IN "
+            "(SELECT instrument_id FROM benefit_instruments)"
+        ).fetchall()
+        self.con.register("thresholds", _thresholds([tuple(k) for k in keys]))
+        self._thresholds_ready = True
+
     def materialise(self) -> None:
-        """Compute the shared views once (the dashboard reads each several times)."""
+        """Compute the shared views once, in dependency order (the dashboard reads each
+        several times)."""
         if self.materialised:
             return
-        for view in ("episode_facts", "episode_outcomes"):
+        self._ensure_thresholds()
+        for view in _MATERIALISED:
             self.con.execute(f"CREATE TABLE {view}_t AS SELECT * FROM {view}")
             self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_t")
         self.materialised = True
@@ -408,19 +433,37 @@ _FUNCTION_INSTRUMENTS = ("ndi", "odi", "quickdash", "lefs", "psfs", "psfs_2")
 def responder_table(ws: Workspace) -> list[ResponderRow]:
     """Every benefit × dimension × level: episodes, eligible, complete pairs, missing,
     responders, rate and 95 % Wilson interval."""
+    ws.materialise()
     names = [b.id for b in benefits()]
     ws.con.register("benefit_names", pa.table({"benefit": names, "b_order": range(len(names))}))
+    dims = {
+        "condition": ("condition", "condition"),
+        "practitioner": ("practitioner", "practitioner_id"),
+        "technique": ("technique", "technique"),
+        "co_intervention": ("co_intervention", "co_intervention"),
+        "period": ("period", "period"),
+    }
+    sets = ", ".join(["()"] + [f"({label}, {key})" for label, key in dims.values()])
+    sets_b = ", ".join(["(o.benefit)"] + [f"(o.benefit, {a}, {b})" for a, b in dims.values()])
+    flag = " || ".join(
+        f"CASE WHEN GROUPING({key}) = 0 THEN '{d}' ELSE '' END" for d, (_, key) in dims.items()
+    )
+    level = "coalesce(" + ", ".join(label for label, _ in dims.values()) + ", 'all episodes')"
+    level_id = "coalesce(" + ", ".join(key for _, key in dims.values()) + ", 'all')"
     rel = ws.sql(f"""
 WITH groups AS (
-  SELECT dimension, level, level_id, count(*) AS episodes FROM episode_levels GROUP BY ALL
+  SELECT coalesce(nullif({flag}, ''), 'overall') AS dimension, {level} AS level,
+         {level_id} AS level_id, count(*) AS episodes
+  FROM episode_facts GROUP BY GROUPING SETS ({sets})
 ), agg AS (
-  SELECT l.dimension, l.level, l.level_id, o.benefit,
+  SELECT coalesce(nullif({flag}, ''), 'overall') AS dimension, {level_id} AS level_id,
+         o.benefit,
          count(*) FILTER (WHERE o.eligible) AS eligible,
          count(*) FILTER (WHERE o.eligible AND o.complete) AS complete,
          count(*) FILTER (WHERE o.eligible AND o.no_threshold) AS no_threshold,
          count(*) FILTER (WHERE o.eligible AND o.complete AND o.responder) AS responders
-  FROM episode_outcomes o JOIN episode_levels l USING (episode_id)
-  GROUP BY ALL
+  FROM episode_outcomes o JOIN episode_facts f USING (episode_id)
+  GROUP BY GROUPING SETS ({sets_b})
 )
 SELECT b.benefit, g.dimension, g.level, g.level_id, g.episodes,
        coalesce(a.eligible, CASE WHEN b.benefit IN ('blood_circulation', 'pain_relief',
@@ -473,7 +516,7 @@ def headline(ws: Workspace) -> list[HeadlineRow]:
     """The headline table: NPRS responders by condition (baseline → latest reached the
     MCID), with complete pairs, missing pairs and the 95 % Wilson interval."""
     lo, hi = wilson_sql("responders", "complete")
-    rows = ws.sql(f"""
+    rows = ws.con.sql(f"""
 WITH c AS (
   SELECT e.condition, count(*) AS episodes,
          count(*) FILTER (WHERE n.n >= 2) AS complete,
