@@ -38,7 +38,13 @@ from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.analytics import dataset
 from needlepoint.analytics.dashboard import compute
-from needlepoint.analytics.responders import Z95, Workspace, headline, wilson_sql
+from needlepoint.analytics.responders import (
+    Z95,
+    Workspace,
+    headline,
+    headline_from_facts,
+    wilson_sql,
+)
 from needlepoint.domain.enums import Role
 from needlepoint.queries.reader import Reader
 from needlepoint.synthetic.clinic import generate_clinic
@@ -170,7 +176,12 @@ def main() -> None:
     frames = (data.episodes.to_pandas(), data.measurements.to_pandas())
     _pd_best, pdm, pandas_table = best_and_median(lambda: with_pandas(*frames), args.repeat)
     assert list(pandas_table["responders"]) == [r.responders for r in table], "pandas disagrees"
+    ws = Workspace(data)
+    ws.materialise()
+    _, facts, from_facts = best_and_median(lambda: headline_from_facts(ws), args.repeat)
+    assert from_facts == table, "the headline from the episode facts disagrees"
     print(f"headline table (analytics.responders.headline): median {ours * 1000:.1f} ms")
+    print(f"headline from the dashboard's episode facts:   median {facts * 1000:.1f} ms")
     print(f"hand-written DuckDB SQL:                       median {sql * 1000:.1f} ms")
     print(f"pandas:                                        median {pdm * 1000:.1f} ms")
     print(

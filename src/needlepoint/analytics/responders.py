@@ -536,3 +536,25 @@ SELECT condition, episodes, complete, episodes - complete, responders,
 FROM c ORDER BY condition
 """).fetchall()
     return [HeadlineRow(*r) for r in rows]
+
+
+def headline_from_facts(ws: Workspace) -> list[HeadlineRow]:
+    """The headline table from the workspace's materialised episode facts (what the
+    dashboard holds once computed): the same numbers as `headline`."""
+    ws.materialise()
+    lo, hi = wilson_sql("responders", "complete")
+    better = "nprs_baseline - nprs_latest"
+    rows = ws.sql(f"""
+WITH c AS (
+  SELECT condition, count(*) AS episodes, count(*) FILTER (WHERE nprs_n >= 2) AS complete,
+         count(*) FILTER (WHERE nprs_n >= 2 AND {better} > 0 AND (
+           {better} >= {ws.nprs_value} - {_EPS} OR (nprs_baseline <> 0 AND
+           ({better}) / abs(nprs_baseline) * 100 >= {ws.nprs_percent} - {_EPS})))
+           AS responders
+  FROM episode_facts GROUP BY condition
+)
+SELECT condition, episodes, complete, episodes - complete, responders,
+       CASE WHEN complete > 0 THEN responders / complete END, {lo}, {hi}
+FROM c ORDER BY condition
+""").fetchall()
+    return [HeadlineRow(*r) for r in rows]
