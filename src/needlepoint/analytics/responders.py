@@ -414,16 +414,6 @@ SELECT * FROM measured_outcomes
 UNION ALL SELECT * FROM trigger_point_outcomes
 UNION ALL SELECT * FROM analgesic_outcomes
 UNION ALL SELECT * FROM derived_outcomes;
-
-CREATE VIEW episode_levels AS
-SELECT episode_id, 'overall' AS dimension, 'all episodes' AS level, 'all' AS level_id
-FROM episode_facts
-UNION ALL SELECT episode_id, 'condition', condition, condition FROM episode_facts
-UNION ALL SELECT episode_id, 'practitioner', practitioner, practitioner_id FROM episode_facts
-UNION ALL SELECT episode_id, 'technique', technique, technique FROM episode_facts
-UNION ALL SELECT episode_id, 'co_intervention', co_intervention, co_intervention
-  FROM episode_facts
-UNION ALL SELECT episode_id, 'period', period, period FROM episode_facts;
 """)
 
 
