@@ -27,6 +27,7 @@ CAVEAT = (
     "know about the patient and supports, never replaces, clinical judgement."
 )
 FOLDS = 5
+MIN_EVENTS_PER_PARAMETER = 10  # the usual rule of thumb against over-fitting
 _TERMS = (
     ("baseline", "baseline"),
     ("age", "age"),
@@ -134,6 +135,15 @@ class Prognosis:
             try:
                 self.result = _fit(self.formula, self.frame)
                 coefficients = {str(k): float(v) for k, v in self.result.params.items()}
+                per_parameter = min(events, len(self.frame) - events) / max(
+                    1, len(coefficients) - 1
+                )
+                if per_parameter < MIN_EVENTS_PER_PARAMETER:
+                    status = (
+                        f"fitted, but with only {per_parameter:.1f} of the rarer outcome per "
+                        f"parameter (fewer than {MIN_EVENTS_PER_PARAMETER}): expect "
+                        "over-fitting; read the cross-validated calibration slope"
+                    )
                 validation = cross_validate(self.formula, self.frame, folds=folds, seed=seed)
             except (ValueError, np.linalg.LinAlgError) as err:
                 status = f"the model could not be fitted: {err}"
