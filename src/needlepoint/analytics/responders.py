@@ -184,7 +184,6 @@ class Workspace:
         assert nprs is not None
         self.nprs_value = nprs.value
         self.nprs_percent = nprs.percent
-        self._define_views()
         self.materialised = False
 
     def sql(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
@@ -204,9 +203,11 @@ class Workspace:
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
 
     def _ensure_thresholds(self) -> None:
-        """The threshold of every series present (one pass over the measurements)."""
+        """Define the views and find the threshold of every series present (one pass over
+        the measurements), on first use."""
         if self._thresholds_ready:
             return
+        self._define_views()  # on first use: the headline table reads the base tables only
         keys = self.con.sql(
             "SELECT DISTINCT instrument_id, coalesce(joint, ''), coalesce(movement, ''), "
             "coalesce(side, ''), coalesce(site, ''), coalesce(location, '') "
