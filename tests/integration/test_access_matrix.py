@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -152,6 +153,7 @@ def build_request(
     versions["session_id"] = session.version
     versions["consent_id"] = recs.consent.version
     url, headers, names_record, version = path, {}, False, 1
+    query: dict[str, Any] = {}
     for param in op.get("parameters", []):
         name, where = param["name"], param["in"]
         if where == "path":
@@ -161,6 +163,9 @@ def build_request(
             version = versions.get(name, version)
         elif where == "header" and name.lower() == "if-match":
             headers["If-Match"] = f'"{version}"'
+        elif where == "query" and name in QUERY_EXAMPLES:
+            if param.get("required"):
+                query[name] = QUERY_EXAMPLES[name]
         else:
             assert not param.get("required"), f"{method} {path}: required {name!r} unknown"
     schema = _schema_name(op)
@@ -169,7 +174,18 @@ def build_request(
         assert schema in BODIES, f"{method} {path}: add an example body for {schema}"
         body, refers = BODIES[schema](recs, user)
         names_record = names_record or refers
+    if query:
+        url += "?" + urlencode(query)
     return url, body, headers, names_record
+
+
+QUERY_EXAMPLES: dict[str, Any] = {
+    "baseline_nprs": 6,
+    "age": 45,
+    "sex": "female",
+    "condition": "neck_pain",
+}
+"""Values for required query parameters (the prognosis asks for a new patient's baseline)."""
 
 
 def _json(model: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from needlepoint.web.api import (
     account,
+    analytics,
     audit,
     catalogue,
     clinic,
@@ -29,4 +30,5 @@ routers: list[APIRouter] = [
     clinic.router,
     audit.router,
     account.router,
+    analytics.router,
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from needlepoint.web.ui import (
+    analytics,
     chart,
     consent,
     episodes,
@@ -28,4 +29,5 @@ routers: list[APIRouter] = [
     notes.router,
     progress.router,
     settings.router,
+    analytics.router,
 ]

@@ -1,0 +1,271 @@
+"""Load one clinic's records into Arrow tables: the snapshot every analysis reads.
+
+SQLAlchemy Core selects (the same on SQLite and PostgreSQL) are fetched and turned into
+Arrow columns; DuckDB then queries those tables in memory. Nothing is downloaded: DuckDB's
+sqlite/postgres extensions are never used. Ids are loaded as text (32 hex digits on
+SQLite, the dashed form on PostgreSQL: consistent within one snapshot), enumerations as
+their values, times as naive UTC timestamps.
+
+Episode and session ids become integer keys (`integer_keys`): the analyses never show them,
+and joins on small integers are several times faster than on ids. Only records attached
+to an episode are analysed (measurements and analgesic-log entries
+without an episode are left out); the loader needs `Permission.READ_CLINICAL`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from needlepoint.adapters.db import tables as t
+from needlepoint.domain.permissions import Permission
+from needlepoint.queries.reader import Reader
+
+_TS = pa.timestamp("us")
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A clinic's analysable records, as Arrow tables (column names below)."""
+
+    episodes: pa.Table  # episode_id (key) patient_id practitioner_id practitioner condition
+    #                     onset_date opened_on closed_on status birth_date sex
+    plan: pa.Table  # episode_id modality
+    sessions: pa.Table  # session_id episode_id started_at
+    sites: pa.Table  # session_id sites active_trigger_points
+    techniques: pa.Table  # episode_id technique sites
+    measurements: pa.Table  # episode_id session_id instrument_id score taken_at
+    #                         joint movement side site location
+    medication: pa.Table  # episode_id drug drug_class days_per_week recorded_on created_at
+    adverse_events: pa.Table  # session_id kind severity
+    loaded_in_s: float = 0.0
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The tables by name, for registering with DuckDB."""
+        return {
+            "episodes": self.episodes,
+            "plan": self.plan,
+            "sessions": self.sessions,
+            "sites": self.sites,
+            "techniques": self.techniques,
+            "measurements": self.measurements,
+            "medication": self.medication,
+            "adverse_events": self.adverse_events,
+        }
+
+
+def integer_keys(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Episode and session ids replaced by their row numbers in `episodes` and `sessions`
+    (one vectorised lookup per column): joins, windows and groupings then work on small
+    integers instead of 32-character ids."""
+    episode_ids = tables["episodes"]["episode_id"]
+    session_ids = tables["sessions"]["session_id"]
+
+    def keyed(table: pa.Table, column: str, ids: Any) -> pa.Table:
+        index = table.schema.get_field_index(column)
+        return table.set_column(index, column, pc.index_in(table[column], value_set=ids))
+
+    def numbered(table: pa.Table, column: str) -> pa.Table:
+        index = table.schema.get_field_index(column)
+        return table.set_column(index, column, pa.array(range(table.num_rows), pa.int32()))
+
+    out = dict(tables)
+    out["episodes"] = numbered(tables["episodes"], "episode_id")
+    out["sessions"] = keyed(numbered(tables["sessions"], "session_id"), "episode_id", episode_ids)
+    for name in ("plan", "techniques", "measurements", "medication"):
+        out[name] = keyed(out[name], "episode_id", episode_ids)
+    for name in ("measurements", "sites", "adverse_events"):
+        out[name] = keyed(out[name], "session_id", session_ids)
+    return out
+
+
+def _text(col: Any) -> Any:
+    """A column read as plain text (ids, enumerations): no per-row conversion in Python."""
+    return sa.cast(col, sa.String).label(col.name)
+
+
+def _raw(col: Any, dialect: str) -> Any:
+    """A date or time column without SQLAlchemy's per-row processing: SQLite's ISO text
+    (parsed by Arrow), PostgreSQL's native values (converted by the driver)."""
+    if dialect == "sqlite":
+        return sa.type_coerce(col, sa.String).label(col.name)
+    return col
+
+
+def _fetch(conn: sa.Connection, stmt: Any, schema: pa.Schema, dialect: str) -> pa.Table:
+    rows = conn.execute(stmt).fetchall()
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = []
+    for field, values in zip(schema, columns, strict=True):
+        kind = field.type
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            if dialect == "sqlite":
+                arrays.append(pa.array(values, pa.string()).cast(kind))
+            elif pa.types.is_timestamp(kind):
+                arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")).cast(kind))
+            else:
+                arrays.append(pa.array(values, kind))
+        else:
+            arrays.append(pa.array(values, kind))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _schema(**fields: pa.DataType) -> pa.Schema:
+    return pa.schema(list(fields.items()))
+
+
+def load(reader: Reader) -> Dataset:
+    """The reader's clinic, loaded for analysis."""
+    reader.require(Permission.READ_CLINICAL)
+    started = time.perf_counter()
+    conn, clinic = reader.conn, reader.clinic_id
+    d = conn.dialect.name
+    e, p, u, s = t.episodes, t.patients, t.users, t.sessions
+    episodes = _fetch(
+        conn,
+        sa.select(
+            _text(e.c.id).label("episode_id"),
+            _text(e.c.patient_id),
+            _text(e.c.clinician_id).label("practitioner_id"),
+            u.c.full_name.label("practitioner"),
+            e.c.condition,
+            _raw(e.c.onset_date, d),
+            _raw(e.c.opened_on, d),
+            _raw(e.c.closed_on, d),
+            _text(e.c.status),
+            _raw(p.c.birth_date, d),
+            _text(p.c.sex),
+        )
+        .join(p, p.c.id == e.c.patient_id)
+        .join(u, u.c.id == e.c.clinician_id)
+        .where(e.c.clinic_id == clinic),
+        _schema(
+            episode_id=pa.string(),
+            patient_id=pa.string(),
+            practitioner_id=pa.string(),
+            practitioner=pa.string(),
+            condition=pa.string(),
+            onset_date=pa.date32(),
+            opened_on=pa.date32(),
+            closed_on=pa.date32(),
+            status=pa.string(),
+            birth_date=pa.date32(),
+            sex=pa.string(),
+        ),
+        d,
+    )
+    plan = _fetch(
+        conn,
+        sa.select(_text(t.plan_items.c.episode_id), _text(t.plan_items.c.modality)).where(
+            t.plan_items.c.clinic_id == clinic
+        ),
+        _schema(episode_id=pa.string(), modality=pa.string()),
+        d,
+    )
+    sessions = _fetch(
+        conn,
+        sa.select(
+            _text(s.c.id).label("session_id"), _text(s.c.episode_id), _raw(s.c.started_at, d)
+        ).where(s.c.clinic_id == clinic),
+        _schema(session_id=pa.string(), episode_id=pa.string(), started_at=_TS),
+        d,
+    )
+    n = t.needling_sites
+    active = sa.func.sum(sa.case((sa.cast(n.c.trigger_point, sa.String) == "active", 1), else_=0))
+    sites = _fetch(
+        conn,
+        sa.select(
+            _text(n.c.session_id),
+            sa.func.count().label("sites"),
+            active.label("active_trigger_points"),
+        )
+        .where(n.c.clinic_id == clinic)
+        .group_by(n.c.session_id),
+        _schema(session_id=pa.string(), sites=pa.int64(), active_trigger_points=pa.int64()),
+        d,
+    )
+    techniques = _fetch(
+        conn,
+        sa.select(_text(s.c.episode_id), _text(n.c.technique), sa.func.count().label("sites"))
+        .join(s, s.c.id == n.c.session_id)
+        .where(n.c.clinic_id == clinic)
+        .group_by(s.c.episode_id, n.c.technique),
+        _schema(episode_id=pa.string(), technique=pa.string(), sites=pa.int64()),
+        d,
+    )
+    m = t.measurements
+    measurements = _fetch(
+        conn,
+        sa.select(
+            _text(m.c.episode_id),
+            _text(m.c.session_id),
+            m.c.instrument_id,
+            m.c.score,
+            _raw(m.c.taken_at, d),
+            m.c.context["joint"].as_string().label("joint"),
+            m.c.context["movement"].as_string().label("movement"),
+            m.c.context["side"].as_string().label("side"),
+            m.c.context["site"].as_string().label("site"),
+            m.c.context["location"].as_string().label("location"),
+        ).where(m.c.clinic_id == clinic, m.c.episode_id.is_not(None), m.c.score.is_not(None)),
+        _schema(
+            episode_id=pa.string(),
+            session_id=pa.string(),
+            instrument_id=pa.string(),
+            score=pa.float64(),
+            taken_at=_TS,
+            joint=pa.string(),
+            movement=pa.string(),
+            side=pa.string(),
+            site=pa.string(),
+            location=pa.string(),
+        ),
+        d,
+    )
+    mu = t.medication_uses
+    medication = _fetch(
+        conn,
+        sa.select(
+            _text(mu.c.episode_id),
+            sa.func.lower(sa.func.trim(mu.c.drug)).label("drug"),
+            _text(mu.c.drug_class),
+            mu.c.days_per_week,
+            _raw(mu.c.recorded_on, d),
+            _raw(mu.c.created_at, d),
+        ).where(mu.c.clinic_id == clinic, mu.c.episode_id.is_not(None)),
+        _schema(
+            episode_id=pa.string(),
+            drug=pa.string(),
+            drug_class=pa.string(),
+            days_per_week=pa.int64(),
+            recorded_on=pa.date32(),
+            created_at=_TS,
+        ),
+        d,
+    )
+    a = t.adverse_events
+    adverse = _fetch(
+        conn,
+        sa.select(_text(a.c.session_id), _text(a.c.kind), _text(a.c.severity)).where(
+            a.c.clinic_id == clinic
+        ),
+        _schema(session_id=pa.string(), kind=pa.string(), severity=pa.string()),
+        d,
+    )
+    keyed = integer_keys(
+        {
+            "episodes": episodes,
+            "plan": plan,
+            "sessions": sessions,
+            "sites": sites,
+            "techniques": techniques,
+            "measurements": measurements,
+            "medication": medication,
+            "adverse_events": adverse,
+        }
+    )
+    return Dataset(**keyed, loaded_in_s=time.perf_counter() - started)

@@ -1,0 +1,231 @@
+"""Clinic analytics through the API and the page, on SQLite and PostgreSQL: the dashboard,
+its CSV export, the model routes and who may read them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
+
+from needlepoint.actions.clinics import issue_operator_token, register_user
+from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.commands import RegisterUser
+from needlepoint.domain.enums import Role
+from needlepoint.synthetic.clinic import generate_clinic
+from needlepoint.web import api as api_package
+from needlepoint.web.app import create_app
+
+BENEFITS = 8
+
+
+@dataclass
+class AnalyticsClinic:
+    client: TestClient
+    tokens: dict[str, str]
+    patients: int
+
+    def get(self, path: str, who: str = "owner", **params: Any) -> Any:
+        return self.client.get(
+            f"/api/v1{path}", params=params, headers={"Authorization": f"Bearer {self.tokens[who]}"}
+        )
+
+
+_generated: dict[str, AnalyticsClinic] = {}
+
+
+@pytest.fixture
+def generated(engine: sa.Engine) -> AnalyticsClinic:
+    """One generated clinic per database for the module (seeded ids cannot repeat)."""
+    key = engine.url.render_as_string(hide_password=True)
+    if key not in _generated:
+        _generated[key] = _generate(engine)
+    return _generated[key]
+
+
+def _generate(engine: sa.Engine) -> AnalyticsClinic:
+    report = generate_clinic(
+        engine, patients_count=150, practitioners_count=5, seed=4242, clinic_name="Analytics"
+    )
+    owner = Actor(report.owner_id, report.clinic_id, source="test")
+    tokens = {}
+    for who, role in (("owner", Role.CLINICIAN), ("assistant", Role.ASSISTANT)):
+        user = register_user(
+            SqlUnitOfWork(engine),
+            owner,
+            RegisterUser(
+                email=f"{who}-{report.clinic_id.hex[:8]}@analytics.example",
+                full_name=who.title(),
+                role=role,
+            ),
+        )
+        tokens[who] = issue_operator_token(SqlUnitOfWork(engine), user, "test", source="test")
+    app = create_app(engine, secret_key="analytics-" + "k" * 40)
+    return AnalyticsClinic(TestClient(app), tokens, report.patients)
+
+
+def documented(path: str) -> Any:
+    for router in api_package.routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and api_package.PREFIX + route.path == path:
+                return route.response_model
+    raise AssertionError(path)
+
+
+def test_the_dashboard_shows_every_benefit_with_its_denominators(
+    generated: AnalyticsClinic,
+) -> None:
+    r = generated.get("/analytics/dashboard")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    TypeAdapter(documented("/api/v1/analytics/dashboard")).validate_python(body)
+    assert body["patients"] == generated.patients
+    tiles = {t["id"]: t for t in body["tiles"]}
+    assert len(tiles) == BENEFITS
+    assert tiles["blood_circulation"]["status"] == "not measured"
+    assert tiles["blood_circulation"]["overall"]["rate"] is None
+    assert tiles["blood_circulation"]["pooled_summary"].startswith("no pooled evidence")
+    pain = tiles["pain_relief"]["overall"]
+    assert pain["complete"] + pain["missing"] + pain["no_threshold"] == pain["eligible"]
+    assert pain["ci_low"] <= pain["rate"] <= pain["ci_high"]
+    assert "SMD -0.81" in tiles["pain_relief"]["pooled_summary"]
+    for row in body["responders"]:
+        assert row["rate"] is None or row["complete"] > 0
+    assert {m["outcome"] for m in body["practitioners"]} == {"nprs", "function"}
+    for model in body["practitioners"]:
+        assert model["status"]  # converged, or why not
+    assert body["recovery"]["overall"]["episodes"] > 0
+    assert {c["by"] for c in body["recovery"]["comparisons"]} == {"condition", "co_intervention"}
+    assert body["safety"]["sessions"] > 0
+    assert [m["drugs"] for m in body["medication"]] == ["all analgesics", "opioids"]
+
+
+def test_the_csv_export_holds_the_same_rows_as_the_table(generated: AnalyticsClinic) -> None:
+    table = generated.get("/analytics/benefits")
+    TypeAdapter(documented("/api/v1/analytics/benefits")).validate_python(table.json())
+    export = generated.get("/analytics/benefits.csv")
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert len(rows) == len(table.json())
+    first = rows[0]
+    assert first["benefit"] == "pain_relief"
+    assert first["dimension"] == "overall"
+    assert int(first["complete"]) + int(first["missing"]) <= int(first["eligible"])
+    by_condition = generated.get("/analytics/benefits", dimension="condition").json()
+    assert by_condition
+    assert {r["dimension"] for r in by_condition} == {"condition"}
+
+
+def test_model_routes_answer_with_their_documented_shapes(generated: AnalyticsClinic) -> None:
+    for path in ("practitioners", "recovery", "medication", "safety"):
+        r = generated.get(f"/analytics/{path}")
+        assert r.status_code == 200, (path, r.text)
+        TypeAdapter(documented(f"/api/v1/analytics/{path}")).validate_python(r.json())
+    r = generated.get(
+        "/analytics/prognosis",
+        baseline_nprs=7,
+        age=50,
+        sex="female",
+        condition="low_back_pain",
+        chronic=True,
+        exercise=True,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    TypeAdapter(documented("/api/v1/analytics/prognosis")).validate_python(body)
+    if body["prediction"] is not None:
+        p = body["prediction"]
+        assert 0 <= p["ci_low"] <= p["probability"] <= p["ci_high"] <= 1
+        assert "not a promise" in p["caveat"]
+    else:
+        assert body["message"].startswith("No estimate")
+
+
+def test_analytics_need_clinical_read_access(generated: AnalyticsClinic) -> None:
+    assert generated.get("/analytics/dashboard", who="assistant").status_code == 403
+    assert generated.get("/analytics/benefits.csv", who="assistant").status_code == 403
+    assert generated.client.get("/api/v1/analytics/dashboard").status_code == 401
+
+
+def test_the_analytics_page_shows_everything_for_a_generated_clinic(
+    sqlite_engine: sa.Engine,
+) -> None:
+    report = generate_clinic(
+        sqlite_engine, patients_count=300, practitioners_count=6, seed=777, clinic_name="Page"
+    )
+    register_user(
+        SqlUnitOfWork(sqlite_engine),
+        Actor(report.owner_id, report.clinic_id),
+        RegisterUser(
+            email="analytics-page@test.example",
+            full_name="Page Analyst",
+            role=Role.CLINICIAN,
+            password="correct horse battery",
+        ),
+    )
+    client = TestClient(create_app(sqlite_engine, secret_key="k" * 40))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf
+    client.post(
+        "/login",
+        data={
+            "email": "analytics-page@test.example",
+            "password": "correct horse battery",
+            "csrf": csrf[1],
+        },
+    )
+    page = client.get("/analytics")
+    assert page.status_code == 200, page.text
+    text = page.text
+    for expected in (
+        "Pain relief",
+        "Blood circulation",
+        "not measured",
+        "no pooled evidence",
+        "complete pairs",
+        "Risk-adjusted practitioner comparison",
+        "Model status:",
+        "not ranked",
+        "Time to meaningful improvement",
+        "Log-rank test",
+        "Analgesic use",
+        "opioids",
+        "Adverse-event surveillance",
+        "Brady",
+        "Boyce",
+        "AUC",
+        "Brier score",
+        'href="/analytics"',
+        "data:image/png;base64,",
+    ):
+        assert expected in text, expected
+    # Scripts come only as files from /static (the CSP forbids inline ones); the page
+    # itself needs none to be read.
+    assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", text) is None
+    by_practitioner = client.get(
+        "/analytics", params={"benefit": "tissue_healing", "dimension": "practitioner"}
+    )
+    assert by_practitioner.status_code == 200
+    estimate = client.get(
+        "/analytics",
+        params={
+            "baseline_nprs": 7,
+            "age": 45,
+            "sex": "female",
+            "condition": "neck_pain",
+            "chronic": "true",
+        },
+    )
+    assert estimate.status_code == 200
+    assert "not a promise" in estimate.text or "No estimate" in estimate.text
+    signed_out = TestClient(create_app(sqlite_engine, secret_key="k" * 40))
+    assert signed_out.get("/analytics", follow_redirects=False).headers["location"] == "/login"
