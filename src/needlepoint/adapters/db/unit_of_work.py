@@ -13,6 +13,7 @@ exactly as a missing one."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -204,6 +205,16 @@ _BY_ID = {
     for t in metadata.sorted_tables
     if "id" in t.c
 }
+
+
+@functools.cache
+def _select_by_columns(table_name: str, columns: tuple[str, ...]) -> sa.Select[Any]:
+    """One prebuilt statement per table and set of columns `list_by` filters on."""
+    table = metadata.tables[table_name]
+    return sa.select(table).where(
+        table.c.clinic_id == sa.bindparam("clinic_id"),
+        *(table.c[c] == sa.bindparam(c) for c in columns),
+    )
 
 
 def _select_by_id(conn: sa.Connection, kind: type[E], id: UUID) -> E | None:
@@ -440,11 +451,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
         self._scope_to(clinic_id)
-        table = TABLE_OF[kind]
-        stmt = sa.select(table).where(table.c.clinic_id == clinic_id)
-        for column, value in equals.items():
-            stmt = stmt.where(table.c[column] == value)
-        rows = self.connection.execute(stmt).all()
+        stmt = _select_by_columns(TABLE_OF[kind].name, tuple(equals))
+        rows = self.connection.execute(stmt, {"clinic_id": clinic_id, **equals}).all()
         found = [kind(**r._mapping) for r in rows if r.id not in self._deletes]
         found = [self._replaces[f.id][1] if f.id in self._replaces else f for f in found]  # type: ignore[misc]
         found += [
