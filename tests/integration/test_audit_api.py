@@ -154,6 +154,11 @@ HEALTH_READS = [
     ("/api/v1/episodes/{episode}", "episode"),
     ("/api/v1/episodes/{episode}/sessions", "episode"),
     ("/api/v1/sessions/{session}", "session"),
+    ("/api/v1/patients/{patient}/screenings", "patient"),
+    ("/api/v1/patients/{patient}/consents", "patient"),
+    ("/api/v1/patients/{patient}/needling-status", "patient"),
+    ("/api/v1/episodes/{episode}/benefits", "episode"),
+    ("/api/v1/patients?q={mrn}", "patient"),  # a search result shows the record too
 ]
 
 
@@ -166,6 +171,7 @@ def test_every_health_information_endpoint_leaves_a_record_viewed_event(api: Api
         "/api/v1/sessions", json=session_body(episode["id"]), headers=api.headers()
     ).json()
     ids = {"patient": patient["id"], "episode": episode["id"], "session": note["id"]}
+    ids["mrn"] = patient["mrn"]
     for template, kind in HEALTH_READS:
         before = len(events(api, action="record.viewed"))
         r = api.client.get(template.format(**ids), headers=api.headers())

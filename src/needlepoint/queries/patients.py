@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import patients
 from needlepoint.domain.entities import Patient
+from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
@@ -44,7 +45,10 @@ def search_patients(reader: Reader, q: str = "", *, limit: int = 25, offset: int
         .limit(limit)
         .offset(offset)
     )
-    return Page([Patient(**r._mapping) for r in rows], total, limit, offset)
+    found = [Patient(**r._mapping) for r in rows]
+    for patient in found:  # a result list shows each patient's record: audited as a read
+        reader.note(AuditAction.RECORD_VIEWED, "patient", patient.id, patient.id)
+    return Page(found, total, limit, offset)
 
 
 def get_patient(reader: Reader, patient_id: UUID) -> Patient:
