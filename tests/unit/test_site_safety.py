@@ -148,3 +148,15 @@ def test_only_the_second_side_of_the_thorax_is_refused(sides: list[str]) -> None
     note = sites(*(site(THORAX[i % len(THORAX)], side=s) for i, s in enumerate(sides)))
     expected = {i for i, s in enumerate(sides) if s != sides[0]}
     assert refused_sites(note, None) == expected
+
+
+def test_a_refusal_message_says_what_to_do_and_cites_its_source() -> None:
+    both = sites(site("rhomboid_major", side="left"), site("rhomboid_major", side="right"))
+    with pytest.raises(SafetyRefusal) as err:
+        enforce(both, None)
+    (error,) = err.value.errors or []
+    assert "A written override_reason is required." in error["message"]
+    assert "South African board notice" in error["message"]
+    with pytest.raises(SafetyRefusal) as err:
+        enforce(sites(site("brachioradialis", side="left")), lymphoedema("upper_limb:left"))
+    assert "cannot be overridden" in (err.value.errors or [{}])[0]["message"]

@@ -74,10 +74,7 @@ def check_needling(
         raise SafetyRefusal(
             "dry needling cannot be recorded for this note: "
             + "; ".join(f.message for _, f in refusals),
-            errors=[
-                {"field": field, "message": f"{f.message} ({f.citation()})", **f.as_dict()}
-                for field, f in refusals
-            ],
+            errors=[f.as_error(field) for field, f in refusals],
         )
     assert screening is not None
     answers = ScreeningAnswers.model_validate(screening.answers)

@@ -211,17 +211,11 @@ def enforce(
             f"{len(decision.refused)} needling site(s) refused by safety rules; "
             "the other sites are not affected",
             errors=[
-                {
-                    "field": f"sites.{f.site}."
-                    + ("override_reason" if f.action == "refuse_override" else "muscle_id"),
-                    "message": f"{f.message} ({f.citation()})"
-                    + (
-                        " A written override_reason is required."
-                        if f.action == "refuse_override"
-                        else " This cannot be overridden."
-                    ),
-                    **f.as_dict(),
-                }
+                f.as_error(
+                    f"sites.{f.site}.override_reason", "A written override_reason is required."
+                )
+                if f.action == "refuse_override"
+                else f.as_error(f"sites.{f.site}.muscle_id", "This cannot be overridden.")
                 for f in decision.refused
             ],
         )

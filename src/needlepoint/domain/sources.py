@@ -84,6 +84,12 @@ class Finding:
             out["site"] = self.site
         return out
 
+    def as_error(self, field: str, advice: str = "") -> dict[str, Any]:
+        """The finding as one entry of a refusal's `errors`: the field it names, and a
+        message that ends with what to do and the sources behind it."""
+        message = f"{self.message} ({self.citation()})" + (f" {advice}" if advice else "")
+        return {**self.as_dict(), "field": field, "message": message}
+
     def citation(self) -> str:
         """The sources in one line, for an error message."""
         return "; ".join(sources()[i].citation for i in self.source_ids) or "clinic policy"
