@@ -20,10 +20,9 @@ from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
-    form_of,
-    in_thread,
     now,
     optional,
+    posted_form,
     refusal_page,
     render,
     see_other,
@@ -80,11 +79,7 @@ def consent_form(request: Request, patient_id: UUID, template: str = "") -> Resp
 
 @router.post("/patients/{patient_id}/consent", response_model=None)
 async def consent_post(request: Request, patient_id: UUID) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_post, request, ctx, patient_id, form)
+    return await posted_form(request, _post, patient_id)
 
 
 def _post(

@@ -22,9 +22,8 @@ from needlepoint.queries.sessions import episode_sessions
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     field_errors,
-    form_of,
-    in_thread,
     optional,
+    posted_form,
     refusal_page,
     render,
     see_other,
@@ -86,11 +85,7 @@ def new_episode_form(request: Request, patient_id: UUID) -> Response:
 
 @router.post("/patients/{patient_id}/episodes/new", response_model=None)
 async def new_episode(request: Request, patient_id: UUID) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_open, request, ctx, patient_id, form)
+    return await posted_form(request, _open, patient_id)
 
 
 def _open(

@@ -122,6 +122,17 @@ async def form_of(request: Request) -> dict[str, Any]:
     return out
 
 
+async def posted_form(request: Request, handler: Callable[..., Response], *args: Any) -> Response:
+    """Handle a POST form of the app: a signed-in user (else the sign-in page), the form
+    read and CSRF-checked by `form_of`, then `handler(request, ctx, *args, form)` run off
+    the event loop."""
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    form = await form_of(request)
+    return await in_thread(handler, request, ctx, *args, form)
+
+
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     """Run blocking database work off the event loop."""
     return await run_in_threadpool(fn, *args)

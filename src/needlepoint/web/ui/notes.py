@@ -64,6 +64,7 @@ from needlepoint.web.ui.forms import (
     local_input,
     now,
     parse_local,
+    posted_form,
     refusal_page,
     render,
     see_other,
@@ -690,20 +691,12 @@ def _signed_page(
 
 @router.post("/episodes/{episode_id}/sessions", response_model=None)
 async def post_new_note(request: Request, episode_id: UUID) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_post_note, request, ctx, episode_id, None, form)
+    return await posted_form(request, _post_note, episode_id, None)
 
 
 @router.post("/sessions/{session_id}", response_model=None)
 async def post_note(request: Request, session_id: UUID) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_post_note, request, ctx, None, session_id, form)
+    return await posted_form(request, _post_note, None, session_id)
 
 
 def _post_note(
@@ -803,11 +796,7 @@ def _autosave(ctx: RequestContext, form: dict[str, Any]) -> Response:
 @router.post("/sessions/{session_id}/amend", response_model=None)
 async def amend(request: Request, session_id: UUID) -> Response:
     """Append an amendment to a signed note; the note itself never changes."""
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_amend, request, ctx, session_id, form)
+    return await posted_form(request, _amend, session_id)
 
 
 def _amend(

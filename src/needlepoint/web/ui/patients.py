@@ -16,9 +16,8 @@ from needlepoint.queries.patients import search_patients
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     field_errors,
-    form_of,
-    in_thread,
     optional,
+    posted_form,
     refusal_page,
     render,
     see_other,
@@ -61,11 +60,7 @@ def new_patient_form(request: Request) -> Response:
 
 @router.post("/patients/new", response_model=None)
 async def new_patient(request: Request) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_register, request, ctx, form)
+    return await posted_form(request, _register)
 
 
 def _register(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Response:

@@ -19,9 +19,8 @@ from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
-    form_of,
-    in_thread,
     many,
+    posted_form,
     refusal_page,
     render,
     see_other,
@@ -107,11 +106,7 @@ def screening_form(request: Request, patient_id: UUID) -> Response:
 
 @router.post("/patients/{patient_id}/screening", response_model=None)
 async def screening_post(request: Request, patient_id: UUID) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_post, request, ctx, patient_id, form)
+    return await posted_form(request, _post, patient_id)
 
 
 def _post(

@@ -18,9 +18,8 @@ from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
-    form_of,
-    in_thread,
     optional,
+    posted_form,
     render,
     see_other,
     signed_in,
@@ -68,11 +67,7 @@ def settings_page(request: Request, saved: bool = False) -> Response:
 
 @router.post("/settings", response_model=None)
 async def settings_post(request: Request) -> Response:
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(_post, request, ctx, form)
+    return await posted_form(request, _post)
 
 
 def _post(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Response:
