@@ -19,6 +19,7 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.engine import is_sqlite
 from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
+from needlepoint.adapters.db.statements import plan
 from needlepoint.adapters.db.tables import (
     api_tokens,
     clinics,
@@ -90,9 +91,11 @@ _TOKEN_HOLDER = (
 
 
 def _single_statement(engine: sa.Engine) -> sa.Connection:
-    """A connection for one read statement. On PostgreSQL it runs in autocommit, saving the
-    BEGIN and ROLLBACK round trips on every API request; SQLite has no round trips, and
-    its driver's isolation reset would undo the engine's explicit transaction control."""
+    """A connection for one read statement, outside any transaction. On PostgreSQL it runs
+    in autocommit, saving the BEGIN and ROLLBACK round trips on every API request; on
+    SQLite a statement run on the driver's cursor (`ReadPlan`) opens no transaction. (The
+    SQLite driver's own isolation setting stays off: resetting it would undo the engine's
+    explicit transaction control.)"""
     conn = engine.connect()
     if not is_sqlite(engine):
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -103,8 +106,12 @@ def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role, str] 
     """(user id, clinic id, role, scopes) of an active user holding this unrevoked token:
     one indexed query per request."""
     with _single_statement(engine) as conn:
-        row = conn.execute(_TOKEN_HOLDER, {"token_hash": hash_api_token(token)}).first()
-    return None if row is None else (row.id, row.clinic_id, row.role, row.scopes)
+        read = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER)
+        rows = read.rows(conn, {"token_hash": hash_api_token(token)})
+    if not rows:
+        return None
+    row = rows[0]
+    return row["id"], row["clinic_id"], Role(row["role"]), row["scopes"]
 
 
 class ApiCredentials:

@@ -13,7 +13,6 @@ exactly as a missing one."""
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -27,6 +26,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
+from needlepoint.adapters.db.statements import plan
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, TrainingRecord, User
@@ -198,19 +198,12 @@ class UnitOfWork(ABC):
 
 _TABLE_ORDER = {t.name: i for i, t in enumerate(metadata.sorted_tables)}
 
-# One prebuilt statement per table: building a fresh Select per load costs more than
-# running it.
-_BY_ID = {
-    t.name: sa.select(t).where(t.c.id == sa.bindparam("id"))
-    for t in metadata.sorted_tables
-    if "id" in t.c
-}
+
+def _by_id(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table).where(table.c.id == sa.bindparam("id"))
 
 
-@functools.cache
-def _select_by_columns(table_name: str, columns: tuple[str, ...]) -> sa.Select[Any]:
-    """One prebuilt statement per table and set of columns `list_by` filters on."""
-    table = metadata.tables[table_name]
+def _by_columns(table: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
     return sa.select(table).where(
         table.c.clinic_id == sa.bindparam("clinic_id"),
         *(table.c[c] == sa.bindparam(c) for c in columns),
@@ -218,8 +211,18 @@ def _select_by_columns(table_name: str, columns: tuple[str, ...]) -> sa.Select[A
 
 
 def _select_by_id(conn: sa.Connection, kind: type[E], id: UUID) -> E | None:
-    row = conn.execute(_BY_ID[TABLE_OF[kind].name], {"id": id}).first()
-    return None if row is None else kind(**row._mapping)
+    table = TABLE_OF[kind]
+    read = plan(conn.dialect, ("by_id", table.name), lambda: _by_id(table))
+    rows = read.rows(conn, {"id": id})
+    return kind(**rows[0]) if rows else None
+
+
+def _select_by_columns(
+    conn: sa.Connection, kind: type[E], clinic_id: UUID, equals: dict[str, Any]
+) -> list[E]:
+    table, columns = TABLE_OF[kind], tuple(equals)
+    read = plan(conn.dialect, ("by", table.name, columns), lambda: _by_columns(table, columns))
+    return [kind(**row) for row in read.rows(conn, {"clinic_id": clinic_id, **equals})]
 
 
 def _in_dependency_order(adds: Iterable[Entity]) -> list[Entity]:
@@ -451,9 +454,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
         self._scope_to(clinic_id)
-        stmt = _select_by_columns(TABLE_OF[kind].name, tuple(equals))
-        rows = self.connection.execute(stmt, {"clinic_id": clinic_id, **equals}).all()
-        found = [kind(**r._mapping) for r in rows if r.id not in self._deletes]
+        loaded = _select_by_columns(self.connection, kind, clinic_id, equals)
+        found = [f for f in loaded if f.id not in self._deletes]
         found = [self._replaces[f.id][1] if f.id in self._replaces else f for f in found]  # type: ignore[misc]
         found += [
             a
