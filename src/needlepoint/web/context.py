@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.engine import is_sqlite
 from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
 from needlepoint.adapters.db.statements import plan
 from needlepoint.adapters.db.tables import (
@@ -29,7 +27,7 @@ from needlepoint.adapters.db.tables import (
 )
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
-from needlepoint.domain.entities import WebSession
+from needlepoint.domain.entities import Clinic, User, WebSession
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import PermissionDenied, StaleVersion, VersionRequired
 from needlepoint.domain.permissions import Permission
@@ -80,8 +78,13 @@ def requires(permission: Permission) -> dict[str, Any]:
 
 
 _TOKEN_HOLDER = (
-    sa.select(users.c.id, users.c.clinic_id, users.c.role, api_tokens.c.scopes)
+    sa.select(
+        *(c.label(f"user_{c.name}") for c in users.c),
+        *(c.label(f"clinic_{c.name}") for c in clinics.c),
+        api_tokens.c.scopes,
+    )
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .join(clinics, clinics.c.id == users.c.clinic_id)
     .where(
         api_tokens.c.token_hash == sa.bindparam("token_hash"),
         api_tokens.c.revoked_at.is_(None),
@@ -90,33 +93,47 @@ _TOKEN_HOLDER = (
 )
 
 
-def _single_statement(engine: sa.Engine) -> sa.Connection:
-    """A connection for one read statement, outside any transaction. On PostgreSQL it runs
-    in autocommit, saving the BEGIN and ROLLBACK round trips on every API request; on
-    SQLite a statement run on the driver's cursor (`ReadPlan`) opens no transaction. (The
-    SQLite driver's own isolation setting stays off: resetting it would undo the engine's
-    explicit transaction control.)"""
-    conn = engine.connect()
-    if not is_sqlite(engine):
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    return conn
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """The active user holding an API token, their clinic, and the token's scopes."""
+
+    user: User
+    clinic: Clinic
+    scopes: str
 
 
-def lookup_token(engine: sa.Engine, token: str) -> tuple[UUID, UUID, Role, str] | None:
-    """(user id, clinic id, role, scopes) of an active user holding this unrevoked token:
-    one indexed query per request."""
-    with _single_statement(engine) as conn:
+def lookup_token(conn: sa.Connection, token: str) -> TokenHolder | None:
+    """Who holds this unrevoked token: one indexed query, outside any transaction (on
+    PostgreSQL in autocommit: no BEGIN and ROLLBACK round trips; on SQLite a statement
+    run on the driver's cursor opens none), on a connection the request keeps for its
+    action."""
+    sqlite = conn.dialect.name == "sqlite"
+    if not sqlite:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
         read = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER)
         rows = read.rows(conn, {"token_hash": hash_api_token(token)})
+    finally:
+        if not sqlite:
+            conn.execution_options(isolation_level=conn.default_isolation_level)
     if not rows:
         return None
     row = rows[0]
-    return row["id"], row["clinic_id"], Role(row["role"]), row["scopes"]
+    return TokenHolder(
+        user=User(**{c.name: row[f"user_{c.name}"] for c in users.c}),
+        clinic=Clinic(**{c.name: row[f"clinic_{c.name}"] for c in clinics.c}),
+        scopes=row["scopes"],
+    )
 
 
 class ApiCredentials:
     """The bearer token of an API request. Resolved to a user on first use, inside the
-    endpoint's worker thread, so a request costs one thread hop, not two."""
+    endpoint's worker thread, so a request costs one thread hop, not two.
+
+    The request keeps the connection it authenticated on for its action (one pool
+    checkout, one liveness ping on PostgreSQL), and the action's first transaction is
+    given the user and clinic just read rather than reading them again. `close()` (run
+    by the `api_context` dependency when the request ends) returns the connection."""
 
     def __init__(
         self,
@@ -133,30 +150,42 @@ class ApiCredentials:
         self._writes = writes
         self._address = address
         self._context: RequestContext | None = None
+        self._conn: sa.Connection | None = None
+        self._known: tuple[User, Clinic] | None = None
 
     def _resolve(self) -> RequestContext:
         if self._context is None:
-            found = lookup_token(self._engine, self._token) if self._token else None
-            if found is None:
+            holder = None
+            if self._token:
+                self._conn = self._engine.connect()
+                holder = lookup_token(self._conn, self._token)
+            if holder is None:
+                self.close()
                 self._log_refused()
                 raise HTTPException(
                     401,
                     "a valid API token is required (Authorization: Bearer …)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            user_id, clinic_id, role, scopes = found
             needed = "write" if self._writes else "read"
-            if needed not in scopes.split():
+            if needed not in holder.scopes.split():
                 raise PermissionDenied(f"this API token lacks the '{needed}' scope")
             actor = Actor(
-                user_id,
-                clinic_id,
+                holder.user.id,
+                holder.clinic.id,
                 source="api",
                 request_id=self._request_id,
                 source_address=None if self._address == "unknown" else self._address,
             )
-            self._context = RequestContext(self._engine, actor, role)
+            self._context = RequestContext(self._engine, actor, holder.user.role)
+            self._known = (holder.user, holder.clinic)
         return self._context
+
+    def close(self) -> None:
+        """Return the request's connection to the pool."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _log_refused(self) -> None:
         """An unknown or revoked token is a failed authentication attempt: logged (only
@@ -184,8 +213,10 @@ class ApiCredentials:
         return self._resolve().role
 
     def uow(self) -> SqlUnitOfWork:
-        """A unit of work for one action of this request."""
-        return self._resolve().uow()
+        """A unit of work for one action of this request, on the request's connection."""
+        context = self._resolve()
+        known, self._known = self._known or (), None  # only the first action's reads
+        return SqlUnitOfWork(context.engine, connection=self._conn, known=known)
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
@@ -196,11 +227,12 @@ class ApiCredentials:
 
 async def api_context(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> ApiCredentials:
+) -> AsyncIterator[ApiCredentials]:
     """The caller of an API request, from its `Authorization: Bearer …` header.
 
     Every endpoint touches `actor`, `uow()` or `reader()` before doing anything, so an
-    unauthenticated request is refused before any work."""
+    unauthenticated request is refused before any work. When the request ends, its
+    connection goes back to the pool."""
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
@@ -210,13 +242,17 @@ async def api_context(
             "a valid API token is required (Authorization: Bearer …)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return ApiCredentials(
+    credentials = ApiCredentials(
         request.app.state.engine,
         token,
         request_id(request),
         writes=request.method not in SAFE_METHODS,
         address=request.client.host if request.client else "unknown",
     )
+    try:
+        yield credentials
+    finally:
+        credentials.close()
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]

@@ -406,10 +406,23 @@ class SqlUnitOfWork(UnitOfWork):
     """One action, one database transaction (SQLite: `BEGIN IMMEDIATE`)."""
 
     def __init__(
-        self, engine: sa.Engine, clock: Clock = system_clock, ids: IdSource = uuid.uuid4
+        self,
+        engine: sa.Engine,
+        clock: Clock = system_clock,
+        ids: IdSource = uuid.uuid4,
+        *,
+        connection: sa.Connection | None = None,
+        known: Iterable[Entity] = (),
     ) -> None:
+        """`connection`: run the transaction on this open connection (a request's, which
+        it already used to authenticate) and leave it open afterwards; by default a
+        connection is taken from the engine's pool. `known`: records the caller read
+        just before (the authenticated user and their clinic), served to this unit of
+        work's first transaction instead of being read again."""
         super().__init__(clock, ids)
         self.engine = engine
+        self._lent = connection
+        self._known: dict[UUID, Entity] = {e.id: e for e in known}
         self._conn: sa.Connection | None = None
         self._scope: UUID | None = None
 
@@ -421,9 +434,18 @@ class SqlUnitOfWork(UnitOfWork):
         return self._conn
 
     def _begin(self) -> None:
-        self._conn = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        conn = self._lent if self._lent is not None else self.engine.connect()
+        self._conn = conn.execution_options(**{WRITE_OPTION: True})
         self._conn.begin()
         self._scope = None
+
+    def _release(self) -> None:
+        """End of the transaction: return the connection unless it was lent, and forget
+        the records known from before it."""
+        if self._conn is not None and self._lent is None:
+            self._conn.close()
+        self._conn = None
+        self._known.clear()
 
     def _scope_to(self, clinic_id: UUID) -> None:
         # Row-level security: the transaction sees and writes only this clinic's rows.
@@ -439,8 +461,7 @@ class SqlUnitOfWork(UnitOfWork):
     def _abort(self) -> None:
         if self._conn is not None:
             self._conn.rollback()
-            self._conn.close()
-            self._conn = None
+        self._release()
         denials, self._denials = self._denials, []
         if denials:  # the refusal itself is recorded, in a transaction of its own
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
@@ -450,6 +471,9 @@ class SqlUnitOfWork(UnitOfWork):
                 conn.commit()
 
     def _load(self, kind: type[E], id: UUID) -> E | None:
+        known = self._known.get(id)
+        if isinstance(known, kind):
+            return known
         return _select_by_id(self.connection, kind, id)
 
     def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
@@ -491,8 +515,7 @@ class SqlUnitOfWork(UnitOfWork):
             if clear is not None:
                 raise clear from exc
             raise
-        conn.close()
-        self._conn = None
+        self._release()
 
 
 _INDEXED = ("patient_id", "session_id", "user_id", "episode_id")
