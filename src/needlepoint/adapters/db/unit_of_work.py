@@ -13,6 +13,7 @@ exactly as a missing one."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -352,11 +353,36 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
         prepared[i] = (name, linked)
 
 
+_MULTI_ROW_MAX = 32
+"""Up to this many rows of a table go to PostgreSQL as one multi-row INSERT; more (the
+generator's batches) as one executemany, which psycopg pipelines."""
+
+
+@functools.cache
+def _multi_row_sql(dialect: sa.Dialect, table_name: str, n: int) -> str:
+    """INSERT of `n` rows in one statement, its bind names `r{i}_{column}`, typed (and
+    cast) as the single-row plan's are."""
+    table = metadata.tables[table_name]
+    columns = _insert_plan(dialect, table).columns
+    rows = [
+        {c: sa.bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in columns} for i in range(n)
+    ]
+    return str(sa.insert(table).values(rows).compile(dialect=dialect))
+
+
 def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
-    """Insert prepared rows: one executemany per table (audit events linked first)."""
+    """Insert prepared rows, table by table (audit events linked first). SQLite: one
+    executemany per table (in process, no round trips). PostgreSQL: a note's few rows
+    per table as one multi-row INSERT, one round trip, without entering and leaving
+    psycopg's pipeline mode for each table."""
     link_audit_chain(conn, prepared)
+    dialect = conn.dialect
     for name, rows in prepared:
-        conn.exec_driver_sql(_insert_plan(conn.dialect, metadata.tables[name]).sql, rows)
+        if not dialect.positional and 1 < len(rows) <= _MULTI_ROW_MAX:
+            params = {f"r{i}_{c}": v for i, row in enumerate(rows) for c, v in row.items()}
+            conn.exec_driver_sql(_multi_row_sql(dialect, name, len(rows)), params)
+        else:
+            conn.exec_driver_sql(_insert_plan(dialect, metadata.tables[name]).sql, rows)
 
 
 def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
