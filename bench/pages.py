@@ -26,26 +26,20 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from needlepoint.actions import consent, episodes, patients, screening, sessions
-from needlepoint.actions.clinics import register_clinic, register_user
-from needlepoint.actions.context import Actor
+from needlepoint.actions import screening, sessions
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
-from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork
+from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork
 from needlepoint.domain.commands import (
     MeasurementIn,
     NeedlingSiteIn,
-    OpenEpisode,
-    RecordConsent,
     RecordScreening,
     RecordSession,
-    RegisterClinic,
-    RegisterPatient,
-    RegisterUser,
     SignSession,
 )
-from needlepoint.domain.enums import Role
+from needlepoint.domain.enums import Modality
 from needlepoint.domain.screening import questionnaire
+from needlepoint.synthetic.ready_patient import ready_patient
 from needlepoint.web.app import create_app
 
 PASSWORD = "bench-password-123"
@@ -55,54 +49,16 @@ MUSCLES = ("upper_trapezius", "levator_scapulae", "splenius_capitis", "cervical_
 def build_patient(engine: sa.Engine, n: int) -> tuple[str, uuid.UUID, uuid.UUID]:
     """A clinic, a clinician and one patient with `n` signed sessions; returns the
     clinician's email, the patient id and the episode id."""
-    tag = uuid.uuid4().hex[:8]
-    owner = register_clinic(
-        SqlUnitOfWork(engine),
-        RegisterClinic(name="Bench", owner_email=f"o-{tag}@bench.example", owner_name="Owner"),
-    )
-    email = f"pt-{tag}@bench.example"
-    user = register_user(
-        SqlUnitOfWork(engine),
-        Actor(owner.id, owner.clinic_id),
-        RegisterUser(email=email, full_name="Bench PT", role=Role.CLINICIAN, password=PASSWORD),
-    )
-    actor = Actor(user.id, user.clinic_id)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2 * n + 2)
-    patient = patients.register_patient(
-        SqlUnitOfWork(engine),
-        actor,
-        RegisterPatient(
-            mrn=f"B-{tag}",
-            given_name="Bench",
-            family_name="Fivehundred",
-            birth_date=start.date().replace(year=1975),
-            sex="female",
-        ),
+    ready = ready_patient(
+        engine,
+        ready_at=start,
+        clinic_name="Bench",
+        password=PASSWORD,
+        screened=False,  # re-screened every 80 days below
+        plan=(Modality.DRY_NEEDLING, Modality.EXERCISE),
     )
-    episode = episodes.open_episode(
-        SqlUnitOfWork(engine),
-        actor,
-        OpenEpisode(
-            patient_id=patient.id,
-            condition="neck_pain",
-            onset_date=start.date() - timedelta(days=20),
-            opened_on=start.date(),
-            plan=[{"modality": "dry_needling"}, {"modality": "exercise"}],
-        ),
-    )
-    signed = consent.record_consent(
-        SqlUnitOfWork(engine),
-        actor,
-        RecordConsent(
-            patient_id=patient.id,
-            template_id="dry_needling",
-            template_version="1.0",
-            signer_name="Bench Fivehundred",
-            method="typed_name",
-            signed_at=start - timedelta(hours=1),
-            copy_given=True,
-        ),
-    )
+    actor, patient, episode, signed = ready.actor, ready.patient, ready.episode, ready.consent
     bulk = BulkUnitOfWork(engine)
     bulk.preload([signed])  # the bulk unit of work lists only records it knows
     no = {q.id: False for q in questionnaire().questions}
@@ -159,7 +115,7 @@ def build_patient(engine: sa.Engine, n: int) -> tuple[str, uuid.UUID, uuid.UUID]
             bulk, actor, SignSession(session_id=note.id, expected_version=note.version)
         )
     bulk.flush()
-    return email, patient.id, episode.id
+    return ready.clinician.email, patient.id, episode.id
 
 
 def session_cookie(app: Any, email: str) -> str:

@@ -27,25 +27,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from needlepoint.actions import consent, episodes, patients, screening
-from needlepoint.actions.clinics import issue_operator_token, register_clinic, register_user
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
-from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.audit import GENESIS, row_hash
-from needlepoint.domain.commands import (
-    OpenEpisode,
-    RecordConsent,
-    RecordScreening,
-    RegisterClinic,
-    RegisterPatient,
-    RegisterUser,
-    TrainingCourse,
-)
-from needlepoint.domain.enums import Role
-from needlepoint.domain.screening import questionnaire
+from needlepoint.synthetic.ready_patient import ready_patient
 from needlepoint.web.app import create_app
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -98,76 +85,11 @@ def note(episode_id: uuid.UUID, i: int) -> dict[str, Any]:
 
 
 def setup(engine: sa.Engine) -> tuple[str, uuid.UUID, Actor]:
-    tag = uuid.uuid4().hex[:8]
-    owner = register_clinic(
-        SqlUnitOfWork(engine),
-        RegisterClinic(name="Bench", owner_email=f"o-{tag}@bench.example", owner_name="Owner"),
-    )
-    user = register_user(
-        SqlUnitOfWork(engine),
-        Actor(owner.id, owner.clinic_id),
-        RegisterUser(
-            email=f"pt-{tag}@bench.example",
-            full_name="Bench PT",
-            role=Role.CLINICIAN,
-            training=[
-                TrainingCourse(
-                    provider="Bench Institute",
-                    course="Dry needling",
-                    hours_in_person=54,
-                    completed_on=START.date().replace(year=2020),
-                    exam_passed=True,
-                )
-            ],
-        ),
-    )
-    actor = Actor(user.id, user.clinic_id)
-    token = issue_operator_token(SqlUnitOfWork(engine), user, "bench")
-    patient = patients.register_patient(
-        SqlUnitOfWork(engine),
-        actor,
-        RegisterPatient(
-            mrn=f"B-{tag}",
-            given_name="Bench",
-            family_name="Mark",
-            birth_date=START.date().replace(year=1980),
-            sex="male",
-        ),
-    )
-    # Needling needs a current screening and a consent in force (clinical safety).
-    screening.record_screening(
-        SqlUnitOfWork(engine),
-        actor,
-        RecordScreening(
-            patient_id=patient.id,
-            answers={q.id: False for q in questionnaire().questions},
-            screened_at=START - timedelta(hours=1),
-        ),
-    )
-    consent.record_consent(
-        SqlUnitOfWork(engine),
-        actor,
-        RecordConsent(
-            patient_id=patient.id,
-            template_id="dry_needling",
-            template_version="1.0",
-            signer_name="Bench Mark",
-            method="typed_name",
-            signed_at=START - timedelta(hours=1),
-            copy_given=True,
-        ),
-    )
-    episode = episodes.open_episode(
-        SqlUnitOfWork(engine),
-        actor,
-        OpenEpisode(
-            patient_id=patient.id,
-            condition="neck_pain",
-            onset_date=START.date() - timedelta(days=30),
-            opened_on=START.date(),
-        ),
-    )
-    return token, episode.id, actor
+    """A trained clinician's API token, and an open episode of a screened, consented
+    patient (needling is checked on every note)."""
+    ready = ready_patient(engine, ready_at=START, clinic_name="Bench", with_token=True)
+    assert ready.token is not None
+    return ready.token, ready.episode.id, ready.actor
 
 
 def api_path(engine: sa.Engine, n: int) -> float:

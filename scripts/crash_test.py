@@ -33,31 +33,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
-from needlepoint.actions import consent, episodes, patients, screening
-from needlepoint.actions.clinics import issue_operator_token, register_clinic, register_user
-from needlepoint.actions.context import Actor
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
-from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.domain.commands import (
-    OpenEpisode,
-    RecordConsent,
-    RecordScreening,
-    RegisterClinic,
-    RegisterPatient,
-    RegisterUser,
-)
-from needlepoint.domain.enums import Role
-from needlepoint.domain.screening import questionnaire
 from needlepoint.queries.audit import verify_chains
+from needlepoint.synthetic.ready_patient import ready_patient
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
@@ -168,74 +155,19 @@ def writer(
 
 
 def setup(url: str) -> tuple[str, uuid.UUID]:
-    """A clinic, a clinician's API token and an open episode to write notes into."""
+    """A clinic, a clinician's API token and an open episode to write notes into (the
+    patient screened and consented: needling is checked on every note)."""
     engine = make_engine(url)
     upgrade(engine)
-    owner = register_clinic(
-        SqlUnitOfWork(engine),
-        RegisterClinic(
-            name="Crash Test Clinic",
-            owner_email=f"o-{uuid.uuid4().hex[:8]}@x.example",
-            owner_name="Owner",
-        ),
+    ready = ready_patient(
+        engine,
+        ready_at=datetime(2026, 2, 1, 10, tzinfo=UTC),
+        clinic_name="Crash Test Clinic",
+        with_token=True,
     )
-    as_owner = Actor(owner.id, owner.clinic_id, source="cli")
-    pt = register_user(
-        SqlUnitOfWork(engine),
-        as_owner,
-        RegisterUser(
-            email=f"pt-{uuid.uuid4().hex[:8]}@x.example", full_name="PT", role=Role.CLINICIAN
-        ),
-    )
-    as_pt = Actor(pt.id, pt.clinic_id, source="cli")
-    patient = patients.register_patient(
-        SqlUnitOfWork(engine),
-        as_pt,
-        RegisterPatient(
-            mrn="CRASH-1",
-            given_name="Kim",
-            family_name="Crash",
-            birth_date=date(1980, 1, 1),
-            sex="unknown",
-        ),
-    )
-    # Needling needs a current screening and a consent in force (clinical safety).
-    before = datetime(2026, 2, 1, 9, tzinfo=UTC)
-    screening.record_screening(
-        SqlUnitOfWork(engine),
-        as_pt,
-        RecordScreening(
-            patient_id=patient.id,
-            answers={q.id: False for q in questionnaire().questions},
-            screened_at=before,
-        ),
-    )
-    consent.record_consent(
-        SqlUnitOfWork(engine),
-        as_pt,
-        RecordConsent(
-            patient_id=patient.id,
-            template_id="dry_needling",
-            template_version="1.0",
-            signer_name="Kim Crash",
-            method="typed_name",
-            signed_at=before,
-            copy_given=True,
-        ),
-    )
-    episode = episodes.open_episode(
-        SqlUnitOfWork(engine),
-        as_pt,
-        OpenEpisode(
-            patient_id=patient.id,
-            condition="neck_pain",
-            onset_date=date(2026, 1, 1),
-            opened_on=date(2026, 2, 1),
-        ),
-    )
-    token = issue_operator_token(SqlUnitOfWork(engine), pt, "crash test")
     engine.dispose()
-    return token, episode.id
+    assert ready.token is not None
+    return ready.token, ready.episode.id
 
 
 def check(url: str, tally: Tally) -> tuple[int, list[str]]:
