@@ -63,27 +63,35 @@ class ReadPlan:
         args: Sequence[Any] | dict[str, Any] = (
             values if self.positional else dict(zip(names, values, strict=True))
         )
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, args)
-            fetched = cursor.fetchall()
-            if self.results is None:
-                self.results = tuple(
-                    t.result_processor(conn.dialect, d[1])
-                    for t, d in zip(self.types, cursor.description, strict=True)
-                )
-        except conn.dialect.loaded_dbapi.Error as exc:
-            # The same exception types as through SQLAlchemy, for the callers' handlers.
-            raise sa.exc.DBAPIError.instance(
-                self.sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-            ) from exc
-        finally:
-            cursor.close()
+        fetched, description = driver_rows(conn, self.sql, args)
+        if self.results is None:
+            self.results = tuple(
+                t.result_processor(conn.dialect, d[1])
+                for t, d in zip(self.types, description, strict=True)
+            )
         pairs = tuple(zip(self.columns, self.results or (), strict=True))
         return [
             {col: (proc(v) if proc else v) for (col, proc), v in zip(pairs, row, strict=True)}
             for row in fetched
         ]
+
+
+def driver_rows(
+    conn: sa.Connection, sql: str, args: Sequence[Any] | Mapping[str, Any]
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """Run driver-ready SQL and arguments on `conn`'s own DBAPI cursor (inside its
+    transaction): the rows as the driver returns them, and the cursor's description.
+    Driver errors are raised as SQLAlchemy's, as `Connection.execute` would."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, args)
+        return cursor.fetchall(), cursor.description
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 _PLANS: dict[tuple[str, Any], ReadPlan] = {}

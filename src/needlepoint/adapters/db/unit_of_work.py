@@ -27,7 +27,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
-from needlepoint.adapters.db.statements import plan
+from needlepoint.adapters.db.statements import driver_rows, plan
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, TrainingRecord, User
@@ -341,8 +341,8 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
             clinic = row[k_clinic]
             if clinic not in heads:
                 params = (clinic,) if dialect.positional else {"clinic_id": clinic}
-                found = conn.exec_driver_sql(_head_sql(dialect), params).first()
-                heads[clinic] = (found[0], found[1]) if found else (0, GENESIS)
+                found, _ = driver_rows(conn, _head_sql(dialect), params)
+                heads[clinic] = (found[0][0], found[0][1]) if found else (0, GENESIS)
             seq, prev = heads[clinic]
             seq += 1
             chained = link_hash(prev, seq, row[k_hash])
