@@ -82,3 +82,29 @@ def test_known_records_serve_only_the_first_transaction(clinic: ClinicFixture) -
             assert uow.get(User, user.id, uuid.uuid4()) is None
         with uow:
             assert uow.get(User, user.id, clinic.owner.clinic_id) == user
+
+
+def test_a_write_request_on_postgresql_authenticates_inside_its_transaction(
+    engine: sa.Engine, api: Api
+) -> None:
+    """PostgreSQL: the lookup begins the write transaction and scopes it to the holder's
+    clinic in the same statement; an unknown token leaves no transaction open. SQLite
+    (BEGIN IMMEDIATE comes with the action) looks up outside any transaction."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        holder = lookup_token(conn, api.tokens["clinician"], begin=True)
+        assert holder is not None
+        assert conn.in_transaction() is postgres
+        if postgres:
+            scope = conn.exec_driver_sql(
+                "SELECT current_setting('needlepoint.clinic_id', true)"
+            ).scalar_one()
+            assert scope == str(holder.clinic.id)
+        uow = SqlUnitOfWork(
+            engine, connection=conn, scoped_to=holder.clinic.id if postgres else None
+        )
+        with uow:
+            assert uow.get(User, holder.user.id, holder.clinic.id) == holder.user
+        assert not conn.in_transaction()
+        assert lookup_token(conn, "no-such-token", begin=True) is None
+        assert not conn.in_transaction()

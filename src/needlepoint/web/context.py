@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
+from needlepoint.adapters.db.engine import CLINIC_SETTING
 from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
 from needlepoint.adapters.db.statements import plan
 from needlepoint.adapters.db.tables import (
@@ -102,19 +103,37 @@ class TokenHolder:
     scopes: str
 
 
-def lookup_token(conn: sa.Connection, token: str) -> TokenHolder | None:
-    """Who holds this unrevoked token: one indexed query, outside any transaction (on
-    PostgreSQL in autocommit: no BEGIN and ROLLBACK round trips; on SQLite a statement
-    run on the driver's cursor opens none), on a connection the request keeps for its
-    action."""
-    sqlite = conn.dialect.name == "sqlite"
-    if not sqlite:
+# PostgreSQL writes: the same lookup inside the write transaction, setting its row-level
+# security scope to the holder's clinic in the same statement (staff tables are outside
+# row-level security, so the lookup needs no scope itself).
+_TOKEN_HOLDER_SCOPING = _TOKEN_HOLDER.add_columns(
+    sa.func.set_config(CLINIC_SETTING, sa.cast(users.c.clinic_id, sa.String), True).label("scope")
+)
+
+
+def lookup_token(conn: sa.Connection, token: str, *, begin: bool = False) -> TokenHolder | None:
+    """Who holds this unrevoked token: one indexed query on a connection the request keeps
+    for its action.
+
+    By default outside any transaction (PostgreSQL: in autocommit, no BEGIN and ROLLBACK
+    round trips; SQLite: a statement on the driver's cursor opens none). `begin=True` on
+    PostgreSQL starts the action's transaction with the lookup, scoped to the holder's
+    clinic (see `SqlUnitOfWork(scoped_to=…)`): a token revoked meanwhile cannot slip
+    between the check and the write, and the scope costs no round trip of its own. If
+    nobody holds the token, that transaction is rolled back."""
+    params = {"token_hash": hash_api_token(token)}
+    if conn.dialect.name == "sqlite":
+        rows = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER).rows(conn, params)
+    elif begin:
+        conn.begin()
+        rows = plan(conn.dialect, "token_scoping", lambda: _TOKEN_HOLDER_SCOPING).rows(conn, params)
+        if not rows:
+            conn.rollback()
+    else:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        read = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER)
-        rows = read.rows(conn, {"token_hash": hash_api_token(token)})
-    finally:
-        if not sqlite:
+        try:
+            rows = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER).rows(conn, params)
+        finally:
             conn.execution_options(isolation_level=conn.default_isolation_level)
     if not rows:
         return None
@@ -158,7 +177,7 @@ class ApiCredentials:
             holder = None
             if self._token:
                 self._conn = self._engine.connect()
-                holder = lookup_token(self._conn, self._token)
+                holder = lookup_token(self._conn, self._token, begin=self._writes)
             if holder is None:
                 self.close()
                 self._log_refused()
@@ -216,7 +235,13 @@ class ApiCredentials:
         """A unit of work for one action of this request, on the request's connection."""
         context = self._resolve()
         known, self._known = self._known or (), None  # only the first action's reads
-        return SqlUnitOfWork(context.engine, connection=self._conn, known=known)
+        scoped = self._conn is not None and self._conn.in_transaction()
+        return SqlUnitOfWork(
+            context.engine,
+            connection=self._conn,
+            known=known,
+            scoped_to=context.actor.clinic_id if scoped else None,
+        )
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:

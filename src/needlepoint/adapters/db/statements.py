@@ -36,11 +36,13 @@ class ReadPlan:
     binds: tuple[tuple[str, Processor], ...]
     types: tuple[sa.types.TypeEngine[Any], ...]
     columns: tuple[str, ...]
+    constants: dict[str, Any]
     results: tuple[Processor, ...] | None = None
 
     @classmethod
     def of(cls, stmt: sa.Select[Any], dialect: sa.Dialect) -> ReadPlan:
-        """Compile `stmt` (whose binds are all named `bindparam`s) for `dialect`."""
+        """Compile `stmt` for `dialect`: its named `bindparam`s are given to `rows()`,
+        its literal values are kept."""
         compiled = stmt.compile(dialect=dialect)
         names: tuple[str, ...] = (
             tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
@@ -53,12 +55,15 @@ class ReadPlan:
                 for n in names
             ),
             types=tuple(c.type.dialect_impl(dialect) for c in stmt.selected_columns),
+            # Literal values in the statement (e.g. a function's constant arguments).
+            constants={n: b.value for n, b in compiled.binds.items() if not b.required},
             columns=tuple(str(c.key) for c in stmt.selected_columns),
         )
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The result rows as column → value mappings, read on `conn`'s transaction."""
-        values = [proc(params[n]) if proc else params[n] for n, proc in self.binds]
+        given = {**self.constants, **params}
+        values = [proc(given[n]) if proc else given[n] for n, proc in self.binds]
         names = (n for n, _ in self.binds)
         args: Sequence[Any] | dict[str, Any] = (
             values if self.positional else dict(zip(names, values, strict=True))

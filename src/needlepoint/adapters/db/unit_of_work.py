@@ -439,16 +439,20 @@ class SqlUnitOfWork(UnitOfWork):
         *,
         connection: sa.Connection | None = None,
         known: Iterable[Entity] = (),
+        scoped_to: UUID | None = None,
     ) -> None:
         """`connection`: run the transaction on this open connection (a request's, which
         it already used to authenticate) and leave it open afterwards; by default a
-        connection is taken from the engine's pool. `known`: records the caller read
-        just before (the authenticated user and their clinic), served to this unit of
-        work's first transaction instead of being read again."""
+        connection is taken from the engine's pool. If the connection is already in a
+        transaction (begun by the request's authentication, its row-level-security scope
+        set to `scoped_to`), the first transaction continues it. `known`: records the
+        caller read just before (the authenticated user and their clinic), served to
+        this unit of work's first transaction instead of being read again."""
         super().__init__(clock, ids)
         self.engine = engine
         self._lent = connection
         self._known: dict[UUID, Entity] = {e.id: e for e in known}
+        self._begun_scope = scoped_to
         self._conn: sa.Connection | None = None
         self._scope: UUID | None = None
 
@@ -462,8 +466,13 @@ class SqlUnitOfWork(UnitOfWork):
     def _begin(self) -> None:
         conn = self._lent if self._lent is not None else self.engine.connect()
         self._conn = conn.execution_options(**{WRITE_OPTION: True})
-        self._conn.begin()
-        self._scope = None
+        self._scope, self._begun_scope = self._begun_scope, None
+        if self._conn.in_transaction():
+            if self._scope is None:
+                raise RuntimeError("a lent connection in a transaction needs its scope")
+        else:
+            self._conn.begin()
+            self._scope = None
 
     def _release(self) -> None:
         """End of the transaction: return the connection unless it was lent, and forget
