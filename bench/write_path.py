@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -288,6 +289,10 @@ def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL")
     parser.add_argument("--no-pg", action="store_true")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
+    print(f"machine load (1 min) before: {load:.2f} on {os.cpu_count()} cores")
+    if load > 0.5:
+        print("  (busy machine: other processes compete for the CPU and the disk's fsyncs)")
 
     with tempfile.TemporaryDirectory() as tmp:
 
