@@ -68,7 +68,7 @@ class ReadPlan:
         args: Sequence[Any] | dict[str, Any] = (
             values if self.positional else dict(zip(names, values, strict=True))
         )
-        fetched, description = driver_rows(conn, self.sql, args)
+        fetched, description = driver_rows(conn, self.sql, args, describe=self.results is None)
         if self.results is None:
             self.results = tuple(
                 t.result_processor(conn.dialect, d[1])
@@ -82,15 +82,40 @@ class ReadPlan:
 
 
 def driver_rows(
-    conn: sa.Connection, sql: str, args: Sequence[Any] | Mapping[str, Any]
+    conn: sa.Connection,
+    sql: str,
+    args: Sequence[Any] | Mapping[str, Any],
+    *,
+    describe: bool = False,
 ) -> tuple[Sequence[Any], Sequence[Any]]:
     """Run driver-ready SQL and arguments on `conn`'s own DBAPI cursor (inside its
-    transaction): the rows as the driver returns them, and the cursor's description.
+    transaction): the rows as the driver returns them, and (`describe`) the cursor's
+    description.
     Driver errors are raised as SQLAlchemy's, as `Connection.execute` would."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql, args)
-        return cursor.fetchall(), cursor.description
+        # psycopg builds the description's column objects anew on each access: only
+        # when asked (a plan's first run).
+        return cursor.fetchall(), (cursor.description or ()) if describe else ()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
+
+
+def driver_write(conn: sa.Connection, sql: str, args: Any, *, many: bool = False) -> None:
+    """Run a driver-ready INSERT on `conn`'s DBAPI cursor (inside its transaction), once
+    or (`many`) for each of `args`. Driver errors are raised as SQLAlchemy's (an
+    `IntegrityError` stays one, for the unique-field messages)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise sa.exc.DBAPIError.instance(
             sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect

@@ -27,7 +27,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
-from needlepoint.adapters.db.statements import driver_rows, plan
+from needlepoint.adapters.db.statements import driver_rows, driver_write, plan
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, TrainingRecord, User
@@ -353,9 +353,11 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
         prepared[i] = (name, linked)
 
 
-_MULTI_ROW_MAX = 32
-"""Up to this many rows of a table go to PostgreSQL as one multi-row INSERT; more (the
-generator's batches) as one executemany, which psycopg pipelines."""
+_MULTI_ROW_PARAMS = 50
+"""A table's rows go to PostgreSQL as one multi-row INSERT when they need at most this
+many parameters (psycopg caches the parsing of such statements only); otherwise (the
+generator's batches, a note's needling sites) as one executemany, which psycopg
+pipelines."""
 
 
 @functools.cache
@@ -371,18 +373,25 @@ def _multi_row_sql(dialect: sa.Dialect, table_name: str, n: int) -> str:
 
 
 def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
-    """Insert prepared rows, table by table (audit events linked first). SQLite: one
-    executemany per table (in process, no round trips). PostgreSQL: a note's few rows
+    """Insert prepared rows, table by table (audit events linked first), on the driver's
+    cursor (no result to set up). SQLite: one executemany per table (in process, no
+    round trips). PostgreSQL: a note's few rows
     per table as one multi-row INSERT, one round trip, without entering and leaving
     psycopg's pipeline mode for each table."""
     link_audit_chain(conn, prepared)
     dialect = conn.dialect
     for name, rows in prepared:
-        if not dialect.positional and 1 < len(rows) <= _MULTI_ROW_MAX:
+        if (
+            not dialect.positional
+            and len(rows) > 1
+            and len(rows) * len(rows[0]) <= _MULTI_ROW_PARAMS
+        ):
             params = {f"r{i}_{c}": v for i, row in enumerate(rows) for c, v in row.items()}
-            conn.exec_driver_sql(_multi_row_sql(dialect, name, len(rows)), params)
-        else:
-            conn.exec_driver_sql(_insert_plan(dialect, metadata.tables[name]).sql, rows)
+            driver_write(conn, _multi_row_sql(dialect, name, len(rows)), params)
+        elif len(rows) == 1:
+            driver_write(conn, _insert_plan(dialect, metadata.tables[name]).sql, rows[0])
+        elif rows:
+            driver_write(conn, _insert_plan(dialect, metadata.tables[name]).sql, rows, many=True)
 
 
 def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
