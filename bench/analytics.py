@@ -48,6 +48,7 @@ from needlepoint.analytics.responders import (
 from needlepoint.domain.enums import Role
 from needlepoint.queries.reader import Reader
 from needlepoint.synthetic.clinic import generate_clinic
+from needlepoint.synthetic.model import REGISTRY
 
 SEED = 2026
 
@@ -70,9 +71,12 @@ def build(path: Path, patients: int, reuse: bool) -> dict[str, Any]:
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     start = time.perf_counter()
-    report = generate_clinic(engine, patients_count=patients, seed=SEED, truth_path=truth_path)
+    report = generate_clinic(
+        engine, patients_count=patients, seed=SEED, truth_path=truth_path, protocol=REGISTRY
+    )
     print(
-        f"generated {patients:,} patients, {report.sessions:,} sessions in "
+        f"generated {patients:,} patients, {len(report.truth['episodes']):,} episodes, "
+        f"{report.sessions:,} sessions in "
         f"{time.perf_counter() - start:.0f} s -> {path}"
     )
     engine.dispose()
