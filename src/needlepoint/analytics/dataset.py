@@ -14,6 +14,7 @@ without an episode are left out); the loader needs `Permission.READ_CLINICAL`.""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
 _TS = pa.timestamp("us")
+_CONTEXT = ("joint", "movement", "side", "site", "location")  # measurement context keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +100,45 @@ def _raw(col: Any, dialect: str) -> Any:
     return col
 
 
+_BATCH_ROWS = 200_000
+
+
 def _fetch(conn: sa.Connection, stmt: Any, schema: pa.Schema, dialect: str) -> pa.Table:
-    rows = conn.execute(stmt).fetchall()
-    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-    arrays = []
-    for field, values in zip(schema, columns, strict=True):
-        kind = field.type
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            if dialect == "sqlite":
-                arrays.append(pa.array(values, pa.string()).cast(kind))
-            elif pa.types.is_timestamp(kind):
-                arrays.append(pa.array(values, pa.timestamp("us", tz="UTC")).cast(kind))
-            else:
-                arrays.append(pa.array(values, kind))
-        else:
-            arrays.append(pa.array(values, kind))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    """A select's rows as an Arrow table, converted a batch of rows at a time.
+
+    The driver's own rows are read: every column selected in `load` needs no result
+    processing (text, numbers, raw dates), and skipping SQLAlchemy's row objects saves
+    about a fifth of the load."""
+    cursor = conn.execute(stmt).cursor
+    batches = []
+    while rows := cursor.fetchmany(_BATCH_ROWS):
+        arrays = [
+            _column([row[i] for row in rows], field.type, dialect) for i, field in enumerate(schema)
+        ]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _column(values: list[Any], kind: pa.DataType, dialect: str) -> pa.Array:
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        if dialect == "sqlite":  # ISO text
+            return pa.array(values, pa.string()).cast(kind)
+        if pa.types.is_timestamp(kind):
+            return pa.array(values, pa.timestamp("us", tz="UTC")).cast(kind)
+    return pa.array(values, kind)
+
+
+def _context_columns(table: pa.Table) -> pa.Table:
+    """The measurements' context (JSON text with few distinct values) as one text column per
+    key of `_CONTEXT`: each distinct text is decoded once, not each row in the database."""
+    coded = pc.dictionary_encode(table["context"]).combine_chunks()
+    decoded = [json.loads(text) for text in coded.dictionary.to_pylist()]
+    out = table.drop_columns(["context"])
+    for key in _CONTEXT:
+        values = [c.get(key) if isinstance(c, dict) else None for c in decoded]
+        text = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+        out = out.append_column(key, pa.array(text, pa.string()).take(coded.indices))
+    return out
 
 
 def _schema(**fields: pa.DataType) -> pa.Schema:
@@ -208,11 +233,7 @@ def load(reader: Reader) -> Dataset:
             m.c.instrument_id,
             m.c.score,
             _raw(m.c.taken_at, d),
-            m.c.context["joint"].as_string().label("joint"),
-            m.c.context["movement"].as_string().label("movement"),
-            m.c.context["side"].as_string().label("side"),
-            m.c.context["site"].as_string().label("site"),
-            m.c.context["location"].as_string().label("location"),
+            sa.cast(m.c.context, sa.String).label("context"),
         ).where(m.c.clinic_id == clinic, m.c.episode_id.is_not(None), m.c.score.is_not(None)),
         _schema(
             episode_id=pa.string(),
@@ -220,14 +241,11 @@ def load(reader: Reader) -> Dataset:
             instrument_id=pa.string(),
             score=pa.float64(),
             taken_at=_TS,
-            joint=pa.string(),
-            movement=pa.string(),
-            side=pa.string(),
-            site=pa.string(),
-            location=pa.string(),
+            context=pa.string(),
         ),
         d,
     )
+    measurements = _context_columns(measurements)
     mu = t.medication_uses
     medication = _fetch(
         conn,
@@ -271,9 +289,6 @@ def load(reader: Reader) -> Dataset:
         }
     )
     return Dataset(**keyed, loaded_in_s=time.perf_counter() - started)
-
-
-_CONTEXT = ("joint", "movement", "side", "site", "location")
 
 
 class Snapshot:
