@@ -201,6 +201,18 @@ class Workspace:
         names = rel.columns
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
 
+    def series_of(self, instrument_id: str, alias: str = "") -> str:
+        """A condition on measurements: the instrument's series, as literal series ids (an
+        integer test that skips the other series' row groups, not a comparison of text)."""
+        ids = [
+            str(r[0])
+            for r in self.con.execute(
+                "SELECT series_id FROM measurement_series WHERE instrument_id = ?", [instrument_id]
+            ).fetchall()
+        ]
+        column = f"{alias}.series_id" if alias else "series_id"
+        return f"{column} IN ({', '.join(ids)})" if ids else "false"
+
     def _ensure_thresholds(self) -> None:
         """Define the views and find the threshold of every series present (one pass over
         the measurements), on first use."""
@@ -258,7 +270,7 @@ FROM sessions;
 CREATE TEMP VIEW nprs_points AS
 SELECT m.episode_id, m.score, m.taken_at, coalesce(o.ordinal, 0) AS ordinal
 FROM measurements m LEFT JOIN session_order o ON o.session_id = m.session_id
-WHERE m.instrument_id = 'nprs';
+WHERE {self.series_of("nprs", "m")};
 
 CREATE TEMP VIEW nprs_course AS
 WITH b AS (
@@ -513,7 +525,7 @@ WITH c AS (
   FROM episodes e LEFT JOIN (
     SELECT episode_id, count(*) AS n, arg_min(score, taken_at) AS baseline,
            arg_max(score, taken_at) AS latest
-    FROM measurements WHERE instrument_id = 'nprs' GROUP BY episode_id
+    FROM measurements WHERE {ws.series_of("nprs")} GROUP BY episode_id
   ) n USING (episode_id)
   GROUP BY e.condition
 )
