@@ -107,6 +107,11 @@ def create_clinic(
     console.print(f"API token (shown once): [bold]{token}[/]")
 
 
+class GenerationProtocol(StrEnum):
+    ROUTINE = "routine"
+    REGISTRY = "registry"
+
+
 @app.command("generate")
 def generate(
     patients: Annotated[int, typer.Option(min=1, max=1_000_000, help="Number of patients")] = 200,
@@ -118,11 +123,19 @@ def generate(
         Path | None,
         typer.Option(help="Where to write the planted effects (default: beside the database)"),
     ] = None,
+    protocol: Annotated[
+        GenerationProtocol,
+        typer.Option(
+            help="routine: one episode a patient, the usual measures; registry: returning "
+            "patients and pain thresholds, ROM and more function scores at every session"
+        ),
+    ] = GenerationProtocol.ROUTINE,
     db: DbOption = None,
 ) -> None:
     """Generate a synthetic clinic (through the actions) with planted effects."""
     from needlepoint.bootstrap import open_database
     from needlepoint.synthetic.clinic import generate_clinic
+    from needlepoint.synthetic.model import PROTOCOLS
 
     url = _url(db)
     engine = open_database(url)
@@ -144,10 +157,12 @@ def generate(
             practitioners_count=practitioners,
             truth_path=truth_path,
             on_patient=lambda: progress.advance(task),
+            protocol=PROTOCOLS[protocol.value],
         )
     elapsed = time.perf_counter() - started
     console.print(
-        f"clinic {report.clinic_id}: {report.patients} patients, {report.sessions} sessions, "
+        f"clinic {report.clinic_id}: {report.patients} patients, "
+        f"{len(report.truth['episodes'])} episodes, {report.sessions} sessions, "
         f"{report.actions} actions in {elapsed:.1f} s"
     )
     console.print(f"planted effects: {report.truth_path}")

@@ -16,6 +16,7 @@ from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.domain import instruments
 from needlepoint.domain.catalogue import muscles
 from needlepoint.synthetic.clinic import ANCHOR, generate_clinic
+from needlepoint.synthetic.model import REGISTRY, ROUTINE, Protocol
 
 
 def fresh_sqlite(path: Path) -> sa.Engine:
@@ -56,11 +57,16 @@ def test_another_seed_another_clinic(tmp_path: Path, small_clinic: tuple[sa.Engi
     assert dump(other)["patients"] != dump(small_clinic[0])["patients"]
 
 
-def test_bulk_path_writes_the_same_rows_as_one_transaction_per_action(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [ROUTINE, REGISTRY], ids=["routine", "registry"])
+def test_bulk_path_writes_the_same_rows_as_one_transaction_per_action(
+    tmp_path: Path, protocol: Protocol
+) -> None:
     bulk = fresh_sqlite(tmp_path / "bulk.db")
     per_action = fresh_sqlite(tmp_path / "actions.db")
-    generate_clinic(bulk, patients_count=15, seed=3, mode="bulk", chunk_size=4, workers=1)
-    generate_clinic(per_action, patients_count=15, seed=3, mode="actions")
+    generate_clinic(
+        bulk, patients_count=15, seed=3, mode="bulk", chunk_size=4, workers=1, protocol=protocol
+    )
+    generate_clinic(per_action, patients_count=15, seed=3, mode="actions", protocol=protocol)
     a, b = dump(bulk), dump(per_action)
     assert sum(len(rows) for rows in a.values()) > 500
     assert a == b
@@ -72,6 +78,57 @@ def test_worker_processes_write_the_same_clinic_as_one_process(tmp_path: Path) -
     generate_clinic(parallel, patients_count=40, seed=12, chunk_size=5, workers=2)
     generate_clinic(serial, patients_count=40, seed=12, chunk_size=7, workers=1)
     assert dump(parallel) == dump(serial)
+
+
+def test_registry_patients_return_with_new_episodes_measured_at_every_session(
+    tmp_path: Path,
+) -> None:
+    engine = fresh_sqlite(tmp_path / "registry.db")
+    report = generate_clinic(engine, patients_count=80, seed=21, protocol=REGISTRY)
+    assert (
+        generate_clinic(
+            fresh_sqlite(tmp_path / "again.db"), patients_count=80, seed=21, protocol=REGISTRY
+        ).truth
+        == report.truth
+    )
+    episodes = report.truth["episodes"]
+    returning = [e for e in episodes if e.get("returning")]
+    assert 15 <= len(returning) <= 60  # about half of those discharged in time come back
+    assert report.truth["protocol"]["measures"] == "registry"
+    with engine.connect() as conn:
+        spans = conn.execute(
+            sa.select(
+                t.episodes.c.patient_id,
+                t.episodes.c.opened_on,
+                t.episodes.c.closed_on,
+                sa.func.min(t.sessions.c.started_at),
+                sa.func.max(t.sessions.c.started_at),
+            )
+            .join(t.sessions, t.sessions.c.episode_id == t.episodes.c.id)
+            .group_by(t.episodes.c.id)
+            .order_by(t.episodes.c.patient_id, t.episodes.c.opened_on)
+        ).all()
+        per_session = conn.execute(
+            sa.select(t.measurements.c.instrument_id, sa.func.count()).group_by(
+                t.measurements.c.instrument_id
+            )
+        ).all()
+        measures = conn.execute(sa.select(t.measurements)).all()
+    assert len(spans) == len(episodes)
+    previous: dict[Any, Any] = {}
+    for patient, opened, closed, first, last in spans:
+        if patient in previous:  # one episode at a time: discharged before the next opens
+            assert previous[patient] is not None
+            assert previous[patient] < opened
+        assert str(first)[:10] == str(opened)
+        assert str(last)[:10] <= ANCHOR.isoformat()
+        previous[patient] = closed
+    counts = dict(per_session)
+    sessions = report.sessions
+    assert counts["nprs"] == counts["rom"] == sessions  # every session
+    assert counts["ppt"] == 2 * sessions  # the treated trigger point and its control
+    for m in measures:
+        assert instruments.score(instruments.get(m.instrument_id), m.answers) == m.score
 
 
 def test_the_same_seed_gives_the_same_clinic_on_postgresql_and_sqlite(

@@ -109,8 +109,11 @@ WHERE {where}
     return out
 
 
-def compute(data: datasets.Dataset, fitted: Fitted | None = None) -> tuple[Dashboard, Fitted]:
-    """The whole dashboard for a loaded dataset (fitting the models unless given)."""
+def compute(
+    data: datasets.Dataset | datasets.Snapshot, fitted: Fitted | None = None
+) -> tuple[Dashboard, Fitted]:
+    """The whole dashboard for a loaded dataset or its snapshot (fitting the models unless
+    given). Everything derived is computed afresh in a workspace of its own."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -161,6 +164,7 @@ def compute(data: datasets.Dataset, fitted: Fitted | None = None) -> tuple[Dashb
         "(SELECT count(DISTINCT patient_id) FROM episodes)"
     )
     lap("tiles")
+    ws.con.close()  # the derived tables go with the workspace's cursor
     return (
         Dashboard(
             episodes=int(episodes),

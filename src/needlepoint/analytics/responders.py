@@ -1,9 +1,10 @@
 """Responder rates per benefit, with Wilson intervals and their denominators.
 
-A `Workspace` is a DuckDB connection over one `Dataset`'s Arrow tables, with views that
-derive, per episode, its descriptors (condition, practitioner, technique, co-interventions,
-period, covariates) and, per benefit, whether it has a complete pair (baseline and
-follow-up) and whether the change reached the published threshold. The views are lazy:
+A `Workspace` is a DuckDB cursor on one `Snapshot` (the clinic's records as native
+tables), with temporary views that derive, per episode, its descriptors (condition,
+practitioner, technique, co-interventions, period, covariates) and, per benefit, whether it
+has a complete pair (baseline and follow-up) and whether the change reached the published
+threshold. The views are lazy:
 a query computes only what it reads; `materialise()` stores the shared ones once.
 
 How each benefit counts an episode (`CRITERIA` below, shown beside every rate):
@@ -30,7 +31,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from needlepoint.analytics.dataset import Dataset, integer_keys
+from needlepoint.analytics.dataset import Dataset, Snapshot
 from needlepoint.domain import instruments
 from needlepoint.domain.benefits import benefits
 from needlepoint.domain.responders import meaningful_threshold
@@ -101,13 +102,14 @@ class ResponderRow:
     criterion: str
 
 
-def _thresholds(series_keys: list[tuple[str, str, str, str, str, str]]) -> pa.Table:
-    """The meaningful threshold of each series present (instrument and context), from the
-    instrument library, so SQL applies exactly the domain's rule."""
+def _thresholds(series_keys: list[tuple[int, str, str, str, str, str, str]]) -> pa.Table:
+    """The meaningful threshold of each series present (series id, instrument and context),
+    from the instrument library, so SQL applies exactly the domain's rule."""
     library = instruments.library()
     rows: dict[str, list[Any]] = {
         k: []
         for k in (
+            "series_id",
             "instrument_id",
             "joint",
             "movement",
@@ -120,10 +122,10 @@ def _thresholds(series_keys: list[tuple[str, str, str, str, str, str]]) -> pa.Ta
         )
     }
     for key in series_keys:
-        inst = library.get(key[0])
+        inst = library.get(key[1])
         if inst is None:
             continue
-        context = dict(zip(("joint", "movement", "side", "site", "location"), key[1:], strict=True))
+        context = dict(zip(("joint", "movement", "side", "site", "location"), key[2:], strict=True))
         thr = meaningful_threshold(inst, {k: v for k, v in context.items() if v})
         for name, value in zip(rows, key, strict=False):
             rows[name].append(value)
@@ -132,7 +134,8 @@ def _thresholds(series_keys: list[tuple[str, str, str, str, str, str]]) -> pa.Ta
         rows["worse"].append(inst.higher_is == "worse")
     return pa.table(
         {
-            **{k: pa.array(rows[k], pa.string()) for k in list(rows)[:6]},
+            "series_id": pa.array(rows["series_id"], pa.int32()),
+            **{k: pa.array(rows[k], pa.string()) for k in list(rows)[1:7]},
             "value": pa.array(rows["value"], pa.float64()),
             "percent": pa.array(rows["percent"], pa.float64()),
             "worse": pa.array(rows["worse"], pa.bool_()),
@@ -167,16 +170,12 @@ _MATERIALISED = (
 
 
 class Workspace:
-    """DuckDB over one dataset's Arrow tables, with the episode-level views."""
+    """A cursor on a snapshot's tables, with the episode-level views (temporary: each
+    workspace derives its own; a `Dataset` given instead is made into a snapshot first)."""
 
-    def __init__(self, data: Dataset, *, threads: int | None = None) -> None:
-        self.data = data
-        self.con = duckdb.connect(config={"threads": threads} if threads else {})
-        tables = data.tables()
-        if pa.types.is_string(tables["episodes"].schema.field("episode_id").type):
-            tables = integer_keys(tables)
-        for name, table in tables.items():
-            self.con.register(name, table)
+    def __init__(self, data: Dataset | Snapshot, *, threads: int | None = None) -> None:
+        self.snapshot = data if isinstance(data, Snapshot) else Snapshot(data, threads=threads)
+        self.con = self.snapshot.cursor()
         self.con.register("benefit_instruments", _benefit_instruments())
         self.con.register("thresholds", _thresholds([]))  # filled on first use
         self._thresholds_ready = False
@@ -202,6 +201,18 @@ class Workspace:
         names = rel.columns
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
 
+    def series_of(self, instrument_id: str, alias: str = "") -> str:
+        """A condition on measurements: the instrument's series, as literal series ids (an
+        integer test that skips the other series' row groups, not a comparison of text)."""
+        ids = [
+            str(r[0])
+            for r in self.con.execute(
+                "SELECT series_id FROM measurement_series WHERE instrument_id = ?", [instrument_id]
+            ).fetchall()
+        ]
+        column = f"{alias}.series_id" if alias else "series_id"
+        return f"{column} IN ({', '.join(ids)})" if ids else "false"
+
     def _ensure_thresholds(self) -> None:
         """Define the views and find the threshold of every series present (one pass over
         the measurements), on first use."""
@@ -209,9 +220,8 @@ class Workspace:
             return
         self._define_views()  # on first use: the headline table reads the base tables only
         keys = self.con.sql(
-            "SELECT DISTINCT instrument_id, coalesce(joint, ''), coalesce(movement, ''), "
-            "coalesce(side, ''), coalesce(site, ''), coalesce(location, '') "
-            "FROM measurements WHERE instrument_id IN "
+            "SELECT series_id, instrument_id, joint, movement, side, site, location "
+            "FROM measurement_series WHERE instrument_id IN "
             "(SELECT instrument_id FROM benefit_instruments)"
         ).fetchall()
         self.con.register("thresholds", _thresholds([tuple(k) for k in keys]))
@@ -224,8 +234,8 @@ class Workspace:
             return
         self._ensure_thresholds()
         for view in _MATERIALISED:
-            self.con.execute(f"CREATE TABLE {view}_t AS SELECT * FROM {view}")
-            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_t")
+            self.con.execute(f"CREATE TEMP TABLE {view}_t AS SELECT * FROM {view}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_t")
         self.materialised = True
 
     def _define_views(self) -> None:
@@ -252,17 +262,17 @@ class Workspace:
             ),
         )
         self.con.execute(f"""
-CREATE VIEW session_order AS
+CREATE TEMP VIEW session_order AS
 SELECT session_id, episode_id, started_at,
        row_number() OVER (PARTITION BY episode_id ORDER BY started_at, session_id) AS ordinal
 FROM sessions;
 
-CREATE VIEW nprs_points AS
+CREATE TEMP VIEW nprs_points AS
 SELECT m.episode_id, m.score, m.taken_at, coalesce(o.ordinal, 0) AS ordinal
 FROM measurements m LEFT JOIN session_order o ON o.session_id = m.session_id
-WHERE m.instrument_id = 'nprs';
+WHERE {self.series_of("nprs", "m")};
 
-CREATE VIEW nprs_course AS
+CREATE TEMP VIEW nprs_course AS
 WITH b AS (
   SELECT episode_id, count(*) AS n, arg_min(score, taken_at) AS baseline,
          arg_max(score, taken_at) AS latest, min(taken_at) AS first_at,
@@ -276,41 +286,38 @@ WITH b AS (
 )
 SELECT b.*, r.mcid_at, r.mcid_ordinal FROM b LEFT JOIN r USING (episode_id);
 
-CREATE VIEW plan_flags AS
+CREATE TEMP VIEW plan_flags AS
 SELECT episode_id,
        bool_or(modality = 'exercise') AS exercise,
        bool_or(modality = 'manual_therapy') AS manual_therapy
 FROM plan GROUP BY episode_id;
 
-CREATE VIEW episode_technique AS
-SELECT episode_id, arg_max(technique, sites) AS technique
+CREATE TEMP VIEW episode_technique AS
+SELECT episode_id, first(technique ORDER BY sites DESC, technique) AS technique
 FROM (SELECT episode_id, technique, sum(sites) AS sites FROM techniques GROUP BY ALL)
 GROUP BY episode_id;
 
-CREATE VIEW episode_sessions AS
+CREATE TEMP VIEW episode_sessions AS
 SELECT episode_id, count(*) AS sessions FROM sessions GROUP BY episode_id;
 
-CREATE VIEW series AS
-SELECT episode_id, instrument_id, coalesce(joint, '') AS joint,
-       coalesce(movement, '') AS movement, coalesce(side, '') AS side,
-       coalesce(site, '') AS site, coalesce(location, '') AS location,
-       count(*) AS n, arg_min(score, taken_at) AS baseline, arg_max(score, taken_at) AS latest
+CREATE TEMP VIEW series AS
+SELECT episode_id, series_id, count(*) AS n, arg_min(score, taken_at) AS baseline,
+       arg_max(score, taken_at) AS latest
 FROM measurements
-WHERE instrument_id IN (SELECT instrument_id FROM benefit_instruments)
+WHERE series_id IN (SELECT series_id FROM thresholds)
 GROUP BY ALL;
 
-CREATE VIEW function_course AS
-SELECT s.episode_id, s.instrument_id, s.baseline, s.latest, s.n,
+CREATE TEMP VIEW function_course AS
+SELECT s.episode_id, t.instrument_id, s.baseline, s.latest, s.n,
        (CASE WHEN t.worse THEN s.baseline - s.latest ELSE s.latest - s.baseline END
          * 100.0 / nullif(i.hi - i.lo, 0)) AS change_pct,
        CASE WHEN t.worse THEN s.baseline - i.lo ELSE i.hi - s.baseline END
          * 100.0 / nullif(i.hi - i.lo, 0) AS baseline_pct
-FROM series s JOIN thresholds t USING (instrument_id, joint, movement, side, site, location)
+FROM series s JOIN thresholds t USING (series_id)
 JOIN function_ranges i USING (instrument_id)
-WHERE s.instrument_id IN (SELECT instrument_id FROM function_ranges)
-QUALIFY row_number() OVER (PARTITION BY s.episode_id ORDER BY s.n DESC, s.instrument_id) = 1;
+QUALIFY row_number() OVER (PARTITION BY s.episode_id ORDER BY s.n DESC, t.instrument_id) = 1;
 
-CREATE VIEW episode_facts AS
+CREATE TEMP VIEW episode_facts AS
 SELECT e.episode_id, e.patient_id, e.practitioner_id, e.practitioner, e.condition,
        e.status, e.sex, e.opened_on, e.closed_on,
        date_diff('day', e.onset_date, e.opened_on) > {CHRONIC_AFTER_DAYS} AS chronic,
@@ -337,14 +344,14 @@ LEFT JOIN episode_sessions s USING (episode_id)
 LEFT JOIN nprs_course n USING (episode_id)
 LEFT JOIN function_course f USING (episode_id);
 
-CREATE VIEW measured_outcomes AS
+CREATE TEMP VIEW measured_outcomes AS
 WITH s AS (
   SELECT bi.benefit, bi.pos, s.episode_id, s.n,
          (t.value IS NOT NULL OR t.percent IS NOT NULL) AS has_threshold,
          CASE WHEN t.worse THEN s.baseline - s.latest ELSE s.latest - s.baseline END AS better,
          s.baseline, t.value, t.percent
   FROM series s
-  JOIN thresholds t USING (instrument_id, joint, movement, side, site, location)
+  JOIN thresholds t USING (series_id)
   JOIN benefit_instruments bi USING (instrument_id)
 ), u AS (
   SELECT *, n >= 2 AND has_threshold AS usable,
@@ -363,7 +370,7 @@ SELECT episode_id, benefit, true AS eligible, bool_or(usable) AS complete,
        coalesce(bool_or(reached) FILTER (WHERE usable AND pos = best), false) AS responder
 FROM ranked GROUP BY episode_id, benefit;
 
-CREATE VIEW trigger_point_outcomes AS
+CREATE TEMP VIEW trigger_point_outcomes AS
 WITH s AS (
   SELECT o.episode_id, x.active_trigger_points AS active, o.ordinal
   FROM sites x JOIN session_order o USING (session_id)
@@ -373,7 +380,7 @@ SELECT episode_id, 'muscle_relaxation' AS benefit, true AS eligible,
        count(*) >= 2 AND arg_max(active, ordinal) < arg_min(active, ordinal) AS responder
 FROM s GROUP BY episode_id;
 
-CREATE VIEW analgesic_days AS
+CREATE TEMP VIEW analgesic_days AS
 WITH latest_per_drug AS (
   SELECT episode_id, drug, drug_class,
          arg_min(days_per_week, (recorded_on, created_at)) AS first_days,
@@ -390,13 +397,13 @@ SELECT l.episode_id, l.drug_class,
 FROM latest_per_drug l JOIN first_day f USING (episode_id)
 GROUP BY l.episode_id, l.drug_class;
 
-CREATE VIEW analgesic_outcomes AS
+CREATE TEMP VIEW analgesic_outcomes AS
 SELECT episode_id, 'drug_free_management' AS benefit, true AS eligible,
        any_value(log_days) >= 2 AS complete, false AS no_threshold,
        any_value(log_days) >= 2 AND sum(after_days) < sum(before_days) AS responder
 FROM analgesic_days GROUP BY episode_id;
 
-CREATE VIEW derived_outcomes AS
+CREATE TEMP VIEW derived_outcomes AS
 SELECT episode_id, 'faster_recovery' AS benefit, nprs_n >= 1 AS eligible,
        nprs_n >= 2 AND (mcid_ordinal <= {PROGNOSIS_SESSION}
          OR last_ordinal >= {PROGNOSIS_SESSION} OR status = 'closed') AS complete,
@@ -410,7 +417,7 @@ FROM episode_facts f LEFT JOIN measured_outcomes m
   ON m.episode_id = f.episode_id AND m.benefit = 'pain_relief'
 WHERE f.exercise OR f.manual_therapy;
 
-CREATE VIEW episode_outcomes AS
+CREATE TEMP VIEW episode_outcomes AS
 SELECT * FROM measured_outcomes
 UNION ALL SELECT * FROM trigger_point_outcomes
 UNION ALL SELECT * FROM analgesic_outcomes
@@ -518,7 +525,7 @@ WITH c AS (
   FROM episodes e LEFT JOIN (
     SELECT episode_id, count(*) AS n, arg_min(score, taken_at) AS baseline,
            arg_max(score, taken_at) AS latest
-    FROM measurements WHERE instrument_id = 'nprs' GROUP BY episode_id
+    FROM measurements WHERE {ws.series_of("nprs")} GROUP BY episode_id
   ) n USING (episode_id)
   GROUP BY e.condition
 )

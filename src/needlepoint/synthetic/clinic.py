@@ -1,9 +1,10 @@
 """Generate a synthetic clinic through the actions.
 
 `generate_clinic` registers a clinic, its practitioners (with planted skill) and N
-patients, each with one episode of 3-12 sessions, needling sites that fit the condition,
-outcome trajectories that follow `model.OutcomeModel`, adverse events at the published
-rates, and analgesic use. Every record is written by the actions; in bulk mode they run
+patients, each with one episode of 3-12 sessions (more episodes for returning patients
+under the `model.REGISTRY` protocol), needling sites that fit the condition, outcome
+trajectories that follow `model.OutcomeModel`, adverse events at the published rates, and
+analgesic use. Every record is written by the actions; in bulk mode they run
 on a `BulkUnitOfWork` that batches the writes. Deterministic for a seed."""
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ from needlepoint.synthetic.model import (
     DEPTH_RANGE_MM,
     NEEDLE_LENGTHS_MM,
     NORMAL_ROM_DEGREES,
+    RETURN_AFTER_DAYS,
+    ROUTINE,
+    SAME_CONDITION,
+    SAME_PRACTITIONER,
     OutcomeModel,
+    Protocol,
 )
 
 SCREEN_EVERY_DAYS = 80  # re-screen before the default 90-day validity runs out
@@ -178,10 +184,21 @@ class _Staff:
 
 
 @dataclass
+class _Course:
+    """One generated episode: its patient, its truth and its discharge date (None while
+    still under way)."""
+
+    patient: Patient
+    truth: dict[str, Any]
+    closed_on: date | None
+
+
+@dataclass
 class _Chunk:
     """The output of generating patients [start, stop): driver-ready rows and the truth."""
 
     start: int
+    stop: int
     rows: PreparedRows
     truth: list[dict[str, Any]]
     sessions: int
@@ -200,14 +217,16 @@ def generate_clinic(
     workers: int | None = None,
     on_patient: Callable[[], None] | None = None,
     clinic_name: str | None = None,
+    protocol: Protocol = ROUTINE,
 ) -> GenerationReport:
     """Generate a clinic into an already migrated database; return what was made.
 
     `mode="actions"` runs every action in its own database transaction; `mode="bulk"`
     (the default) runs the same actions on in-memory units of work, in `workers`
     processes, and writes each chunk of patients in one transaction. Patient i always
-    draws from its own random streams, so the result depends only on the seed."""
-    gen = _Generator(seed, mode, engine if mode == "actions" else None)
+    draws from its own random streams, so the result depends only on the seed (and the
+    `protocol`: how often patients return, what is measured)."""
+    gen = _Generator(seed, mode, engine if mode == "actions" else None, protocol)
     staff = gen.setup_clinic(
         practitioners_count or max(3, min(60, patients_count // 100)), clinic_name
     )
@@ -230,7 +249,7 @@ def generate_clinic(
         sessions += chunk.sessions
         actions += chunk.actions
         if on_patient is not None:
-            for _ in chunk.truth:
+            for _ in range(chunk.stop - chunk.start):
                 on_patient()
     truth = gen.truth(staff, patients_count, truth_episodes)
     report = GenerationReport(
@@ -265,7 +284,7 @@ def _run_chunks(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    init = (gen.seed, staff, engine.url.render_as_string(hide_password=False))
+    init = (gen.seed, gen.protocol, staff, engine.url.render_as_string(hide_password=False))
     with context.Pool(workers, initializer=_worker_init, initargs=init) as pool:
         yield from pool.imap(_worker_chunk, chunks)
 
@@ -273,12 +292,12 @@ def _run_chunks(
 _worker: tuple[_Generator, _Staff, sa.Dialect] | None = None
 
 
-def _worker_init(seed: int, staff: _Staff, url: str) -> None:
+def _worker_init(seed: int, protocol: Protocol, staff: _Staff, url: str) -> None:
     global _worker
     engine = make_engine(url)
     if engine.dialect.name != "sqlite":  # let the dialect learn the server's settings
         engine.connect().close()
-    _worker = (_Generator(seed, "bulk", None), staff, engine.dialect)
+    _worker = (_Generator(seed, "bulk", None, protocol), staff, engine.dialect)
 
 
 def _worker_chunk(bounds: tuple[int, int]) -> _Chunk:
@@ -288,9 +307,12 @@ def _worker_chunk(bounds: tuple[int, int]) -> _Chunk:
 
 
 class _Generator:
-    def __init__(self, seed: int, mode: Mode, engine: sa.Engine | None) -> None:
+    def __init__(
+        self, seed: int, mode: Mode, engine: sa.Engine | None, protocol: Protocol = ROUTINE
+    ) -> None:
         self.engine = engine
         self.seed = seed
+        self.protocol = protocol
         self.mode = mode
         self.rng = random.Random(seed)
         start = datetime.combine(ANCHOR - timedelta(days=800), time(8), tzinfo=UTC)
@@ -358,13 +380,13 @@ class _Generator:
         for i in range(start, stop):
             self.rng = random.Random(f"{self.seed}:patient:{i}")
             self.ids.reseed(i + 1)
-            truth.append(self._patient(i, staff.practitioners, owner_actor))
+            truth += self._patient(i, staff.practitioners, owner_actor)
         rows: PreparedRows = []
         if self.bulk is not None:
             adds, updates = self.bulk.drain()
             assert not updates, "a patient's records are all created within its chunk"
             rows = prepare_inserts(dialect, adds)
-        return _Chunk(start, rows, truth, self.sessions, self.actions)
+        return _Chunk(start, stop, rows, truth, self.sessions, self.actions)
 
     def truth(
         self, staff: _Staff, patients_count: int, episodes: list[dict[str, Any]]
@@ -377,6 +399,7 @@ class _Generator:
             "clinic_id": str(staff.owner.clinic_id),
             "patients": patients_count,
             "outcome_model": self.model.describe(),
+            "protocol": self.protocol.describe(),
             "practitioners": [
                 {"user_id": str(p.user.id), "name": p.user.full_name, "skill_nprs": p.skill}
                 for p in staff.practitioners
@@ -422,12 +445,12 @@ class _Generator:
         )
         return Practitioner(user, skill, Actor(user.id, user.clinic_id, source=SOURCE))
 
-    # -- one patient, one episode -----------------------------------------------------------
-    def _patient(self, i: int, staff: list[Practitioner], owner: Actor) -> dict[str, Any]:
+    # -- one patient, one or more episodes --------------------------------------------------
+    def _patient(self, i: int, staff: list[Practitioner], owner: Actor) -> list[dict[str, Any]]:
+        """Patient i's episodes: the first, then (with the protocol's recurrence) further
+        ones after each discharge, while they start before the clinic's "today"."""
         rng = self.rng
-        model = self.model
         practitioner = rng.choice(staff)
-        actor = practitioner.actor
         condition = rng.choices(list(CONDITION_WEIGHTS), weights=list(CONDITION_WEIGHTS.values()))[
             0
         ]
@@ -435,6 +458,45 @@ class _Generator:
         age = min(88, max(18, round(rng.gauss(47, 15))))
         start = ANCHOR - timedelta(days=rng.randint(14, 760))
         age_days = age * 365 + rng.randint(0, 364)
+        first = self._episode(i, practitioner, None, condition, female, start, age, age_days)
+        truths = [first.truth]
+        protocol, last = self.protocol, first
+        while (
+            last.closed_on is not None
+            and len(truths) < protocol.max_episodes
+            and rng.random() < protocol.recurrence
+        ):
+            start = last.closed_on + timedelta(days=rng.randint(*RETURN_AFTER_DAYS))
+            if start > ANCHOR - timedelta(days=28):  # three visits before "today" at least
+                break
+            if rng.random() >= SAME_PRACTITIONER:
+                practitioner = rng.choice(staff)
+            if rng.random() >= SAME_CONDITION:
+                weights = {c: w for c, w in CONDITION_WEIGHTS.items() if c != condition}
+                condition = rng.choices(list(weights), weights=list(weights.values()))[0]
+            age = (start - last.patient.birth_date).days * 100 // 36525
+            last = self._episode(
+                i, practitioner, last, condition, female, start, age, 0, previous=truths[-1]
+            )
+            truths.append(last.truth)
+        return truths
+
+    def _episode(
+        self,
+        i: int,
+        practitioner: Practitioner,
+        before: _Course | None,
+        condition: str,
+        female: bool,
+        start: date,
+        age: int,
+        age_days: int,
+        previous: dict[str, Any] | None = None,
+    ) -> _Course:
+        """One episode of care (registering the patient first if `before` is None)."""
+        rng = self.rng
+        model = self.model
+        actor = practitioner.actor
         chronic = rng.random() < 0.55
         onset_days = (
             rng.randint(CHRONIC_AFTER_DAYS + 1, 1500)
@@ -458,22 +520,25 @@ class _Generator:
         visits = self._visit_dates(start, n_sessions)
         ongoing = len(visits) < n_sessions  # the planned course runs past the clinic's today
         start = visits[0].date()  # an episode still under way may have begun earlier
-        born = start - timedelta(days=age_days)
         onset = start - timedelta(days=onset_days)
 
         self.at(visits[0] - timedelta(minutes=30))
-        patient = patients.register_patient(
-            self.uow(),
-            actor,
-            RegisterPatient(
-                mrn=f"MRN-{i + 1:06d}",
-                given_name=rng.choice(names.GIVEN_FEMALE if female else names.GIVEN_MALE),
-                family_name=rng.choice(names.FAMILY),
-                birth_date=born,
-                sex=Sex.FEMALE if female else Sex.MALE,
-                phone=f"+1-555-01{rng.randint(0, 99):02d}",
-            ),
-        )
+        if before is None:
+            born = start - timedelta(days=age_days)
+            patient = patients.register_patient(
+                self.uow(),
+                actor,
+                RegisterPatient(
+                    mrn=f"MRN-{i + 1:06d}",
+                    given_name=rng.choice(names.GIVEN_FEMALE if female else names.GIVEN_MALE),
+                    family_name=rng.choice(names.FAMILY),
+                    birth_date=born,
+                    sex=Sex.FEMALE if female else Sex.MALE,
+                    phone=f"+1-555-01{rng.randint(0, 99):02d}",
+                ),
+            )
+        else:
+            patient = before.patient
         cond = self.conditions.get(condition)
         assert cond is not None
         side = rng.choice([Side.LEFT, Side.RIGHT])
@@ -513,7 +578,7 @@ class _Generator:
                 plan=plan,
             ),
         )
-        truth = {
+        truth: dict[str, Any] = {
             "episode_id": str(episode.id),
             "patient_id": str(patient.id),
             "practitioner_id": str(practitioner.user.id),
@@ -529,6 +594,9 @@ class _Generator:
             "sessions": len(visits),
             "ongoing": ongoing,
         }
+        if previous is not None:
+            truth["returning"] = True
+            truth["screening"] = previous["screening"]  # the same answers, asked again
         self._medication(actor, patient, episode, visits[0], change, first=True, truth=truth)
         screened = self._screen(actor, patient, visits[0], female=female, truth=truth)
         self.at(visits[0] - timedelta(minutes=10))
@@ -545,6 +613,7 @@ class _Generator:
                 copy_given=True,
             ),
         )
+        followed = self._followed_muscle(condition, side)
         last: Session | None = None
         for k, visit in enumerate(visits):
             if (visit.date() - screened.screened_at.date()).days >= SCREEN_EVERY_DAYS:
@@ -564,22 +633,34 @@ class _Generator:
                 manual,
                 education,
                 condition,
+                followed,
             )
         assert last is not None
-        if not ongoing:
-            self._medication(actor, patient, episode, visits[-1], change, first=False, truth=truth)
-            self.at(visits[-1] + timedelta(hours=1))
-            episodes.close_episode(
-                self.uow(),
-                actor,
-                CloseEpisode(
-                    episode_id=episode.id,
-                    expected_version=episode.version,
-                    closed_on=visits[-1].date(),
-                    discharge_reason="Goals met" if change >= 2 else "Plateaued; home programme",
-                ),
-            )
-        return truth
+        if ongoing:
+            return _Course(patient, truth, None)
+        self._medication(actor, patient, episode, visits[-1], change, first=False, truth=truth)
+        self.at(visits[-1] + timedelta(hours=1))
+        episodes.close_episode(
+            self.uow(),
+            actor,
+            CloseEpisode(
+                episode_id=episode.id,
+                expected_version=episode.version,
+                closed_on=visits[-1].date(),
+                discharge_reason="Goals met" if change >= 2 else "Plateaued; home programme",
+            ),
+        )
+        return _Course(patient, truth, visits[-1].date())
+
+    def _followed_muscle(self, condition: str, side: Side) -> tuple[str, str] | None:
+        """Registry protocol: where the pressure pain threshold is followed (the condition's
+        first muscle on the treated side) and its control (the same muscle, other side)."""
+        if self.protocol.measures != "registry":
+            return None
+        muscle = self.muscles.get(self.muscles.condition_muscles[condition][0])
+        assert muscle is not None
+        other = Side.RIGHT if side is Side.LEFT else Side.LEFT
+        return f"{muscle.name}, {side.value}", f"{muscle.name}, {other.value}"
 
     def _screen(
         self,
@@ -647,6 +728,7 @@ class _Generator:
         manual: bool,
         education: bool,
         condition: str,
+        followed: tuple[str, str] | None,
     ) -> Session:
         rng = self.rng
         # An episode still under way is part-way along the course planned for it.
@@ -659,11 +741,16 @@ class _Generator:
         cond = self.conditions.get(condition)
         assert cond is not None
         measures = [MeasurementIn(instrument_id="nprs", answers={"item1": nprs}, taken_at=visit)]
-        if cond.function_instrument and k in (0, n // 2, n - 1):
+        registry = followed is not None
+        if cond.function_instrument and (
+            k in (0, n - 1) or (k % 3 == 0 if registry else k == n // 2)
+        ):
             measures.append(
                 self._function(cond.function_instrument, baseline, change, progress, visit)
             )
-        if cond.rom and k in (0, n - 1):
+        if followed is not None:
+            measures += self._pressure_pain_thresholds(followed, baseline, change, progress, visit)
+        if cond.rom and (registry or k in (0, n - 1)):
             normal = NORMAL_ROM_DEGREES[cond.rom.joint]
             impairment = min(0.6, 0.05 * baseline + rng.uniform(0, 0.15))
             recovered = impairment * (1 - 0.7 * progress * max(0.0, change) / max(baseline, 1))
@@ -807,6 +894,35 @@ class _Generator:
                 )
             )
         return events
+
+    def _pressure_pain_thresholds(
+        self,
+        followed: tuple[str, str],
+        baseline: float,
+        change: float,
+        progress: float,
+        visit: datetime,
+    ) -> list[MeasurementIn]:
+        """Algometry before needling, three trials at each site: the treated trigger point
+        is more tender than the control and becomes less so as pain falls (simulation)."""
+        rng = self.rng
+        relief = max(0.0, change) * progress
+        out = []
+        for site, location, kpa in (
+            ("treated", followed[0], 420 - 22 * baseline + 18 * relief),
+            ("control", followed[1], 430 - 8 * baseline + 4 * relief),
+        ):
+            mean = kpa + rng.gauss(0, 25)
+            trials = {f"item{j + 1}": round(max(50.0, mean + rng.gauss(0, 15))) for j in range(3)}
+            out.append(
+                MeasurementIn(
+                    instrument_id="ppt",
+                    answers=dict(trials),
+                    taken_at=visit,
+                    context={"site": site, "location": location},
+                )
+            )
+        return out
 
     def _function(
         self, instrument_id: str, baseline: float, change: float, progress: float, visit: datetime

@@ -106,3 +106,32 @@ NORMAL_ROM_DEGREES: dict[str, float] = {
 }
 
 NEEDLE_LENGTHS_MM = (15, 25, 30, 40, 50, 60, 75)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How often patients come back and what the clinic measures at each session.
+
+    `ROUTINE` (the default): one episode per patient; NPRS at every session, the
+    condition's function score at the first, middle and last sessions, range of motion at
+    the first and last. `REGISTRY`: a clinic contributing to an outcomes registry — half of
+    the discharged patients come back with a further episode (a flare or a new complaint,
+    1.5 to 12 months later; MSK pain often recurs), and every session records NPRS,
+    pressure pain thresholds over the treated trigger point and a control site (the same
+    muscle on the other side) and range of motion, with the function score at the first
+    session, every third and the last."""
+
+    recurrence: float = 0.0  # chance that a discharged patient returns with a new episode
+    measures: str = "routine"  # "routine" or "registry"
+    max_episodes: int = 4
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ROUTINE = Protocol()
+REGISTRY = Protocol(recurrence=0.5, measures="registry")
+PROTOCOLS = {"routine": ROUTINE, "registry": REGISTRY}
+RETURN_AFTER_DAYS = (45, 365)  # discharge to a returning patient's new episode
+SAME_PRACTITIONER = 0.7  # a returning patient mostly sees the same clinician
+SAME_CONDITION = 0.5  # and half of the returns are a recurrence of the same complaint
