@@ -15,7 +15,8 @@ Reads elsewhere (queries, pages, analytics) keep SQLAlchemy's full result API.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,22 @@ class ReadPlan:
         ]
 
 
+@contextmanager
+def _driver_cursor(conn: sa.Connection, sql: str, args: Any) -> Iterator[Any]:
+    """`conn`'s own DBAPI cursor (inside its transaction), closed afterwards; driver
+    errors are raised as SQLAlchemy's, as `Connection.execute` would raise them (an
+    `IntegrityError` stays one, for the unique-field messages)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
+
+
 def driver_rows(
     conn: sa.Connection,
     sql: str,
@@ -88,40 +105,22 @@ def driver_rows(
     *,
     describe: bool = False,
 ) -> tuple[Sequence[Any], Sequence[Any]]:
-    """Run driver-ready SQL and arguments on `conn`'s own DBAPI cursor (inside its
-    transaction): the rows as the driver returns them, and (`describe`) the cursor's
-    description.
-    Driver errors are raised as SQLAlchemy's, as `Connection.execute` would."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    """Run driver-ready SQL and arguments on `conn`'s cursor: the rows as the driver
+    returns them, and (`describe`) the cursor's description."""
+    with _driver_cursor(conn, sql, args) as cursor:
         cursor.execute(sql, args)
         # psycopg builds the description's column objects anew on each access: only
         # when asked (a plan's first run).
         return cursor.fetchall(), (cursor.description or ()) if describe else ()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    finally:
-        cursor.close()
 
 
 def driver_write(conn: sa.Connection, sql: str, args: Any, *, many: bool = False) -> None:
-    """Run a driver-ready INSERT on `conn`'s DBAPI cursor (inside its transaction), once
-    or (`many`) for each of `args`. Driver errors are raised as SQLAlchemy's (an
-    `IntegrityError` stays one, for the unique-field messages)."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    """Run a driver-ready INSERT on `conn`'s cursor, once or (`many`) for each of `args`."""
+    with _driver_cursor(conn, sql, args) as cursor:
         if many:
             cursor.executemany(sql, args)
         else:
             cursor.execute(sql, args)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    finally:
-        cursor.close()
 
 
 _PLANS: dict[tuple[str, Any], ReadPlan] = {}
