@@ -122,17 +122,23 @@ def lookup_token(conn: sa.Connection, token: str, *, begin: bool = False) -> Tok
     between the check and the write, and the scope costs no round trip of its own. If
     nobody holds the token, that transaction is rolled back."""
     params = {"token_hash": hash_api_token(token)}
-    if conn.dialect.name == "sqlite":
-        rows = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER).rows(conn, params)
-    elif begin:
+    scoping = begin and conn.dialect.name != "sqlite"
+    read = (
+        plan(conn.dialect, "token_scoping", lambda: _TOKEN_HOLDER_SCOPING)
+        if scoping
+        else plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER)
+    )
+    if scoping:
         conn.begin()
-        rows = plan(conn.dialect, "token_scoping", lambda: _TOKEN_HOLDER_SCOPING).rows(conn, params)
+        rows = read.rows(conn, params)
         if not rows:
             conn.rollback()
+    elif conn.dialect.name == "sqlite":
+        rows = read.rows(conn, params)
     else:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            rows = plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER).rows(conn, params)
+            rows = read.rows(conn, params)
         finally:
             conn.execution_options(isolation_level=conn.default_isolation_level)
     if not rows:

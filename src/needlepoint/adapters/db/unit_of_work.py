@@ -375,9 +375,8 @@ def _multi_row_sql(dialect: sa.Dialect, table_name: str, n: int) -> str:
 def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
     """Insert prepared rows, table by table (audit events linked first), on the driver's
     cursor (no result to set up). SQLite: one executemany per table (in process, no
-    round trips). PostgreSQL: a note's few rows
-    per table as one multi-row INSERT, one round trip, without entering and leaving
-    psycopg's pipeline mode for each table."""
+    round trips). PostgreSQL: a table's few rows as one multi-row INSERT (one round
+    trip, no pipeline mode entered and left), larger batches as one executemany."""
     link_audit_chain(conn, prepared)
     dialect = conn.dialect
     for name, rows in prepared:
