@@ -50,3 +50,8 @@ class SafetyRefusal(DomainError):
     """A clinical safety rule refused the request: a contraindication, a missing or
     withdrawn consent, an unqualified practitioner, or a refused needling site. Each error
     names its rule and sources."""
+
+
+class NotAuthenticated(DomainError):
+    """The caller's credential (API token or web session) is not, or no longer, valid:
+    revoked, expired, or its user deactivated. Checked inside the write's transaction."""

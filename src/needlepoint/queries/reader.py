@@ -8,7 +8,7 @@ short write transaction, so reads never hold the write lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -132,15 +132,24 @@ class Reader:
         ]
 
 
-def record_reads(engine: sa.Engine, reader: Reader) -> None:
-    """Write the reader's noted reads as audit events, in one transaction."""
+ReadSink = Callable[[Sequence[AuditEvent]], None]
+"""Where a reader's audit events go: the web app's queue (`web.deferred_writes`), so
+a page view never waits for the write lock; by default they are written at once."""
+
+
+def record_reads(engine: sa.Engine, reader: Reader, sink: ReadSink | None = None) -> None:
+    """Write the reader's noted reads as audit events (in one transaction), or hand them
+    to `sink`."""
     events = reader.audit_events(engine)
     if not events:
         return
-    with SqlUnitOfWork(engine) as uow:
-        for event in events:
-            uow.add(event)
-        uow.commit()
+    if sink is not None:
+        sink(events)
+    else:
+        with SqlUnitOfWork(engine) as uow:
+            for event in events:
+                uow.add(event)
+            uow.commit()
     reader.viewed.clear()
 
 
@@ -154,9 +163,11 @@ def open_reader(
     source: str = "api",
     request_id: str | None = None,
     source_address: str | None = None,
+    sink: ReadSink | None = None,
 ) -> Iterator[Reader]:
     """A reader of one clinic; what it opened is on the audit trail when it closes
-    (also when the reading fails part-way, e.g. a refused read)."""
+    (also when the reading fails part-way, e.g. a refused read), after its connection
+    is returned: a read never holds a connection while its audit events are written."""
     reader: Reader | None = None
     try:
         with engine.connect() as conn:
@@ -165,4 +176,4 @@ def open_reader(
             yield reader
     finally:
         if reader is not None:
-            record_reads(engine, reader)
+            record_reads(engine, reader, sink)
