@@ -52,6 +52,12 @@ class SafetyRefusal(DomainError):
     names its rule and sources."""
 
 
-class NotAuthenticated(DomainError):
+class NotAuthenticated(Exception):
     """The caller's credential (API token or web session) is not, or no longer, valid:
-    revoked, expired, or its user deactivated. Checked inside the write's transaction."""
+    revoked, expired, or its user deactivated; checked inside the write's transaction,
+    and nothing was written. Not a `DomainError`: no form shows it as a field's error,
+    the caller is sent to sign in again (HTTP 401)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

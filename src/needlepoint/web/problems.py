@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: dict[type[DomainError], tuple[int, str]] = {
-    NotAuthenticated: (401, "Unauthorized"),
     InvalidInput: (422, "Unprocessable Content"),
     SafetyRefusal: (422, "Unprocessable Content"),
     NotFound: (404, "Not Found"),
@@ -112,8 +111,14 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status, title = STATUS_OF.get(type(exc), (400, "Bad Request"))
         errors = exc.errors or ([{"field": exc.field, "message": exc.detail}] if exc.field else [])
-        challenge = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem(status, title, exc.detail, errors=errors, headers=challenge, request=request)
+        return problem(status, title, exc.detail, errors=errors, request=request)
+
+    @app.exception_handler(NotAuthenticated)
+    async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return RedirectResponse("/login", status_code=303)
+        challenge = {"WWW-Authenticate": "Bearer"}
+        return problem(401, "Unauthorized", exc.detail, headers=challenge, request=request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

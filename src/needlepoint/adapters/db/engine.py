@@ -89,11 +89,14 @@ def _sqlite_engine(url: URL, limits: Limits, **kwargs: Any) -> sa.Engine:
         # Let SQLAlchemy's "begin" event decide how transactions start.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(limits.lock_timeout * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
-        if not in_memory:
+        # WAL is a property of the file, kept once set. Setting it again on each new
+        # connection is not free: it waits while another connection holds the write
+        # lock, so a new pooled connection would queue behind every writer.
+        if not in_memory and cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={int(limits.lock_timeout * 1000)}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -43,7 +43,7 @@ from needlepoint.domain.enums import (
     Tolerance,
     TriggerPoint,
 )
-from needlepoint.domain.errors import DomainError, SafetyRefusal, StaleVersion
+from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefusal, StaleVersion
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
 from needlepoint.domain.site_safety import review_sites
@@ -775,7 +775,10 @@ def _autosave(request: Request, submitted: dict[str, Any]) -> Response:
             findings, blockers = site_findings(r, episode, note)
     except (ValueError, DomainError) as err:
         return JSONResponse({"saved": False, "errors": {"": [str(err)]}}, status_code=400)
-    saved = save(ctx, episode, session_id, version, note, partial=True)
+    try:
+        saved = save(ctx, episode, session_id, version, note, partial=True)
+    except NotAuthenticated:
+        return JSONResponse({"error": "signed out"}, status_code=401)
     body: dict[str, Any] = {
         "saved": saved.session is not None,
         "stale": saved.stale,
