@@ -29,12 +29,13 @@ RELOAD_S = 5
 """How often the "being prepared" page reloads itself."""
 
 
-def local_time(moment: datetime | None) -> str:
-    """A time as the clinic reads it: `27 November 2026, 09:14 UTC`."""
+def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
+    """A time as the clinic reads it: `27 November 2026, 09:14 UTC` (`09:14 UTC`)."""
     if moment is None:
         return ""
     local = moment.astimezone(CLINIC_TZ)
-    return f"{local.day} {local:%B %Y, %H:%M} {local.tzname() or ''}".strip()
+    clock = f"{local:%H:%M} {local.tzname() or ''}".strip()
+    return clock if clock_only else f"{local.day} {local:%B %Y}, {clock}"
 
 
 @router.get("/analytics", response_model=None)
@@ -66,7 +67,7 @@ def analytics_page(
             view=view,
             d=None,
             reload_s=RELOAD_S if view.refreshing else None,
-            started=local_time(view.refresh_started),
+            started=local_time(view.refresh_started, clock_only=True),
         )
     snapshot = view.computed
     result, fitted = snapshot.dashboard, snapshot.fitted
@@ -95,7 +96,7 @@ def analytics_page(
         d=result,
         images=snapshot.images,
         as_of=local_time(snapshot.as_of),
-        started=local_time(view.refresh_started),
+        started=local_time(view.refresh_started, clock_only=True),
         rows=rows,
         benefit=benefit,
         dimension=dimension,
