@@ -419,3 +419,23 @@ def test_the_version_covers_every_column_the_analytics_read(clinic: Clinic) -> N
     assert read  # the loader's statements name their columns
     missing = {(t, c) for t, c in read if c not in ANALYSED.get(t, frozenset())}
     assert not missing, f"read by the analytics but not in ANALYSED: {sorted(missing)}"
+
+
+def test_an_api_view_when_the_first_snapshot_failed_is_a_503_to_retry(clinic: Clinic) -> None:
+    c = clinic.c
+
+    def failing(data: datasets.Dataset) -> Any:
+        raise RuntimeError("out of memory")
+
+    app = create_app(c.engine, secret_key="refresh-" + "k" * 40)
+    app.state.analytics_dashboards = Dashboards(failing)
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {issue_operator_token(c.uow(), c.clinician, 't')}"}
+    first = promptly(lambda: client.get("/api/v1/analytics/recovery", headers=auth))
+    assert first.status_code == 202
+    assert "Analytics-As-Of" not in first.headers  # nothing to date yet
+    assert app.state.analytics_dashboards.wait(HANG_GUARD_S)
+    failed = promptly(lambda: client.get("/api/v1/analytics/recovery", headers=auth))
+    assert failed.status_code == 503
+    assert int(failed.headers["Retry-After"]) > 0
+    assert "out of memory" not in failed.text  # the reason goes to the log, not the caller

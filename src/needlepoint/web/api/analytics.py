@@ -88,11 +88,10 @@ def _view(ctx: ApiContext, request: Request) -> View:
 
 
 def _headers(view: View) -> dict[str, str]:
-    as_of = view.as_of
-    return {
-        "Analytics-As-Of": "" if as_of is None else as_of.isoformat(),
-        "Analytics-Refreshing": "true" if view.refreshing else "false",
-    }
+    headers = {"Analytics-Refreshing": "true" if view.refreshing else "false"}
+    if view.as_of is not None:
+        headers["Analytics-As-Of"] = view.as_of.isoformat()
+    return headers
 
 
 def _not_ready(view: View, request: Request) -> Response:
@@ -111,8 +110,8 @@ def _not_ready(view: View, request: Request) -> Response:
     return problem(
         503,
         "Service Unavailable",
-        "the clinic's analytics could not be prepared; the server log says why, "
-        "and the next request tries again",
+        "the clinic's analytics could not be prepared (the server log says why); "
+        "a request after a minute tries again",
         headers={"Retry-After": "60"},
         request=request,
     )
