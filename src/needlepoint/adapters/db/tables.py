@@ -485,6 +485,20 @@ login_attempts = sa.Table(
     sa.Index(None, "address", "occurred_at"),
 )
 
+# -- analytics invalidation (issue 12) ---------------------------------------------------
+
+# Not a clinical record: each clinic's version of the records the analytics read, moved
+# forward in the same transaction as every write that changes them (see
+# `adapters.db.analytics_marks`); outside TABLE_OF. Each server process compares it with
+# the version of its cached analytics: one primary-key read per analytics view.
+analytics_versions = sa.Table(
+    "analytics_versions",
+    metadata,
+    sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id"), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    _at("changed_at"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
