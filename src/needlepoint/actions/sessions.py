@@ -58,6 +58,7 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
     adverse events and outcome measurements, all in one transaction."""
     with uow:
         user = authorize(uow, actor, Permission.RECORD_SESSION)
+        check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
         ensure_open(episode)
         clinician = user
@@ -106,6 +107,7 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
         check_version(session, cmd.expected_version)
         ensure_editable(session)
+        check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
         clinician = load(uow, User, session.clinician_id, actor, field="clinician_id")
         flags = _safety_flags(uow, actor, session.patient_id, clinician, cmd)
