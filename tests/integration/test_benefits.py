@@ -159,7 +159,8 @@ def test_pain_relief_shows_baseline_to_latest_the_responder_and_the_time_to_impr
     assert nprs["responder"]["status"] == "responder"
     assert nprs["threshold"].startswith("MCID 2/10 and 30 % of the baseline")
     assert nprs["threshold_basis"] == "MCID"
-    assert "Farrar" in nprs["threshold_source"] and "Salaffi" in nprs["threshold_source"]
+    assert "Farrar" in nprs["threshold_source"]
+    assert "Salaffi" in nprs["threshold_source"]
     # 7 → 4 in week 2 is the first change of at least 2 points: 14 days, after 2 sessions
     assert nprs["days_to_first_meaningful_improvement"] == 14
     assert nprs["sessions_to_first_meaningful_improvement"] == 2

@@ -212,7 +212,9 @@ def test_a_note_dated_in_the_future_is_refused_naming_the_field(
     ahead = datetime.now(UTC) + FUTURE_TOLERANCE + timedelta(minutes=10)
     r = api.client.post(
         "/api/v1/sessions",
-        json=session_body(episode_id, started_at=ahead.isoformat(), sites=[site("upper_trapezius")]),
+        json=session_body(
+            episode_id, started_at=ahead.isoformat(), sites=[site("upper_trapezius")]
+        ),
         headers=api.headers(),
     )
     assert r.status_code == 422, r.text

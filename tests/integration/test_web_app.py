@@ -223,7 +223,8 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     assert "not measured" in healing
     assert "Neck Disability Index" not in healing
     function = progress.text.split('id="benefit-function_disability"', 1)[1].split("</article>")[0]
-    assert "Neck Disability Index" in function and "Young et al. 2009" in function
+    assert "Neck Disability Index" in function
+    assert "Young et al. 2009" in function
     assert "Numeric Pain Rating Scale" in progress.text
     assert 'class="band"' in progress.text
     assert "not measured" in progress.text

@@ -37,7 +37,8 @@ def test_no_change_below_the_absolute_mcid_or_the_governing_value_is_ever_a_resp
     base = data.draw(scores(inst))
     latest = data.draw(scores(inst))
     threshold = meaningful_threshold(inst, ctx)
-    assert threshold is not None and threshold.value is not None
+    assert threshold is not None
+    assert threshold.value is not None
     floor = max(threshold.value, inst.mcid.value if inst.mcid and inst.mcid.value else 0)
     r = classify(inst, base, latest, ctx)
     if abs(latest - base) < floor - 1e-6:
