@@ -193,7 +193,7 @@ def test_function_rom_trigger_points_and_analgesics_each_tell_their_part(api: Ap
     ndi = summary["function_disability"]["measures"][0]
     assert (ndi["baseline"], ndi["latest"], ndi["responder"]["status"]) == (40, 20, "responder")
     assert ndi["threshold_basis"] == "MDC"  # the MCID (7.5/50) lies inside the MDC (10.2/50)
-    assert ndi["threshold"].startswith("MDC 20%")
+    assert ndi["threshold"].startswith("MDC 20 %")
     assert "Young" in ndi["threshold_source"]
     # A function score is not tissue healing: that benefit is not measured, and says why.
     healing = summary["tissue_healing"]

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from needlepoint.analytics.responders import reach_sql
 from needlepoint.domain import instruments
 from needlepoint.domain.instruments import Instrument, Threshold
-from needlepoint.domain.responders import classify, meaningful_threshold, reaches
+from needlepoint.domain.responders import (
+    classify,
+    meaningful_threshold,
+    reaches,
+    required_change,
+)
 
 CERVICAL = {"joint": "cervical_spine", "movement": "rotation", "side": "left"}
 RATED = [
@@ -137,3 +142,18 @@ def test_the_sql_of_the_clinic_analytics_agrees_with_the_domain_rule(
     row = CON.execute(f"SELECT coalesce({expr}, false)").fetchone()
     assert row is not None
     assert row[0] == reaches(threshold, baseline, amount)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    threshold=thresholds,
+    baseline=st.floats(min_value=0.5, max_value=100, allow_nan=False),
+)
+def test_the_required_change_is_exactly_where_the_threshold_is_reached(
+    threshold: Threshold, baseline: float
+) -> None:
+    need = required_change(threshold, baseline)
+    if need is None:
+        return
+    assert reaches(threshold, baseline, need)
+    assert not reaches(threshold, baseline, need * 0.999 - 1e-6)

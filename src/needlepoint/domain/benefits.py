@@ -187,8 +187,9 @@ def describe_threshold(threshold: Threshold | None, kind: str, unit: str) -> str
     if threshold is None:
         return NO_THRESHOLD
     parts = []
+    spaced = " %" if unit == "%" else unit  # units spaced: "20 %", "2/10", "9.6°"
     if threshold.value is not None:
-        parts.append(f"{threshold.value:g}{unit}")
+        parts.append(f"{threshold.value:g}{spaced}")
     if threshold.percent is not None:
         parts.append(f"{threshold.percent:g} % of the baseline")
     joiner = " and " if threshold.combine == "both" else " or "

@@ -73,6 +73,20 @@ def reaches(threshold: Threshold, baseline: float, amount: float) -> bool:
     return False
 
 
+def required_change(threshold: Threshold, baseline: float) -> float | None:
+    """The smallest change from `baseline` that reaches the threshold, in score units
+    (None when it cannot be said: a percent-only threshold at a baseline of 0)."""
+    relative = (
+        threshold.percent / 100 * abs(baseline)
+        if threshold.percent is not None and baseline != 0
+        else None
+    )
+    amounts = [a for a in (threshold.value, relative) if a is not None]
+    if not amounts:
+        return None
+    return max(amounts) if threshold.combine == "both" else min(amounts)
+
+
 def _applicable(threshold: Threshold | None, context: Mapping[str, Any] | None) -> Threshold | None:
     if threshold is None or not threshold.applies(context):
         return None
