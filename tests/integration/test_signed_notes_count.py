@@ -118,6 +118,9 @@ def test_a_draft_never_signed_feeds_no_summary_series_or_analytics(api: Api) -> 
     assert summary["function_disability"]["status"] == "baseline only"
     assert summary["_"]["sessions"] == 1
     assert nprs_series(api, patient_id) == [8]
+    chart = api.client.get(f"/api/v1/patients/{patient_id}/timeline", headers=api.headers())
+    pending = [e for e in chart.json() if "not counted until it is signed" in e["detail"]]
+    assert len(pending) == 2  # the draft's NPRS and NDI, shown on the chart as pending
     board = dashboard(api)
     assert board["sessions"] == 1
     assert tile(board, "pain_relief")["overall"]["complete"] == 0
