@@ -116,3 +116,17 @@ def test_tissue_healing_is_never_informed_by_a_function_score() -> None:
     for b in benefits():
         if b.id != "function_disability":
             assert not function & set(b.instruments), b.id
+
+
+def test_the_evidence_beside_each_row_is_the_evidence_for_that_benefit() -> None:
+    from needlepoint.analytics.evidence import pooled_effects
+
+    pooled = pooled_effects()
+    assert set(pooled) == {b.id for b in benefits()}
+    assert pooled["tissue_healing"].pooled == []  # no pooled evidence on muscle healing
+    assert "function" not in (pooled["tissue_healing"].none or "").replace("not measured", "")
+    assert [p.outcome for p in pooled["function_disability"].pooled] == ["disability"]
+    assert all("pain" in p.outcome for p in pooled["pain_relief"].pooled)
+    by_id = {b.id: b for b in benefits()}
+    assert "Navarro-Santana" in by_id["function_disability"].evidence.source
+    assert "Navarro-Santana" not in by_id["tissue_healing"].evidence.source
