@@ -62,7 +62,7 @@ class _File(BaseModel):
 @cache
 def pooled_effects() -> dict[str, BenefitEvidence]:
     """The pooled evidence per benefit id: exactly the benefits of `evidence.yaml` (and
-function / disability beside them), each with the evidence for that benefit only."""
+    function / disability beside them), each with the evidence for that benefit only."""
     text = resources.files("needlepoint.analytics").joinpath("data", "pooled_effects.yaml")
     parsed = _File.model_validate(yaml.safe_load(text.read_text("utf-8")))
     ids = {b.id for b in benefits()}
