@@ -169,9 +169,12 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(
     page.get_by_role("link", name="Progress").click()
     page.wait_for_selector("svg.plot")
     assert page.locator("figure.measure").first.inner_text().startswith("Numeric Pain Rating")
-    assert page.locator("svg.plot rect.band").count() >= 1  # the MCID band
-    assert page.locator("article.benefit").count() == 8
+    assert page.locator("svg.plot rect.band").count() >= 1  # below the responder threshold
+    # the eight benefits, and function / disability on its own row beside them
+    assert page.locator("article.benefit").count() == 9
     assert page.locator(".not-measured").count() >= 1  # said honestly
+    healing = page.locator("#benefit-tissue_healing").inner_text()
+    assert "not measured" in healing
     assert page.locator("article.benefit .hint").first.inner_text().startswith("Evidence")
     shot(page, "19-progress")
 

@@ -25,7 +25,7 @@ from needlepoint.synthetic.clinic import generate_clinic
 from needlepoint.web import api as api_package
 from needlepoint.web.app import create_app
 
-BENEFITS = 8
+BENEFITS = 9  # the eight benefits, and function / disability beside them
 
 
 @dataclass
@@ -100,6 +100,18 @@ def test_the_dashboard_shows_every_benefit_with_its_denominators(
     assert tiles["blood_circulation"]["status"] == "not measured"
     assert tiles["blood_circulation"]["overall"]["rate"] is None
     assert tiles["blood_circulation"]["pooled_summary"].startswith("no pooled evidence")
+    # A function score is not tissue healing: its own tile, with the disability evidence.
+    healing = tiles["tissue_healing"]
+    assert (healing["status"], healing["overall"]["complete"]) == ("not measured", 0)
+    assert healing["pooled"] == []
+    assert "not tissue healing" in healing["criterion"]
+    function = tiles["function_disability"]
+    assert function["status"] == "measured"
+    assert function["overall"]["complete"] > 0
+    assert all(p["outcome"] == "disability" for p in function["pooled"])
+    assert all(
+        p["outcome"].startswith(("pain", "neck pain")) for p in tiles["pain_relief"]["pooled"]
+    )
     pain = tiles["pain_relief"]["overall"]
     assert pain["complete"] + pain["missing"] + pain["no_threshold"] == pain["eligible"]
     assert pain["ci_low"] <= pain["rate"] <= pain["ci_high"]
@@ -224,7 +236,7 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
     # itself needs none to be read.
     assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", text) is None
     by_practitioner = client.get(
-        "/analytics", params={"benefit": "tissue_healing", "dimension": "practitioner"}
+        "/analytics", params={"benefit": "function_disability", "dimension": "practitioner"}
     )
     assert by_practitioner.status_code == 200
     estimate = client.get(

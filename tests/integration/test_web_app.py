@@ -217,7 +217,14 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     assert 'name="sites-0-depth_mm" inputmode="decimal" value="12"' in copied.text
     progress = client.get(f"/episodes/{episode.id}/progress")
     assert progress.status_code == 200
-    assert progress.text.count('class="card benefit"') == 8
+    # the eight benefits, and function / disability on its own row beside them
+    assert progress.text.count('class="card benefit"') == 9
+    healing = progress.text.split('id="benefit-tissue_healing"', 1)[1].split("</article>", 1)[0]
+    assert "not measured" in healing
+    assert "Neck Disability Index" not in healing
+    function = progress.text.split('id="benefit-function_disability"', 1)[1].split("</article>")[0]
+    assert "Neck Disability Index" in function
+    assert "Young et al. 2009" in function
     assert "Numeric Pain Rating Scale" in progress.text
     assert 'class="band"' in progress.text
     assert "not measured" in progress.text
