@@ -97,9 +97,17 @@ def nprs_series(api: Api, patient_id: str) -> list[float]:
 
 
 def dashboard(api: Api) -> dict[str, Any]:
-    r = api.client.get("/api/v1/analytics/dashboard", headers=api.headers("owner"))
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    """The dashboard once its snapshot is up to date with the records (the analytics are
+    refreshed in the background: 202 while the first snapshot is prepared)."""
+    from needlepoint.analytics.dashboard import dashboards_of
+
+    for _ in range(5):
+        r = api.client.get("/api/v1/analytics/dashboard", headers=api.headers("owner"))
+        assert r.status_code in (200, 202), r.text
+        if r.status_code == 200 and not r.json()["refreshing"]:
+            return r.json()  # type: ignore[no-any-return]
+        assert dashboards_of(api.client.app.state).wait(300)  # type: ignore[attr-defined]
+    raise AssertionError("the analytics never caught up with the records")
 
 
 def tile(board: dict[str, Any], benefit: str) -> dict[str, Any]:
