@@ -247,6 +247,14 @@ def test_autosave_keeps_the_note_and_leaves_out_a_refused_site(sqlite_engine: sa
     assert ">Both sides.</textarea>" in draft.text
     assert "sites-0-muscle_id" in draft.text
     data |= {"session_id": sid, "version": str(version), "sites-1-override_reason": "Reasoned."}
+    short = client.post("/notes/autosave", data=data).json()
+    assert short["left_out"] == [1]  # a one-word reason is not an override
+    version = short["version"]
+    data |= {
+        "version": str(version),
+        "sites-1-override_reason": "Pincer grip held, needle directed away from the apex",
+        "sites-1-override_code": "technique_modified",
+    }
     ok = client.post("/notes/autosave", data=data).json()
     assert ok["saved"] is True
     assert ok["left_out"] == []
@@ -254,6 +262,26 @@ def test_autosave_keeps_the_note_and_leaves_out_a_refused_site(sqlite_engine: sa
     stale = client.post("/notes/autosave", data={**data, "version": str(version)})
     assert stale.status_code == 409
     assert stale.json()["stale"] is True
+
+
+def test_bilateral_upper_trapezius_in_a_pincer_grip_saves_without_an_override(
+    sqlite_engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(sqlite_engine)
+    client = sign_in(sqlite_engine, clinic)
+    _, episode = patient_with_episode(clinic)
+    data = note_form(
+        episode.id,
+        subjective="Both sides, pincer.",
+        **site(0, "upper_trapezius", "left"),
+        **site(1, "upper_trapezius", "right"),
+        **{"sites-0-approach": "pincer", "sites-1-approach": "pincer"},
+    )
+    body = client.post("/notes/autosave", data=data).json()
+    assert body["saved"] is True
+    assert body["left_out"] == []
+    draft = client.get(f"/sessions/{body['session_id']}")
+    assert '<option value="pincer" selected>' in draft.text
 
 
 def test_a_draft_without_sites_needs_no_screening(sqlite_engine: sa.Engine) -> None:
