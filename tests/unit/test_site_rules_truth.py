@@ -416,3 +416,22 @@ def test_every_condition_code_is_verified_against_the_release_and_offered() -> N
         assert cond.icd10.code in {c.code for c in icd10_suggestions(cond.id)}
         assert cond.icd10.code not in billing_data().icd10cm.headers
     assert sources()["icd10cm_2026"].verified is True
+
+
+# --- the clinical safety guide -------------------------------------------------------------
+
+
+def test_the_clinical_safety_guide_is_regenerated_from_the_data() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "scripts" / "clinical_safety_doc.py"
+    spec = importlib.util.spec_from_file_location("clinical_safety_doc", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = module.DOC.read_text("utf-8")
+    assert module.render(current) == current, (
+        "docs/clinical-safety.md is out of step: run scripts/clinical_safety_doc.py"
+    )
