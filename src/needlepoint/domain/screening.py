@@ -144,7 +144,7 @@ def check_acknowledged(result: ScreeningResult, acknowledged: Sequence[str]) -> 
     before the screening is recorded (absolute contraindications cannot be)."""
     missing = [r for r in result.reasons if r.action != "absolute" and r.rule not in acknowledged]
     if result.decision is not ScreeningDecision.CONTRAINDICATED and missing:
-        names = ", ".join(f"{r.rule} ({r.citation()})" for r in missing)
+        names = "; ".join(f"{r.message} ({r.citation()})" for r in missing)
         raise InvalidInput(
             f"acknowledge each precaution before recording the screening: {names}",
             field="acknowledged_precautions",
