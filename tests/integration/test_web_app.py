@@ -412,3 +412,27 @@ def test_the_chart_and_progress_pages_query_the_same_however_many_sessions(
         finally:
             sa.event.remove(sqlite_engine, "before_cursor_execute", count)
     assert counts[1] == counts[4], counts
+
+
+def test_the_owner_reviews_written_overrides_on_the_settings_page(
+    sqlite_engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(sqlite_engine)
+    client = sign_in(sqlite_engine, clinic)
+    _, episode = patient_with_episode(clinic)
+    reason = "Pincer grip held, needle directed away from the apex"
+    data = note_form(
+        episode.id,
+        **site(0, "rhomboid_major", "left"),
+        **site(1, "rhomboid_major", "right"),
+        **{"sites-1-override_reason": reason, "sites-1-override_code": "technique_modified"},
+    )
+    assert client.post("/notes/autosave", data=data).json()["left_out"] == []
+    owner = sign_in(sqlite_engine, clinic, Role.OWNER)
+    page = owner.get("/settings").text
+    assert "Safety overrides to review" in page
+    assert reason in page
+    assert "Technique changed to avoid the risk" in page
+    assert "Rhomboid major, right" in page
+    assert "Both sides of the thorax" in page
+    assert "Safety overrides to review" not in client.get("/settings").text  # clinicians
