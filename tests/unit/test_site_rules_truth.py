@@ -435,3 +435,12 @@ def test_the_clinical_safety_guide_is_regenerated_from_the_data() -> None:
     assert module.render(current) == current, (
         "docs/clinical-safety.md is out of step: run scripts/clinical_safety_doc.py"
     )
+
+
+def test_a_device_refusal_says_what_lifts_it() -> None:
+    note = sites(site("pectoralis_major", electrical_stimulation=True))
+    with pytest.raises(SafetyRefusal) as err:
+        enforce(note, screen(implanted_electrical_device=True))
+    (error,) = err.value.errors or []
+    assert "record the clearance" in error["message"]
+    assert "cannot be overridden" not in error["message"]

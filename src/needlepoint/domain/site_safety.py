@@ -36,6 +36,8 @@ class Rule(_Frozen):
     action: Action
     text: str
     sources: list[str]
+    advice: str | None = None
+    """What lifts a refusal that a written override cannot (e.g. a documented clearance)."""
 
 
 class AreaRule(Rule):
@@ -437,7 +439,9 @@ def decide(sites: Sequence[NeedlingSiteIn], findings: Sequence[Finding]) -> Site
 def _refusal_error(f: Finding, sites: Sequence[NeedlingSiteIn]) -> dict[str, Any]:
     assert f.site is not None
     if f.action != "refuse_override":
-        return f.as_error(f"sites.{f.site}.muscle_id", "This cannot be overridden.")
+        rule = site_rules().session_rules.get(f.rule)
+        advice = rule.advice if rule is not None and rule.advice else None
+        return f.as_error(f"sites.{f.site}.muscle_id", advice or "This cannot be overridden.")
     problem = override_problem(sites[f.site])
     assert problem is not None
     field, advice = problem
