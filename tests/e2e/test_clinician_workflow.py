@@ -224,10 +224,13 @@ def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(
     assert page.locator("#site-1 .error").count() >= 1
     assert page.get_by_label("Subjective").input_value() == "Bilateral upper trapezius pain."
     assert page.locator("#sites li.site").count() == 2
-    page.locator("#site-1").get_by_label("Written reason to override").fill(
+    page.locator("#site-1").get_by_label("Why you override a refusal").select_option(
+        "technique_modified"
+    )
+    page.locator("#site-1").get_by_label("Written reason").fill(
         "Bilateral symptoms; second side needled with a flat angle, patient informed."
     )
     page.get_by_role("button", name="Sign note").click()
     page.wait_for_selector("#billing")
-    assert "overridden" in page.locator("text=Safety flags").inner_text()
+    assert "overridden" in page.locator("ul.flags").inner_text()
     shot(page, "21-override-signed")

@@ -10,11 +10,14 @@ from needlepoint.domain.commands import NeedlingSiteIn
 from needlepoint.domain.entities import Episode, Session
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.errors import InvalidInput, RecordLocked
+from needlepoint.domain.site_safety import check_named_sites
 
 
 def check_sites(sites: Sequence[NeedlingSiteIn]) -> None:
     """Every needled muscle must be a named catalogue muscle (regulators require the
-    muscle, not "paraspinals": REFERENCE §6)."""
+    muscle, not "paraspinals": REFERENCE §6); a place never needled (the umbilicus …) is
+    refused with its source, and a paired muscle needs its side."""
+    check_named_sites(sites)
     known = muscle_ids()
     for i, site in enumerate(sites):
         if site.muscle_id not in known:

@@ -260,6 +260,9 @@ needling_sites = sa.Table(
     sa.Column("estim_params", JSONType),
     sa.Column("notes", sa.Text),
     sa.Column("override_reason", sa.Text),
+    # issue 13 (truth-sites): the structured override reason and the needle's approach
+    sa.Column("override_code", enum_column_type(enums.OverrideCode)),
+    sa.Column("approach", enum_column_type(enums.Approach)),
     sa.Index(None, "session_id"),
 )
 
