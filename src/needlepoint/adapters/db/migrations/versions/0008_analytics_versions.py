@@ -8,7 +8,7 @@
   and moves only its transaction's clinic's row), and explicit privileges.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 import needlepoint.adapters.db.types
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
