@@ -304,10 +304,11 @@ async def sign_in(client: httpx.AsyncClient, email: str) -> None:
 
 
 def note_body(episode_id: str, rng: random.Random, when: datetime) -> dict[str, Any]:
+    side = rng.choice(("left", "right"))
     sites = [
         {
             "muscle_id": m,
-            "side": rng.choice(("left", "right")) if m != "cervical_multifidus" else "left",
+            "side": side,  # one side a visit: both sides of the thorax need an override
             "trigger_point": "active",
             "technique": "static",
             "needle_gauge_mm": 0.25,
