@@ -50,7 +50,8 @@ class Reader:
     source: str = "api"
     request_id: str | None = None
     source_address: str | None = None
-    viewed: list[Viewed] = field(default_factory=list)
+    viewed: dict[Viewed, None] = field(default_factory=dict)
+    """What was read, each once, in the order first read (a dict: an ordered set)."""
 
     def require(self, permission: Permission) -> None:
         """PermissionDenied unless the reader's role holds `permission`."""
@@ -75,9 +76,7 @@ class Reader:
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
     ) -> None:
         """Remember a read (or disclosure) for the audit trail; each record once."""
-        seen = Viewed(action, entity_type[:32], entity_id, patient_id, outcome)
-        if seen not in self.viewed:
-            self.viewed.append(seen)
+        self.viewed.setdefault(Viewed(action, entity_type[:32], entity_id, patient_id, outcome))
 
     def select(self, kind: type[E], *where: Any, order_by: Any = None) -> list[E]:
         """Records of `kind` in the reader's clinic matching `where`."""
