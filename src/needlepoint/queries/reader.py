@@ -23,6 +23,7 @@ from needlepoint.domain.entities import AuditEvent, Clinic, Entity, Patient, Use
 from needlepoint.domain.enums import AuditAction, AuditOutcome, Role
 from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
+from needlepoint.ports import UnitOfWork, UnitOfWorkFactory
 
 E = TypeVar("E", bound=Entity)
 
@@ -109,9 +110,8 @@ class Reader:
         row = self.conn.execute(sa.select(clinics).where(clinics.c.id == self.clinic_id)).one()
         return Clinic(**row._mapping)
 
-    def audit_events(self, engine: sa.Engine) -> list[AuditEvent]:
-        """The audit events of what was read, stamped now."""
-        uow = SqlUnitOfWork(engine)
+    def audit_events(self, uow: UnitOfWork) -> list[AuditEvent]:
+        """The audit events of what was read, stamped now (the unit of work's clock)."""
         now = uow.now()
         return [
             AuditEvent(
@@ -132,12 +132,15 @@ class Reader:
         ]
 
 
-def record_reads(engine: sa.Engine, reader: Reader) -> None:
+def record_reads(
+    engine: sa.Engine, reader: Reader, unit_of_work: UnitOfWorkFactory = SqlUnitOfWork
+) -> None:
     """Write the reader's noted reads as audit events, in one transaction."""
-    events = reader.audit_events(engine)
-    if not events:
+    if not reader.viewed:
         return
-    with SqlUnitOfWork(engine) as uow:
+    uow = unit_of_work(engine)
+    events = reader.audit_events(uow)
+    with uow:
         for event in events:
             uow.add(event)
         uow.commit()
@@ -154,9 +157,11 @@ def open_reader(
     source: str = "api",
     request_id: str | None = None,
     source_address: str | None = None,
+    unit_of_work: UnitOfWorkFactory = SqlUnitOfWork,
 ) -> Iterator[Reader]:
     """A reader of one clinic; what it opened is on the audit trail when it closes
-    (also when the reading fails part-way, e.g. a refused read)."""
+    (also when the reading fails part-way, e.g. a refused read), written through a
+    unit of work from `unit_of_work`."""
     reader: Reader | None = None
     try:
         with engine.connect() as conn:
@@ -165,4 +170,4 @@ def open_reader(
             yield reader
     finally:
         if reader is not None:
-            record_reads(engine, reader)
+            record_reads(engine, reader, unit_of_work)
