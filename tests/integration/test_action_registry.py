@@ -134,8 +134,9 @@ class Recording:
         return self.inner.connection
 
 
-def _satisfies_the_interface(uow: Recording) -> ConnectedUnitOfWork:
-    return uow  # mypy would refuse this if Recording did not fit the interface
+def _as_interface(uow: Recording) -> ConnectedUnitOfWork:
+    """The recording double, handed to actions as the interface they are typed with."""
+    return uow
 
 
 # -- the world each scenario starts from ------------------------------------------------
@@ -599,7 +600,7 @@ def test_an_action_writes_exactly_its_declared_audit_events_once_in_its_transact
     before = _audit_rows(engine)
     uow = Recording(SqlUnitOfWork(engine))
 
-    call(_satisfies_the_interface(uow), world.actor(_permitted(declared)))
+    call(_as_interface(uow), world.actor(_permitted(declared)))
 
     assert len(uow.commits) == 1, f"{case.action} committed {len(uow.commits)} times"
     committed = uow.commits[0]
