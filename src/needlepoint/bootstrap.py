@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from needlepoint.adapters.db.engine import make_engine
+from needlepoint.adapters.db.engine import Limits, make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork
 from needlepoint.config import Settings
@@ -32,12 +32,12 @@ def database_url(value: str) -> str:
     return f"sqlite:///{path}"
 
 
-def open_database(url: str, *, migrate: bool = True) -> sa.Engine:
+def open_database(url: str, *, migrate: bool = True, limits: Limits | None = None) -> sa.Engine:
     """An engine for `url`; with `migrate`, the schema is first brought to head."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
+    engine = make_engine(url, limits)
     if migrate:
         upgrade(engine)
     return engine
@@ -46,9 +46,23 @@ def open_database(url: str, *, migrate: bool = True) -> sa.Engine:
 def build_app(settings: Settings | None = None, engine: sa.Engine | None = None) -> FastAPI:
     """The web application for these settings (used by `needlepoint serve` and uvicorn)."""
     settings = settings or Settings()
-    engine = engine or open_database(settings.resolved_database_url())
+    limits = settings.limits()
+    engine = engine or open_database(settings.resolved_database_url(), limits=limits)
     return create_app(
         engine,
         secret_key=settings.resolved_secret_key(),
         secure_cookies=settings.secure_cookies,
+        threads=max(1, limits.connections - 1),
+        max_in_flight=settings.max_in_flight,
     )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one serving process, from `NEEDLEPOINT_*` environment settings: the
+    factory each of `needlepoint serve --workers N`'s processes calls. The parent has
+    already migrated the database."""
+    settings = Settings()
+    engine = open_database(
+        settings.resolved_database_url(), migrate=False, limits=settings.limits()
+    )
+    return build_app(settings, engine)

@@ -4,12 +4,13 @@ clinic generator, the demo and the server."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import typer
 from pydantic import ValidationError
@@ -256,20 +257,48 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Serving processes (default: one per core on PostgreSQL, 1 on SQLite)",
+        ),
+    ] = None,
 ) -> None:
     """Serve an existing database (migrating it to head first)."""
-    settings = Settings(host=host, port=port)
+    options: dict[str, Any] = {"host": host, "port": port, "workers": workers}
     if db:
-        settings = Settings(database_url=_url(db), host=host, port=port)
-    _serve(settings)
+        options["database_url"] = _url(db)
+    _serve(Settings(**options))
 
 
 def _serve(settings: Settings) -> None:
+    """Run the server: one process, or (`workers` > 1) uvicorn's supervisor with that
+    many processes, each building its app from the environment."""
     import uvicorn
 
-    from needlepoint.bootstrap import build_app
+    from needlepoint.bootstrap import build_app, open_database
 
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+    workers = settings.resolved_workers()
+    if workers == 1:
+        uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+        return
+    url = settings.resolved_database_url()
+    open_database(url).dispose()  # migrate once, before any worker starts
+    # The workers read their settings from the environment (they are new processes).
+    os.environ["NEEDLEPOINT_DATABASE_URL"] = url
+    os.environ["NEEDLEPOINT_SECRET_KEY"] = settings.resolved_secret_key()
+    for name in ("pool_size", "pool_overflow", "pool_timeout", "lock_timeout", "max_in_flight"):
+        os.environ[f"NEEDLEPOINT_{name.upper()}"] = str(getattr(settings, name))
+    os.environ["NEEDLEPOINT_SECURE_COOKIES"] = str(settings.secure_cookies).lower()
+    uvicorn.run(
+        "needlepoint.bootstrap:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
 
 
 @app.command("openapi")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
 from platformdirs import user_data_dir
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from needlepoint.adapters.db.engine import Limits
 
 
 def default_data_dir() -> Path:
@@ -25,6 +28,32 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
+    # Serving (docs/operator-guide.md): processes, and per process its connection pool,
+    # its bounded waits (seconds) and how many requests it admits before answering 503.
+    workers: int | None = None  # None: the number of cores on PostgreSQL, 1 on SQLite
+    pool_size: int = 8
+    pool_overflow: int = 4
+    pool_timeout: float = 10.0
+    lock_timeout: float = 5.0
+    max_in_flight: int = 256
+
+    def limits(self) -> Limits:
+        """The database limits of one serving process."""
+        return Limits(
+            pool_size=self.pool_size,
+            max_overflow=self.pool_overflow,
+            pool_timeout=self.pool_timeout,
+            lock_timeout=self.lock_timeout,
+        )
+
+    def resolved_workers(self) -> int:
+        """How many serving processes: as configured, else one per core on PostgreSQL and
+        one on SQLite (a single writer; see the operator's guide)."""
+        if self.workers:
+            return self.workers
+        if self.resolved_database_url().startswith("sqlite"):
+            return 1
+        return os.cpu_count() or 1
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file in the data directory."""

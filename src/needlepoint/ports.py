@@ -87,11 +87,19 @@ class UnitOfWork(Protocol):
 
 
 class ConnectedUnitOfWork(UnitOfWork, Protocol):
-    """A unit of work whose open transaction's database connection is exposed.
+    """A unit of work that also exposes its database and its open transaction's
+    connection.
 
-    Only sign-in needs it: the login log (`adapters/db/logins.py`: lock-out counts and
-    attempts, which also cover unknown accounts of no clinic) is read and written on the
-    same transaction as the sign-in's audit event and web session."""
+    Only sign-in needs it: the password hash is read and checked before the write
+    transaction (argon2 is slow on purpose; SQLite has one write lock), and the login log
+    (`adapters/db/logins.py`: lock-out counts and attempts, which also cover unknown
+    accounts of no clinic) is read and written on the same transaction as the sign-in's
+    audit event and web session."""
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The database, for reads outside the unit of work's transaction."""
+        ...
 
     @property
     def connection(self) -> sa.Connection:

@@ -130,6 +130,10 @@ class Recording:
         self.inner.record_denial(event)
 
     @property
+    def engine(self) -> sa.Engine:
+        return self.inner.engine
+
+    @property
     def connection(self) -> sa.Connection:
         return self.inner.connection
 

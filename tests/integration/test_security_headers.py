@@ -60,8 +60,8 @@ def test_every_form_post_takes_a_csrf_token() -> None:
     for route in posts:
         params = inspect.signature(route.endpoint).parameters  # type: ignore[attr-defined]
         assert "csrf" in params, f"POST {route.path} takes no csrf field"  # type: ignore[attr-defined]
-    # The web app's forms are all read by `ui.forms.form_of`, which checks the token,
-    # directly or through `ui.forms.posted_form`.
+    # The web app's forms are all checked by `ui.forms.checked_form`, directly (after
+    # `submitted_form`) or through `ui.forms.posted_form`.
     from needlepoint.web import ui
 
     app_posts = [
@@ -73,5 +73,10 @@ def test_every_form_post_takes_a_csrf_token() -> None:
     assert app_posts
     for route in app_posts:
         source = inspect.getsource(route.endpoint)  # type: ignore[attr-defined]
-        reads_form = "form_of(request)" in source or "posted_form(request" in source
-        assert reads_form, f"POST {route.path} does not read its form via form_of"  # type: ignore[attr-defined]
+        if "submitted_form(request)" in source:  # checked in its worker thread
+            name = source.split("in_thread(")[1].split(",")[0].strip()
+            source = inspect.getsource(getattr(inspect.getmodule(route.endpoint), name))  # type: ignore[attr-defined]
+            reads_form = "checked_form(request" in source
+        else:
+            reads_form = "posted_form(request" in source
+        assert reads_form, f"POST {route.path} does not check its form's CSRF token"  # type: ignore[attr-defined]

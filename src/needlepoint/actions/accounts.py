@@ -19,6 +19,7 @@ from needlepoint.actions.registry import action
 from needlepoint.adapters.db.logins import (
     LoginAttempt,
     account_by_email,
+    password_hash_of,
     recent_failures,
     record_attempt,
 )
@@ -142,13 +143,19 @@ def sign_in(
     survive restarts); on success open a web session, pending the second factor when the
     user enrolled one or the clinic requires it."""
     email = email.strip().lower()
+    # The password is checked before the write transaction: the hash is slow on purpose
+    # (argon2), and SQLite has one write lock for the whole clinic. The transaction then
+    # confirms the hash it was checked against is still the account's.
+    with uow.engine.connect() as conn:
+        checked_hash = password_hash_of(conn, email)
+    matches = verify_password(password, checked_hash)
     with uow:
         found = account_by_email(uow.connection, email)
         user = uow.get(User, found[0], found[1]) if found else None
         locked = _locked(uow, email, address)
         if locked is not None:
             reason = locked
-        elif not verify_password(password, user.password_hash if user else None):
+        elif not matches or user is None or user.password_hash != checked_hash:
             reason = "bad_password" if user else "unknown_account"
         elif user is None or not user.is_active:
             reason = "inactive_account"

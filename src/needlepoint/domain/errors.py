@@ -50,3 +50,14 @@ class SafetyRefusal(DomainError):
     """A clinical safety rule refused the request: a contraindication, a missing or
     withdrawn consent, an unqualified practitioner, or a refused needling site. Each error
     names its rule and sources."""
+
+
+class NotAuthenticated(Exception):
+    """The caller's credential (API token or web session) is not, or no longer, valid:
+    revoked, expired, or its user deactivated; checked inside the write's transaction,
+    and nothing was written. Not a `DomainError`: no form shows it as a field's error,
+    the caller is sent to sign in again (HTTP 401)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

@@ -8,7 +8,7 @@ short write transaction, so reads never hold the write lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -132,18 +132,30 @@ class Reader:
         ]
 
 
+ReadSink = Callable[[Sequence[AuditEvent]], None]
+"""Where a reader's audit events go: the web app's queue (`web.deferred_writes`), so
+a page view never waits for the write lock; by default they are written at once."""
+
+
 def record_reads(
-    engine: sa.Engine, reader: Reader, unit_of_work: UnitOfWorkFactory = SqlUnitOfWork
+    engine: sa.Engine,
+    reader: Reader,
+    sink: ReadSink | None = None,
+    unit_of_work: UnitOfWorkFactory = SqlUnitOfWork,
 ) -> None:
-    """Write the reader's noted reads as audit events, in one transaction."""
+    """Write the reader's noted reads as audit events (in one transaction, through a unit
+    of work from `unit_of_work`), or hand them to `sink`."""
     if not reader.viewed:
         return
     uow = unit_of_work(engine)
     events = reader.audit_events(uow)
-    with uow:
-        for event in events:
-            uow.add(event)
-        uow.commit()
+    if sink is not None:
+        sink(events)
+    else:
+        with uow:
+            for event in events:
+                uow.add(event)
+            uow.commit()
     reader.viewed.clear()
 
 
@@ -157,11 +169,13 @@ def open_reader(
     source: str = "api",
     request_id: str | None = None,
     source_address: str | None = None,
+    sink: ReadSink | None = None,
     unit_of_work: UnitOfWorkFactory = SqlUnitOfWork,
 ) -> Iterator[Reader]:
     """A reader of one clinic; what it opened is on the audit trail when it closes
-    (also when the reading fails part-way, e.g. a refused read), written through a
-    unit of work from `unit_of_work`."""
+    (also when the reading fails part-way, e.g. a refused read), after its connection
+    is returned: a read never holds a connection while its audit events are written
+    (by `sink`, or through a unit of work from `unit_of_work`)."""
     reader: Reader | None = None
     try:
         with engine.connect() as conn:
@@ -170,4 +184,4 @@ def open_reader(
             yield reader
     finally:
         if reader is not None:
-            record_reads(engine, reader, unit_of_work)
+            record_reads(engine, reader, sink, unit_of_work)

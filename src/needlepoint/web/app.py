@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
+from needlepoint.adapters.db.engine import Limits
 from needlepoint.web import api, pages, problems, ui
+from needlepoint.web.deferred_writes import DeferredWrites
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -53,9 +59,59 @@ class RequestIdAndSecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = False) -> FastAPI:
-    """The web application over an already migrated database."""
+class AdmissionLimit:
+    """Answer 503 with `Retry-After` at once when more than `limit` requests are already
+    in the server (running or queued for a worker thread), instead of letting a queue
+    grow until every caller times out. Plain ASGI, on the event loop, no database."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await problems.busy(Request(scope))(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def create_app(
+    engine: sa.Engine,
+    *,
+    secret_key: str,
+    secure_cookies: bool = False,
+    threads: int | None = None,
+    max_in_flight: int = 256,
+) -> FastAPI:
+    """The web application over an already migrated database.
+
+    `threads`: how many requests do database work at once (the worker thread pool). It
+    is kept below the engine's connection limit, one connection being left for the
+    background writer (`web.deferred_writes`): a request thread then never waits for a
+    pooled connection. Requests beyond it queue on the event loop, up to `max_in_flight`
+    in all; past that the server answers 503 with `Retry-After`."""
+    workers = threads or max(1, Limits().connections - 1)
+    deferred = DeferredWrites(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workers
+        deferred.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(deferred.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Needlepoint",
         version=__version__,
         summary="Dry needling: appropriateness, documentation and measured benefit.",
@@ -64,12 +120,14 @@ def create_app(engine: sa.Engine, *, secret_key: str, secure_cookies: bool = Fal
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.deferred = deferred
     # Web sessions live in the database (`web_sessions`); the cookie holds only their
     # random id. The key signs the sign-in form's CSRF cookie.
     app.state.secret_key = secret_key
     app.state.secure_cookies = secure_cookies
     problems.install(app)
 
+    app.add_middleware(AdmissionLimit, limit=max_in_flight)
     app.add_middleware(RequestIdAndSecurityHeaders, https_only=secure_cookies)
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)

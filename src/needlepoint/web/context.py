@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,9 +16,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.engine import CLINIC_SETTING
 from needlepoint.adapters.db.logins import LoginAttempt, record_attempt
-from needlepoint.adapters.db.statements import plan
 from needlepoint.adapters.db.tables import (
     api_tokens,
     clinics,
@@ -26,24 +24,37 @@ from needlepoint.adapters.db.tables import (
     users,
     web_sessions,
 )
-from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.adapters.db.unit_of_work import CredentialCheck, SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token
 from needlepoint.domain.entities import Clinic, User, WebSession
 from needlepoint.domain.enums import Role
-from needlepoint.domain.errors import PermissionDenied, StaleVersion, VersionRequired
+from needlepoint.domain.errors import (
+    NotAuthenticated,
+    PermissionDenied,
+    StaleVersion,
+    VersionRequired,
+)
 from needlepoint.domain.permissions import Permission
-from needlepoint.queries.reader import Reader, open_reader
+from needlepoint.queries.reader import Reader, ReadSink, open_reader
+from needlepoint.web.deferred_writes import DeferredWrites
 
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
+    """Who is acting in this request, and the database handles an action or query needs.
+
+    `check` re-checks the request's credential inside each write transaction (see
+    `CredentialCheck`); `sink` takes the audit events of reads (the web app's queue)."""
+
     engine: sa.Engine
     actor: Actor
     role: Role
+    check: CredentialCheck | None = None
+    sink: ReadSink | None = None
 
     def uow(self) -> SqlUnitOfWork:
         """A unit of work for one action of this request."""
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, check=self.check)
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
@@ -57,6 +68,7 @@ class RequestContext:
             source=a.source,
             request_id=a.request_id,
             source_address=a.source_address,
+            sink=self.sink,
         ) as reader:
             yield reader
 
@@ -103,47 +115,20 @@ class TokenHolder:
     scopes: str
 
 
-# PostgreSQL writes: the same lookup inside the write transaction, setting its row-level
-# security scope to the holder's clinic in the same statement (staff tables are outside
-# row-level security, so the lookup needs no scope itself).
-_TOKEN_HOLDER_SCOPING = _TOKEN_HOLDER.add_columns(
-    sa.func.set_config(CLINIC_SETTING, sa.cast(users.c.clinic_id, sa.String), True).label("scope")
-)
+# Inside a write transaction on PostgreSQL the lookup also takes a share lock on the
+# token and user rows: a revocation or deactivation committed first is seen; one that
+# comes later waits until this write has committed (SQLite's BEGIN IMMEDIATE already
+# serialises every writer).
+_TOKEN_HOLDER_LOCKED = _TOKEN_HOLDER.with_for_update(read=True, of=[api_tokens, users])
 
 
-def lookup_token(conn: sa.Connection, token: str, *, begin: bool = False) -> TokenHolder | None:
-    """Who holds this unrevoked token: one indexed query on a connection the request keeps
-    for its action.
-
-    By default outside any transaction (PostgreSQL: in autocommit, no BEGIN and ROLLBACK
-    round trips; SQLite: a statement on the driver's cursor opens none). `begin=True` on
-    PostgreSQL starts the action's transaction with the lookup, scoped to the holder's
-    clinic (see `SqlUnitOfWork(scoped_to=…)`): a token revoked meanwhile cannot slip
-    between the check and the write, and the scope costs no round trip of its own. If
-    nobody holds the token, that transaction is rolled back."""
-    params = {"token_hash": hash_api_token(token)}
-    scoping = begin and conn.dialect.name != "sqlite"
-    read = (
-        plan(conn.dialect, "token_scoping", lambda: _TOKEN_HOLDER_SCOPING)
-        if scoping
-        else plan(conn.dialect, "token_holder", lambda: _TOKEN_HOLDER)
-    )
-    if scoping:
-        conn.begin()
-        rows = read.rows(conn, params)
-        if not rows:
-            conn.rollback()
-    elif conn.dialect.name == "sqlite":
-        rows = read.rows(conn, params)
-    else:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            rows = read.rows(conn, params)
-        finally:
-            conn.execution_options(isolation_level=conn.default_isolation_level)
-    if not rows:
+def lookup_token(conn: sa.Connection, token: str, *, lock: bool = False) -> TokenHolder | None:
+    """Who holds this unrevoked token (an active user): one indexed query. `lock`: in a
+    write transaction, hold the token and user rows until it ends (PostgreSQL)."""
+    stmt = _TOKEN_HOLDER_LOCKED if lock and conn.dialect.name != "sqlite" else _TOKEN_HOLDER
+    row = conn.execute(stmt, {"token_hash": hash_api_token(token)}).mappings().first()
+    if row is None:
         return None
-    row = rows[0]
     return TokenHolder(
         user=User(**{c.name: row[f"user_{c.name}"] for c in users.c}),
         clinic=Clinic(**{c.name: row[f"clinic_{c.name}"] for c in clinics.c}),
@@ -151,14 +136,19 @@ def lookup_token(conn: sa.Connection, token: str, *, begin: bool = False) -> Tok
     )
 
 
+UNAUTHENTICATED_DETAIL = "a valid API token is required (Authorization: Bearer …)"
+
+
 class ApiCredentials:
     """The bearer token of an API request. Resolved to a user on first use, inside the
-    endpoint's worker thread, so a request costs one thread hop, not two.
+    endpoint's worker thread (never on the event loop), on a connection held only for
+    that one query.
 
-    The request keeps the connection it authenticated on for its action (one pool
-    checkout, one liveness ping on PostgreSQL), and the action's first transaction is
-    given the user and clinic just read rather than reading them again. `close()` (run
-    by the `api_context` dependency when the request ends) returns the connection."""
+    Each write transaction of the request checks the token again, first thing inside
+    the transaction (`uow()`), and uses the user and clinic it reads there: a token
+    revoked or a user deactivated while the request waited for a lock is refused (401)
+    and nothing is written. The request never holds one connection while asking for
+    another, so requests cannot starve the pool."""
 
     def __init__(
         self,
@@ -168,29 +158,28 @@ class ApiCredentials:
         *,
         writes: bool = False,
         address: str = "unknown",
+        deferred: DeferredWrites | None = None,
     ) -> None:
         self._engine = engine
+        self._deferred = deferred
+        sink = None if deferred is None else deferred.put
         self._token = token
         self._request_id = request_id
         self._writes = writes
         self._address = address
+        self._sink = sink
         self._context: RequestContext | None = None
-        self._conn: sa.Connection | None = None
-        self._known: tuple[User, Clinic] | None = None
 
     def _resolve(self) -> RequestContext:
         if self._context is None:
             holder = None
             if self._token:
-                self._conn = self._engine.connect()
-                holder = lookup_token(self._conn, self._token, begin=self._writes)
+                with self._engine.connect() as conn:
+                    holder = lookup_token(conn, self._token)
             if holder is None:
-                self.close()
                 self._log_refused()
                 raise HTTPException(
-                    401,
-                    "a valid API token is required (Authorization: Bearer …)",
-                    headers={"WWW-Authenticate": "Bearer"},
+                    401, UNAUTHENTICATED_DETAIL, headers={"WWW-Authenticate": "Bearer"}
                 )
             needed = "write" if self._writes else "read"
             if needed not in holder.scopes.split():
@@ -202,15 +191,24 @@ class ApiCredentials:
                 request_id=self._request_id,
                 source_address=None if self._address == "unknown" else self._address,
             )
-            self._context = RequestContext(self._engine, actor, holder.user.role)
-            self._known = (holder.user, holder.clinic)
+            self._context = RequestContext(
+                self._engine, actor, holder.user.role, self._recheck, self._sink
+            )
         return self._context
 
-    def close(self) -> None:
-        """Return the request's connection to the pool."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    def _recheck(self, conn: sa.Connection) -> tuple[User, Clinic]:
+        """The token checked again inside a write transaction (see `CredentialCheck`)."""
+        actor = self._resolve().actor
+        holder = lookup_token(conn, self._token or "", lock=True)
+        if holder is None or holder.user.id != actor.user_id:
+            raise NotAuthenticated(
+                "this API token was revoked, or its user deactivated, before the change "
+                "could be saved; nothing was saved"
+            )
+        needed = "write" if self._writes else "read"
+        if needed not in holder.scopes.split():
+            raise PermissionDenied(f"this API token lacks the '{needed}' scope")
+        return holder.user, holder.clinic
 
     def _log_refused(self) -> None:
         """An unknown or revoked token is a failed authentication attempt: logged (only
@@ -238,16 +236,9 @@ class ApiCredentials:
         return self._resolve().role
 
     def uow(self) -> SqlUnitOfWork:
-        """A unit of work for one action of this request, on the request's connection."""
-        context = self._resolve()
-        known, self._known = self._known or (), None  # only the first action's reads
-        scoped = self._conn is not None and self._conn.in_transaction()
-        return SqlUnitOfWork(
-            context.engine,
-            connection=self._conn,
-            known=known,
-            scoped_to=context.actor.clinic_id if scoped else None,
-        )
+        """A unit of work for one action of this request; its transaction re-checks the
+        token first."""
+        return self._resolve().uow()
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
@@ -255,35 +246,41 @@ class ApiCredentials:
         with self._resolve().reader() as r:
             yield r
 
+    def settle_reads(self) -> None:
+        """Write the audit events of reads this process has served so far (they are
+        written in the background): call before reading the audit trail itself."""
+        if self._deferred is not None:
+            self._deferred.flush()
+
 
 async def api_context(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> AsyncIterator[ApiCredentials]:
-    """The caller of an API request, from its `Authorization: Bearer …` header.
+) -> ApiCredentials:
+    """The caller of an API request, from its `Authorization: Bearer …` header. No
+    database work here (this runs on the event loop): the token is checked on first use,
+    in the endpoint's thread.
 
     Every endpoint touches `actor`, `uow()` or `reader()` before doing anything, so an
-    unauthenticated request is refused before any work. When the request ends, its
-    connection goes back to the pool."""
+    unauthenticated request is refused before any work."""
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
     if token is None:  # refused before the body is even validated; costs no query
-        raise HTTPException(
-            401,
-            "a valid API token is required (Authorization: Bearer …)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    credentials = ApiCredentials(
+        raise HTTPException(401, UNAUTHENTICATED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
+    return ApiCredentials(
         request.app.state.engine,
         token,
         request_id(request),
         writes=request.method not in SAFE_METHODS,
         address=request.client.host if request.client else "unknown",
+        deferred=getattr(request.app.state, "deferred", None),
     )
-    try:
-        yield credentials
-    finally:
-        credentials.close()
+
+
+def read_sink(request: Request) -> ReadSink | None:
+    """The app's queue for the audit events of reads (None: written at once)."""
+    deferred = getattr(request.app.state, "deferred", None)
+    return None if deferred is None else deferred.put
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]
@@ -322,11 +319,22 @@ _WEB_SESSION = (
 )
 
 
-def lookup_web_session(engine: sa.Engine, token: str) -> WebSignIn | None:
+_WEB_SESSION_LOCKED = _WEB_SESSION.with_for_update(read=True, of=[web_sessions, users])
+
+
+def lookup_web_session(
+    engine: sa.Engine, token: str, *, conn: sa.Connection | None = None
+) -> WebSignIn | None:
     """The unrevoked session whose cookie value is `token` (one query; the cookie holds
-    only a random id, stored here as its hash)."""
-    with engine.connect() as conn:
-        row = conn.execute(_WEB_SESSION, {"token_hash": hash_api_token(token)}).first()
+    only a random id, stored here as its hash). With `conn` (a write transaction), the
+    session and user rows stay share-locked until it ends (PostgreSQL)."""
+    params = {"token_hash": hash_api_token(token)}
+    if conn is not None:
+        stmt = _WEB_SESSION_LOCKED if conn.dialect.name != "sqlite" else _WEB_SESSION
+        row = conn.execute(stmt, params).first()
+    else:
+        with engine.connect() as own:
+            row = own.execute(_WEB_SESSION, params).first()
     if row is None:
         return None
     m = row._mapping
@@ -334,6 +342,27 @@ def lookup_web_session(engine: sa.Engine, token: str) -> WebSignIn | None:
     return WebSignIn(
         session, Role(m["role"]), m["full_name"], m["clinic_name"], m["idle_timeout_minutes"]
     )
+
+
+def web_session_check(engine: sa.Engine, token: str, session_id: uuid.UUID) -> CredentialCheck:
+    """The `CredentialCheck` of a signed-in browser: inside the write transaction, its
+    session is still open (not signed out, not past its lifetime) and its user active."""
+
+    def check(conn: sa.Connection) -> tuple[()]:
+        found = lookup_web_session(engine, token, conn=conn)
+        if (
+            found is None
+            or found.session.id != session_id
+            or found.session.mfa_pending
+            or datetime.now(UTC) >= found.session.expires_at
+        ):
+            raise NotAuthenticated(
+                "your session ended (signed out, expired, or the account was deactivated) "
+                "before the change could be saved; nothing was saved"
+            )
+        return ()
+
+    return check
 
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')

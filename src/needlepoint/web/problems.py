@@ -6,15 +6,18 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from needlepoint.adapters.db.engine import is_busy
 from needlepoint.domain.errors import (
     DomainError,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
     PermissionDenied,
     RecordLocked,
@@ -110,6 +113,13 @@ def install(app: FastAPI) -> None:
         errors = exc.errors or ([{"field": exc.field, "message": exc.detail}] if exc.field else [])
         return problem(status, title, exc.detail, errors=errors, request=request)
 
+    @app.exception_handler(NotAuthenticated)
+    async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return RedirectResponse("/login", status_code=303)
+        challenge = {"WWW-Authenticate": "Bearer"}
+        return problem(401, "Unauthorized", exc.detail, headers=challenge, request=request)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(
@@ -120,8 +130,14 @@ def install(app: FastAPI) -> None:
             request=request,
         )
 
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def _database(request: Request, exc: sa.exc.SQLAlchemyError) -> Response:
+        if is_busy(exc):
+            return busy(request)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
             500,
@@ -129,6 +145,35 @@ def install(app: FastAPI) -> None:
             "Something went wrong on our side; nothing was saved. The error was logged.",
             request=request,
         )
+
+
+RETRY_AFTER_SECONDS = 2
+BUSY_DETAIL = (
+    "The clinic's database is busy with other users' work right now; nothing was saved. "
+    "Try again in a moment."
+)
+
+
+def busy(request: Request) -> Response:
+    """503 with `Retry-After`: a connection or another writer's lock was not free within
+    its bounded wait (`adapters.db.engine.Limits`), or too many requests are queued.
+    Pages get a page that keeps the user's place; the API a problem document."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.url.path.startswith("/api/"):
+        return problem(503, "Service Unavailable", BUSY_DETAIL, headers=headers, request=request)
+    body = BUSY_PAGE.format(seconds=RETRY_AFTER_SECONDS)
+    return HTMLResponse(body, status_code=503, headers=headers)
+
+
+BUSY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Busy — Needlepoint</title>
+<link rel="stylesheet" href="/static/needlepoint.css"></head>
+<body><main class="page"><h1>The clinic's records are busy</h1>
+<p>Other users were saving at the same moment and your request waited too long.
+<strong>Nothing was saved.</strong></p>
+<p>Go back (your form is still filled in) and submit it again in {seconds} seconds.</p>
+</main></body></html>
+"""
 
 
 def _title(status: int) -> str:

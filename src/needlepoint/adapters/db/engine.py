@@ -3,10 +3,15 @@
 SQLite (embedded default): WAL journal, foreign keys on every connection,
 `synchronous=FULL`, and write transactions opened with `BEGIN IMMEDIATE` so that a unit of
 work holds the write lock from its first read (no lock upgrade, no SQLITE_BUSY mid-action).
-PostgreSQL: plain psycopg 3 with a connection pool."""
+PostgreSQL: plain psycopg 3 with a connection pool.
+
+Every wait is bounded (`Limits`): for a pooled connection (`pool_timeout`), and for a lock
+held by another writer (SQLite's busy timeout, PostgreSQL's `lock_timeout`). A wait that
+runs out raises, and the web layer answers 503 with `Retry-After` (`web/problems.py`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +19,25 @@ from sqlalchemy.engine import URL, make_url
 
 WRITE_OPTION = "needlepoint_write"
 """Connection execution option marking a write unit of work (see `_begin`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many connections a process keeps, and how long anything waits.
+
+    The defaults suit one clinic on a small machine: a request thread never waits for a
+    connection longer than `pool_timeout`, nor for another writer's lock longer than
+    `lock_timeout` (both in seconds)."""
+
+    pool_size: int = 8
+    max_overflow: int = 4
+    pool_timeout: float = 10.0
+    lock_timeout: float = 5.0
+
+    @property
+    def connections(self) -> int:
+        """The most connections the pool will open at once."""
+        return self.pool_size + self.max_overflow
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -24,28 +48,55 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> sa.Engine:
-    """An engine for `url`, configured for Needlepoint's durability rules."""
+def make_engine(url: str | URL, limits: Limits | None = None, **kwargs: Any) -> sa.Engine:
+    """An engine for `url`, configured for Needlepoint's durability rules and `limits`."""
+    limits = limits or Limits()
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, **kwargs)
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+        return _sqlite_engine(parsed, limits, **kwargs)
+    connect_args = {
+        # Milliseconds; a statement waiting longer for a row or table lock fails with
+        # LockNotAvailable (a 503 to the caller) instead of queueing indefinitely.
+        "options": f"-c lock_timeout={int(limits.lock_timeout * 1000)}",
+    }
+    return sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=limits.pool_size,
+        max_overflow=limits.max_overflow,
+        pool_timeout=limits.pool_timeout,
+        connect_args=connect_args,
+        **kwargs,
+    )
 
 
-def _sqlite_engine(url: URL, **kwargs: Any) -> sa.Engine:
-    connect_args = {"timeout": 30, "check_same_thread": False}
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+def _sqlite_engine(url: URL, limits: Limits, **kwargs: Any) -> sa.Engine:
+    connect_args = {"timeout": limits.lock_timeout, "check_same_thread": False}
+    in_memory = url.database in (None, "", ":memory:")
+    pool: dict[str, Any] = (
+        {}
+        if in_memory
+        else {
+            "pool_size": limits.pool_size,
+            "max_overflow": limits.max_overflow,
+            "pool_timeout": limits.pool_timeout,
+        }
+    )
+    engine = sa.create_engine(url, connect_args=connect_args, **pool, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(limits.lock_timeout * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
-        if url.database not in (None, "", ":memory:"):
+        # WAL is a property of the file, kept once set. Setting it again on each new
+        # connection is not free: it waits while another connection holds the write
+        # lock, so a new pooled connection would queue behind every writer.
+        if not in_memory and cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -61,6 +112,21 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> sa.Engine:
 def is_sqlite(engine: sa.Engine) -> bool:
     """True for the embedded database."""
     return engine.dialect.name == "sqlite"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when `exc` means the database was too busy to serve in time: no pooled
+    connection came free, or another writer's lock was held past the lock timeout."""
+    if isinstance(exc, sa.exc.TimeoutError):  # the pool's wait ran out
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    orig = getattr(exc, "orig", None)
+    text = str(orig).lower()
+    if "database is locked" in text or "database table is locked" in text:  # SQLite
+        return True
+    # PostgreSQL: 55P03 lock_not_available; 57014 query_canceled (statement timeout)
+    return getattr(orig, "sqlstate", None) in ("55P03", "57014")
 
 
 CLINIC_SETTING = "needlepoint.clinic_id"

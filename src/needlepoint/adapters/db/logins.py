@@ -73,6 +73,13 @@ def recent_failures(
     return int(by_email), int(by_address)
 
 
+def password_hash_of(conn: sa.Connection, email: str) -> str | None:
+    """The stored password hash of the account with `email`, if any (read outside the
+    sign-in's write transaction, so the deliberately slow check never holds a lock)."""
+    row = conn.execute(sa.select(users.c.password_hash).where(users.c.email == email)).first()
+    return None if row is None else row.password_hash
+
+
 def account_by_email(conn: sa.Connection, email: str) -> tuple[UUID, UUID] | None:
     """(user id, clinic id) of the account with `email` (unique across clinics)."""
     row = conn.execute(

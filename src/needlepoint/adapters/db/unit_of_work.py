@@ -27,7 +27,6 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
-from needlepoint.adapters.db.statements import driver_rows, driver_write, plan
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, TrainingRecord, User
@@ -200,10 +199,12 @@ class UnitOfWork(ABC):
 _TABLE_ORDER = {t.name: i for i, t in enumerate(metadata.sorted_tables)}
 
 
+@functools.cache
 def _by_id(table: sa.Table) -> sa.Select[Any]:
     return sa.select(table).where(table.c.id == sa.bindparam("id"))
 
 
+@functools.cache
 def _by_columns(table: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
     return sa.select(table).where(
         table.c.clinic_id == sa.bindparam("clinic_id"),
@@ -212,18 +213,17 @@ def _by_columns(table: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
 
 
 def _select_by_id(conn: sa.Connection, kind: type[E], id: UUID) -> E | None:
-    table = TABLE_OF[kind]
-    read = plan(conn.dialect, ("by_id", table.name), lambda: _by_id(table))
-    rows = read.rows(conn, {"id": id})
-    return kind(**rows[0]) if rows else None
+    row = conn.execute(_by_id(TABLE_OF[kind]), {"id": id}).mappings().first()
+    return kind(**row) if row is not None else None
 
 
 def _select_by_columns(
     conn: sa.Connection, kind: type[E], clinic_id: UUID, equals: dict[str, Any]
 ) -> list[E]:
-    table, columns = TABLE_OF[kind], tuple(equals)
-    read = plan(conn.dialect, ("by", table.name, columns), lambda: _by_columns(table, columns))
-    return [kind(**row) for row in read.rows(conn, {"clinic_id": clinic_id, **equals})]
+    stmt = _by_columns(TABLE_OF[kind], tuple(equals))
+    return [
+        kind(**row) for row in conn.execute(stmt, {"clinic_id": clinic_id, **equals}).mappings()
+    ]
 
 
 def _in_dependency_order(adds: Iterable[Entity]) -> list[Entity]:
@@ -294,23 +294,19 @@ def prepare_inserts(dialect: sa.Dialect, adds: list[Entity]) -> PreparedRows:
 
 
 _AUDIT = "audit_events"
-_HEAD_SQL: dict[str, str] = {}
 
 
+@functools.cache
 def _head_sql(dialect: sa.Dialect) -> str:
-    sql = _HEAD_SQL.get(dialect.name)
-    if sql is None:
-        h = audit_chain_heads
-        stmt = sa.select(h.c.last_seq, h.c.last_hash).where(
-            h.c.clinic_id == sa.bindparam("clinic_id")
-        )
-        if dialect.name != "sqlite":
-            # Writers of one clinic append in turn: the second waits here, then reads
-            # the head the first committed. (SQLite's BEGIN IMMEDIATE already
-            # serialises writers.)
-            stmt = stmt.with_for_update()
-        sql = _HEAD_SQL[dialect.name] = str(stmt.compile(dialect=dialect))
-    return sql
+    """The chain head's SELECT in the driver's SQL: its parameter is a clinic id already
+    processed for the driver (as prepared rows hold it)."""
+    h = audit_chain_heads
+    stmt = sa.select(h.c.last_seq, h.c.last_hash).where(h.c.clinic_id == sa.bindparam("clinic_id"))
+    if dialect.name != "sqlite":
+        # Writers of one clinic append in turn: the second waits here, then reads the
+        # head the first committed. (SQLite's BEGIN IMMEDIATE already serialises them.)
+        stmt = stmt.with_for_update()
+    return str(stmt.compile(dialect=dialect))
 
 
 def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
@@ -341,8 +337,8 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
             clinic = row[k_clinic]
             if clinic not in heads:
                 params = (clinic,) if dialect.positional else {"clinic_id": clinic}
-                found, _ = driver_rows(conn, _head_sql(dialect), params)
-                heads[clinic] = (found[0][0], found[0][1]) if found else (0, GENESIS)
+                found = conn.exec_driver_sql(_head_sql(dialect), params).first()
+                heads[clinic] = (found[0], found[1]) if found else (0, GENESIS)
             seq, prev = heads[clinic]
             seq += 1
             chained = link_hash(prev, seq, row[k_hash])
@@ -373,10 +369,11 @@ def _multi_row_sql(dialect: sa.Dialect, table_name: str, n: int) -> str:
 
 
 def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
-    """Insert prepared rows, table by table (audit events linked first), on the driver's
-    cursor (no result to set up). SQLite: one executemany per table (in process, no
-    round trips). PostgreSQL: a table's few rows as one multi-row INSERT (one round
-    trip, no pipeline mode entered and left), larger batches as one executemany."""
+    """Insert prepared rows, table by table (audit events linked first), with
+    `exec_driver_sql` (SQLAlchemy's events see every statement; no per-row bookkeeping).
+    SQLite: one executemany per table (in process, no round trips). PostgreSQL: a
+    table's few rows as one multi-row INSERT (one round trip), larger batches as one
+    executemany, which psycopg pipelines."""
     link_audit_chain(conn, prepared)
     dialect = conn.dialect
     for name, rows in prepared:
@@ -386,11 +383,11 @@ def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
             and len(rows) * len(rows[0]) <= _MULTI_ROW_PARAMS
         ):
             params = {f"r{i}_{c}": v for i, row in enumerate(rows) for c, v in row.items()}
-            driver_write(conn, _multi_row_sql(dialect, name, len(rows)), params)
+            conn.exec_driver_sql(_multi_row_sql(dialect, name, len(rows)), params)
         elif len(rows) == 1:
-            driver_write(conn, _insert_plan(dialect, metadata.tables[name]).sql, rows[0])
+            conn.exec_driver_sql(_insert_plan(dialect, metadata.tables[name]).sql, rows[0])
         elif rows:
-            driver_write(conn, _insert_plan(dialect, metadata.tables[name]).sql, rows, many=True)
+            conn.exec_driver_sql(_insert_plan(dialect, metadata.tables[name]).sql, rows)
 
 
 def _insert_grouped(conn: sa.Connection, adds: list[Entity]) -> None:
@@ -436,6 +433,13 @@ def _unique_violation(exc: sa.exc.IntegrityError) -> InvalidInput | None:
     return None
 
 
+CredentialCheck = Callable[[sa.Connection], Iterable[Entity]]
+"""Re-checks, inside a write transaction, who is acting (an API token or a web session:
+still valid, its user still active) and returns the records it read (the user and their
+clinic), which the transaction then uses instead of reading them again. Raises a
+`DomainError` when the credential no longer holds: nothing is written."""
+
+
 class SqlUnitOfWork(UnitOfWork):
     """One action, one database transaction (SQLite: `BEGIN IMMEDIATE`)."""
 
@@ -445,22 +449,16 @@ class SqlUnitOfWork(UnitOfWork):
         clock: Clock = system_clock,
         ids: IdSource = uuid.uuid4,
         *,
-        connection: sa.Connection | None = None,
-        known: Iterable[Entity] = (),
-        scoped_to: UUID | None = None,
+        check: CredentialCheck | None = None,
     ) -> None:
-        """`connection`: run the transaction on this open connection (a request's, which
-        it already used to authenticate) and leave it open afterwards; by default a
-        connection is taken from the engine's pool. If the connection is already in a
-        transaction (begun by the request's authentication, its row-level-security scope
-        set to `scoped_to`), the first transaction continues it. `known`: records the
-        caller read just before (the authenticated user and their clinic), served to
-        this unit of work's first transaction instead of being read again."""
+        """`check`: run first in every transaction of this unit of work (see
+        `CredentialCheck`), so that authorisation and the write share one transaction:
+        a token revoked or a user deactivated while this request waited for a lock is
+        seen, and the write refused."""
         super().__init__(clock, ids)
         self.engine = engine
-        self._lent = connection
-        self._known: dict[UUID, Entity] = {e.id: e for e in known}
-        self._begun_scope = scoped_to
+        self._check = check
+        self._known: dict[UUID, Entity] = {}
         self._conn: sa.Connection | None = None
         self._scope: UUID | None = None
 
@@ -472,20 +470,20 @@ class SqlUnitOfWork(UnitOfWork):
         return self._conn
 
     def _begin(self) -> None:
-        conn = self._lent if self._lent is not None else self.engine.connect()
-        self._conn = conn.execution_options(**{WRITE_OPTION: True})
-        self._scope, self._begun_scope = self._begun_scope, None
-        if self._conn.in_transaction():
-            if self._scope is None:
-                raise RuntimeError("a lent connection in a transaction needs its scope")
-        else:
+        self._conn = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        self._scope = None
+        try:
             self._conn.begin()
-            self._scope = None
+            if self._check is not None:
+                self._known = {e.id: e for e in self._check(self._conn)}
+        except BaseException:
+            self._conn.rollback()
+            self._release()
+            raise
 
     def _release(self) -> None:
-        """End of the transaction: return the connection unless it was lent, and forget
-        the records known from before it."""
-        if self._conn is not None and self._lent is None:
+        """End of the transaction: return the connection and forget what it read."""
+        if self._conn is not None:
             self._conn.close()
         self._conn = None
         self._known.clear()

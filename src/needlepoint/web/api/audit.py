@@ -42,6 +42,8 @@ def _report(
     offset: int,
     csv: bool,
 ) -> Response:
+    ctx.actor  # noqa: B018  (authenticate first: an anonymous caller causes no write)
+    ctx.settle_reads()  # the report includes every read this process has served
     with ctx.reader() as r:
         page = audit_report(
             r,

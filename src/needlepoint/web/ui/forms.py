@@ -28,7 +28,7 @@ T = TypeVar("T")
 @pass_context
 def csrf_field(context: Context) -> Markup:
     """The hidden CSRF field of a POST form: the signed-in session's synchroniser token,
-    checked by `form_of` when the form comes back."""
+    checked by `checked_form` when the form comes back."""
     return Markup('<input type="hidden" name="csrf" value="{}">').format(
         context.get("csrf_token", "")
     )
@@ -104,33 +104,43 @@ def field_errors(err: DomainError | ValidationError, prefix: str = "") -> Errors
     return out
 
 
-async def form_of(request: Request) -> dict[str, Any]:
-    """The submitted form: one string per field, a list for repeated fields. Every POST
-    form of the app is read here, after the session is known, so this is where its CSRF
-    token is checked against the session's (403 when missing or wrong)."""
+async def submitted_form(request: Request) -> dict[str, Any]:
+    """The submitted form: one string per field, a list for repeated fields (reading the
+    body is the only part of a POST done on the event loop)."""
     form = await request.form()
     out: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
         out[key] = values if len(values) > 1 else (values[0] if values else "")
+    return out
+
+
+def checked_form(request: Request, submitted: dict[str, Any]) -> dict[str, Any]:
+    """The form without its CSRF field, once that field is checked against the signed-in
+    session's token (403 when missing or wrong). Call after `signed_in`."""
+    out = dict(submitted)
     expected = str(getattr(request.state, "csrf_token", "") or "")
-    submitted = out.pop("csrf", "")
-    if not expected or not isinstance(submitted, str):
+    token = out.pop("csrf", "")
+    if not expected or not isinstance(token, str):
         raise HTTPException(403, "this form did not come from your session: reload the page")
-    if not secrets.compare_digest(submitted, expected):
+    if not secrets.compare_digest(token, expected):
         raise HTTPException(403, "this form did not come from your session: reload the page")
     return out
 
 
 async def posted_form(request: Request, handler: Callable[..., Response], *args: Any) -> Response:
-    """Handle a POST form of the app: a signed-in user (else the sign-in page), the form
-    read and CSRF-checked by `form_of`, then `handler(request, ctx, *args, form)` run off
-    the event loop."""
-    ctx = signed_in(request)
-    if ctx is None:
-        return to_login()
-    form = await form_of(request)
-    return await in_thread(handler, request, ctx, *args, form)
+    """Handle a POST form of the app: the body read on the event loop; then, in a worker
+    thread (database work never blocks the loop), the signed-in user (else the sign-in
+    page), the CSRF check and `handler(request, ctx, *args, form)`."""
+    submitted = await submitted_form(request)
+
+    def work() -> Response:
+        ctx = signed_in(request)
+        if ctx is None:
+            return to_login()
+        return handler(request, ctx, *args, checked_form(request, submitted))
+
+    return await in_thread(work)
 
 
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:

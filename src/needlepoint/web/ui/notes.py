@@ -43,7 +43,7 @@ from needlepoint.domain.enums import (
     Tolerance,
     TriggerPoint,
 )
-from needlepoint.domain.errors import DomainError, SafetyRefusal, StaleVersion
+from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefusal, StaleVersion
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
 from needlepoint.domain.site_safety import review_sites
@@ -58,8 +58,8 @@ from needlepoint.web.context import RequestContext
 from needlepoint.web.ui import body_chart
 from needlepoint.web.ui.forms import (
     Errors,
+    checked_form,
     field_errors,
-    form_of,
     in_thread,
     local_input,
     now,
@@ -69,6 +69,7 @@ from needlepoint.web.ui.forms import (
     render,
     see_other,
     signed_in,
+    submitted_form,
     text,
     to_login,
 )
@@ -755,14 +756,15 @@ def _post_note(
 @router.post("/notes/autosave", response_model=None)
 async def autosave(request: Request) -> Response:
     """Save the draft as the clinician types (JSON for `static/note.js`)."""
+    submitted = await submitted_form(request)
+    return await in_thread(_autosave, request, submitted)
+
+
+def _autosave(request: Request, submitted: dict[str, Any]) -> Response:
     ctx = signed_in(request)
     if ctx is None:
         return JSONResponse({"error": "signed out"}, status_code=401)
-    form = await form_of(request)
-    return await in_thread(_autosave, ctx, form)
-
-
-def _autosave(ctx: RequestContext, form: dict[str, Any]) -> Response:
+    form = checked_form(request, submitted)
     note = read_form(form)
     try:
         episode_id = UUID(text(form, "episode_id"))
@@ -773,7 +775,10 @@ def _autosave(ctx: RequestContext, form: dict[str, Any]) -> Response:
             findings, blockers = site_findings(r, episode, note)
     except (ValueError, DomainError) as err:
         return JSONResponse({"saved": False, "errors": {"": [str(err)]}}, status_code=400)
-    saved = save(ctx, episode, session_id, version, note, partial=True)
+    try:
+        saved = save(ctx, episode, session_id, version, note, partial=True)
+    except NotAuthenticated:
+        return JSONResponse({"error": "signed out"}, status_code=401)
     body: dict[str, Any] = {
         "saved": saved.session is not None,
         "stale": saved.stale,
