@@ -332,60 +332,60 @@ def note_body(episode_id: str, rng: random.Random, when: datetime) -> dict[str, 
 
 
 async def clinician(
-    n: int, base: str, clinic: Clinic, stop: float, stats: Stats, rng: random.Random
+    n: int,
+    client: httpx.AsyncClient,
+    clinic: Clinic,
+    stop: float,
+    stats: Stats,
+    rng: random.Random,
 ) -> None:
-    """One clinician's loop of visits until `stop`."""
+    """One signed-in clinician's loop of visits until `stop`."""
     token = clinic.tokens[n % len(clinic.tokens)]
     api = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(
-        base_url=base, timeout=60, limits=limits, follow_redirects=True
-    ) as client:
-        await sign_in(client, clinic.emails[n % len(clinic.emails)])
-        note_id = rng.choice(clinic.note_ids)
-        while time.monotonic() < stop and stats.requests < MAX_REQUESTS_PER_LEVEL:
-            patient_id, episode_id = rng.choice(clinic.episodes)
-            name = rng.choice(clinic.names)
-            when = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=rng.randint(1, 50))
-            steps: list[tuple[str, str, str, dict[str, Any], int]] = [
-                (
-                    "search_api",
-                    "GET",
-                    "/api/v1/patients",
-                    {"params": {"q": name}, "headers": api},
-                    200,
-                ),
-                ("search_page", "GET", "/patients", {"params": {"q": name}}, 200),
-                ("chart_page", "GET", f"/patients/{patient_id}", {}, 200),
-                ("read_note", "GET", f"/api/v1/sessions/{note_id}", {"headers": api}, 200),
-            ]
-            for kind, method, path, options, expected in steps:
-                await _timed(client, stats, kind, method, path, options, expected)
+    note_id = rng.choice(clinic.note_ids)
+    while time.monotonic() < stop and stats.requests < MAX_REQUESTS_PER_LEVEL:
+        patient_id, episode_id = rng.choice(clinic.episodes)
+        name = rng.choice(clinic.names)
+        when = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=rng.randint(1, 50))
+        steps: list[tuple[str, str, str, dict[str, Any], int]] = [
+            (
+                "search_api",
+                "GET",
+                "/api/v1/patients",
+                {"params": {"q": name}, "headers": api},
+                200,
+            ),
+            ("search_page", "GET", "/patients", {"params": {"q": name}}, 200),
+            ("chart_page", "GET", f"/patients/{patient_id}", {}, 200),
+            ("read_note", "GET", f"/api/v1/sessions/{note_id}", {"headers": api}, 200),
+        ]
+        for kind, method, path, options, expected in steps:
+            await _timed(client, stats, kind, method, path, options, expected)
+        r = await _timed(
+            client,
+            stats,
+            "record_note",
+            "POST",
+            "/api/v1/sessions",
+            {"json": note_body(episode_id, rng, when), "headers": api},
+            201,
+        )
+        if r is not None:
+            note = r.json()
             r = await _timed(
                 client,
                 stats,
-                "record_note",
+                "sign_note",
                 "POST",
-                "/api/v1/sessions",
-                {"json": note_body(episode_id, rng, when), "headers": api},
-                201,
+                f"/api/v1/sessions/{note['id']}/sign",
+                {"headers": {**api, "If-Match": f'"{note["version"]}"'}},
+                200,
             )
             if r is not None:
-                note = r.json()
-                r = await _timed(
-                    client,
-                    stats,
-                    "sign_note",
-                    "POST",
-                    f"/api/v1/sessions/{note['id']}/sign",
-                    {"headers": {**api, "If-Match": f'"{note["version"]}"'}},
-                    200,
-                )
-                if r is not None:
-                    note_id = note["id"]
-            await _timed(
-                client, stats, "progress_page", "GET", f"/episodes/{episode_id}/progress", {}, 200
-            )
+                note_id = note["id"]
+        await _timed(
+            client, stats, "progress_page", "GET", f"/episodes/{episode_id}/progress", {}, 200
+        )
 
 
 async def _timed(
@@ -418,15 +418,33 @@ async def _timed(
 
 
 async def run_level(base: str, clinic: Clinic, clients: int, seconds: float) -> Stats:
+    """Sign every clinician in (not timed: argon2 is slow on purpose, and a clinic's
+    day is not a sign-in storm), then run the visits for `seconds`."""
     stats = Stats()
-    stop = time.monotonic() + seconds
     rng = random.Random(clients)
-    await asyncio.gather(
-        *(
-            clinician(i, base, clinic, stop, stats, random.Random(rng.random()))
-            for i in range(clients)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    browsers = [
+        httpx.AsyncClient(base_url=base, timeout=60, limits=limits, follow_redirects=True)
+        for _ in range(clients)
+    ]
+    gate = asyncio.Semaphore(4)
+
+    async def signed_in(i: int) -> None:
+        async with gate:
+            await sign_in(browsers[i], clinic.emails[i % len(clinic.emails)])
+
+    try:
+        await asyncio.gather(*(signed_in(i) for i in range(clients)))
+        stop = time.monotonic() + seconds
+        await asyncio.gather(
+            *(
+                clinician(i, browsers[i], clinic, stop, stats, random.Random(rng.random()))
+                for i in range(clients)
+            )
         )
-    )
+    finally:
+        for b in browsers:
+            await b.aclose()
     return stats
 
 

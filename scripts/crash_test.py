@@ -118,7 +118,10 @@ def start_server(url: str, port: int, data_dir: Path, deadline: float) -> subpro
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited at start-up (status {proc.returncode})")
         try:
-            if httpx.get(f"http://{HOST}:{port}/api/v1/openapi.json", timeout=1).status_code == 200:
+            if (
+                httpx.get(f"http://{HOST}:{port}/api/v1/openapi.json", timeout=10).status_code
+                == 200
+            ):
                 return proc
         except httpx.HTTPError:
             time.sleep(0.05)

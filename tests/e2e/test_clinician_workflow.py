@@ -169,9 +169,12 @@ def test_clinician_documents_a_session_from_new_patient_to_progress(
     page.get_by_role("link", name="Progress").click()
     page.wait_for_selector("svg.plot")
     assert page.locator("figure.measure").first.inner_text().startswith("Numeric Pain Rating")
-    assert page.locator("svg.plot rect.band").count() >= 1  # the MCID band
-    assert page.locator("article.benefit").count() == 8
+    assert page.locator("svg.plot rect.band").count() >= 1  # below the responder threshold
+    # the eight benefits, and function / disability on its own row beside them
+    assert page.locator("article.benefit").count() == 9
     assert page.locator(".not-measured").count() >= 1  # said honestly
+    healing = page.locator("#benefit-tissue_healing").inner_text()
+    assert "not measured" in healing
     assert page.locator("article.benefit .hint").first.inner_text().startswith("Evidence")
     shot(page, "19-progress")
 
@@ -221,10 +224,13 @@ def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(
     assert page.locator("#site-1 .error").count() >= 1
     assert page.get_by_label("Subjective").input_value() == "Bilateral upper trapezius pain."
     assert page.locator("#sites li.site").count() == 2
-    page.locator("#site-1").get_by_label("Written reason to override").fill(
+    page.locator("#site-1").get_by_label("Why you override a refusal").select_option(
+        "technique_modified"
+    )
+    page.locator("#site-1").get_by_label("Written reason").fill(
         "Bilateral symptoms; second side needled with a flat angle, patient informed."
     )
     page.get_by_role("button", name="Sign note").click()
     page.wait_for_selector("#billing")
-    assert "overridden" in page.locator("text=Safety flags").inner_text()
+    assert "overridden" in page.locator("ul.flags").inner_text()
     shot(page, "21-override-signed")

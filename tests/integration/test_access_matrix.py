@@ -342,7 +342,8 @@ def test_a_read_only_token_cannot_write(world: World, engine: sa.Engine) -> None
         headers["Authorization"] = f"Bearer {token}"
         r = world.client.request(method, url, json=body, headers=headers)
         if method in SAFE_METHODS:
-            assert r.status_code == 200, (method, path, r.text)
+            # 2xx: the analytics answer 202 while their first snapshot is prepared
+            assert 200 <= r.status_code < 300, (method, path, r.text)
         else:
             assert r.status_code == 403, (method, path, r.text)
             assert "scope" in r.json()["detail"]

@@ -30,6 +30,16 @@ def post(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
+def sign(api: Api, session: dict[str, Any]) -> dict[str, Any]:
+    """Sign a draft note (only signed notes count towards outcomes)."""
+    r = api.client.post(
+        f"/api/v1/sessions/{session['id']}/sign",
+        headers=api.headers(**{"If-Match": f'"{session["version"]}"'}),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
 def documented_model(path: str) -> Any:
     for router in api_package.routers:
         for route in router.routes:
@@ -39,9 +49,9 @@ def documented_model(path: str) -> Any:
 
 
 def neck_pain_course(api: Api) -> dict[str, Any]:
-    """Four weekly sessions: pain 7 → 6 → 4 → 3, the left upper trapezius trigger point
-    resolves, cervical rotation 60° → 72°, NDI 40 % → 20 %, ibuprofen 5 → 1 days a week,
-    back at work in week 3, GROC +5 at the end."""
+    """Four weekly sessions, each signed: pain 7 → 6 → 4 → 3, the left upper trapezius
+    trigger point resolves, cervical rotation 60° → 72°, NDI 40 % → 20 %, ibuprofen 5 → 1
+    days a week, back at work in week 3, GROC +5 at the end."""
     patient = post(
         api,
         "/patients",
@@ -84,7 +94,7 @@ def neck_pain_course(api: Api) -> dict[str, Any]:
                     "answers": {f"item{i}": (2 if week == 0 else 1) for i in range(1, 11)},
                 },
             ]
-        post(
+        note = post(
             api,
             "/sessions",
             session_body(
@@ -97,6 +107,7 @@ def neck_pain_course(api: Api) -> dict[str, Any]:
                 measurements=measurements,
             ),
         )
+        sign(api, note)
     for day, days_per_week in ((0, 5), (21, 1)):
         post(
             api,
@@ -146,8 +157,10 @@ def test_pain_relief_shows_baseline_to_latest_the_responder_and_the_time_to_impr
     assert (nprs["baseline"], nprs["latest"], nprs["administrations"]) == (7, 3, 4)
     assert nprs["responder"]["change"] == -4
     assert nprs["responder"]["status"] == "responder"
-    assert nprs["threshold"] == "MCID 2/10 or 30 %"
+    assert nprs["threshold"].startswith("MCID 2/10 and 30 % of the baseline")
+    assert nprs["threshold_basis"] == "MCID"
     assert "Farrar" in nprs["threshold_source"]
+    assert "Salaffi" in nprs["threshold_source"]
     # 7 → 4 in week 2 is the first change of at least 2 points: 14 days, after 2 sessions
     assert nprs["days_to_first_meaningful_improvement"] == 14
     assert nprs["sessions_to_first_meaningful_improvement"] == 2
@@ -161,10 +174,14 @@ def test_every_benefit_is_listed_and_blood_circulation_says_not_measured(api: Ap
         "muscle_relaxation",
         "blood_circulation",
         "tissue_healing",
+        "function_disability",
         "flexibility_rom",
         "complementary_care",
         "faster_recovery",
         "drug_free_management",
+    ]
+    assert [k for k, b in summary.items() if k != "_episode" and b["reported_beside"]] == [
+        "function_disability"
     ]
     blood = summary["blood_circulation"]
     assert (blood["measured"], blood["status"], blood["measures"]) == (False, "not measured", [])
@@ -173,8 +190,21 @@ def test_every_benefit_is_listed_and_blood_circulation_says_not_measured(api: Ap
 
 def test_function_rom_trigger_points_and_analgesics_each_tell_their_part(api: Api) -> None:
     summary = benefits_of(api, neck_pain_course(api)["id"])
-    ndi = summary["tissue_healing"]["measures"][0]
+    ndi = summary["function_disability"]["measures"][0]
     assert (ndi["baseline"], ndi["latest"], ndi["responder"]["status"]) == (40, 20, "responder")
+    assert ndi["threshold_basis"] == "MDC"  # the MCID (7.5/50) lies inside the MDC (10.2/50)
+    assert ndi["threshold"].startswith("MDC 20 %")
+    assert "Young" in ndi["threshold_source"]
+    # A function score is not tissue healing: that benefit is not measured, and says why.
+    healing = summary["tissue_healing"]
+    assert (healing["measured"], healing["status"], healing["measures"]) == (
+        False,
+        "not measured",
+        [],
+    )
+    assert "no routine clinic measure" in healing["evidence"]["note"].lower()
+    function_evidence = summary["function_disability"]["evidence"]
+    assert "Navarro-Santana" in function_evidence["source"]
 
     rom = summary["flexibility_rom"]["measures"][0]
     assert rom["context"] == CERVICAL
@@ -231,7 +261,8 @@ def test_an_episode_with_only_a_baseline_claims_no_change(api: Api) -> None:
             "opened_on": "2026-02-01",
         },
     )
-    post(api, "/sessions", session_body(episode["id"], sites=[], co_interventions=[]))
+    note = post(api, "/sessions", session_body(episode["id"], sites=[], co_interventions=[]))
+    sign(api, note)
     summary = benefits_of(api, episode["id"])
     pain = summary["pain_relief"]
     assert pain["status"] == "baseline only"

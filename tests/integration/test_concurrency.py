@@ -222,6 +222,16 @@ def test_a_lock_held_past_the_lock_timeout_is_a_clear_503(engine: sa.Engine) -> 
     quick = _private_engine(engine, Limits(lock_timeout=0.5))
     try:
         client = TestClient(create_app(quick, secret_key="k" * 40))
+        browser = TestClient(create_app(quick, secret_key="k" * 40))
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert csrf
+        browser.post(
+            "/login",
+            data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
+        )
+        page = browser.get(f"/patients/{ready.patient.id}/episodes/new")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token
         with another_writer(engine) as holder:
             if engine.dialect.name != "sqlite":
                 # PostgreSQL: the other writer appends to the clinic's audit chain
@@ -234,7 +244,20 @@ def test_a_lock_held_past_the_lock_timeout_is_a_clear_503(engine: sa.Engine) -> 
             )
             assert r.status_code == 503, r.text
             assert r.headers["Retry-After"].isdigit()
+            form = browser.post(
+                f"/patients/{ready.patient.id}/episodes/new", data=_episode_form(token[1])
+            )
+            assert form.status_code == 503
+            assert "Nothing was saved" in form.text
+            assert form.headers["Retry-After"].isdigit()
         assert _notes_of(engine, ready.episode.id) == 0
+        from needlepoint.adapters.db.tables import episodes
+
+        with engine.connect() as conn:
+            opened = conn.execute(
+                sa.select(sa.func.count()).where(episodes.c.patient_id == ready.patient.id)
+            ).scalar_one()
+        assert opened == 1
     finally:
         quick.dispose()
 

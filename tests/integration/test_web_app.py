@@ -217,7 +217,14 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     assert 'name="sites-0-depth_mm" inputmode="decimal" value="12"' in copied.text
     progress = client.get(f"/episodes/{episode.id}/progress")
     assert progress.status_code == 200
-    assert progress.text.count('class="card benefit"') == 8
+    # the eight benefits, and function / disability on its own row beside them
+    assert progress.text.count('class="card benefit"') == 9
+    healing = progress.text.split('id="benefit-tissue_healing"', 1)[1].split("</article>", 1)[0]
+    assert "not measured" in healing
+    assert "Neck Disability Index" not in healing
+    function = progress.text.split('id="benefit-function_disability"', 1)[1].split("</article>")[0]
+    assert "Neck Disability Index" in function
+    assert "Young et al. 2009" in function
     assert "Numeric Pain Rating Scale" in progress.text
     assert 'class="band"' in progress.text
     assert "not measured" in progress.text
@@ -247,6 +254,14 @@ def test_autosave_keeps_the_note_and_leaves_out_a_refused_site(sqlite_engine: sa
     assert ">Both sides.</textarea>" in draft.text
     assert "sites-0-muscle_id" in draft.text
     data |= {"session_id": sid, "version": str(version), "sites-1-override_reason": "Reasoned."}
+    short = client.post("/notes/autosave", data=data).json()
+    assert short["left_out"] == [1]  # a one-word reason is not an override
+    version = short["version"]
+    data |= {
+        "version": str(version),
+        "sites-1-override_reason": "Pincer grip held, needle directed away from the apex",
+        "sites-1-override_code": "technique_modified",
+    }
     ok = client.post("/notes/autosave", data=data).json()
     assert ok["saved"] is True
     assert ok["left_out"] == []
@@ -254,6 +269,26 @@ def test_autosave_keeps_the_note_and_leaves_out_a_refused_site(sqlite_engine: sa
     stale = client.post("/notes/autosave", data={**data, "version": str(version)})
     assert stale.status_code == 409
     assert stale.json()["stale"] is True
+
+
+def test_bilateral_upper_trapezius_in_a_pincer_grip_saves_without_an_override(
+    sqlite_engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(sqlite_engine)
+    client = sign_in(sqlite_engine, clinic)
+    _, episode = patient_with_episode(clinic)
+    data = note_form(
+        episode.id,
+        subjective="Both sides, pincer.",
+        **site(0, "upper_trapezius", "left"),
+        **site(1, "upper_trapezius", "right"),
+        **{"sites-0-approach": "pincer", "sites-1-approach": "pincer"},
+    )
+    body = client.post("/notes/autosave", data=data).json()
+    assert body["saved"] is True
+    assert body["left_out"] == []
+    draft = client.get(f"/sessions/{body['session_id']}")
+    assert '<option value="pincer" selected>' in draft.text
 
 
 def test_a_draft_without_sites_needs_no_screening(sqlite_engine: sa.Engine) -> None:
@@ -384,3 +419,27 @@ def test_the_chart_and_progress_pages_query_the_same_however_many_sessions(
         finally:
             sa.event.remove(sqlite_engine, "before_cursor_execute", count)
     assert counts[1] == counts[4], counts
+
+
+def test_the_owner_reviews_written_overrides_on_the_settings_page(
+    sqlite_engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(sqlite_engine)
+    client = sign_in(sqlite_engine, clinic)
+    _, episode = patient_with_episode(clinic)
+    reason = "Pincer grip held, needle directed away from the apex"
+    data = note_form(
+        episode.id,
+        **site(0, "rhomboid_major", "left"),
+        **site(1, "rhomboid_major", "right"),
+        **{"sites-1-override_reason": reason, "sites-1-override_code": "technique_modified"},
+    )
+    assert client.post("/notes/autosave", data=data).json()["left_out"] == []
+    owner = sign_in(sqlite_engine, clinic, Role.OWNER)
+    page = owner.get("/settings").text
+    assert "Safety overrides to review" in page
+    assert reason in page
+    assert "Technique changed to avoid the risk" in page
+    assert "Rhomboid major, right" in page
+    assert "Both sides of the thorax" in page
+    assert "Safety overrides to review" not in client.get("/settings").text  # clinicians

@@ -14,6 +14,7 @@ from needlepoint.analytics.recovery import kaplan_meier, logrank
 from needlepoint.analytics.responders import (
     Workspace,
     headline,
+    headline_from_facts,
     responder_table,
     wilson,
     wilson_sql,
@@ -213,12 +214,13 @@ def _tiny_dataset(nprs: dict[str, list[float]]) -> Dataset:
     )
 
 
-def test_nprs_responders_follow_the_two_points_or_thirty_percent_rule() -> None:
+def test_nprs_responders_need_two_points_and_thirty_percent() -> None:
     ws = Workspace(
         _tiny_dataset(
             {
-                "two-points": [7, 6, 5],  # exactly 2 points: responder
-                "thirty-percent": [3, 2],  # 1 point = 33 %: responder
+                "two-points": [6, 5, 4],  # 2 points = 33 %: responder
+                "high-baseline": [9, 7],  # 2 points = 22 %: not (30 % of 9 is 2.7)
+                "low-baseline": [3, 2],  # 1 point = 33 %: not (below 2 points)
                 "one-point": [8, 7],  # 1 point = 12.5 %: not
                 "worse": [4, 7],  # worse: not
                 "baseline-only": [6],  # no pair: missing
@@ -227,10 +229,11 @@ def test_nprs_responders_follow_the_two_points_or_thirty_percent_rule() -> None:
     )
     rows = {(r.benefit, r.dimension): r for r in responder_table(ws)}
     pain = rows[("pain_relief", "overall")]
-    assert (pain.episodes, pain.complete, pain.missing, pain.responders) == (5, 4, 1, 2)
-    assert pain.rate == 0.5
+    assert (pain.episodes, pain.complete, pain.missing, pain.responders) == (6, 5, 1, 1)
+    assert pain.rate == 0.2
     (head,) = headline(ws)
-    assert (head.complete, head.missing, head.responders) == (4, 1, 2)
+    assert (head.complete, head.missing, head.responders) == (5, 1, 1)
+    assert headline_from_facts(ws) == headline(ws)
     blood = rows[("blood_circulation", "overall")]
     assert blood.complete == 0
     assert blood.rate is None

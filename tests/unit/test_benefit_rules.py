@@ -90,8 +90,43 @@ def test_analgesic_use_carries_each_drug_forward_until_it_is_logged_again() -> N
 
 
 def test_the_eight_benefits_come_from_the_design_table_with_their_evidence() -> None:
-    names = [b.id for b in benefits()]
-    assert len(names) == 8
+    eight = [b.id for b in benefits() if not b.reported_beside]
+    assert eight == [
+        "pain_relief",
+        "muscle_relaxation",
+        "blood_circulation",
+        "tissue_healing",
+        "flexibility_rom",
+        "complementary_care",
+        "faster_recovery",
+        "drug_free_management",
+    ]
+    beside = [b.id for b in benefits() if b.reported_beside]
+    assert beside == ["function_disability"]
     assert benefits()[0].evidence.verified is True  # pain relief: ✅ strongest
     blood = next(b for b in benefits() if b.id == "blood_circulation")
     assert blood.instruments == []
+
+
+def test_tissue_healing_is_never_informed_by_a_function_score() -> None:
+    by_id = {b.id: b for b in benefits()}
+    assert by_id["tissue_healing"].instruments == []  # no routine clinic measure exists
+    function = set(by_id["function_disability"].instruments)
+    assert {"ndi", "odi", "quickdash", "lefs", "psfs", "psfs_2"} <= function
+    for b in benefits():
+        if b.id != "function_disability":
+            assert not function & set(b.instruments), b.id
+
+
+def test_the_evidence_beside_each_row_is_the_evidence_for_that_benefit() -> None:
+    from needlepoint.analytics.evidence import pooled_effects
+
+    pooled = pooled_effects()
+    assert set(pooled) == {b.id for b in benefits()}
+    assert pooled["tissue_healing"].pooled == []  # no pooled evidence on muscle healing
+    assert "function" not in (pooled["tissue_healing"].none or "").replace("not measured", "")
+    assert [p.outcome for p in pooled["function_disability"].pooled] == ["disability"]
+    assert all("pain" in p.outcome for p in pooled["pain_relief"].pooled)
+    by_id = {b.id: b for b in benefits()}
+    assert "Navarro-Santana" in by_id["function_disability"].evidence.source
+    assert "Navarro-Santana" not in by_id["tissue_healing"].evidence.source

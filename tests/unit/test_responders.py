@@ -11,14 +11,14 @@ from needlepoint.domain.responders import classify, first_meaningful_improvement
 CERVICAL = {"joint": "cervical_spine", "movement": "rotation", "side": "left"}
 
 # instrument, context, baseline, latest exactly at the threshold in the better direction,
-# and in the worse direction. Baselines are chosen so that a percent MCID (where there is
-# one) is not reached by a change just below the absolute one.
+# and in the worse direction. Where the rule needs both the absolute amount and 30 % (NPRS,
+# VAS, ODI) the baselines are low enough that the absolute amount is the binding one.
 ABSOLUTE = [
-    ("nprs", None, 8.0, 6.0, 10.0),  # 2 points (Farrar 2001)
-    ("vas", None, 60.0, 45.0, 75.0),  # 15 mm (Ostelo 2008)
-    ("ndi", None, 40.0, 25.0, 55.0),  # 7.5 of 50 points = 15 % (Young 2009)
-    ("odi", None, 40.0, 30.0, 50.0),  # 10 points (Ostelo 2008)
-    ("quickdash", None, 50.0, 36.0, 64.0),  # 14 (Sorensen 2013)
+    ("nprs", None, 6.0, 4.0, 8.0),  # 2 points and 30 % (Farrar 2001; 2/6 = 33 %)
+    ("vas", None, 40.0, 25.0, 55.0),  # 15 mm and 30 % (Ostelo 2008; 15/40 = 37.5 %)
+    ("ndi", None, 40.0, 20.0, 60.0),  # 10 of 50 points = 20 %: the MDC governs (Young 2009)
+    ("odi", None, 30.0, 20.0, 40.0),  # 10 points and 30 % (Ostelo 2008; 10/30 = 33 %)
+    ("quickdash", None, 50.0, 32.9, 67.1),  # MDC 17.1 governs (van Kampen 2013; MCID 14)
     ("lefs", None, 40.0, 49.0, 31.0),  # 9, higher is better (Binkley 1999)
     ("psfs", None, 4.0, 5.3, 2.7),  # 1.3, higher is better (Abbott & Schmitt 2014)
     ("psfs_2", None, 6.0, 4.7, 7.3),  # PSFS 2.0: the reversed scale
@@ -56,7 +56,9 @@ def test_an_improvement_just_below_the_threshold_does_not(
     r = classify(inst, base, short, ctx)
     assert r.status == "not a responder"
     assert r.direction == "better"  # better, but not by a meaningful amount
-    assert r.mcid_reached in (False, None)
+    by_mdc = inst.responder is not None and inst.responder.basis == "mdc"
+    governing = r.mdc_reached if by_mdc else r.mcid_reached
+    assert governing is False
 
 
 @pytest.mark.parametrize(("instrument_id", "ctx", "base", "better", "worse"), ABSOLUTE)
@@ -75,16 +77,17 @@ def test_a_worsening_at_or_beyond_the_threshold_is_worsened_and_just_short_is_no
     assert (short.status, short.worsened, short.direction) == ("not a responder", False, "worse")
 
 
-# Percent MCIDs: "2 points or 30 %" -- a small baseline reaches 30 % before 2 points.
+# "Both" rules (NPRS, VAS, ODI): at a high baseline 30 % is more than the absolute amount
+# and binds (Farrar 2001: higher baselines need larger raw changes).
 PERCENT = [
-    ("nprs", 5.0, 3.5, 6.5),  # 30 % of 5 = 1.5 points
-    ("vas", 40.0, 28.0, 52.0),  # 30 % of 40 = 12 mm
-    ("odi", 20.0, 14.0, 26.0),  # 30 % of 20 = 6 points
+    ("nprs", 8.0, 5.6, 10.4),  # 30 % of 8 = 2.4 points
+    ("vas", 60.0, 42.0, 78.0),  # 30 % of 60 = 18 mm
+    ("odi", 50.0, 35.0, 65.0),  # 30 % of 50 = 15 points
 ]
 
 
 @pytest.mark.parametrize(("instrument_id", "base", "better", "worse"), PERCENT)
-def test_a_percent_mcid_counts_at_just_above_and_not_just_below_30_percent(
+def test_at_a_high_baseline_30_percent_is_also_needed(
     instrument_id: str, base: float, better: float, worse: float
 ) -> None:
     inst = instruments.get(instrument_id)
@@ -94,6 +97,44 @@ def test_a_percent_mcid_counts_at_just_above_and_not_just_below_30_percent(
     assert classify(inst, base, worse).status == "worsened"
     assert classify(inst, base, worse + NUDGE).status == "worsened"
     assert classify(inst, base, worse - NUDGE).status == "not a responder"
+
+
+# At a low baseline 30 % is less than the absolute MCID, which is never waived.
+LOW_BASELINE = [
+    ("nprs", 3.0, 2.0, 1.0),  # 1 point is 33 % of 3 but not clinically important
+    ("nprs", 2.0, 1.0, 0.0),
+    ("vas", 30.0, 20.0, 15.0),  # 10 mm is 33 % of 30, below 15 mm
+    ("odi", 20.0, 14.0, 10.0),  # 6 points is 30 % of 20, below 10 points
+]
+
+
+@pytest.mark.parametrize(("instrument_id", "base", "short", "enough"), LOW_BASELINE)
+def test_at_a_low_baseline_a_change_below_the_absolute_mcid_is_never_a_responder(
+    instrument_id: str, base: float, short: float, enough: float
+) -> None:
+    inst = instruments.get(instrument_id)
+    r = classify(inst, base, short)
+    assert r.status == "not a responder"
+    assert r.percent_change is not None
+    assert r.percent_change <= -30
+    assert classify(inst, base, enough).status == "responder"
+
+
+def test_nprs_3_to_2_is_not_a_responder_and_3_to_1_is() -> None:
+    nprs = instruments.get("nprs")
+    assert classify(nprs, 3, 2).status == "not a responder"
+    assert classify(nprs, 3, 1).status == "responder"
+
+
+def test_the_ndi_needs_10_of_50_points_not_the_mcid_of_7_5() -> None:
+    ndi = instruments.get("ndi")
+    assert ndi.mdc is not None
+    assert ndi.mdc.value == 20.4
+    assert ndi.mcid is not None
+    assert ndi.mcid.value == 15
+    r = classify(ndi, 40, 24)  # 8 of 50 points: past the MCID, inside the MDC
+    assert (r.status, r.mcid_reached, r.mdc_reached) == ("not a responder", True, False)
+    assert classify(ndi, 40, 20).status == "responder"  # 10 of 50 points
 
 
 def test_change_and_percent_change_are_reported_in_the_instruments_units() -> None:
@@ -123,6 +164,8 @@ def test_no_threshold_is_claimed_where_none_is_published() -> None:
 
 def test_first_meaningful_improvement_is_the_first_visit_reaching_the_mcid() -> None:
     nprs = instruments.get("nprs")
-    assert first_meaningful_improvement(nprs, [8, 7, 7, 6, 5]) == 3
+    # 8 -> 6 is 2 points but 25 %: not yet; 8 -> 5 is 3 points and 37.5 %.
+    assert first_meaningful_improvement(nprs, [8, 7, 7, 6, 5]) == 4
+    assert first_meaningful_improvement(nprs, [6, 5, 4, 3]) == 2
     assert first_meaningful_improvement(nprs, [8, 7, 7]) is None
     assert first_meaningful_improvement(instruments.get("headache_days"), [20, 2]) is None

@@ -106,7 +106,7 @@ def test_precautions_must_be_acknowledged_and_nothing_else() -> None:
     result = evaluate(screen(diabetes=True, epilepsy=True))
     with pytest.raises(InvalidInput) as err:
         check_acknowledged(result, ["diabetes"])
-    assert "epilepsy" in err.value.detail
+    assert "Epilepsy: Treat lying down" in err.value.detail
     check_acknowledged(result, ["diabetes", "epilepsy"])
     with pytest.raises(InvalidInput):
         check_acknowledged(result, ["diabetes", "epilepsy", "pregnancy"])

@@ -8,6 +8,7 @@ from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
 from needlepoint.domain.entities import Episode, Measurement, MedicationUse, Patient, Session
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.notes import check_not_future
 from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission
 from needlepoint.ports import UnitOfWork
@@ -29,6 +30,8 @@ def record_measurement(uow: UnitOfWork, actor: Actor, cmd: RecordMeasurement) ->
                 raise InvalidInput("the session belongs to another patient", field="session_id")
         scored = score_submission(cmd.instrument_id, cmd.answers, cmd.context)
         now = uow.now()
+        if cmd.taken_at is not None:
+            check_not_future(cmd.taken_at, now, "taken_at")
         measurement = Measurement(
             id=uow.new_id(),
             clinic_id=actor.clinic_id,

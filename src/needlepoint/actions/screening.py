@@ -19,7 +19,15 @@ def record_screening(uow: UnitOfWork, actor: Actor, cmd: RecordScreening) -> Scr
     acknowledged in the command; a contraindicated screening is recorded as such (and
     stops needling until a new screening says otherwise)."""
     answers = ScreeningAnswers.model_validate(
-        cmd.model_dump(include={"answers", "lymphoedema_areas", "local_exclusions", "notes"})
+        cmd.model_dump(
+            include={
+                "answers",
+                "lymphoedema_areas",
+                "local_exclusions",
+                "notes",
+                "device_clearance",
+            }
+        )
     )
     result = rules.evaluate(answers)
     rules.check_acknowledged(result, cmd.acknowledged_precautions)

@@ -34,7 +34,9 @@ from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.episodes import ensure_open
 from needlepoint.domain.needling import check_needling
 from needlepoint.domain.notes import (
+    check_not_future,
     check_session_time,
+    check_signable,
     check_sites,
     ensure_editable,
     ensure_signed,
@@ -58,6 +60,7 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
     adverse events and outcome measurements, all in one transaction."""
     with uow:
         user = authorize(uow, actor, Permission.RECORD_SESSION)
+        check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
         ensure_open(episode)
         clinician = user
@@ -107,6 +110,7 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
         check_version(session, cmd.expected_version)
         ensure_editable(session)
+        check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
         clinician = load(uow, User, session.clinician_id, actor, field="clinician_id")
         flags = _safety_flags(uow, actor, session.patient_id, clinician, cmd)
@@ -154,6 +158,13 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
         ensure_editable(session)
         clinic = load(uow, Clinic, actor.clinic_id, actor, field="clinic_id")
         sites = uow.list_by(NeedlingSite, actor.clinic_id, session_id=session.id)
+        others = sum(
+            len(uow.list_by(kind, actor.clinic_id, session_id=session.id))
+            for kind in _CHILD_KINDS
+            if kind is not NeedlingSite
+        )
+        check_signable(session, len(sites) + others)
+        check_not_future(session.started_at, uow.now(), "started_at")
         cpt = derive_cpt(sites, sides_separately=clinic.bill_sides_separately)
         now = uow.now()
         # A student's note is signed by a licensed clinician (students hold no sign
@@ -235,7 +246,10 @@ def _safety_flags(
 def _note_children(
     uow: UnitOfWork, actor: Actor, episode: Episode, session: Session, note: SessionNote
 ) -> list[Entity]:
-    """The sites, co-interventions, adverse events and measurements of a note."""
+    """The sites, co-interventions, adverse events and measurements of a note. Neither
+    the note nor a measurement in it may be dated in the future (`FUTURE_TOLERANCE`)."""
+    now = uow.now()
+    check_not_future(note.started_at, now, "started_at")
     check_session_time(episode, note.started_at)
     check_sites(note.sites)
     clinic_id: UUID = actor.clinic_id
@@ -262,7 +276,6 @@ def _note_children(
                 **co.model_dump(),
             )
         )
-    now = uow.now()
     for ae in note.adverse_events:
         children.append(
             AdverseEvent(
@@ -276,6 +289,8 @@ def _note_children(
             )
         )
     for i, m in enumerate(note.measurements):
+        if m.taken_at is not None:
+            check_not_future(m.taken_at, now, f"measurements.{i}.taken_at")
         scored = score_submission(
             m.instrument_id, m.answers, m.context, field_prefix=f"measurements.{i}."
         )

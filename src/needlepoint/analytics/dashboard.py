@@ -1,23 +1,28 @@
 """The benefits dashboard: every analysis of the clinic in one result, and its cache.
 
 `compute` runs the whole dashboard over a loaded dataset; the fitted models (mixed models
-and the prognosis model) can be passed back in to be reused. `clinic_dashboard` keeps the
-latest result per clinic in memory and recomputes when the clinic's audit trail shows a
-new write (every write records an audit event)."""
+and the prognosis model) can be passed back in to be reused. `Dashboards` keeps each
+clinic's latest snapshot in a server process and refreshes it in the background when the
+clinic's analytics version (kept in the database by the write path) moves."""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.tables import audit_events
+from needlepoint.adapters.db.analytics_marks import Mark, read_mark
+from needlepoint.adapters.db.engine import scope_to_clinic
+from needlepoint.analytics import charts
 from needlepoint.analytics import dataset as datasets
 from needlepoint.analytics.evidence import CONTEXT_NOTE, PooledEffect, pooled_effects
 from needlepoint.analytics.medication import MedicationRow, medication
@@ -34,6 +39,7 @@ from needlepoint.analytics.responders import (
 )
 from needlepoint.analytics.safety import Safety, safety
 from needlepoint.domain.benefits import benefits
+from needlepoint.domain.enums import Role
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
@@ -184,36 +190,176 @@ def compute(
     )
 
 
-# --- the per-clinic cache -----------------------------------------------------------------
-
-_lock = threading.Lock()
-_cache: dict[tuple[str, UUID], tuple[Any, Dashboard, Fitted]] = {}
+# --- each clinic's snapshot, refreshed in the background ---------------------------------
 
 
-def _fingerprint(reader: Reader) -> Any:
-    """The clinic's latest audit event: any write changes it."""
-    row = reader.conn.execute(
-        sa.select(audit_events.c.occurred_at, audit_events.c.id)
-        .where(audit_events.c.clinic_id == reader.clinic_id)
-        .order_by(audit_events.c.occurred_at.desc(), audit_events.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else tuple(row)
+def draw_charts(d: Dashboard) -> dict[str, Any]:
+    """The dashboard's charts (PNG `data:` URIs), drawn with the snapshot they show."""
+    return {
+        "caterpillar": [charts.caterpillar(m) for m in d.practitioners],
+        "funnel": [charts.funnel(m) for m in d.practitioners],
+        "recovery": [charts.recovery_curves(c) for c in d.recovery.comparisons],
+        "calibration": charts.calibration_plot(d.prognosis.validation),
+    }
 
 
-def clinic_dashboard(reader: Reader) -> tuple[Dashboard, Fitted]:
-    """The reader's clinic's dashboard, computed at most once per state of its records."""
-    reader.require(Permission.READ_CLINICAL)
-    key = (reader.conn.engine.url.render_as_string(hide_password=True), reader.clinic_id)
-    mark = _fingerprint(reader)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] == mark:
-            return hit[1], hit[2]
-    result = compute(datasets.load(reader))
-    with _lock:
-        _cache[key] = (mark, *result)
-    return result
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """One computed state of a clinic's analytics. A view shows one of these whole (the
+    figures, the fitted models and the charts), never parts of two."""
+
+    mark: Mark  # the clinic's analytics version its records were read at
+    as_of: datetime  # when its records were read (UTC)
+    dashboard: Dashboard
+    fitted: Fitted
+    images: dict[str, Any]
+    took_s: float  # reading and computing, in the background
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What an analytics view shows: the newest finished snapshot, and whether the records
+    have changed since it was taken."""
+
+    computed: Computed | None  # None: the first snapshot is still being prepared
+    refreshing: bool  # a newer snapshot is being computed (the records changed since)
+    refresh_started: datetime | None = None  # when the running refresh was asked for
+    failure: str | None = None  # the last refresh failed: why (the figures are older)
+
+    @property
+    def as_of(self) -> datetime | None:
+        return None if self.computed is None else self.computed.as_of
+
+
+Build = Callable[[datasets.Dataset], tuple[Dashboard, Fitted, dict[str, Any]]]
+
+
+def build(data: datasets.Dataset) -> tuple[Dashboard, Fitted, dict[str, Any]]:
+    """Everything a snapshot holds, from the loaded records."""
+    dashboard, fitted = compute(data)
+    return dashboard, fitted, draw_charts(dashboard)
+
+
+@dataclass
+class _Clinic:
+    computed: Computed | None = None
+    running: bool = False
+    refresh_started: datetime | None = None
+    failure: str | None = None
+    failed_mark: Mark = None
+    failed_at: float = 0.0
+
+
+_REFRESHES = threading.BoundedSemaphore(1)
+"""One refresh at a time per process (each takes about a core for seconds)."""
+
+log = logging.getLogger(__name__)
+
+
+class Dashboards:
+    """The analytics snapshots of a server process, one per clinic, refreshed in the
+    background.
+
+    `view` never computes: it reads the clinic's analytics version (one primary-key read,
+    see `adapters.db.analytics_marks`) and returns the snapshot it has, starting a refresh
+    in a thread of its own when the version moved (at most one per clinic; one runs at a
+    time per process). The version lives in the database, so every process sees the same
+    invalidation; a write that does not change what the analytics read (a chart view's
+    audit event, a sign-in) does not move it. The refresh reads the records in one
+    transaction (PostgreSQL: REPEATABLE READ; SQLite: one read transaction), so a snapshot
+    never mixes two states of the records, then computes off the connection."""
+
+    def __init__(self, build: Build = build, *, retry_failed_after_s: float = 60.0) -> None:
+        self._build = build
+        self._retry_after = retry_failed_after_s
+        self._lock = threading.Condition()
+        self._clinics: dict[tuple[str, UUID], _Clinic] = {}
+
+    def view(self, reader: Reader) -> View:
+        """The reader's clinic's analytics as they stand (see the class)."""
+        reader.require(Permission.READ_CLINICAL)
+        engine = reader.conn.engine
+        key = (engine.url.render_as_string(hide_password=True), reader.clinic_id)
+        mark = read_mark(reader.conn, reader.clinic_id)
+        with self._lock:
+            c = self._clinics.setdefault(key, _Clinic())
+            if c.computed is not None and c.computed.mark == mark:
+                return View(c.computed, refreshing=False)
+            if not c.running:
+                retry = (
+                    c.failure is None
+                    or c.failed_mark != mark
+                    or time.monotonic() - c.failed_at >= self._retry_after
+                )
+                if retry:
+                    c.running = True
+                    c.refresh_started = datetime.now(UTC)
+                    threading.Thread(
+                        target=self._refresh,
+                        args=(key, engine, reader.clinic_id, reader.role, reader.user_id),
+                        name="analytics-refresh",
+                        daemon=True,
+                    ).start()
+            return View(
+                c.computed,
+                refreshing=c.running,
+                refresh_started=c.refresh_started if c.running else None,
+                failure=c.failure,
+            )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until no refresh is running (tests, benchmarks); False if `timeout` passed."""
+        with self._lock:
+            return self._lock.wait_for(
+                lambda: not any(c.running for c in self._clinics.values()), timeout
+            )
+
+    def _refresh(
+        self, key: tuple[str, UUID], engine: sa.Engine, clinic: UUID, role: Role, user: UUID
+    ) -> None:
+        computed: Computed | None = None
+        failure: str | None = None
+        mark: Mark = None
+        try:
+            with _REFRESHES:
+                started = time.perf_counter()
+                as_of = datetime.now(UTC)
+                with engine.connect() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execution_options(isolation_level="REPEATABLE READ")
+                    scope_to_clinic(conn, clinic)
+                    mark = read_mark(conn, clinic)
+                    data = datasets.load(Reader(conn, clinic, role, user, source="analytics"))
+                    conn.rollback()  # read only
+                dashboard, fitted, images = self._build(data)
+                computed = Computed(
+                    mark, as_of, dashboard, fitted, images, time.perf_counter() - started
+                )
+        except Exception as exc:  # reported on the page and in the log
+            log.exception("analytics refresh of clinic %s failed", clinic)
+            failure = f"{type(exc).__name__}: {exc}"[:300]
+        with self._lock:
+            c = self._clinics[key]
+            c.running, c.refresh_started = False, None
+            if computed is not None:
+                c.computed, c.failure = computed, None
+            else:
+                c.failure, c.failed_mark, c.failed_at = failure, mark, time.monotonic()
+            self._lock.notify_all()
+
+
+_kept_lock = threading.Lock()
+
+
+def dashboards_of(holder: Any) -> Dashboards:
+    """The `Dashboards` kept on `holder` (the web app's `app.state`): one per app, shared
+    by its pages and its API; created at first use."""
+    with _kept_lock:
+        kept = getattr(holder, "analytics_dashboards", None)
+        if not isinstance(kept, Dashboards):
+            kept = Dashboards()
+            holder.analytics_dashboards = kept
+        return kept
 
 
 CSV_COLUMNS = [f for f in ResponderRow.__dataclass_fields__]

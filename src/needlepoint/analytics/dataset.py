@@ -10,7 +10,11 @@ snapshot), enumerations as their values, times as naive UTC timestamps.
 Episode and session ids become integer keys (`integer_keys`): the analyses never show them,
 and joins on small integers are several times faster than on ids. Only records attached
 to an episode are analysed (measurements and analgesic-log entries
-without an episode are left out); the loader needs `Permission.READ_CLINICAL`."""
+without an episode are left out); the loader needs `Permission.READ_CLINICAL`.
+
+Only signed notes count (`queries.outcomes`): unsigned draft sessions, and their sites,
+techniques, adverse events and measurements, are not loaded; measurements recorded on
+their own (no session) are."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.permissions import Permission
+from needlepoint.queries.outcomes import SIGNED_ONLY, counts_toward_outcomes
 from needlepoint.queries.reader import Reader
 
 _TS = pa.timestamp("us")
@@ -197,7 +202,7 @@ def load(reader: Reader) -> Dataset:
         conn,
         sa.select(
             _text(s.c.id).label("session_id"), _text(s.c.episode_id), _raw(s.c.started_at, d)
-        ).where(s.c.clinic_id == clinic),
+        ).where(s.c.clinic_id == clinic, SIGNED_ONLY),
         _schema(session_id=pa.string(), episode_id=pa.string(), started_at=_TS),
         d,
     )
@@ -210,7 +215,8 @@ def load(reader: Reader) -> Dataset:
             sa.func.count().label("sites"),
             active.label("active_trigger_points"),
         )
-        .where(n.c.clinic_id == clinic)
+        .join(s, s.c.id == n.c.session_id)
+        .where(n.c.clinic_id == clinic, SIGNED_ONLY)
         .group_by(n.c.session_id),
         _schema(session_id=pa.string(), sites=pa.int64(), active_trigger_points=pa.int64()),
         d,
@@ -219,7 +225,7 @@ def load(reader: Reader) -> Dataset:
         conn,
         sa.select(_text(s.c.episode_id), _text(n.c.technique), sa.func.count().label("sites"))
         .join(s, s.c.id == n.c.session_id)
-        .where(n.c.clinic_id == clinic)
+        .where(n.c.clinic_id == clinic, SIGNED_ONLY)
         .group_by(s.c.episode_id, n.c.technique),
         _schema(episode_id=pa.string(), technique=pa.string(), sites=pa.int64()),
         d,
@@ -234,7 +240,12 @@ def load(reader: Reader) -> Dataset:
             m.c.score,
             _raw(m.c.taken_at, d),
             sa.cast(m.c.context, sa.String).label("context"),
-        ).where(m.c.clinic_id == clinic, m.c.episode_id.is_not(None), m.c.score.is_not(None)),
+        ).where(
+            m.c.clinic_id == clinic,
+            m.c.episode_id.is_not(None),
+            m.c.score.is_not(None),
+            counts_toward_outcomes(m.c.session_id, s.c.clinic_id == clinic),
+        ),
         _schema(
             episode_id=pa.string(),
             session_id=pa.string(),
@@ -271,7 +282,7 @@ def load(reader: Reader) -> Dataset:
     adverse = _fetch(
         conn,
         sa.select(_text(a.c.session_id), _text(a.c.kind), _text(a.c.severity)).where(
-            a.c.clinic_id == clinic
+            a.c.clinic_id == clinic, counts_toward_outcomes(a.c.session_id, s.c.clinic_id == clinic)
         ),
         _schema(session_id=pa.string(), kind=pa.string(), severity=pa.string()),
         d,

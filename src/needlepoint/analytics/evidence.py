@@ -61,10 +61,14 @@ class _File(BaseModel):
 
 @cache
 def pooled_effects() -> dict[str, BenefitEvidence]:
-    """The pooled evidence per benefit id; every benefit of `evidence.yaml` has an entry."""
+    """The pooled evidence per benefit id: exactly the benefits of `evidence.yaml` (and
+    function / disability beside them), each with the evidence for that benefit only."""
     text = resources.files("needlepoint.analytics").joinpath("data", "pooled_effects.yaml")
     parsed = _File.model_validate(yaml.safe_load(text.read_text("utf-8")))
-    missing = {b.id for b in benefits()} - set(parsed.benefits)
-    if missing:
-        raise ValueError(f"pooled_effects.yaml: no entry for {sorted(missing)}")
+    ids = {b.id for b in benefits()}
+    missing, stray = ids - set(parsed.benefits), set(parsed.benefits) - ids
+    if missing or stray:
+        raise ValueError(
+            f"pooled_effects.yaml: no entry for {sorted(missing)}; unknown {sorted(stray)}"
+        )
     return parsed.benefits

@@ -22,8 +22,8 @@ from needlepoint.analytics.responders import PROGNOSIS_SESSION, Workspace
 
 CAVEAT = (
     "An estimate from this clinic's past patients, not a promise: it says how often "
-    "patients like this one reached a meaningful pain improvement (2 points or 30 % on "
-    f"the NPRS) by session {PROGNOSIS_SESSION}. It ignores everything the model does not "
+    "patients like this one reached a meaningful pain improvement (at least 2 points and "
+    f"30 % on the NPRS) by session {PROGNOSIS_SESSION}. It ignores everything the model does not "
     "know about the patient and supports, never replaces, clinical judgement."
 )
 FOLDS = 5

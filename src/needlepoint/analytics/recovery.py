@@ -1,8 +1,9 @@
 """Time to meaningful improvement: Kaplan–Meier curves of days from the baseline NPRS to
-the first NPRS that reaches the MCID (2 points or 30 %), by condition and by what needling
-was combined with. Episodes whose NPRS never reached it are censored at their last NPRS
-(the episode ended, or is still under way, without improvement). Episodes with a baseline
-only are left out and counted. Medians with 95 % intervals (lifelines); log-rank tests."""
+the first NPRS that reaches the responder threshold (at least 2 points and 30 %), by
+condition and by what needling was combined with. Episodes whose NPRS never reached it
+are censored at their last NPRS (the episode ended, or is still under way, without
+improvement). Episodes with a baseline only are left out and counted. Medians with 95 %
+intervals (lifelines); log-rank tests."""
 
 from __future__ import annotations
 
@@ -153,7 +154,8 @@ FROM episode_facts WHERE nprs_n >= 2 GROUP BY ALL ORDER BY ALL
         overall=kaplan_meier("all episodes", days, events, counts),
         comparisons=comparisons,
         definition=(
-            "days from the baseline NPRS to the first NPRS reaching the MCID (2 points or "
-            "30 %); censored at the last NPRS when it was never reached"
+            "days from the baseline NPRS to the first NPRS reaching the responder threshold "
+            "(at least 2 points and 30 % of the baseline); censored at the last NPRS when "
+            "it was never reached"
         ),
     )

@@ -8,10 +8,15 @@ threshold. The views are lazy:
 a query computes only what it reads; `materialise()` stores the shared ones once.
 
 How each benefit counts an episode (`CRITERIA` below, shown beside every rate):
-- measured benefits (pain, function, ROM): the first of the benefit's instruments (in
-  `evidence.yaml` order) with a baseline, a follow-up and a published threshold
-  (`domain.responders` semantics: MCID, else MDC; absolute or percent; exactly at the
-  threshold counts). Pairs on instruments without a threshold are counted, not rated.
+- measured benefits (pain, ROM) and function / disability (reported beside the eight): the
+  first of the benefit's instruments (in `evidence.yaml` order) with a baseline, a
+  follow-up and a published threshold (`domain.responders` semantics: the responder
+  threshold, i.e. the MCID or the MDC where the MCID lies inside it; absolute and/or
+  percent as the instrument's data say; exactly at the threshold counts; the SQL comes
+  from `reach_sql`, the same rule as `domain.responders.reaches`). Pairs on instruments
+  without a threshold are counted, not rated.
+- tissue healing: not measured (no routine clinic measure; a function score is not
+  tissue healing).
 - muscle relaxation: fewer needled muscles with an active trigger point at the last
   needled session than at the first (no published threshold: "improved", not "responder").
 - drug-free management: fewer analgesic drug-days per week at the last log date than at
@@ -43,20 +48,43 @@ DIMENSIONS = ("overall", "condition", "practitioner", "technique", "co_intervent
 _EPS = 1e-9
 
 CRITERIA: dict[str, str] = {
-    "pain_relief": "change reached the MCID of the first pain measure with a pair "
-    "(NPRS: 2 points or 30 %)",
+    "pain_relief": "change reached the responder threshold of the first pain measure with a "
+    "pair (NPRS: at least 2 points and at least 30 % of the baseline)",
     "muscle_relaxation": "fewer muscles with an active trigger point at the last needled "
     "session than at the first (no published threshold: improved, not responder)",
     "blood_circulation": "not measured",
-    "tissue_healing": "function score change reached its MCID (NDI, ODI, QuickDASH, LEFS, PSFS)",
+    "tissue_healing": "not measured: no routine clinic measure of muscle tissue healing "
+    "(a function score is not tissue healing)",
+    "function_disability": "function score change reached its responder threshold (NDI 10 of "
+    "50 points; ODI 10 points and 30 %; QuickDASH 17.1; LEFS 9; PSFS 1.3)",
     "flexibility_rom": "range of motion change reached the MDC where one is published "
     "(cervical spine 9.6°)",
-    "complementary_care": "NPRS MCID reached, episodes combining needling with exercise or "
-    "manual therapy",
-    "faster_recovery": f"NPRS MCID reached by session {PROGNOSIS_SESSION}",
+    "complementary_care": "NPRS responder threshold reached, episodes combining needling with "
+    "exercise or manual therapy",
+    "faster_recovery": f"NPRS responder threshold reached by session {PROGNOSIS_SESSION}",
     "drug_free_management": "fewer analgesic drug-days per week at the last log than at the "
     "first (no published threshold), episodes with analgesic use",
 }
+
+
+def reach_sql(better: str, baseline: str, value: str, percent: str, both: str) -> str:
+    """The SQL twin of `domain.responders.reaches`: whether an improvement `better` from
+    `baseline` reaches a threshold of `value` and/or `percent` (SQL expressions or
+    literals; NULL = not given), both needed when `both` is true, either otherwise. Every
+    responder count of the analytics is built from this one expression."""
+    pct = f"(({better}) / abs({baseline}) * 100 >= ({percent}) - {_EPS})"
+    absolute = f"(({better}) >= ({value}) - {_EPS})"
+    return (
+        f"(({better}) > 0 AND CASE WHEN ({both}) THEN "
+        f"(({value}) IS NULL OR {absolute}) AND "
+        f"(({percent}) IS NULL OR ({baseline}) = 0 OR {pct}) "
+        f"ELSE (({value}) IS NOT NULL AND {absolute}) OR "
+        f"(({percent}) IS NOT NULL AND ({baseline}) <> 0 AND {pct}) END)"
+    )
+
+
+def _literal(x: float | None) -> str:
+    return "NULL::DOUBLE" if x is None else f"{float(x)!r}::DOUBLE"
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
@@ -118,6 +146,7 @@ def _thresholds(series_keys: list[tuple[int, str, str, str, str, str, str]]) -> 
             "location",
             "value",
             "percent",
+            "needs_both",
             "worse",
         )
     }
@@ -131,6 +160,7 @@ def _thresholds(series_keys: list[tuple[int, str, str, str, str, str, str]]) -> 
             rows[name].append(value)
         rows["value"].append(thr.value if thr else None)
         rows["percent"].append(thr.percent if thr else None)
+        rows["needs_both"].append(thr is not None and thr.combine == "both")
         rows["worse"].append(inst.higher_is == "worse")
     return pa.table(
         {
@@ -138,6 +168,7 @@ def _thresholds(series_keys: list[tuple[int, str, str, str, str, str, str]]) -> 
             **{k: pa.array(rows[k], pa.string()) for k in list(rows)[1:7]},
             "value": pa.array(rows["value"], pa.float64()),
             "percent": pa.array(rows["percent"], pa.float64()),
+            "needs_both": pa.array(rows["needs_both"], pa.bool_()),
             "worse": pa.array(rows["worse"], pa.bool_()),
         }
     )
@@ -179,11 +210,23 @@ class Workspace:
         self.con.register("benefit_instruments", _benefit_instruments())
         self.con.register("thresholds", _thresholds([]))  # filled on first use
         self._thresholds_ready = False
-        nprs = instruments.library()["nprs"].mcid
+        nprs = meaningful_threshold(instruments.library()["nprs"])
         assert nprs is not None
         self.nprs_value = nprs.value
         self.nprs_percent = nprs.percent
+        self.nprs_both = nprs.combine == "both"
         self.materialised = False
+
+    def nprs_reach(self, better: str, baseline: str) -> str:
+        """SQL: the improvement `better` from `baseline` reaches the NPRS responder
+        threshold (the same rule as every other measure, via `reach_sql`)."""
+        return reach_sql(
+            better,
+            baseline,
+            _literal(self.nprs_value),
+            _literal(self.nprs_percent),
+            "true" if self.nprs_both else "false",
+        )
 
     def sql(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
         """Run a query on the workspace."""
@@ -239,13 +282,8 @@ class Workspace:
         self.materialised = True
 
     def _define_views(self) -> None:
-        nv = self.nprs_value if self.nprs_value is not None else "NULL"
-        npct = self.nprs_percent if self.nprs_percent is not None else "NULL"
-        reach_nprs = (
-            f"(b.baseline - m.score > 0 AND ((b.baseline - m.score) >= {nv} - {_EPS} OR "
-            f"(b.baseline <> 0 AND (b.baseline - m.score) / abs(b.baseline) * 100 >= "
-            f"{npct} - {_EPS})))"
-        )
+        reach_nprs = self.nprs_reach("b.baseline - m.score", "b.baseline")
+        reach_any = reach_sql("better", "baseline", "value", "percent", "needs_both")
         ranges = {
             i.id: i.score_range
             for i in instruments.library().values()
@@ -349,16 +387,13 @@ WITH s AS (
   SELECT bi.benefit, bi.pos, s.episode_id, s.n,
          (t.value IS NOT NULL OR t.percent IS NOT NULL) AS has_threshold,
          CASE WHEN t.worse THEN s.baseline - s.latest ELSE s.latest - s.baseline END AS better,
-         s.baseline, t.value, t.percent
+         s.baseline, t.value, t.percent, t.needs_both
   FROM series s
   JOIN thresholds t USING (series_id)
   JOIN benefit_instruments bi USING (instrument_id)
 ), u AS (
   SELECT *, n >= 2 AND has_threshold AS usable,
-         n >= 2 AND better > 0 AND (
-           (value IS NOT NULL AND better >= value - {_EPS}) OR
-           (percent IS NOT NULL AND baseline <> 0
-              AND better / abs(baseline) * 100 >= percent - {_EPS})) AS reached
+         n >= 2 AND {reach_any} AS reached
   FROM s
 ), ranked AS (
   SELECT *, min(CASE WHEN usable THEN pos END)
@@ -465,7 +500,8 @@ WITH groups AS (
 )
 SELECT b.benefit, g.dimension, g.level, g.level_id, g.episodes,
        coalesce(a.eligible, CASE WHEN b.benefit IN ('blood_circulation', 'pain_relief',
-         'tissue_healing', 'flexibility_rom', 'muscle_relaxation') THEN g.episodes ELSE 0 END)
+         'tissue_healing', 'function_disability', 'flexibility_rom', 'muscle_relaxation')
+         THEN g.episodes ELSE 0 END)
          AS eligible,
        coalesce(a.complete, 0) AS complete, coalesce(a.no_threshold, 0) AS no_threshold,
        coalesce(a.responders, 0) AS responders
@@ -512,16 +548,14 @@ class HeadlineRow:
 
 def headline(ws: Workspace) -> list[HeadlineRow]:
     """The headline table: NPRS responders by condition (baseline → latest reached the
-    MCID), with complete pairs, missing pairs and the 95 % Wilson interval."""
+    responder threshold), with complete pairs, missing pairs and the 95 % Wilson interval."""
     lo, hi = wilson_sql("responders", "complete")
+    reached = ws.nprs_reach("n.baseline - n.latest", "n.baseline")
     rows = ws.con.sql(f"""
 WITH c AS (
   SELECT e.condition, count(*) AS episodes,
          count(*) FILTER (WHERE n.n >= 2) AS complete,
-         count(*) FILTER (WHERE n.n >= 2 AND n.baseline - n.latest > 0 AND (
-           n.baseline - n.latest >= {ws.nprs_value} - {_EPS} OR (n.baseline <> 0 AND
-           (n.baseline - n.latest) / abs(n.baseline) * 100 >= {ws.nprs_percent} - {_EPS})))
-           AS responders
+         count(*) FILTER (WHERE n.n >= 2 AND {reached}) AS responders
   FROM episodes e LEFT JOIN (
     SELECT episode_id, count(*) AS n, arg_min(score, taken_at) AS baseline,
            arg_max(score, taken_at) AS latest
@@ -541,14 +575,11 @@ def headline_from_facts(ws: Workspace) -> list[HeadlineRow]:
     dashboard holds once computed): the same numbers as `headline`."""
     ws.materialise()
     lo, hi = wilson_sql("responders", "complete")
-    better = "nprs_baseline - nprs_latest"
+    reached = ws.nprs_reach("nprs_baseline - nprs_latest", "nprs_baseline")
     rows = ws.sql(f"""
 WITH c AS (
   SELECT condition, count(*) AS episodes, count(*) FILTER (WHERE nprs_n >= 2) AS complete,
-         count(*) FILTER (WHERE nprs_n >= 2 AND {better} > 0 AND (
-           {better} >= {ws.nprs_value} - {_EPS} OR (nprs_baseline <> 0 AND
-           ({better}) / abs(nprs_baseline) * 100 >= {ws.nprs_percent} - {_EPS})))
-           AS responders
+         count(*) FILTER (WHERE nprs_n >= 2 AND {reached}) AS responders
   FROM episode_facts GROUP BY condition
 )
 SELECT condition, episodes, complete, episodes - complete, responders,

@@ -61,6 +61,10 @@ class Benefit(BaseModel):
     name: str
     instruments: list[str]
     evidence: Evidence
+    # Function / disability is not one of the eight claimed benefits: it is reported beside
+    # them (DESIGN.md), and never under a benefit's name (a function score is not tissue
+    # healing).
+    reported_beside: bool = False
 
 
 class _Benefits(BaseModel):
@@ -71,13 +75,18 @@ class _Benefits(BaseModel):
 
 @cache
 def benefits() -> list[Benefit]:
-    """The eight benefits in display order; every instrument they name exists."""
+    """The eight benefits, and function / disability reported beside them, in display
+    order; every instrument they name exists and informs exactly one of them."""
     defs = _Benefits.model_validate(load_data("evidence.yaml")).benefits
     known = instruments.library()
+    owner: dict[str, str] = {}
     for b in defs:
         for i in b.instruments:
             if i not in known:
                 raise ValueError(f"evidence.yaml: benefit {b.id} names unknown instrument {i}")
+            if i in owner:
+                raise ValueError(f"evidence.yaml: {i} informs both {owner[i]} and {b.id}")
+            owner[i] = b.id
     return defs
 
 
@@ -107,6 +116,7 @@ class MeasureSummary:
     latest_at: datetime | None
     responder: Responder | None  # None with a single administration or for ratings
     threshold: str  # what a meaningful change is here, or "no published threshold"
+    threshold_basis: str | None  # "MCID" or "MDC": which one governs here
     threshold_source: str | None
     threshold_verified: bool | None
     days_to_first_meaningful_improvement: int | None
@@ -137,6 +147,7 @@ class BenefitSummary:
     name: str
     measured: bool
     status: str  # "measured", "not measured", "baseline only"
+    reported_beside: bool  # function / disability: shown beside the eight benefits
     measures: list[MeasureSummary]
     facts: list[Fact]
     days_to_first_meaningful_improvement: int | None
@@ -171,15 +182,18 @@ class EpisodeRecords:
 
 
 def describe_threshold(threshold: Threshold | None, kind: str, unit: str) -> str:
-    """A threshold as a clinician reads it: 'MCID 2/10 or 30 %'."""
+    """A threshold as a clinician reads it: 'MCID 2/10 and 30 %' (both needed) or
+    'MCID 2/10 or 30 %' (either counts)."""
     if threshold is None:
         return NO_THRESHOLD
     parts = []
+    spaced = " %" if unit == "%" else unit  # units spaced: "20 %", "2/10", "9.6°"
     if threshold.value is not None:
-        parts.append(f"{threshold.value:g}{unit}")
+        parts.append(f"{threshold.value:g}{spaced}")
     if threshold.percent is not None:
-        parts.append(f"{threshold.percent:g} %")
-    text = f"{kind} {' or '.join(parts)}"
+        parts.append(f"{threshold.percent:g} % of the baseline")
+    joiner = " and " if threshold.combine == "both" else " or "
+    text = f"{kind} {joiner.join(parts)}"
     return f"{text} ({threshold.note})" if threshold.note else text
 
 
@@ -203,7 +217,7 @@ def summarise_series(
     """Baseline → latest for one series, classified, with time to first improvement."""
     pts = sorted(points, key=lambda p: p.taken_at)
     threshold = meaningful_threshold(instrument, context)
-    kind = "MCID" if threshold is not None and threshold is instrument.mcid else "MDC"
+    kind = (threshold.basis or "mcid").upper() if threshold is not None else None
     responder = None
     days = sessions_n = None
     if len(pts) >= 2 and instrument.change == "from_baseline":
@@ -225,7 +239,8 @@ def summarise_series(
         latest=pts[-1].score if pts else None,
         latest_at=pts[-1].taken_at if pts else None,
         responder=responder,
-        threshold=describe_threshold(threshold, kind, instrument.unit),
+        threshold=describe_threshold(threshold, kind or "", instrument.unit),
+        threshold_basis=kind,
         threshold_source=threshold.source if threshold else instrument.no_threshold_text,
         threshold_verified=threshold.verified if threshold else None,
         days_to_first_meaningful_improvement=days,
@@ -376,7 +391,9 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
     }
     # Faster recovery reads the first meaningful improvement of pain, function and ROM.
     improving = [
-        m for b in ("pain_relief", "tissue_healing", "flexibility_rom") for m in per_benefit[b]
+        m
+        for b in ("pain_relief", "function_disability", "flexibility_rom")
+        for m in per_benefit.get(b, [])
     ]
     returns = [m for m in records.measurements if m.instrument_id == "return_to_activity"]
     out: list[BenefitSummary] = []
@@ -402,6 +419,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
                 name=benefit.name,
                 measured=status != "not measured",
                 status=status,
+                reported_beside=benefit.reported_beside,
                 measures=measures,
                 facts=facts,
                 days_to_first_meaningful_improvement=days,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain.catalogue import load_data
 from needlepoint.domain.entities import NeedlingSite
+from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.sources import check_cited
 
 
@@ -41,6 +42,10 @@ class Icd10Code(BaseModel):
 
 class Icd10Table(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    headers: dict[str, list[str]]
+    """Category headers (not billable) near the codes offered, with the billable codes
+    beneath each: M79.1 has been a header since FY2023."""
+    headers_sources: list[str]
     myofascial: list[Icd10Code]
     by_condition: dict[str, list[Icd10Code]]
 
@@ -60,6 +65,9 @@ class BillingData(BaseModel):
         ]
         for c in codes:
             check_cited(f"billing.yaml:{c.code}", c.sources)
+            if c.code in self.icd10cm.headers:
+                raise ValueError(f"billing.yaml offers the category header {c.code}")
+        check_cited("billing.yaml:headers", self.icd10cm.headers_sources)
         return self
 
 
@@ -99,3 +107,14 @@ def icd10_suggestions(condition_id: str) -> list[Icd10Code]:
     own = data.by_condition.get(condition_id, [])
     seen = {c.code for c in own}
     return [*own, *(c for c in data.myofascial if c.code not in seen)]
+
+
+def check_billable(code: str, *, field: str = "icd10_code") -> None:
+    """Refuse an ICD-10-CM category header (e.g. M79.1), naming the billable codes."""
+    beneath = billing_data().icd10cm.headers.get(code.upper())
+    if beneath is not None:
+        raise InvalidInput(
+            f"{code} is an ICD-10-CM category, not a billable code: choose one of "
+            + ", ".join(beneath),
+            field=field,
+        )

@@ -14,10 +14,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from needlepoint.domain.enums import (
     AdverseEventKind,
+    Approach,
     ConsentMethod,
     CredentialPolicy,
     DrugClass,
     Modality,
+    OverrideCode,
     Role,
     Severity,
     Sex,
@@ -184,6 +186,10 @@ class NeedlingSiteIn(Command):
     notes: Annotated[str, Field(max_length=2000)] | None = None
     override_reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
     """A written reason that overrides an overridable site-level safety rule (audited)."""
+    override_code: OverrideCode | None = None
+    """The structured reason an override needs beside the written one (issue 13)."""
+    approach: Approach | None = None
+    """How the needle was directed (pincer grip, tangential, over bone, perpendicular)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -297,6 +303,17 @@ class LocalExclusion(Command):
     reason: Literal["infected_tissue", "inflamed_tissue", "varicose_veins"]
 
 
+class DeviceClearance(Command):
+    """A cardiologist's or device clinic's documented clearance for electrical stimulation
+    with an implanted cardiac device (issue 13: truth-sites)."""
+
+    cleared_by: Annotated[str, Field(min_length=3, max_length=200)]
+    """Who cleared it: the cardiologist or device clinic, by name."""
+    cleared_on: date
+    document: Annotated[str, Field(min_length=3, max_length=500)]
+    """Where the clearance is documented (letter, report), for the record."""
+
+
 class ScreeningAnswers(Command):
     """A completed appropriateness questionnaire: every question answered yes or no, with
     the details a yes requires (areas, reasons, notes)."""
@@ -305,6 +322,19 @@ class ScreeningAnswers(Command):
     lymphoedema_areas: Annotated[list[Area], Field(max_length=8)] = []
     local_exclusions: Annotated[list[LocalExclusion], Field(max_length=16)] = []
     notes: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=2000)]] = {}
+    device_clearance: DeviceClearance | None = None
+    """Electrical stimulation near the chest or arms cleared despite an implanted cardiac
+    device; only with a yes to `implanted_electrical_device`."""
+
+    @model_validator(mode="after")
+    def _clearance_needs_a_device(self) -> Self:
+        if self.device_clearance is not None and not self.answers.get(
+            "implanted_electrical_device"
+        ):
+            raise ValueError(
+                "device_clearance is given but the patient has no implanted electrical device"
+            )
+        return self
 
 
 class ScreeningForm(ScreeningAnswers):

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from needlepoint.domain.enums import (
     AdverseEventKind,
+    Approach,
     AuditAction,
     AuditOutcome,
     ConsentMethod,
@@ -21,6 +22,7 @@ from needlepoint.domain.enums import (
     DrugClass,
     EpisodeStatus,
     Modality,
+    OverrideCode,
     Role,
     ScreeningDecision,
     SessionStatus,
@@ -236,6 +238,8 @@ class NeedlingSite:
     estim_params: JSONDict | None = None
     notes: str | None = None
     override_reason: str | None = None
+    override_code: OverrideCode | None = None
+    approach: Approach | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,3 +160,27 @@ class AuditOutcome(StrEnum):
 
     SUCCESS = "success"
     DENIED = "denied"
+
+
+# ---- issue 13, site rules (truth-sites) -------------------------------------------------
+
+
+class Approach(StrEnum):
+    """How the needle was directed at a site: what the thorax rules ask about (needle
+    tangentially, away from the lung, with pincer palpation or over bone)."""
+
+    PINCER = "pincer"
+    TANGENTIAL = "tangential"
+    OVER_BONE = "over_bone"
+    PERPENDICULAR = "perpendicular"
+
+
+class OverrideCode(StrEnum):
+    """Why an overridable site-level refusal was overridden (`site_rules.yaml`
+    `override_reasons` words each one for the screen)."""
+
+    IMAGING_GUIDED = "imaging_guided"
+    TECHNIQUE_MODIFIED = "technique_modified"
+    CONDITION_RESOLVED = "condition_resolved"
+    SPECIALIST_CLEARANCE = "specialist_clearance"
+    INFORMED_PATIENT_CHOICE = "informed_patient_choice"

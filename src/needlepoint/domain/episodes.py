@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from needlepoint.domain.billing import check_billable
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.entities import Episode
 from needlepoint.domain.enums import EpisodeStatus
@@ -25,6 +26,8 @@ def diagnose(condition: str, icd10_code: str | None, body_region: str | None) ->
     if known is None:
         ids = ", ".join(c.id for c in conditions().conditions)
         raise InvalidInput(f"unknown condition '{condition}' (known: {ids})", field="condition")
+    if icd10_code:
+        check_billable(icd10_code)
     return Diagnosis(
         condition=known.id,
         icd10_code=icd10_code or known.icd10.code,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain.catalogue import load_data
 from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.sources import check_cited
 
 Answer = int | float | None
 
@@ -25,13 +26,20 @@ NO_THRESHOLD = "no published threshold"
 
 
 class Threshold(BaseModel):
-    """An MCID or MDC: an absolute change (`value`, in score units) and/or a percent change;
-    reaching either counts, as Ostelo 2008 and Farrar 2001 define theirs."""
+    """An MCID, an MDC or the responder threshold: an absolute change (`value`, in score
+    units) and/or a percent change of the baseline. `combine` says whether reaching either
+    counts (how Ostelo 2008 and Farrar 2001 publish theirs: "2 points or 30 %") or both are
+    needed (the responder rule of NPRS, VAS and ODI: the absolute amount is never waived at
+    a low baseline). `basis` (responder thresholds only) names what governs: the MCID, or
+    the MDC where the MCID lies inside measurement error. `source_ids` cite sources.yaml."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     value: float | None
     percent: float | None = None
+    combine: Literal["either", "both"] = "either"
+    basis: Literal["mcid", "mdc"] | None = None
     note: str | None = None
+    source_ids: list[str] = []
     # Context values this threshold is published for (e.g. cervical ROM only).
     applies_to: dict[str, list[str]] | None = None
     source: str
@@ -43,6 +51,30 @@ class Threshold(BaseModel):
             return True
         ctx = context or {}
         return all(str(ctx.get(k)) in allowed for k, allowed in self.applies_to.items())
+
+
+def check_governing(
+    owner: str, mcid: Threshold | None, mdc: Threshold | None, responder: Threshold | None
+) -> None:
+    """The responder threshold follows the rule: an instrument with a published MCID or MDC
+    has one; it names its basis; where the MCID lies inside the MDC the MDC governs; and it
+    is never below the absolute MCID."""
+    published = [t for t in (mcid, mdc) if t is not None and t.value is not None]
+    if not published:
+        if responder is not None:
+            raise ValueError(f"{owner}: a responder threshold without a published MCID or MDC")
+        return
+    if responder is None or responder.basis is None:
+        raise ValueError(f"{owner}: needs a responder threshold naming its basis (mcid or mdc)")
+    if mcid is None or mcid.value is None:
+        if responder.basis != "mdc":
+            raise ValueError(f"{owner}: without an MCID the MDC governs")
+        return
+    inside = mdc is not None and mdc.value is not None and mcid.value < mdc.value
+    if inside and responder.basis != "mdc":
+        raise ValueError(f"{owner}: the MCID lies inside the MDC, so the MDC governs")
+    if responder.value is None or responder.value < mcid.value:
+        raise ValueError(f"{owner}: the responder threshold is below the absolute MCID")
 
 
 class Code(BaseModel):
@@ -80,6 +112,9 @@ class Instrument(BaseModel):
     change: Literal["from_baseline", "rating", "event"] = "from_baseline"
     mcid: Threshold | None
     mdc: Threshold | None = None
+    # The change a patient must reach to count as a responder: the MCID, or the MDC where
+    # the MCID lies inside it (a change within measurement error is not a finding).
+    responder: Threshold | None = None
     threshold_note: str | None = None
     loinc: Code | None
     requires_context: list[str] = []
@@ -94,6 +129,7 @@ class Instrument(BaseModel):
     def _consistent(self) -> Instrument:
         if len(self.item_labels) != self.items:
             raise ValueError(f"{self.id}: {self.items} items but {len(self.item_labels)} labels")
+        check_governing(self.id, self.mcid, self.mdc, self.responder)
         return self
 
     @property
@@ -129,8 +165,13 @@ class _Library(BaseModel):
 
 @cache
 def library() -> dict[str, Instrument]:
-    """Every instrument by id."""
+    """Every instrument by id; every source a threshold cites exists in sources.yaml."""
     lib = _Library.model_validate(load_data("instruments.yaml"))
+    for inst in lib.instruments:
+        for name in ("mcid", "mdc", "responder"):
+            threshold = getattr(inst, name)
+            if threshold is not None:
+                check_cited(f"instruments.yaml:{inst.id}.{name}", threshold.source_ids)
     return {i.id: i for i in lib.instruments}
 
 

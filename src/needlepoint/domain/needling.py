@@ -19,7 +19,7 @@ from needlepoint.domain.entities import Clinic, Consent, Screening, TrainingReco
 from needlepoint.domain.enums import CredentialPolicy, ScreeningDecision
 from needlepoint.domain.errors import SafetyRefusal
 from needlepoint.domain.screening import current_screening, questionnaire
-from needlepoint.domain.site_safety import enforce
+from needlepoint.domain.site_safety import enforce, screening_statement
 from needlepoint.domain.sources import Finding
 
 
@@ -43,16 +43,18 @@ def check_needling(
     if screening is None:
         refusals.append(("sites", _no_screening(screenings, started_at, clinic)))
     elif screening.decision is ScreeningDecision.CONTRAINDICATED:
+        screen = ScreeningAnswers.model_validate(screening.answers)
         for reason in screening.reasons:
             if reason["action"] == "absolute":
+                statement = screening_statement(reason["rule"], screen, reason["message"])
                 refusals.append(
                     (
                         "sites",
                         Finding(
                             reason["rule"],
                             "refuse",
-                            f"Contraindicated: {reason['message']} An absolute "
-                            "contraindication cannot be overridden.",
+                            f"Contraindicated: {statement} An absolute contraindication "
+                            "cannot be overridden.",
                             tuple(s["id"] for s in reason["sources"]),
                         ),
                     )

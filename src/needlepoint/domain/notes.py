@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from needlepoint.domain.catalogue import muscle_ids
 from needlepoint.domain.commands import NeedlingSiteIn
 from needlepoint.domain.entities import Episode, Session
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.errors import InvalidInput, RecordLocked
+from needlepoint.domain.site_safety import check_named_sites
 
 
 def check_sites(sites: Sequence[NeedlingSiteIn]) -> None:
     """Every needled muscle must be a named catalogue muscle (regulators require the
-    muscle, not "paraspinals": REFERENCE §6)."""
+    muscle, not "paraspinals": REFERENCE §6); a place never needled (the umbilicus …) is
+    refused with its source, and a paired muscle needs its side."""
+    check_named_sites(sites)
     known = muscle_ids()
     for i, site in enumerate(sites):
         if site.muscle_id not in known:
@@ -22,6 +25,38 @@ def check_sites(sites: Sequence[NeedlingSiteIn]) -> None:
                 f"'{site.muscle_id}' is not a muscle in the catalogue",
                 field=f"sites.{i}.muscle_id",
             )
+
+
+#: How far in the future a note's or a measurement's time may lie and still be accepted.
+#: Clocks differ: a tablet a minute or two ahead of the server, a time typed to the next
+#: whole minute, a note started just before the hour. Five minutes covers those; anything
+#: later is a note of something that has not happened yet, and is refused.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def check_not_future(moment: datetime, now: datetime, field: str) -> None:
+    """A clinical record describes what has happened: refuse a time more than
+    `FUTURE_TOLERANCE` after `now`, naming the field."""
+    if moment > now + FUTURE_TOLERANCE:
+        raise InvalidInput(
+            f"{field} {moment:%Y-%m-%d %H:%M} UTC is in the future; a note records what has "
+            f"already happened (up to {FUTURE_TOLERANCE.seconds // 60} minutes ahead allowed "
+            "for clock differences)",
+            field=field,
+        )
+
+
+def check_signable(session: Session, children: int) -> None:
+    """An empty note cannot be signed: it needs a needled site, some note text, a
+    co-intervention, an adverse event or an outcome (`children` counts the records attached
+    to it)."""
+    text = (session.subjective, session.objective, session.assessment, session.plan)
+    if children == 0 and not any(t.strip() for t in text):
+        raise InvalidInput(
+            "an empty note cannot be signed: it has no needling sites, no note text and no "
+            "outcome; record what was done or found first",
+            field="session_id",
+        )
 
 
 def check_session_time(episode: Episode, started_at: datetime) -> None:

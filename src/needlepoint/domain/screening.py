@@ -21,6 +21,7 @@ from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.entities import Screening
 from needlepoint.domain.enums import ScreeningDecision
 from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.site_safety import screening_statement
 from needlepoint.domain.sources import Finding, check_cited
 
 Category = Literal["absolute", "site", "precaution"]
@@ -102,10 +103,8 @@ def evaluate(screen: ScreeningAnswers) -> ScreeningResult:
         yes = screen.answers[question.id]
         _check_detail(question, yes, screen)
         if yes:
-            message = question.text
-            note = screen.notes.get(question.id)
-            if note:
-                message = f"{message} {note}"
+            # the finding in clinical words (issue 13), not the question's text
+            message = screening_statement(question.id, screen, question.text)
             reasons.append(
                 Finding(question.id, question.category, message, tuple(question.sources))
             )
@@ -145,7 +144,7 @@ def check_acknowledged(result: ScreeningResult, acknowledged: Sequence[str]) -> 
     before the screening is recorded (absolute contraindications cannot be)."""
     missing = [r for r in result.reasons if r.action != "absolute" and r.rule not in acknowledged]
     if result.decision is not ScreeningDecision.CONTRAINDICATED and missing:
-        names = ", ".join(f"{r.rule} ({r.citation()})" for r in missing)
+        names = "; ".join(f"{r.message} ({r.citation()})" for r in missing)
         raise InvalidInput(
             f"acknowledge each precaution before recording the screening: {names}",
             field="acknowledged_precautions",

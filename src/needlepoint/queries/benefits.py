@@ -1,4 +1,6 @@
-"""Each patient's benefit summary per episode, read from the episode's records."""
+"""Each patient's benefit summary per episode, read from the episode's records: only what
+counts (signed notes and their records, measurements and log entries recorded on their
+own; never an unsigned draft: see `queries.outcomes`)."""
 
 from __future__ import annotations
 
@@ -26,13 +28,16 @@ from needlepoint.domain.entities import (
     Session,
 )
 from needlepoint.domain.permissions import Permission
+from needlepoint.queries.outcomes import SIGNED_ONLY, counted_sessions, counts_toward_outcomes
 from needlepoint.queries.reader import Reader
 
 
 def episode_records(reader: Reader, episode_id: UUID) -> EpisodeRecords:
-    """Everything one episode's benefit summary reads. Measurements and analgesic-log
-    entries recorded for the patient without an episode count when they fall within the
-    episode's dates (from opening to closing, or to now while it is open)."""
+    """Everything one episode's benefit summary reads: its signed sessions and their
+    sites and co-interventions; its measurements that count (none from an unsigned draft).
+    Measurements and analgesic-log entries recorded for the patient without an episode
+    count when they fall within the episode's dates (from opening to closing, or to now
+    while it is open)."""
     reader.require(Permission.READ_CLINICAL)
     episode = reader.one(Episode, episode_id, field="episode_id")
     start = datetime.combine(episode.opened_on, time(), tzinfo=UTC)
@@ -42,15 +47,22 @@ def episode_records(reader: Reader, episode_id: UUID) -> EpisodeRecords:
         end = datetime.combine(episode.closed_on + timedelta(days=1), time(), tzinfo=UTC)
         in_window.append(measurements.c.taken_at < end)
         med_window.append(medication_uses.c.recorded_on <= episode.closed_on)
-    session_ids = sa.select(sessions.c.id).where(sessions.c.episode_id == episode_id)
+    clinic = sessions.c.clinic_id == reader.clinic_id
+    session_ids = counted_sessions(sessions.c.episode_id == episode_id, clinic)
     return EpisodeRecords(
         episode=episode,
         sessions=reader.select(
-            Session, sessions.c.episode_id == episode_id, order_by=sessions.c.started_at
+            Session,
+            sessions.c.episode_id == episode_id,
+            SIGNED_ONLY,
+            order_by=sessions.c.started_at,
         ),
         measurements=reader.select(
             Measurement,
             measurements.c.patient_id == episode.patient_id,
+            counts_toward_outcomes(
+                measurements.c.session_id, clinic, sessions.c.patient_id == episode.patient_id
+            ),
             sa.or_(
                 measurements.c.episode_id == episode_id,
                 sa.and_(measurements.c.episode_id.is_(None), *in_window),

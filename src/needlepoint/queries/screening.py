@@ -7,11 +7,13 @@ from datetime import date, datetime
 from uuid import UUID
 
 from needlepoint.adapters.db.tables import consents, screenings
+from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
 from needlepoint.domain.entities import Consent, Patient, Screening
 from needlepoint.domain.enums import ScreeningDecision
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import current_screening, expires_on
+from needlepoint.domain.site_safety import screening_statement
 from needlepoint.queries.reader import Reader
 
 
@@ -47,6 +49,7 @@ class NeedlingStatus:
     consent: Consent | None
     blockers: list[str]
     precautions: list[dict[str, object]]
+    contraindications: list[dict[str, object]]
 
 
 def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingStatus:
@@ -71,7 +74,18 @@ def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingS
         else None,
         consent=consent,
         blockers=blockers,
-        precautions=[r for r in screening.reasons if r["action"] != "absolute"]
-        if screening
-        else [],
+        precautions=[r for r in _worded(screening) if r["action"] != "absolute"],
+        contraindications=[r for r in _worded(screening) if r["action"] == "absolute"],
     )
+
+
+def _worded(screening: Screening | None) -> list[dict[str, object]]:
+    """The screening's reasons, each message restated in clinical words from its rule and
+    answers (naming the limb or area), whatever wording was stored when it was made."""
+    if screening is None:
+        return []
+    screen = ScreeningAnswers.model_validate(screening.answers)
+    return [
+        {**r, "message": screening_statement(r["rule"], screen, r["message"])}
+        for r in screening.reasons
+    ]

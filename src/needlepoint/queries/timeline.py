@@ -31,6 +31,7 @@ from needlepoint.domain.entities import (
     Screening,
     Session,
 )
+from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.instruments import library
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
@@ -90,7 +91,10 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
             .group_by(needling_sites.c.session_id)
         )
     }
+    drafts: set[UUID] = set()
     for s in reader.select(Session, sessions.c.patient_id == patient_id):
+        if s.status is SessionStatus.DRAFT:
+            drafts.add(s.id)
         n = site_counts.get(s.id, 0)
         entries.append(
             TimelineEntry(
@@ -112,9 +116,18 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         if m.context and "joint" in m.context:
             joint = str(m.context["joint"]).replace("_", " ")
             where = f": {joint} {m.context.get('movement', '')} {m.context.get('side', '')}"
+        # Only signed notes count towards outcomes (queries.outcomes): say so on the chart.
+        pending = (
+            " (in a draft note: not counted until it is signed)" if m.session_id in drafts else ""
+        )
         entries.append(
             TimelineEntry(
-                m.taken_at, "measurement", m.id, f"{name}{where}", f"score {score}", m.episode_id
+                m.taken_at,
+                "measurement",
+                m.id,
+                f"{name}{where}",
+                f"score {score}{pending}",
+                m.episode_id,
             )
         )
 

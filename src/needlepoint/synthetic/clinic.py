@@ -40,6 +40,7 @@ from needlepoint.domain.commands import (
     AdverseEventIn,
     CloseEpisode,
     CoInterventionIn,
+    DeviceClearance,
     EstimParams,
     MeasurementIn,
     NeedlingSiteIn,
@@ -693,6 +694,15 @@ class _Generator:
                 notes={k: v for k, v in notes.items() if answers.get(k)},
                 acknowledged_precautions=sorted(q for q, yes in answers.items() if yes),
                 screened_at=visit - timedelta(minutes=20),
+                # a synthetic device patient's stimulation is cleared (issue 13: otherwise
+                # stimulation near the chest or arms is refused)
+                device_clearance=DeviceClearance(
+                    cleared_by="Device clinic (synthetic)",
+                    cleared_on=visit.date() - timedelta(days=30),
+                    document="Clearance letter in the chart (synthetic)",
+                )
+                if answers.get("implanted_electrical_device")
+                else None,
             ),
         )
 

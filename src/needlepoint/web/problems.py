@@ -148,6 +148,7 @@ def install(app: FastAPI) -> None:
 
 
 RETRY_AFTER_SECONDS = 2
+JSON_PAGES = frozenset({"/notes/autosave"})  # the web app's own JSON endpoints
 BUSY_DETAIL = (
     "The clinic's database is busy with other users' work right now; nothing was saved. "
     "Try again in a moment."
@@ -159,7 +160,7 @@ def busy(request: Request) -> Response:
     its bounded wait (`adapters.db.engine.Limits`), or too many requests are queued.
     Pages get a page that keeps the user's place; the API a problem document."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
         return problem(503, "Service Unavailable", BUSY_DETAIL, headers=headers, request=request)
     body = BUSY_PAGE.format(seconds=RETRY_AFTER_SECONDS)
     return HTMLResponse(body, status_code=503, headers=headers)

@@ -260,6 +260,9 @@ needling_sites = sa.Table(
     sa.Column("estim_params", JSONType),
     sa.Column("notes", sa.Text),
     sa.Column("override_reason", sa.Text),
+    # issue 13 (truth-sites): the structured override reason and the needle's approach
+    sa.Column("override_code", enum_column_type(enums.OverrideCode)),
+    sa.Column("approach", enum_column_type(enums.Approach)),
     sa.Index(None, "session_id"),
 )
 
@@ -483,6 +486,20 @@ login_attempts = sa.Table(
     sa.Column("request_id", sa.String(64)),
     sa.Index(None, "email", "occurred_at"),
     sa.Index(None, "address", "occurred_at"),
+)
+
+# -- analytics invalidation (issue 12) ---------------------------------------------------
+
+# Not a clinical record: each clinic's version of the records the analytics read, moved
+# forward in the same transaction as every write that changes them (see
+# `adapters.db.analytics_marks`); outside TABLE_OF. Each server process compares it with
+# the version of its cached analytics: one primary-key read per analytics view.
+analytics_versions = sa.Table(
+    "analytics_versions",
+    metadata,
+    sa.Column("clinic_id", sa.Uuid, sa.ForeignKey("clinics.id"), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    _at("changed_at"),
 )
 
 TABLE_OF: dict[type[Any], sa.Table] = {

@@ -26,6 +26,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from needlepoint.adapters.db.analytics_marks import mark_changes
 from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
 from needlepoint.adapters.db.tables import TABLE_OF, audit_chain_heads, metadata
 from needlepoint.domain.audit import GENESIS, content_digest, link_hash
@@ -550,6 +551,7 @@ class SqlUnitOfWork(UnitOfWork):
             write_prepared(conn, prepared)
             for old, new in replaces:
                 _update_versioned(conn, old, new)
+            mark_changes(conn, deletes, adds, replaces)  # the analytics' version, if changed
             conn.commit()
         except sa.exc.IntegrityError as exc:
             clear = _unique_violation(exc)
@@ -690,6 +692,7 @@ class BulkUnitOfWork(UnitOfWork):
             _insert_grouped(conn, adds)
             for old, new in updates:
                 _update_versioned(conn, old, new)
+            mark_changes(conn, [], adds, updates)
             conn.commit()
         written = len(adds) + len(updates)
         self.rows_written += written

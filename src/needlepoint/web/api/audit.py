@@ -15,6 +15,7 @@ from needlepoint.domain.entities import Patient
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.audit import AuditPage, Sort, audit_csv, audit_report
+from needlepoint.queries.overrides import OverrideItem, override_review
 from needlepoint.web.context import ApiContext, ApiCredentials, requires, respond
 
 router = APIRouter(tags=["audit"])
@@ -130,3 +131,20 @@ def audit_export(
         offset=0,
         csv=True,
     )
+
+
+@router.get(
+    "/overrides",
+    response_model=list[OverrideItem],
+    openapi_extra=requires(Permission.READ_AUDIT),
+)
+def overrides(
+    ctx: ApiContext,
+    since: Annotated[datetime | None, Query(description="needled from this time")] = None,
+    until: Annotated[datetime | None, Query(description="needled before this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
+    """Needling sites recorded with a written override of a safety refusal, newest first,
+    for the clinic owner's review: the rules overridden, the reason code and the reason."""
+    with ctx.reader() as r:
+        return respond(override_review(r, since=_utc(since), until=_utc(until), limit=limit))

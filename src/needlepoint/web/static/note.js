@@ -194,6 +194,12 @@
       .then(function (res) {
         var b = res.body;
         if (res.status === 401) { status.textContent = "You are signed out: sign in again in another tab, then keep typing."; return; }
+        if (res.status === 503) {
+          status.textContent = "The clinic's records are busy: this draft is not saved yet; trying again in a moment.";
+          dirty = true;
+          setTimeout(saveDraft, 2000);
+          return;
+        }
         if (b.stale) {
           status.textContent = "This note was changed elsewhere. Reload to see the latest version (copy any text you need first).";
           var link = document.createElement("a"); link.href = location.pathname; link.textContent = " Reload";

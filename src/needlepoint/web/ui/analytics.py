@@ -1,44 +1,41 @@
 """The clinic analytics page: the benefits dashboard with its charts (PNG images drawn
 server-side and embedded as data: URIs; no scripts), practitioner variation, recovery
-curves, medication, adverse-event surveillance and a prognosis form (a plain GET)."""
+curves, medication, adverse-event surveillance and a prognosis form (a plain GET).
+
+The page shows the clinic's latest analytics snapshot and never waits for one
+(`analytics.dashboard.Dashboards`): it says when the figures' records were read, in the
+clinic's time, and whether a refresh is running because the records changed since. The
+clinic's first view (no snapshot yet) is a short "being prepared" page that reloads
+itself every few seconds."""
 
 from __future__ import annotations
 
-import threading
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from needlepoint.analytics import charts
-from needlepoint.analytics.dashboard import Dashboard, clinic_dashboard
+from needlepoint.analytics.dashboard import dashboards_of
 from needlepoint.analytics.prognosis import PatientIn
 from needlepoint.analytics.responders import DIMENSIONS
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
-from needlepoint.web.ui.forms import refusal_page, render, signed_in, to_login
+from needlepoint.web.ui.forms import CLINIC_TZ, refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
-_charts_lock = threading.Lock()
-_charts: dict[int, tuple[Dashboard, dict[str, Any]]] = {}
+
+RELOAD_S = 5
+"""How often the "being prepared" page reloads itself."""
 
 
-def _images(result: Dashboard) -> dict[str, Any]:
-    """The dashboard's charts, drawn once per computed dashboard."""
-    with _charts_lock:
-        hit = _charts.get(id(result))
-        if hit is not None and hit[0] is result:
-            return hit[1]
-    images = {
-        "caterpillar": [charts.caterpillar(m) for m in result.practitioners],
-        "funnel": [charts.funnel(m) for m in result.practitioners],
-        "recovery": [charts.recovery_curves(c) for c in result.recovery.comparisons],
-        "calibration": charts.calibration_plot(result.prognosis.validation),
-    }
-    with _charts_lock:
-        _charts.clear()  # only the latest dashboard's charts are kept
-        _charts[id(result)] = (result, images)
-    return images
+def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
+    """A time as the clinic reads it: `27 November 2026, 09:14 UTC` (`09:14 UTC`)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(CLINIC_TZ)
+    clock = f"{local:%H:%M} {local.tzname() or ''}".strip()
+    return clock if clock_only else f"{local.day} {local:%B %Y}, {clock}"
 
 
 @router.get("/analytics", response_model=None)
@@ -60,9 +57,20 @@ def analytics_page(
         return to_login()
     try:
         with ctx.reader() as r:
-            result, fitted = clinic_dashboard(r)
+            view = dashboards_of(request.app.state).view(r)
     except DomainError as err:
         return refusal_page(request, err)
+    if view.computed is None:
+        return render(
+            request,
+            "analytics.html",
+            view=view,
+            d=None,
+            reload_s=RELOAD_S if view.refreshing else None,
+            started=local_time(view.refresh_started, clock_only=True),
+        )
+    snapshot = view.computed
+    result, fitted = snapshot.dashboard, snapshot.fitted
     if dimension not in DIMENSIONS:
         dimension = "condition"
     rows = [x for x in result.responders if x.benefit == benefit and x.dimension == dimension]
@@ -84,8 +92,11 @@ def analytics_page(
     return render(
         request,
         "analytics.html",
+        view=view,
         d=result,
-        images=_images(result),
+        images=snapshot.images,
+        as_of=local_time(snapshot.as_of),
+        started=local_time(view.refresh_started, clock_only=True),
         rows=rows,
         benefit=benefit,
         dimension=dimension,

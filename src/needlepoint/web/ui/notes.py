@@ -35,6 +35,7 @@ from needlepoint.domain.commands import (
 from needlepoint.domain.entities import Episode, NeedlingSite, Session
 from needlepoint.domain.enums import (
     AdverseEventKind,
+    Approach,
     Modality,
     SessionStatus,
     Severity,
@@ -46,7 +47,7 @@ from needlepoint.domain.enums import (
 from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefusal, StaleVersion
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
-from needlepoint.domain.site_safety import review_sites
+from needlepoint.domain.site_safety import review_sites, site_rules
 from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.episodes import episode_detail
 from needlepoint.queries.outcomes import patient_measurements
@@ -88,6 +89,8 @@ SITE_FIELDS = (
     "tolerance",
     "notes",
     "override_reason",
+    "override_code",
+    "approach",
     "mark",
     "estim_hz",
     "estim_ma",
@@ -169,6 +172,8 @@ def site_command(row: dict[str, str]) -> NeedlingSiteIn:
         "electrical_stimulation": estim,
         "notes": body_chart.join_mark(row.get("mark", ""), row.get("notes", "")),
         "override_reason": row.get("override_reason") or None,
+        "override_code": row.get("override_code") or None,
+        "approach": row.get("approach") or None,
     }
     if estim:
         data["estim_params"] = {
@@ -375,6 +380,8 @@ def site_rows(sites: list[NeedlingSite]) -> list[dict[str, str]]:
                 "tolerance": s.tolerance.value,
                 "notes": notes,
                 "override_reason": s.override_reason or "",
+                "override_code": s.override_code.value if s.override_code else "",
+                "approach": s.approach.value if s.approach else "",
                 "mark": mark or "",
                 "estim": "on" if s.electrical_stimulation else "",
                 "estim_hz": f"{estim.get('frequency_hz', '') or ''}",
@@ -456,6 +463,8 @@ def _options() -> dict[str, Any]:
         "trigger_points": [t.value for t in TriggerPoint],
         "techniques": [t.value for t in Technique],
         "tolerances": [t.value for t in Tolerance],
+        "approaches": [a.value for a in Approach],
+        "override_codes": site_rules().override_reasons.codes,
         "ae_kinds": [k.value for k in AdverseEventKind],
         "severities": [s.value for s in Severity],
         "regions": body_chart.regions(),
@@ -626,7 +635,9 @@ def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "
             require_patient_access(r, detail.episode.patient_id)  # the care-team rule
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
         note = _blank_note([p.modality for p in detail.plan])
-        note.sites = [{**row, "override_reason": ""} for row in site_rows(last)]
+        note.sites = [
+            {**row, "override_reason": "", "override_code": ""} for row in site_rows(last)
+        ]
         return _note_page(request, ctx, episode_id, None, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)
@@ -648,7 +659,9 @@ def show_note(request: Request, session_id: UUID, copy: str = "", region: str = 
             with ctx.reader() as r:
                 episode = episode_detail(r, session.episode_id).episode
                 last = _last_sites(r, episode, session.id)
-            note.sites += [{**row, "override_reason": ""} for row in site_rows(last)]
+            note.sites += [
+                {**row, "override_reason": "", "override_code": ""} for row in site_rows(last)
+            ]
         return _note_page(request, ctx, session.episode_id, session, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)

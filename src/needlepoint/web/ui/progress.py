@@ -1,6 +1,8 @@
-"""The progress page: a plot per measure over time (baseline, MCID band, every session
-marked), then the eight-benefit summary with "not measured" said plainly and the evidence
-note per benefit. Plots are inline SVG drawn here: no JavaScript, no image library."""
+"""The progress page: a plot per measure over time (baseline, the band of change smaller
+than the responder threshold, every session marked), then the eight-benefit summary with
+"not measured" said plainly and the evidence note per benefit, and function / disability
+on its own row beside them. Only signed notes count (`queries.outcomes`). Plots are
+inline SVG drawn here: no JavaScript, no image library."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from needlepoint.domain.benefits import MeasureSummary, summarise_episode
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import library
+from needlepoint.domain.responders import meaningful_threshold, required_change
 from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.benefits import episode_records
 from needlepoint.queries.patients import get_patient
@@ -52,7 +55,15 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     lo, hi = inst.score_range if inst else (min(scores), max(scores))
     if m.instrument_id in ("rom", "ppt") or hi - lo > 100:
         lo, hi = min(scores) * 0.9, max(scores) * 1.1 or 1.0
-    mcid = inst.mcid.value if inst and inst.mcid and inst.mcid.value else None
+    lo, hi = min([lo, *scores]), max([hi, *scores])  # derived counts may exceed the range
+    threshold = meaningful_threshold(inst, m.context) if inst else None
+    # The band is the change this patient's baseline needs (both criteria where the rule
+    # needs both: 2 points and 30 % of 7 is 2.1 points).
+    mcid = (
+        required_change(threshold, m.baseline)
+        if threshold is not None and m.baseline is not None
+        else None
+    )
     if m.baseline is not None and mcid is not None:
         lo, hi = min(lo, m.baseline - mcid), max(hi, m.baseline + mcid)
     if hi <= lo:
@@ -66,12 +77,16 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
 
     dots = [(x(p.taken_at), y(p.score), f"{p.taken_at:%Y-%m-%d}: {p.score:g}") for p in m.points]
     band = None
-    band_text = m.threshold
+    band_text = f"No band drawn: {m.threshold_source or m.threshold}"
+    unit = " %" if m.unit == "%" else m.unit
     if m.baseline is not None and mcid is not None:
         better = m.baseline - mcid if m.higher_is == "worse" else m.baseline + mcid
         top, bottom = sorted((y(m.baseline), y(better)))
         band = (top, round(bottom - top, 1))
-        band_text = f"MCID band: within {mcid:g}{m.unit} of the baseline ({m.threshold})"
+        band_text = (
+            f"Shaded: within {mcid:.3g}{unit} of the baseline, less than the "
+            f"{m.threshold_basis or 'threshold'} ({m.threshold}; {m.threshold_source})"
+        )
     step = (hi - lo) / 4
     return Plot(
         title=m.label,

@@ -14,6 +14,8 @@ from needlepoint.domain.commands import UpdateClinicSettings
 from needlepoint.domain.credentials import jurisdictions
 from needlepoint.domain.enums import CredentialPolicy, Role
 from needlepoint.domain.errors import DomainError
+from needlepoint.domain.permissions import GRANTS, Permission
+from needlepoint.queries.overrides import override_review
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
@@ -40,6 +42,9 @@ def _page(
 ) -> Response:
     with ctx.reader() as r:
         clinic = r.clinic()
+        # the owner's review of written safety overrides (issue 13)
+        may_review = ctx.role in GRANTS[Permission.READ_AUDIT]
+        overrides = override_review(r, limit=100) if may_review else None
     return render(
         request,
         "settings.html",
@@ -54,6 +59,7 @@ def _page(
         else clinic.bill_sides_separately,
         jurisdictions=sorted(jurisdictions().values(), key=lambda j: j.name),
         policies=list(CredentialPolicy),
+        overrides=overrides,
     )
 
 
