@@ -1,4 +1,5 @@
-"""The one place where adapters are chosen and wired: database, migrations, web app."""
+"""The one place where adapters are chosen and wired: database, migrations, the unit of
+work behind the actions, web app."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from fastapi import FastAPI
 
 from needlepoint.adapters.db.engine import Limits, make_engine
 from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork
 from needlepoint.config import Settings
+from needlepoint.ports import UnitOfWork, UnitOfWorkFactory
 from needlepoint.web.app import create_app
+
+unit_of_work: UnitOfWorkFactory = SqlUnitOfWork
+"""The unit of work every entrypoint hands to the actions: one database transaction per
+action. Declared with the interface's type, so mypy checks here that the implementation
+in `adapters/db/unit_of_work.py` satisfies `ports.UnitOfWork`."""
+
+# The generator's batching unit of work satisfies the same interface (checked by mypy).
+_BULK: type[UnitOfWork] = BulkUnitOfWork
 
 
 def database_url(value: str) -> str:

@@ -84,8 +84,7 @@ def create_clinic(
 ) -> None:
     """Register a clinic and its owner; prints an API token for the owner."""
     from needlepoint.actions.clinics import issue_operator_token, register_clinic
-    from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-    from needlepoint.bootstrap import open_database
+    from needlepoint.bootstrap import open_database, unit_of_work
     from needlepoint.domain.commands import RegisterClinic
 
     if password is None:
@@ -95,7 +94,7 @@ def create_clinic(
         cmd = RegisterClinic(
             name=name, owner_email=owner_email, owner_name=owner_name, owner_password=password
         )
-        owner = register_clinic(SqlUnitOfWork(engine), cmd)
+        owner = register_clinic(unit_of_work(engine), cmd)
     except ValidationError as exc:
         first = exc.errors()[0]
         _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
@@ -103,7 +102,7 @@ def create_clinic(
     except DomainError as exc:
         _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail)
         return
-    token = issue_operator_token(SqlUnitOfWork(engine), owner, "created with the clinic")
+    token = issue_operator_token(unit_of_work(engine), owner, "created with the clinic")
     console.print(f"clinic {owner.clinic_id} created; owner {owner.email}")
     console.print(f"API token (shown once): [bold]{token}[/]")
 
@@ -193,8 +192,7 @@ def demo(
     """Create a demo clinic of synthetic patients, print the sign-in, and serve it."""
     from needlepoint.actions.clinics import issue_operator_token, register_user
     from needlepoint.actions.context import Actor
-    from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-    from needlepoint.bootstrap import open_database
+    from needlepoint.bootstrap import open_database, unit_of_work
     from needlepoint.domain.catalogue import Region
     from needlepoint.domain.commands import RegisterUser, TrainingCourse
     from needlepoint.domain.enums import Role
@@ -220,7 +218,7 @@ def demo(
     email, password = "demo@needlepoint.example", "needlepoint-demo"
     owner = Actor(report.owner_id, report.clinic_id, source="cli")
     user = register_user(
-        SqlUnitOfWork(engine),
+        unit_of_work(engine),
         owner,
         RegisterUser(
             email=email,
@@ -242,7 +240,7 @@ def demo(
             ],
         ),
     )
-    token = issue_operator_token(SqlUnitOfWork(engine), user, "demo")
+    token = issue_operator_token(unit_of_work(engine), user, "demo")
     settings = Settings(database_url=url, data_dir=folder, host=host, port=port)
     console.print(
         f"\n[bold]Needlepoint demo[/] — {report.patients} synthetic patients in {db_file}"

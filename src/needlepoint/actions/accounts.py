@@ -15,6 +15,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.actions.registry import action
 from needlepoint.adapters.db.logins import (
     LoginAttempt,
     account_by_email,
@@ -22,7 +23,6 @@ from needlepoint.adapters.db.logins import (
     recent_failures,
     record_attempt,
 )
-from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork, UnitOfWork
 from needlepoint.adapters.passwords import hash_api_token, verify_password
 from needlepoint.adapters.totp import (
     accepted_counter,
@@ -45,6 +45,7 @@ from needlepoint.domain.entities import (
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.domain.errors import InvalidInput, RecordLocked, StaleVersion
 from needlepoint.domain.permissions import Permission
+from needlepoint.ports import ConnectedUnitOfWork, UnitOfWork
 
 LOCK_WINDOW = timedelta(minutes=15)
 ACCOUNT_FAILURE_LIMIT = 5  # failed attempts on one account within the window
@@ -92,7 +93,7 @@ def _confirmed_mfa(uow: UnitOfWork, user: User) -> MfaSecret | None:
 
 
 def _log(
-    uow: SqlUnitOfWork,
+    uow: ConnectedUnitOfWork,
     email: str,
     address: str,
     reason: str,
@@ -119,7 +120,7 @@ def _log(
         audit(uow, actor, user.clinic_id, action, user)
 
 
-def _locked(uow: SqlUnitOfWork, email: str, address: str) -> str | None:
+def _locked(uow: ConnectedUnitOfWork, email: str, address: str) -> str | None:
     by_email, by_address = recent_failures(uow.connection, email, address, uow.now() - LOCK_WINDOW)
     if by_address >= ADDRESS_FAILURE_LIMIT:
         return "locked_address"
@@ -128,8 +129,15 @@ def _locked(uow: SqlUnitOfWork, email: str, address: str) -> str | None:
     return None
 
 
+@action(
+    None,
+    AuditAction.LOGIN_FAILED,
+    AuditAction.LOGIN_PASSWORD_ACCEPTED,
+    AuditAction.LOGIN_SUCCEEDED,
+    unauthenticated="authenticates: nobody is signed in yet",
+)
 def sign_in(
-    uow: SqlUnitOfWork, email: str, password: str, *, address: str, request_id: str | None
+    uow: ConnectedUnitOfWork, email: str, password: str, *, address: str, request_id: str | None
 ) -> SignIn:
     """Check a password, rate-limited per account and per address (persisted, so limits
     survive restarts); on success open a web session, pending the second factor when the
@@ -208,8 +216,20 @@ def _open_session(
     return session, token
 
 
+@action(
+    None,
+    AuditAction.LOGIN_FAILED,
+    AuditAction.LOGIN_SUCCEEDED,
+    AuditAction.MFA_RECOVERY_CODE_USED,
+    unauthenticated="authenticates: nobody is signed in yet",
+)
 def verify_code(
-    uow: SqlUnitOfWork, session: WebSession, cmd: MfaCode, *, address: str, request_id: str | None
+    uow: ConnectedUnitOfWork,
+    session: WebSession,
+    cmd: MfaCode,
+    *,
+    address: str,
+    request_id: str | None,
 ) -> str | None:
     """Complete a pending sign-in with an authenticator code or a one-time recovery code;
     returns the session's new cookie value (the id is renewed once fully signed in), or
@@ -262,8 +282,9 @@ def _renew(uow: UnitOfWork, pending: WebSession) -> str:
     return token
 
 
+@action(None, AuditAction.LOGIN_SUCCEEDED, unauthenticated="authenticates: nobody is signed in yet")
 def complete_enrolled_sign_in(
-    uow: SqlUnitOfWork, session: WebSession, *, address: str, request_id: str | None
+    uow: ConnectedUnitOfWork, session: WebSession, *, address: str, request_id: str | None
 ) -> str | None:
     """After a pending user enrolled their second factor (`confirm_mfa_enrolment`, which
     checked its first code): finish the sign-in under a new session id."""
@@ -296,6 +317,7 @@ def _recovery_code(uow: UnitOfWork, user: User, code: str) -> RecoveryCode | Non
     return None
 
 
+@action(Permission.USE_ACCOUNT, unaudited="an unconfirmed secret; audited when confirmed")
 def begin_mfa_enrolment(uow: UnitOfWork, actor: Actor) -> tuple[str, str]:
     """A new TOTP secret for the acting user: (secret, otpauth URI). It becomes active
     once confirmed with a first code; an active one cannot be replaced this way."""
@@ -322,6 +344,7 @@ def begin_mfa_enrolment(uow: UnitOfWork, actor: Actor) -> tuple[str, str]:
     return secret, provisioning_uri(secret, user.email)
 
 
+@action(Permission.USE_ACCOUNT, AuditAction.MFA_ENROLLED)
 def confirm_mfa_enrolment(uow: UnitOfWork, actor: Actor, cmd: MfaCode) -> list[str]:
     """Activate the acting user's TOTP secret with a first valid code; returns the
     one-time recovery codes (stored only hashed; shown this once)."""
@@ -352,6 +375,7 @@ def confirm_mfa_enrolment(uow: UnitOfWork, actor: Actor, cmd: MfaCode) -> list[s
     return codes
 
 
+@action(None, unauthenticated="the session's own cookie", unaudited="last seen time")
 def touch_session(uow: UnitOfWork, session: WebSession) -> None:
     """Note activity on a web session (at most once a minute: it costs a write)."""
     with uow:
@@ -362,6 +386,7 @@ def touch_session(uow: UnitOfWork, session: WebSession) -> None:
             uow.commit()
 
 
+@action(None, AuditAction.SIGNED_OUT, unauthenticated="the session's own cookie signs it out")
 def end_session(uow: UnitOfWork, session: WebSession, *, reason: str | None = None) -> None:
     """Revoke one web session: signing out, or an expired one (`reason`, not audited)."""
     with uow:
@@ -375,6 +400,7 @@ def end_session(uow: UnitOfWork, session: WebSession, *, reason: str | None = No
         uow.commit()
 
 
+@action(Permission.USE_ACCOUNT, AuditAction.SIGNED_OUT_EVERYWHERE)
 def sign_out_everywhere(uow: UnitOfWork, actor: Actor) -> int:
     """Revoke every web session of the acting user; returns how many were open."""
     with uow:
@@ -392,6 +418,7 @@ def sign_out_everywhere(uow: UnitOfWork, actor: Actor) -> int:
     return len(open_)
 
 
+@action(Permission.MANAGE_SECURITY, AuditAction.SECURITY_SETTINGS_CHANGED)
 def update_security_settings(
     uow: UnitOfWork, actor: Actor, cmd: UpdateSecuritySettings, *, expected_version: int
 ) -> SecuritySettings:
@@ -422,6 +449,7 @@ def update_security_settings(
     return after
 
 
+@action(Permission.EMERGENCY_ACCESS, AuditAction.EMERGENCY_ACCESS_GRANTED)
 def grant_emergency_access(
     uow: UnitOfWork, actor: Actor, patient_id: UUID, cmd: RequestEmergencyAccess
 ) -> EmergencyAccess:

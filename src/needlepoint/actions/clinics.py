@@ -6,7 +6,7 @@ from dataclasses import replace
 from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.adapters.passwords import (
     hash_api_token,
     hash_password,
@@ -18,8 +18,10 @@ from needlepoint.domain.entities import ApiToken, Clinic, Entity, TrainingRecord
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.permissions import Permission
+from needlepoint.ports import UnitOfWork
 
 
+@action(None, AuditAction.CLINIC_REGISTERED, unauthenticated="the operator creates the clinic")
 def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli") -> User:
     """Create a clinic and its owner account. Run by an operator (CLI, demo), not a user."""
     check_password(cmd.owner_password, field="owner_password")
@@ -50,6 +52,7 @@ def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli"
     return owner
 
 
+@action(Permission.REGISTER_USER, AuditAction.USER_REGISTERED)
 def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     """Add a practitioner or staff member, with their dry needling training records."""
     check_password(cmd.password, field="password")
@@ -84,6 +87,7 @@ def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     return user
 
 
+@action(Permission.ISSUE_API_TOKEN, AuditAction.API_TOKEN_ISSUED)
 def issue_api_token(
     uow: UnitOfWork, actor: Actor, cmd: IssueApiToken, *, scopes: str = "read write"
 ) -> tuple[ApiToken, str]:
@@ -108,6 +112,7 @@ def issue_api_token(
     return token, plain
 
 
+@action(Permission.ISSUE_API_TOKEN, AuditAction.API_TOKEN_REVOKED)
 def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUID) -> ApiToken:
     """Revoke one of a user's API tokens (owner); it stops working at once."""
     with uow:
@@ -132,6 +137,7 @@ def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUI
     return token
 
 
+@action(None, AuditAction.API_TOKEN_ISSUED, unauthenticated="the operator's token (CLI)")
 def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str = "cli") -> str:
     """A token for `user`, issued by an operator at the console (no acting user yet)."""
     with uow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.commands import RecordConsent, WithdrawConsent
 from needlepoint.domain.consent import get_template
 from needlepoint.domain.entities import Consent, Patient
@@ -13,8 +13,10 @@ from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.errors import InvalidInput, RecordLocked
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.RECORD_CONSENT, AuditAction.CONSENT_RECORDED)
 def record_consent(uow: UnitOfWork, actor: Actor, cmd: RecordConsent) -> Consent:
     """Record a signed consent against a template version (signer, time, method, witness,
     copy given, the captured signature)."""
@@ -47,6 +49,7 @@ def record_consent(uow: UnitOfWork, actor: Actor, cmd: RecordConsent) -> Consent
     return consent
 
 
+@action(Permission.RECORD_CONSENT, AuditAction.CONSENT_WITHDRAWN)
 def withdraw_consent(uow: UnitOfWork, actor: Actor, cmd: WithdrawConsent) -> Consent:
     """Mark a consent withdrawn: no needling is recorded after that moment."""
     with uow:

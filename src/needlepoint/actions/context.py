@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
 from needlepoint.domain.audit import digest
 from needlepoint.domain.entities import AuditEvent, Entity, User
 from needlepoint.domain.enums import AuditAction, AuditOutcome
 from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
+from needlepoint.ports import UnitOfWork
 
 E = TypeVar("E", bound=Entity)
 

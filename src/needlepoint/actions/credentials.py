@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.commands import AddTrainingRecord, UpdateClinicSettings
 from needlepoint.domain.credentials import jurisdiction
 from needlepoint.domain.entities import Clinic, TrainingRecord, User
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.RECORD_TRAINING, AuditAction.TRAINING_RECORDED)
 def add_training_record(uow: UnitOfWork, actor: Actor, cmd: AddTrainingRecord) -> TrainingRecord:
     """Record a dry needling course a practitioner completed."""
     with uow:
@@ -31,6 +33,7 @@ def add_training_record(uow: UnitOfWork, actor: Actor, cmd: AddTrainingRecord) -
     return record
 
 
+@action(Permission.MANAGE_CLINIC, AuditAction.CLINIC_SETTINGS_CHANGED)
 def update_clinic_settings(uow: UnitOfWork, actor: Actor, cmd: UpdateClinicSettings) -> Clinic:
     """Change the clinic's safety, credential and billing settings (owner only)."""
     changes = cmd.model_dump(exclude={"expected_version"}, exclude_unset=True)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.commands import CloseEpisode, OpenEpisode
 from needlepoint.domain.entities import Entity, Episode, Patient, PlanItem, User
 from needlepoint.domain.enums import AuditAction, EpisodeStatus
 from needlepoint.domain.episodes import check_closing_date, diagnose, ensure_open
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.OPEN_EPISODE, AuditAction.EPISODE_OPENED)
 def open_episode(uow: UnitOfWork, actor: Actor, cmd: OpenEpisode) -> Episode:
     """Start an episode of care for a condition, with its plan items."""
     with uow:
@@ -66,6 +68,7 @@ def open_episode(uow: UnitOfWork, actor: Actor, cmd: OpenEpisode) -> Episode:
     return episode
 
 
+@action(Permission.CLOSE_EPISODE, AuditAction.EPISODE_CLOSED)
 def close_episode(uow: UnitOfWork, actor: Actor, cmd: CloseEpisode) -> Episode:
     """Discharge: the episode takes no further sessions."""
     with uow:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.commands import RecordMeasurement, RecordMedicationUse
 from needlepoint.domain.entities import Episode, Measurement, MedicationUse, Patient, Session
 from needlepoint.domain.enums import AuditAction
@@ -11,8 +11,10 @@ from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.notes import check_not_future
 from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.RECORD_MEASUREMENT, AuditAction.MEASUREMENT_RECORDED)
 def record_measurement(uow: UnitOfWork, actor: Actor, cmd: RecordMeasurement) -> Measurement:
     """Store an instrument's raw item answers and the score computed from them."""
     with uow:
@@ -59,6 +61,7 @@ def record_measurement(uow: UnitOfWork, actor: Actor, cmd: RecordMeasurement) ->
     return measurement
 
 
+@action(Permission.RECORD_MEDICATION, AuditAction.MEDICATION_RECORDED)
 def record_medication_use(uow: UnitOfWork, actor: Actor, cmd: RecordMedicationUse) -> MedicationUse:
     """Log an analgesic the patient takes: drug, class, dose and days per week."""
     with uow:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.commands import RegisterPatient, UpdatePatient
 from needlepoint.domain.entities import Patient
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.REGISTER_PATIENT, AuditAction.PATIENT_REGISTERED)
 def register_patient(uow: UnitOfWork, actor: Actor, cmd: RegisterPatient) -> Patient:
     """Add a patient to the clinic. The chart number (MRN) is unique within the clinic."""
     with uow:
@@ -39,6 +41,7 @@ def register_patient(uow: UnitOfWork, actor: Actor, cmd: RegisterPatient) -> Pat
     return patient
 
 
+@action(Permission.UPDATE_PATIENT, AuditAction.PATIENT_UPDATED)
 def update_patient(uow: UnitOfWork, actor: Actor, cmd: UpdatePatient) -> Patient:
     """Change demographics; refused when the caller's version is stale."""
     with uow:

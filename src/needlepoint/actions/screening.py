@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain import screening as rules
 from needlepoint.domain.commands import RecordScreening, ScreeningAnswers
 from needlepoint.domain.entities import Patient, Screening
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.permissions import Permission
+from needlepoint.ports import UnitOfWork
 
 
+@action(Permission.SCREEN_PATIENT, AuditAction.SCREENING_RECORDED)
 def record_screening(uow: UnitOfWork, actor: Actor, cmd: RecordScreening) -> Screening:
     """Record a completed questionnaire with its decision and reasons. Precautions must be
     acknowledged in the command; a contraindicated screening is recorded as such (and

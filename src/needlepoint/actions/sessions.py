@@ -6,7 +6,7 @@ from dataclasses import replace
 from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.adapters.db.unit_of_work import UnitOfWork
+from needlepoint.actions.registry import action
 from needlepoint.domain.billing import derive_cpt
 from needlepoint.domain.commands import (
     AmendSession,
@@ -44,6 +44,7 @@ from needlepoint.domain.notes import (
 from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
+from needlepoint.ports import UnitOfWork
 
 _CHILD_KINDS: tuple[type[NeedlingSite | CoIntervention | AdverseEvent | Measurement], ...] = (
     NeedlingSite,
@@ -53,6 +54,7 @@ _CHILD_KINDS: tuple[type[NeedlingSite | CoIntervention | AdverseEvent | Measurem
 )
 
 
+@action(Permission.RECORD_SESSION, AuditAction.SESSION_RECORDED)
 def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session:
     """Record a session note (a draft) with its needling sites, co-interventions,
     adverse events and outcome measurements, all in one transaction."""
@@ -100,6 +102,7 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
     return session
 
 
+@action(Permission.RECORD_SESSION, AuditAction.SESSION_UPDATED)
 def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session:
     """Replace a draft note's content. Signed notes are refused: amend them instead."""
     with uow:
@@ -145,6 +148,7 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
     return updated
 
 
+@action(Permission.SIGN_SESSION, AuditAction.SESSION_SIGNED)
 def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
     """Sign a draft note; from then on it is locked and only amendments are appended."""
     with uow:
@@ -190,6 +194,7 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
     return signed
 
 
+@action(Permission.AMEND_SESSION, AuditAction.SESSION_AMENDED)
 def amend_session(uow: UnitOfWork, actor: Actor, cmd: AmendSession) -> Amendment:
     """Append an amendment to a signed note; the original stays exactly as signed."""
     with uow:

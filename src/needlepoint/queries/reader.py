@@ -23,6 +23,7 @@ from needlepoint.domain.entities import AuditEvent, Clinic, Entity, Patient, Use
 from needlepoint.domain.enums import AuditAction, AuditOutcome, Role
 from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
+from needlepoint.ports import UnitOfWork, UnitOfWorkFactory
 
 E = TypeVar("E", bound=Entity)
 
@@ -108,9 +109,8 @@ class Reader:
         row = self.conn.execute(sa.select(clinics).where(clinics.c.id == self.clinic_id)).one()
         return Clinic(**row._mapping)
 
-    def audit_events(self, engine: sa.Engine) -> list[AuditEvent]:
-        """The audit events of what was read, stamped now."""
-        uow = SqlUnitOfWork(engine)
+    def audit_events(self, uow: UnitOfWork) -> list[AuditEvent]:
+        """The audit events of what was read, stamped now (the unit of work's clock)."""
         now = uow.now()
         return [
             AuditEvent(
@@ -136,16 +136,22 @@ ReadSink = Callable[[Sequence[AuditEvent]], None]
 a page view never waits for the write lock; by default they are written at once."""
 
 
-def record_reads(engine: sa.Engine, reader: Reader, sink: ReadSink | None = None) -> None:
-    """Write the reader's noted reads as audit events (in one transaction), or hand them
-    to `sink`."""
-    events = reader.audit_events(engine)
-    if not events:
+def record_reads(
+    engine: sa.Engine,
+    reader: Reader,
+    sink: ReadSink | None = None,
+    unit_of_work: UnitOfWorkFactory = SqlUnitOfWork,
+) -> None:
+    """Write the reader's noted reads as audit events (in one transaction, through a unit
+    of work from `unit_of_work`), or hand them to `sink`."""
+    if not reader.viewed:
         return
+    uow = unit_of_work(engine)
+    events = reader.audit_events(uow)
     if sink is not None:
         sink(events)
     else:
-        with SqlUnitOfWork(engine) as uow:
+        with uow:
             for event in events:
                 uow.add(event)
             uow.commit()
@@ -163,10 +169,12 @@ def open_reader(
     request_id: str | None = None,
     source_address: str | None = None,
     sink: ReadSink | None = None,
+    unit_of_work: UnitOfWorkFactory = SqlUnitOfWork,
 ) -> Iterator[Reader]:
     """A reader of one clinic; what it opened is on the audit trail when it closes
     (also when the reading fails part-way, e.g. a refused read), after its connection
-    is returned: a read never holds a connection while its audit events are written."""
+    is returned: a read never holds a connection while its audit events are written
+    (by `sink`, or through a unit of work from `unit_of_work`)."""
     reader: Reader | None = None
     try:
         with engine.connect() as conn:
@@ -175,4 +183,4 @@ def open_reader(
             yield reader
     finally:
         if reader is not None:
-            record_reads(engine, reader, sink)
+            record_reads(engine, reader, sink, unit_of_work)

@@ -31,7 +31,6 @@ from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
     PreparedRows,
     SqlUnitOfWork,
-    UnitOfWork,
     prepare_inserts,
     write_prepared,
 )
@@ -81,6 +80,7 @@ from needlepoint.domain.enums import (
     TriggerPoint,
 )
 from needlepoint.domain.screening import questionnaire
+from needlepoint.ports import UnitOfWork
 from needlepoint.synthetic import names
 from needlepoint.synthetic.model import (
     CHRONIC_AFTER_DAYS,

@@ -1,0 +1,663 @@
+"""Tests generated from the action registry (`actions/registry.py`), on SQLite and
+PostgreSQL:
+
+* every action writes exactly its declared audit event(s), each exactly once, in the one
+  commit of its own transaction (together with the records it changes);
+* every action that declares a permission refuses each role without it (writing only
+  the `access.denied` event of the refusal) and an actor of another clinic (writing
+  nothing at all).
+
+Each registered action has scenarios below; a test fails when an action has none, or
+when its scenarios together do not exercise every event kind it declares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+
+from needlepoint.actions import (
+    accounts,
+    clinics,
+    consent,
+    credentials,
+    episodes,
+    outcomes,
+    patients,
+    screening,
+    sessions,
+)
+from needlepoint.actions.context import Actor
+from needlepoint.actions.registry import Declared, all_actions
+from needlepoint.adapters.db import tables as t
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.adapters.totp import code_at
+from needlepoint.domain.commands import (
+    AddTrainingRecord,
+    AmendSession,
+    CloseEpisode,
+    IssueApiToken,
+    MfaCode,
+    RecordMeasurement,
+    RecordMedicationUse,
+    RegisterClinic,
+    RegisterUser,
+    RequestEmergencyAccess,
+    SignSession,
+    UpdateClinicSettings,
+    UpdatePatient,
+    UpdateSecuritySettings,
+    UpdateSession,
+    WithdrawConsent,
+)
+from needlepoint.domain.entities import AuditEvent, Entity, User, WebSession
+from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.errors import PermissionDenied
+from needlepoint.domain.permissions import allows
+from needlepoint.ports import ConnectedUnitOfWork
+from tests.conftest import ClinicFixture, make_clinic
+from tests.factories import consent_cmd, episode_cmd, patient_cmd, screening_cmd, session_cmd
+
+E = TypeVar("E", bound=Entity)
+REGISTRY = all_actions()
+PASSWORD = "correct horse battery"
+
+
+class Recording:
+    """A unit of work (`ports.ConnectedUnitOfWork`) around a real one that keeps what
+    each commit carried: which records, and which audit events, went into which
+    transaction."""
+
+    def __init__(self, inner: SqlUnitOfWork) -> None:
+        self.inner = inner
+        self.staged: list[Entity] = []
+        self.commits: list[list[Entity]] = []
+        self.denials: list[AuditEvent] = []
+
+    def now(self) -> datetime:
+        return self.inner.now()
+
+    def new_id(self) -> UUID:
+        return self.inner.new_id()
+
+    def __enter__(self) -> Self:
+        self.inner.__enter__()
+        self.staged = []
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.inner.__exit__(exc_type, exc, tb)
+
+    def commit(self) -> None:
+        self.inner.commit()
+        self.commits.append(self.staged)
+        self.staged = []
+
+    def rollback(self) -> None:
+        self.inner.rollback()
+        self.staged = []
+
+    def add(self, entity: Entity) -> None:
+        self.staged.append(entity)
+        self.inner.add(entity)
+
+    def replace(self, old: E, new: E) -> None:
+        self.staged.append(new)
+        self.inner.replace(old, new)
+
+    def delete(self, entity: Entity) -> None:
+        self.inner.delete(entity)
+
+    def get(self, kind: type[E], id: UUID, clinic_id: UUID) -> E | None:
+        return self.inner.get(kind, id, clinic_id)
+
+    def list_by(self, kind: type[E], clinic_id: UUID, **equals: Any) -> list[E]:
+        return self.inner.list_by(kind, clinic_id, **equals)
+
+    def record_denial(self, event: AuditEvent) -> None:
+        self.denials.append(event)
+        self.inner.record_denial(event)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.inner.engine
+
+    @property
+    def connection(self) -> sa.Connection:
+        return self.inner.connection
+
+
+def _as_interface(uow: Recording) -> ConnectedUnitOfWork:
+    """The recording double, handed to actions as the interface they are typed with."""
+    return uow
+
+
+# -- the world each scenario starts from ------------------------------------------------
+
+
+@dataclass
+class World:
+    clinic: ClinicFixture
+    other: ClinicFixture
+    users: dict[Role, User] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.clinic.engine
+
+    def uow(self, clock: Callable[[], datetime] | None = None) -> SqlUnitOfWork:
+        if clock is None:
+            return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, clock)
+
+    def actor(self, role: Role) -> Actor:
+        user = self.users[role]
+        return Actor(user.id, user.clinic_id, source="test")
+
+    @property
+    def intruder(self) -> Actor:
+        """The other clinic's owner, claiming to act in this clinic."""
+        return Actor(self.other.owner.id, self.clinic.owner.clinic_id, source="test")
+
+    def charted(self) -> tuple[Any, Any, Any]:
+        """A screened, consented patient with an open episode and a draft note."""
+        c = self.clinic
+        patient = patients.register_patient(self.uow(), c.as_clinician, patient_cmd())
+        c.prepare_needling(patient.id)
+        episode = episodes.open_episode(self.uow(), c.as_clinician, episode_cmd(patient.id))
+        note = sessions.record_session(self.uow(), c.as_clinician, session_cmd(episode.id))
+        return patient, episode, note
+
+    def user_with_password(self, role: Role = Role.CLINICIAN) -> User:
+        tag = uuid4().hex[:10]
+        return clinics.register_user(
+            self.uow(),
+            self.clinic.as_owner,
+            RegisterUser(
+                email=f"pw-{tag}@test.example", full_name="Pat Word", role=role, password=PASSWORD
+            ),
+        )
+
+    def enrolled(self, user: User) -> list[str]:
+        """Enrol `user` in TOTP; returns their recovery codes."""
+        me = Actor(user.id, user.clinic_id, source="test")
+        secret, _uri = accounts.begin_mfa_enrolment(self.uow(), me)
+        code = code_at(secret, datetime.now(UTC))
+        return accounts.confirm_mfa_enrolment(self.uow(), me, MfaCode(code=code))
+
+    def signed_in(self, user: User) -> WebSession:
+        done = accounts.sign_in(
+            self.uow(), user.email, PASSWORD, address="192.0.2.7", request_id=None
+        )
+        assert done.session is not None
+        return done.session
+
+
+def make_world(engine: sa.Engine) -> World:
+    clinic, other = make_clinic(engine), make_clinic(engine, "Other Clinic")
+    world = World(clinic, other)
+    world.users = {
+        Role.OWNER: clinic.owner,
+        Role.CLINICIAN: clinic.clinician,
+        Role.ASSISTANT: clinic.assistant,
+    }
+    for role in (Role.STUDENT, Role.AUDITOR, Role.PATIENT):
+        tag = uuid4().hex[:10]
+        world.users[role] = clinics.register_user(
+            SqlUnitOfWork(engine),
+            clinic.as_owner,
+            RegisterUser(email=f"{role}-{tag}@test.example", full_name=f"A {role}", role=role),
+        )
+    return world
+
+
+# -- scenarios: for each action, how to set it up and call it ---------------------------
+
+Call = Callable[[Any, Actor], Any]
+"""Runs the action on the given unit of work as the given actor."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    action: str  # the registry name, `module.function`
+    label: str
+    expects: frozenset[AuditAction]
+    prepare: Callable[[World], Call]
+
+    @property
+    def id(self) -> str:
+        return f"{self.action}[{self.label}]"
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(action: str, *expects: AuditAction, label: str = "ok") -> Callable[..., Any]:
+    def register(prepare: Callable[[World], Call]) -> Callable[[World], Call]:
+        SCENARIOS.append(Scenario(action, label, frozenset(expects), prepare))
+        return prepare
+
+    return register
+
+
+A = AuditAction
+
+
+@scenario("patients.register_patient", A.PATIENT_REGISTERED)
+def _(w: World) -> Call:
+    return lambda uow, actor: patients.register_patient(uow, actor, patient_cmd())
+
+
+@scenario("patients.update_patient", A.PATIENT_UPDATED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    cmd = UpdatePatient(patient_id=p.id, expected_version=p.version, phone="+1-555-0100")
+    return lambda uow, actor: patients.update_patient(uow, actor, cmd)
+
+
+@scenario("episodes.open_episode", A.EPISODE_OPENED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    return lambda uow, actor: episodes.open_episode(uow, actor, episode_cmd(p.id))
+
+
+@scenario("episodes.close_episode", A.EPISODE_CLOSED)
+def _(w: World) -> Call:
+    _p, e, _s = w.charted()
+    cmd = CloseEpisode(
+        episode_id=e.id,
+        expected_version=e.version,
+        closed_on=date(2026, 3, 1),
+        discharge_reason="Goals met",
+    )
+    return lambda uow, actor: episodes.close_episode(uow, actor, cmd)
+
+
+@scenario("sessions.record_session", A.SESSION_RECORDED)
+def _(w: World) -> Call:
+    _p, e, _s = w.charted()
+    return lambda uow, actor: sessions.record_session(uow, actor, session_cmd(e.id))
+
+
+@scenario("sessions.update_session", A.SESSION_UPDATED)
+def _(w: World) -> Call:
+    _p, e, s = w.charted()
+    cmd = UpdateSession(
+        session_id=s.id,
+        expected_version=s.version,
+        **session_cmd(e.id).model_dump(exclude={"episode_id", "clinician_id"}),
+    )
+    return lambda uow, actor: sessions.update_session(uow, actor, cmd)
+
+
+@scenario("sessions.sign_session", A.SESSION_SIGNED)
+def _(w: World) -> Call:
+    _p, _e, s = w.charted()
+    cmd = SignSession(session_id=s.id, expected_version=s.version)
+    return lambda uow, actor: sessions.sign_session(uow, actor, cmd)
+
+
+@scenario("sessions.amend_session", A.SESSION_AMENDED)
+def _(w: World) -> Call:
+    _p, _e, s = w.charted()
+    sessions.sign_session(
+        w.uow(), w.clinic.as_clinician, SignSession(session_id=s.id, expected_version=s.version)
+    )
+    cmd = AmendSession(session_id=s.id, reason="Typo", text="Left side, not right.")
+    return lambda uow, actor: sessions.amend_session(uow, actor, cmd)
+
+
+@scenario("outcomes.record_measurement", A.MEASUREMENT_RECORDED)
+def _(w: World) -> Call:
+    p, e, _s = w.charted()
+    cmd = RecordMeasurement(
+        patient_id=p.id,
+        episode_id=e.id,
+        instrument_id="ndi",
+        answers={f"item{i}": 2 for i in range(1, 11)},
+    )
+    return lambda uow, actor: outcomes.record_measurement(uow, actor, cmd)
+
+
+@scenario("outcomes.record_medication_use", A.MEDICATION_RECORDED)
+def _(w: World) -> Call:
+    p, e, _s = w.charted()
+    cmd = RecordMedicationUse(
+        patient_id=p.id,
+        episode_id=e.id,
+        drug="Ibuprofen",
+        drug_class="nsaid",
+        dose_mg=400,
+        days_per_week=5,
+        recorded_on=date(2026, 2, 3),
+    )
+    return lambda uow, actor: outcomes.record_medication_use(uow, actor, cmd)
+
+
+@scenario("screening.record_screening", A.SCREENING_RECORDED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    return lambda uow, actor: screening.record_screening(uow, actor, screening_cmd(p.id))
+
+
+@scenario("consent.record_consent", A.CONSENT_RECORDED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    return lambda uow, actor: consent.record_consent(uow, actor, consent_cmd(p.id))
+
+
+@scenario("consent.withdraw_consent", A.CONSENT_WITHDRAWN)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    given = consent.record_consent(w.uow(), w.clinic.as_clinician, consent_cmd(p.id))
+    cmd = WithdrawConsent(
+        consent_id=given.id,
+        expected_version=given.version,
+        withdrawn_at=datetime(2026, 2, 20, tzinfo=UTC),
+    )
+    return lambda uow, actor: consent.withdraw_consent(uow, actor, cmd)
+
+
+@scenario("credentials.add_training_record", A.TRAINING_RECORDED)
+def _(w: World) -> Call:
+    cmd = AddTrainingRecord(
+        user_id=w.clinic.clinician.id,
+        provider="P",
+        course="DN",
+        hours_in_person=27,
+        completed_on=date(2025, 1, 1),
+        exam_passed=True,
+    )
+    return lambda uow, actor: credentials.add_training_record(uow, actor, cmd)
+
+
+@scenario("credentials.update_clinic_settings", A.CLINIC_SETTINGS_CHANGED)
+def _(w: World) -> Call:
+    cmd = UpdateClinicSettings(expected_version=1, screening_valid_days=60)
+    return lambda uow, actor: credentials.update_clinic_settings(uow, actor, cmd)
+
+
+@scenario("clinics.register_clinic", A.CLINIC_REGISTERED)
+def _(w: World) -> Call:
+    tag = uuid4().hex[:10]
+    cmd = RegisterClinic(name="New", owner_email=f"new-{tag}@test.example", owner_name="N")
+    return lambda uow, actor: clinics.register_clinic(uow, cmd, source="test")
+
+
+@scenario("clinics.register_user", A.USER_REGISTERED)
+def _(w: World) -> Call:
+    cmd = RegisterUser(
+        email=f"u-{uuid4().hex[:10]}@test.example", full_name="U", role=Role.CLINICIAN
+    )
+    return lambda uow, actor: clinics.register_user(uow, actor, cmd)
+
+
+@scenario("clinics.issue_api_token", A.API_TOKEN_ISSUED)
+def _(w: World) -> Call:
+    cmd = IssueApiToken(user_id=w.clinic.clinician.id, label="integration")
+    return lambda uow, actor: clinics.issue_api_token(uow, actor, cmd)
+
+
+@scenario("clinics.revoke_api_token", A.API_TOKEN_REVOKED)
+def _(w: World) -> Call:
+    user = w.clinic.clinician
+    token, _plain = clinics.issue_api_token(
+        w.uow(), w.clinic.as_owner, IssueApiToken(user_id=user.id, label="to revoke")
+    )
+    return lambda uow, actor: clinics.revoke_api_token(uow, actor, user.id, token.id)
+
+
+@scenario("clinics.issue_operator_token", A.API_TOKEN_ISSUED)
+def _(w: World) -> Call:
+    user = w.clinic.clinician
+    return lambda uow, actor: clinics.issue_operator_token(uow, user, "ops", source="test")
+
+
+@scenario("accounts.sign_in", A.LOGIN_SUCCEEDED, label="password")
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: accounts.sign_in(
+        uow, user.email, PASSWORD, address="192.0.2.1", request_id=None
+    )
+
+
+@scenario("accounts.sign_in", A.LOGIN_FAILED, label="wrong password")
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: accounts.sign_in(
+        uow, user.email, "wrong password!", address="192.0.2.2", request_id=None
+    )
+
+
+@scenario("accounts.sign_in", A.LOGIN_PASSWORD_ACCEPTED, label="code next")
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    w.enrolled(user)
+    return lambda uow, actor: accounts.sign_in(
+        uow, user.email, PASSWORD, address="192.0.2.3", request_id=None
+    )
+
+
+@scenario("accounts.verify_code", A.LOGIN_SUCCEEDED, A.MFA_RECOVERY_CODE_USED, label="recovery")
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    codes = w.enrolled(user)
+    pending = w.signed_in(user)
+    return lambda uow, actor: accounts.verify_code(
+        uow, pending, MfaCode(code=codes[0]), address="192.0.2.4", request_id=None
+    )
+
+
+@scenario("accounts.verify_code", A.LOGIN_FAILED, label="wrong code")
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    w.enrolled(user)
+    pending = w.signed_in(user)
+    return lambda uow, actor: accounts.verify_code(
+        uow, pending, MfaCode(code="000000"), address="192.0.2.5", request_id=None
+    )
+
+
+@scenario("accounts.complete_enrolled_sign_in", A.LOGIN_SUCCEEDED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    w.enrolled(user)
+    pending = w.signed_in(user)
+    return lambda uow, actor: accounts.complete_enrolled_sign_in(
+        uow, pending, address="192.0.2.6", request_id=None
+    )
+
+
+@scenario("accounts.begin_mfa_enrolment")
+def _(w: World) -> Call:
+    return lambda uow, actor: accounts.begin_mfa_enrolment(uow, actor)
+
+
+@scenario("accounts.confirm_mfa_enrolment", A.MFA_ENROLLED)
+def _(w: World) -> Call:
+    secrets: dict[UUID, str] = {}
+
+    def call(uow: Any, actor: Actor) -> Any:
+        if actor.user_id not in secrets:  # each actor enrols their own device first
+            me = Actor(actor.user_id, actor.clinic_id, source="test")
+            try:
+                secrets[actor.user_id] = accounts.begin_mfa_enrolment(w.uow(), me)[0]
+            except PermissionDenied:
+                secrets[actor.user_id] = (
+                    "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # refused below all the same
+                )
+        code = code_at(secrets[actor.user_id], datetime.now(UTC))
+        return accounts.confirm_mfa_enrolment(uow, actor, MfaCode(code=code))
+
+    return call
+
+
+@scenario("accounts.touch_session")
+def _(w: World) -> Call:
+    session = w.signed_in(w.user_with_password())
+    later = datetime.now(UTC) + accounts.TOUCH_EVERY + timedelta(seconds=5)
+
+    def call(uow: Any, actor: Actor) -> Any:
+        uow.inner.now = lambda: later  # a minute on: the visit is worth a write
+        return accounts.touch_session(uow, session)
+
+    return call
+
+
+@scenario("accounts.end_session", A.SIGNED_OUT)
+def _(w: World) -> Call:
+    session = w.signed_in(w.user_with_password())
+    return lambda uow, actor: accounts.end_session(uow, session)
+
+
+@scenario("accounts.sign_out_everywhere", A.SIGNED_OUT_EVERYWHERE)
+def _(w: World) -> Call:
+    now = datetime.now(UTC)
+    with w.uow() as uow:  # every member has a browser signed in
+        for user in w.users.values():
+            uow.add(
+                WebSession(
+                    id=uuid4(),
+                    clinic_id=user.clinic_id,
+                    user_id=user.id,
+                    token_hash=uuid4().hex,
+                    csrf_token=uuid4().hex,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=now + timedelta(hours=1),
+                )
+            )
+        uow.commit()
+    return lambda uow, actor: accounts.sign_out_everywhere(uow, actor)
+
+
+@scenario("accounts.update_security_settings", A.SECURITY_SETTINGS_CHANGED)
+def _(w: World) -> Call:
+    cmd = UpdateSecuritySettings(mfa_required=False, idle_timeout_minutes=20)
+    return lambda uow, actor: accounts.update_security_settings(uow, actor, cmd, expected_version=1)
+
+
+@scenario("accounts.grant_emergency_access", A.EMERGENCY_ACCESS_GRANTED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    cmd = RequestEmergencyAccess(reason="Patient collapsed in the waiting room")
+    return lambda uow, actor: accounts.grant_emergency_access(uow, actor, p.id, cmd)
+
+
+# -- what the registry promises ---------------------------------------------------------
+
+
+def test_every_registered_action_has_a_scenario_for_each_event_it_declares() -> None:
+    covered: dict[str, set[AuditAction]] = {name: set() for name in REGISTRY}
+    for s in SCENARIOS:
+        assert s.action in REGISTRY, f"scenario for an unregistered action: {s.action}"
+        covered[s.action] |= s.expects
+    missing = sorted(name for name in REGISTRY if not any(s.action == name for s in SCENARIOS))
+    assert not missing, f"add a scenario for: {missing}"
+    for name, declared in REGISTRY.items():
+        assert covered[name] == set(declared.events), (
+            f"{name}: scenarios exercise {sorted(covered[name])}, "
+            f"it declares {sorted(declared.events)}"
+        )
+
+
+def _permitted(declared: Declared) -> Role:
+    """A role holding the action's permission (the clinician's, when it does)."""
+    if declared.permission is None:
+        return Role.CLINICIAN
+    order = (Role.CLINICIAN, Role.OWNER, Role.STUDENT, Role.ASSISTANT, Role.AUDITOR)
+    return next(r for r in order if allows(r, declared.permission))
+
+
+def _audit_rows(engine: sa.Engine) -> dict[UUID, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.audit_events.c.id, t.audit_events.c.action))
+        return {row.id: str(row.action) for row in rows}
+
+
+def _row_counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for table in t.metadata.sorted_tables
+        }
+
+
+@pytest.mark.parametrize("case", SCENARIOS, ids=lambda s: s.id)
+def test_an_action_writes_exactly_its_declared_audit_events_once_in_its_transaction(
+    engine: sa.Engine, case: Scenario
+) -> None:
+    declared = REGISTRY[case.action]
+    world = make_world(engine)
+    call = case.prepare(world)
+    before = _audit_rows(engine)
+    uow = Recording(SqlUnitOfWork(engine))
+
+    call(_as_interface(uow), world.actor(_permitted(declared)))
+
+    assert len(uow.commits) == 1, f"{case.action} committed {len(uow.commits)} times"
+    committed = uow.commits[0]
+    events = [e for e in committed if isinstance(e, AuditEvent)]
+    assert sorted(e.action for e in events) == sorted(case.expects)  # each exactly once
+    assert set(case.expects) <= declared.events
+    new = {id: action for id, action in _audit_rows(engine).items() if id not in before}
+    # What the database gained is exactly the events of that one transaction.
+    assert new == {e.id: str(e.action) for e in events}
+    if events and case.action not in ("accounts.sign_in", "accounts.verify_code"):
+        # The records the action changed went into the same commit as its event (a
+        # refused sign-in changes nothing but the login log, written on the same
+        # transaction's connection).
+        assert any(not isinstance(e, AuditEvent) for e in committed)
+
+
+PERMISSIONED = sorted(name for name, d in REGISTRY.items() if d.permission is not None)
+
+
+@pytest.mark.parametrize("name", PERMISSIONED)
+def test_an_action_refuses_an_actor_without_its_permission_writing_nothing(
+    engine: sa.Engine, name: str
+) -> None:
+    """Each role without the permission is refused, and only the refusal is written (its
+    `access.denied` event); an actor of another clinic is refused and nothing at all is
+    written; then the very same call succeeds for a role that holds the permission, so
+    the refusals were about the permission and nothing else."""
+    declared = REGISTRY[name]
+    permission = declared.permission
+    assert permission is not None
+    world = make_world(engine)
+    case = next(s for s in SCENARIOS if s.action == name)
+    call = case.prepare(world)
+    clinic_id = world.clinic.owner.clinic_id
+
+    for role in [r for r in Role if not allows(r, permission)]:
+        actor = world.actor(role)
+        before, audit_before = _row_counts(engine), _audit_rows(engine)
+        with pytest.raises(PermissionDenied):
+            call(SqlUnitOfWork(engine), actor)
+        after = _row_counts(engine)
+        assert after == {**before, "audit_events": before["audit_events"] + 1}, role
+        new = [id for id in _audit_rows(engine) if id not in audit_before]
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(t.audit_events).where(t.audit_events.c.id == new[0])).one()
+        assert row.action == AuditAction.ACCESS_DENIED, role
+        assert row.entity_type == permission.value[:32], role
+        assert (row.actor_user_id, row.clinic_id) == (actor.user_id, clinic_id), role
+
+    before = _row_counts(engine)
+    with pytest.raises(PermissionDenied):
+        call(SqlUnitOfWork(engine), world.intruder)
+    assert _row_counts(engine) == before, "another clinic's actor"
+
+    call(SqlUnitOfWork(engine), world.actor(_permitted(declared)))
+    assert _row_counts(engine) != before
