@@ -297,6 +297,25 @@ class LocalExclusion(Command):
     reason: Literal["infected_tissue", "inflamed_tissue", "varicose_veins"]
 
 
+JointSite = Literal[
+    "shoulder:left",
+    "shoulder:right",
+    "elbow:left",
+    "elbow:right",
+    "wrist:left",
+    "wrist:right",
+    "hip:left",
+    "hip:right",
+    "knee:left",
+    "knee:right",
+    "ankle:left",
+    "ankle:right",
+]
+"""A replaced joint and its side (the `prosthetic_joint` screening question)."""
+
+BodySide = Literal["left", "right"]
+
+
 class ScreeningAnswers(Command):
     """A completed appropriateness questionnaire: every question answered yes or no, with
     the details a yes requires (areas, reasons, notes)."""
@@ -305,6 +324,28 @@ class ScreeningAnswers(Command):
     lymphoedema_areas: Annotated[list[Area], Field(max_length=8)] = []
     local_exclusions: Annotated[list[LocalExclusion], Field(max_length=16)] = []
     notes: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=2000)]] = {}
+    # -- surgery, joint replacement and implants (issue 13 item 7) --
+    surgery_areas: Annotated[list[Area], Field(max_length=8)] = []
+    prosthetic_joints: Annotated[list[JointSite], Field(max_length=12)] = []
+    breast_implant_sides: Annotated[list[BodySide], Field(max_length=2)] = []
+    implant_areas: Annotated[list[Area], Field(max_length=8)] = []
+
+
+ClearanceReason = Literal[
+    "resolved",
+    "recorded_in_error",
+    "new_medical_information",
+    "patient_reconsidered",
+]
+"""Why an earlier absolute or site-level finding no longer applies."""
+
+
+class Clearance(Command):
+    """What changed, and why, when a screening clears an earlier absolute or site-level
+    finding (a contraindication never silently disappears)."""
+
+    reason: ClearanceReason
+    explanation: Annotated[str, Field(min_length=20, max_length=2000)]
 
 
 class ScreeningForm(ScreeningAnswers):
@@ -314,16 +355,24 @@ class ScreeningForm(ScreeningAnswers):
         list[Annotated[str, Field(max_length=64)]], Field(max_length=64)
     ] = []
     screened_at: AwareDatetime | None = None
+    clearance: Clearance | None = None
+    """Required when this screening clears an absolute or site-level finding of the
+    patient's previous screening."""
 
 
 class RecordScreening(ScreeningForm):
     patient_id: UUID
 
 
+SignerRelationship = Literal["patient", "parent", "legal_guardian"]
+
+
 class ConsentIn(Command):
     template_id: Annotated[str, Field(min_length=1, max_length=64)]
     template_version: Annotated[str, Field(min_length=1, max_length=32)]
     signer_name: Annotated[str, Field(min_length=1, max_length=200)]
+    signer_relationship: SignerRelationship = "patient"
+    """Who signed: the patient, or for a minor a parent or legal guardian."""
     method: ConsentMethod
     signed_at: AwareDatetime
     copy_given: bool

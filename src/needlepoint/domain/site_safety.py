@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from needlepoint.domain import site_conditions
 from needlepoint.domain.catalogue import Muscle, load_data, muscles
 from needlepoint.domain.commands import NeedlingSiteIn, ScreeningAnswers
 from needlepoint.domain.enums import Side
@@ -153,6 +154,8 @@ def review_sites(sites: Sequence[NeedlingSiteIn], screen: ScreeningAnswers | Non
                 )
             )
     findings += _bilateral_thorax(thorax_sides)
+    # -- truth-screening hook: pregnancy, surgery, joint replacements and implants --------
+    findings += site_conditions.review(sites, screen)
     return findings
 
 

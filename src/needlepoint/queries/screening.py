@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import consents, screenings
+from needlepoint.adapters.db.tables import consents, screenings, users
 from needlepoint.domain.consent import current_consent
-from needlepoint.domain.entities import Consent, Patient, Screening
+from needlepoint.domain.entities import Consent, Patient, Screening, User
 from needlepoint.domain.enums import ScreeningDecision
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import current_screening, expires_on
@@ -75,3 +75,48 @@ def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingS
         if screening
         else [],
     )
+
+
+CLEARANCE_WORDS = {
+    "resolved": "the condition resolved",
+    "recorded_in_error": "recorded in error",
+    "new_medical_information": "new medical information",
+    "patient_reconsidered": "the patient reconsidered",
+}
+"""A clearance's structured reason in clinical words."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningHistoryEntry:
+    """One screening as the chart lists it: when, by whom, the decision, the findings,
+    and the earlier findings it cleared with what changed and why."""
+
+    screened_at: datetime
+    screened_by: str
+    decision: ScreeningDecision
+    findings: list[str]
+    cleared: list[dict[str, str]]
+
+
+def screening_history(reader: Reader, patient_id: UUID) -> list[ScreeningHistoryEntry]:
+    """The patient's screenings, newest first, in clinical words."""
+    found = patient_screenings(reader, patient_id)
+    ids = {s.screened_by for s in found}
+    names = {u.id: u.full_name for u in (reader.select(User, users.c.id.in_(ids)) if ids else [])}
+    return [
+        ScreeningHistoryEntry(
+            screened_at=s.screened_at,
+            screened_by=names.get(s.screened_by, "a former user"),
+            decision=s.decision,
+            findings=[r["message"] for r in s.reasons],
+            cleared=[
+                {
+                    "finding": c["message"],
+                    "reason": CLEARANCE_WORDS.get(str(c["reason"]), str(c["reason"])),
+                    "explanation": c["explanation"],
+                }
+                for c in s.clearances or []
+            ],
+        )
+        for s in found
+    ]

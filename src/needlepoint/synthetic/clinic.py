@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from needlepoint.actions import clinics, consent, episodes, outcomes, patients, screening, sessions
 from needlepoint.actions.context import Actor
+from needlepoint.actions.screening import patient_facts
 from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine
 from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
@@ -79,7 +80,7 @@ from needlepoint.domain.enums import (
     Tolerance,
     TriggerPoint,
 )
-from needlepoint.domain.screening import questionnaire
+from needlepoint.domain.screening import is_minor, questionnaire
 from needlepoint.synthetic import names
 from needlepoint.synthetic.model import (
     CHRONIC_AFTER_DAYS,
@@ -455,7 +456,7 @@ class _Generator:
             0
         ]
         female = rng.random() < (0.62 if condition != "knee_pain" else 0.5)
-        age = min(88, max(18, round(rng.gauss(47, 15))))
+        age = min(88, max(16, round(rng.gauss(47, 15))))  # a few minors (guardian signs)
         start = ANCHOR - timedelta(days=rng.randint(14, 760))
         age_days = age * 365 + rng.randint(0, 364)
         first = self._episode(i, practitioner, None, condition, female, start, age, age_days)
@@ -607,7 +608,7 @@ class _Generator:
                 patient_id=patient.id,
                 template_id="dry_needling",
                 template_version="1.0",
-                signer_name=f"{patient.given_name} {patient.family_name}",
+                **self._signer(patient, (visits[0] - timedelta(minutes=10)).date()),
                 method=ConsentMethod.TYPED_NAME,
                 signed_at=visits[0] - timedelta(minutes=10),
                 copy_given=True,
@@ -683,6 +684,7 @@ class _Generator:
                 answers[question] = rng.random() < p
             truth["screening"] = answers
         notes = {"current_medication": "Listed in the medication log."}
+        facts = patient_facts(patient)
         self.at(visit - timedelta(minutes=20))
         return screening.record_screening(
             self.uow(),
@@ -691,10 +693,22 @@ class _Generator:
                 patient_id=patient.id,
                 answers=answers,
                 notes={k: v for k, v in notes.items() if answers.get(k)},
-                acknowledged_precautions=sorted(q for q, yes in answers.items() if yes),
+                acknowledged_precautions=sorted(q for q, yes in answers.items() if yes)
+                + (["minor"] if is_minor(facts, (visit - timedelta(minutes=20)).date()) else []),
                 screened_at=visit - timedelta(minutes=20),
             ),
         )
+
+    @staticmethod
+    def _signer(patient: Patient, day: date) -> dict[str, Any]:
+        """Who signs the consent: the patient, or a parent for a minor."""
+        if is_minor(patient_facts(patient), day):
+            parent = f"Parent of {patient.given_name}"
+            return {"signer_name": parent, "signer_relationship": "parent"}
+        return {
+            "signer_name": f"{patient.given_name} {patient.family_name}",
+            "signer_relationship": "patient",
+        }
 
     def _visit_dates(self, start: date, n: int) -> list[datetime]:
         rng = self.rng
