@@ -75,7 +75,8 @@ def test_a_minor_is_flagged_from_the_date_of_birth_until_the_18th_birthday() -> 
     assert on_eve.decision is ScreeningDecision.PRECAUTIONS
     (minor,) = on_eve.reasons
     assert minor.rule == "minor"
-    assert "17 years old" in minor.message and "parent or legal guardian" in minor.message
+    assert "17 years old" in minor.message
+    assert "parent or legal guardian" in minor.message
     assert on_eve.to_acknowledge == ["minor"]
     adult = evaluate(answers(teen), teen, date(2028, 3, 2))
     assert adult.decision is ScreeningDecision.CLEAR
@@ -144,7 +145,8 @@ def test_area_findings_name_the_limb_in_clinical_words() -> None:
     text = " ".join(r.message for r in result.reasons)
     assert "Lymphoedema of the left arm" in text
     assert "the right knee" in text
-    assert "upper_limb" not in text and "Does the patient" not in text
+    assert "upper_limb" not in text
+    assert "Does the patient" not in text
 
 
 @pytest.mark.parametrize(
