@@ -89,7 +89,7 @@ def test_clearing_a_contraindication_is_explained_and_listed_on_the_chart(
     assert done.status_code == 303, done.text
     chart = client.get(f"/patients/{patient.id}").text
     assert "Screening history (2)" in chart
-    assert "Cleared: Lymphoedema of the left arm: never needle there." in chart
+    assert "Cleared: Lymphoedema of the left arm. What changed: the condition resolved." in chart
     assert "What changed: the condition resolved." in chart
     assert "lymphoedema clinic discharged her" in chart
     assert "Web Clinician" in chart

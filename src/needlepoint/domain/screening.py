@@ -61,6 +61,8 @@ class Question(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str
     text: str
+    label: str
+    """The finding in a few words ("Lymphoedema of the left arm"), for the history."""
     finding: str
     """What the chart and every warning say when the answer is yes (clinical words)."""
     category: Category
@@ -98,8 +100,9 @@ class Questionnaire(BaseModel):
             raise ValueError("screening.yaml: duplicate question or record rule ids")
         for q in self.questions:
             check_cited(f"screening.yaml:{q.id}", q.sources)
-            if (q.detail in AREA_DETAILS) != ("{areas}" in q.finding):
-                raise ValueError(f"screening.yaml:{q.id}: name {{areas}} in the finding")
+            areas = q.detail in AREA_DETAILS
+            if areas != ("{areas}" in q.finding) or areas != ("{areas}" in q.label):
+                raise ValueError(f"screening.yaml:{q.id}: name {{areas}} in finding and label")
         for rule_id, rule in self.record_rules.items():
             check_cited(f"screening.yaml:{rule_id}", rule.sources)
         if self.record_rules["minor"].adult_age_years is None:
@@ -195,9 +198,10 @@ def named_areas(question: Question, screen: ScreeningAnswers) -> list[tuple[str,
     return []
 
 
-def finding_text(question: Question, areas: Sequence[str] = ()) -> str:
-    """The question's finding in clinical words, with the areas it names."""
-    text = question.finding.replace("{areas}", _join(list(areas)))
+def finding_text(question: Question, areas: Sequence[str] = (), *, short: bool = False) -> str:
+    """The question's finding in clinical words, with the areas it names (`short`: its
+    label, without what to do)."""
+    text = (question.label if short else question.finding).replace("{areas}", _join(list(areas)))
     return text[0].upper() + text[1:]
 
 
@@ -319,20 +323,22 @@ def _check_detail(question: Question, yes: bool, screen: ScreeningAnswers) -> No
 
 def standing_findings(answers: dict[str, Any], reasons: Sequence[dict[str, Any]]) -> dict[str, str]:
     """The absolute and site-level findings of a stored screening, by key (a rule, or a
-    rule and one area), each in clinical words. A later screening that drops one of these
-    must say what changed and why."""
+    rule and one area), each named in a few clinical words. A later screening that drops
+    one of these must say what changed and why."""
+    q = questionnaire()
+    labels = {x.id: x.label for x in q.questions if x.detail not in AREA_DETAILS}
     out: dict[str, str] = {}
     for reason in reasons:
         if reason["action"] == "absolute":
-            out[reason["rule"]] = reason["message"]
+            out[reason["rule"]] = labels.get(reason["rule"], reason["message"])
     screen = ScreeningAnswers.model_validate(
         {k: v for k, v in answers.items() if k in ScreeningAnswers.model_fields}
     )
-    for question in questionnaire().questions:
+    for question in q.questions:
         if question.category != "site" or not screen.answers.get(question.id):
             continue
         for key, words in named_areas(question, screen):
-            out[f"{question.id}:{key}"] = finding_text(question, [words])
+            out[f"{question.id}:{key}"] = finding_text(question, [words], short=True)
     return out
 
 

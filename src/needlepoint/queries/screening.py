@@ -95,7 +95,10 @@ class ScreeningHistoryEntry:
     screened_by: str
     decision: ScreeningDecision
     findings: list[str]
-    cleared: list[dict[str, str]]
+    cleared: list[str]
+    """The earlier findings this screening cleared, named in a few words."""
+    what_changed: str | None
+    why: str | None
 
 
 def screening_history(reader: Reader, patient_id: UUID) -> list[ScreeningHistoryEntry]:
@@ -103,20 +106,19 @@ def screening_history(reader: Reader, patient_id: UUID) -> list[ScreeningHistory
     found = patient_screenings(reader, patient_id)
     ids = {s.screened_by for s in found}
     names = {u.id: u.full_name for u in (reader.select(User, users.c.id.in_(ids)) if ids else [])}
-    return [
-        ScreeningHistoryEntry(
-            screened_at=s.screened_at,
-            screened_by=names.get(s.screened_by, "a former user"),
-            decision=s.decision,
-            findings=[r["message"] for r in s.reasons],
-            cleared=[
-                {
-                    "finding": c["message"],
-                    "reason": CLEARANCE_WORDS.get(str(c["reason"]), str(c["reason"])),
-                    "explanation": c["explanation"],
-                }
-                for c in s.clearances or []
-            ],
+    entries = []
+    for s in found:
+        cleared = s.clearances or []
+        reason = str(cleared[0]["reason"]) if cleared else None
+        entries.append(
+            ScreeningHistoryEntry(
+                screened_at=s.screened_at,
+                screened_by=names.get(s.screened_by, "a former user"),
+                decision=s.decision,
+                findings=[r["message"] for r in s.reasons],
+                cleared=[str(c["message"]) for c in cleared],
+                what_changed=CLEARANCE_WORDS.get(reason, reason) if reason else None,
+                why=str(cleared[0]["explanation"]) if cleared else None,
+            )
         )
-        for s in found
-    ]
+    return entries
