@@ -117,11 +117,10 @@ def review(sites: Sequence[NeedlingSiteIn], screen: ScreeningAnswers | None) -> 
         i: int,
         muscle: Muscle,
         site: NeedlingSiteIn,
-        where: str = "",
+        where: str = "pregnancy",
     ) -> None:
-        place = f"{muscle.name} ({site.side.value})"
-        prefix = f"{place}, {where}: " if where else f"{place}: "
-        out.append(Finding(rule_id, rule.action, prefix + rule.text, tuple(rule.sources), site=i))
+        message = f"{muscle.name} ({site.side.value}), {where}: {rule.text}"
+        out.append(Finding(rule_id, rule.action, message, tuple(rule.sources), site=i))
 
     for i, site in enumerate(sites):
         muscle = catalogue.get(site.muscle_id)
