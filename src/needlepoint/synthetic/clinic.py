@@ -81,6 +81,7 @@ from needlepoint.domain.enums import (
     TriggerPoint,
 )
 from needlepoint.domain.screening import is_minor, questionnaire
+from needlepoint.domain.site_conditions import site_conditions
 from needlepoint.synthetic import names
 from needlepoint.synthetic.model import (
     CHRONIC_AFTER_DAYS,
@@ -635,6 +636,7 @@ class _Generator:
                 education,
                 condition,
                 followed,
+                pregnant=bool(truth["screening"].get("pregnancy")),
             )
         assert last is not None
         if ongoing:
@@ -743,6 +745,8 @@ class _Generator:
         education: bool,
         condition: str,
         followed: tuple[str, str] | None,
+        *,
+        pregnant: bool = False,
     ) -> Session:
         rng = self.rng
         # An episode still under way is part-way along the course planned for it.
@@ -782,7 +786,7 @@ class _Generator:
                     },
                 )
             )
-        sites = self._sites(condition, side, progress)
+        sites = self._sites(condition, side, progress, pregnant=pregnant)
         co = []
         if exercise:
             co.append(
@@ -836,9 +840,25 @@ class _Generator:
             )
         return note
 
-    def _sites(self, condition: str, side: Side, progress: float) -> list[NeedlingSiteIn]:
+    def _sites(
+        self, condition: str, side: Side, progress: float, *, pregnant: bool = False
+    ) -> list[NeedlingSiteIn]:
+        """The sites of one note. In pregnancy the clinician keeps away from the abdomen and
+        the lumbopelvic region and uses no electrical stimulation (site_conditions.yaml)."""
         rng = self.rng
         candidates = self.muscles.condition_muscles[condition]
+        if pregnant:
+            avoid = site_conditions().pregnancy
+            kept = [
+                m
+                for m in candidates
+                if not any(
+                    rule.reaches(muscle)
+                    for rule in (avoid["abdomen"], avoid["lumbopelvic"])
+                    if (muscle := self.muscles.get(m)) is not None
+                )
+            ]
+            candidates = kept or ["upper_trapezius"]
         chosen = rng.sample(candidates, k=min(len(candidates), rng.randint(2, 5)))
         spinal = condition in ("neck_pain", "low_back_pain", "tension_type_headache")
         thorax_side = side
@@ -859,7 +879,7 @@ class _Generator:
                 if rng.random() < active_p
                 else (TriggerPoint.LATENT if rng.random() < 0.7 else TriggerPoint.NONE)
             )
-            estim = rng.random() < 0.1
+            estim = rng.random() < 0.1 and not pregnant
             sites.append(
                 NeedlingSiteIn(
                     muscle_id=muscle_id,
