@@ -404,16 +404,16 @@ def check_clearance(cleared: dict[str, str], clearance: Clearance | None) -> lis
     if not cleared:
         if clearance is not None:
             raise InvalidInput(
-                "a clearance is given but this screening clears no earlier contraindication "
-                "or site-level finding",
+                "A reason for clearing is given, but this screening clears no earlier "
+                "contraindication or area to avoid.",
                 field="clearance",
             )
         return []
     if clearance is None:
         raise InvalidInput(
-            "this screening clears earlier findings: "
+            "This screening clears earlier findings: "
             + "; ".join(cleared.values())
-            + " State what changed and why (clearance.reason and clearance.explanation).",
+            + ". State what changed and why before recording it.",
             field="clearance",
         )
     return [
