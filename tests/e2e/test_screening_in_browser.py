@@ -43,8 +43,8 @@ def test_findings_name_the_limb_and_clearing_one_says_why(page: Any, clinic_serv
     page.get_by_role("button", name="Review decision").click()
     page.wait_for_selector("#decision-h")
     text = page.locator("section.card").first.inner_text()
-    assert "Lymphoedema of the left arm: never needle there." in text
-    assert "Joint replacement of the left knee: never needle into the joint capsule" in text
+    assert "Lymphoedema of the left arm: never needle this limb." in text
+    assert "Joint replacement of the left knee: Never needle into the joint capsule" in text
     assert "upper_limb" not in text
     assert "Does the patient" not in text
     for box in page.locator("input[name=ack]").all():
