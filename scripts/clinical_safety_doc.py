@@ -12,14 +12,17 @@ file differs from what this script would write.
 from __future__ import annotations
 
 import re
+import runpy
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
 from needlepoint.domain.screening import questionnaire
-from needlepoint.domain.site_safety import screening_statement, site_rules
+from needlepoint.domain.site_conditions import site_conditions
+from needlepoint.domain.site_safety import site_rules
 from needlepoint.domain.sources import caveat, sources
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "clinical-safety.md"
@@ -38,14 +41,19 @@ def cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+# The screening questions (with the record rules) and the site-condition rules are
+# tabulated by scripts/screening_tables.py (its own test checks the guide holds them).
+_SCREENING_TABLES: dict[str, Any] = runpy.run_path(
+    str(Path(__file__).with_name("screening_tables.py"))
+)
+
+
 def screening_table() -> str:
-    rows = ["| id | question | category | on screen | sources |", "|---|---|---|---|---|"]
-    for q in questionnaire().questions:
-        statement = screening_statement(q.id, None, q.text)
-        rows.append(
-            f"| `{q.id}` | {cell(q.text)} | {q.category} | {cell(statement)} | {cited(q.sources)} |"
-        )
-    return "\n".join(rows)
+    return str(_SCREENING_TABLES["screening_table"]())
+
+
+def site_conditions_table() -> str:
+    return str(_SCREENING_TABLES["conditions_table"]())
 
 
 def site_rules_table() -> str:
@@ -128,18 +136,27 @@ def counts() -> str:
     groups = [r.area_exclusions, r.never_needle, r.session_rules, r.cautions, r.depth_caveats]
     rules = [rule.sources for g in groups for rule in g.values()]
     unverified = sum(caveat(s) is not None for s in rules)
+    conditions = [rule.sources for rule in site_conditions().rule_ids().values()]
+    c_unverified = sum(caveat(s) is not None for s in conditions)
     questions = questionnaire().questions
     q_unverified = sum(caveat(q.sources) is not None for q in questions)
+    record = questionnaire().record_rules.values()
+    r_unverified = sum(caveat(r.sources) is not None for r in record)
     return (
         f"- Site rules: {len(rules)}, of which {unverified} rest only on unverified sources "
         "(shown with the caveat).\n"
+        f"- Site-condition rules (pregnancy, surgery, joint replacements, implants): "
+        f"{len(conditions)}, of which {c_unverified} rest only on unverified sources.\n"
         f"- Screening questions: {len(questions)}, of which {q_unverified} rest only on "
-        "unverified sources."
+        "unverified sources.\n"
+        f"- Findings taken from the record (age): {len(record)}, of which {r_unverified} "
+        "rest only on unverified sources."
     )
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "screening": screening_table,
+    "site-conditions": site_conditions_table,
     "site-rules": site_rules_table,
     "overrides": overrides_table,
     "muscles": muscle_table,

@@ -69,6 +69,7 @@ def _consent(page: Any, shots: bool = True) -> None:
     page.get_by_role("link", name="Record consent").click()
     assert page.locator("article.consent-text h3").count() >= 3  # the template, in full
     page.get_by_label("The patient read this form").check()
+    page.locator("#signature-pad").scroll_into_view_if_needed()  # below the signer fields
     box = page.locator("#signature-pad").bounding_box()
     page.mouse.move(box["x"] + 30, box["y"] + 120)
     page.mouse.down()

@@ -16,6 +16,12 @@ QUESTIONS = questionnaire().questions
 ABSOLUTE = [q.id for q in QUESTIONS if q.category == "absolute"]
 PRECAUTIONS = [q.id for q in QUESTIONS if q.category == "precaution"]
 DETAILS = {q.id: q.detail for q in QUESTIONS}
+AREA_EXAMPLES = {
+    "surgery_areas": ["lower_limb:left"],
+    "prosthetic_joints": ["knee:left"],
+    "breast_implant_sides": ["left", "right"],
+    "implant_areas": ["upper_limb:right"],
+}
 
 
 def screen(**yes: bool) -> ScreeningAnswers:
@@ -32,6 +38,8 @@ def screen(**yes: bool) -> ScreeningAnswers:
             extra["lymphoedema_areas"] = ["upper_limb:left"]
         elif DETAILS[qid] == "local_exclusions":
             extra["local_exclusions"] = [{"area": "lower_limb:right", "reason": "infected_tissue"}]
+        elif DETAILS[qid] in AREA_EXAMPLES:
+            extra[str(DETAILS[qid])] = AREA_EXAMPLES[str(DETAILS[qid])]
     return ScreeningAnswers.model_validate({"answers": answers, **extra})
 
 
@@ -107,6 +115,8 @@ def test_precautions_must_be_acknowledged_and_nothing_else() -> None:
     with pytest.raises(InvalidInput) as err:
         check_acknowledged(result, ["diabetes"])
     assert "Epilepsy: Treat lying down" in err.value.detail
+    assert "epilepsy" in err.value.detail.lower()
+    assert "diabetes" not in err.value.detail.lower()
     check_acknowledged(result, ["diabetes", "epilepsy"])
     with pytest.raises(InvalidInput):
         check_acknowledged(result, ["diabetes", "epilepsy", "pregnancy"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from needlepoint.domain.billing import billing_data, check_billable, icd10_suggestions
 from needlepoint.domain.catalogue import conditions, muscles
-from needlepoint.domain.commands import NeedlingSiteIn, ScreeningAnswers
+from needlepoint.domain.commands import JointSite, NeedlingSiteIn, ScreeningAnswers
 from needlepoint.domain.enums import Approach, OverrideCode
 from needlepoint.domain.errors import InvalidInput, SafetyRefusal
 from needlepoint.domain.notes import check_sites
@@ -348,6 +348,7 @@ def test_lymphoedema_is_stated_with_the_limb() -> None:
 
 AREAS = list(RULES.area_labels)
 ALL_YES_BUT_ABSOLUTE = {q.id: q.category != "absolute" for q in questionnaire().questions}
+JOINTS = list(get_args(JointSite))
 
 
 @given(
@@ -364,14 +365,22 @@ ALL_YES_BUT_ABSOLUTE = {q.id: q.category != "absolute" for q in questionnaire().
     ),
     st.sets(st.sampled_from(AREAS), min_size=1, max_size=3),
     st.sampled_from(["infected_tissue", "inflamed_tissue", "varicose_veins"]),
+    st.sets(st.sampled_from(JOINTS), min_size=1, max_size=3),
 )
 def test_no_refusal_or_warning_shows_an_internal_id(
-    chosen: list[tuple[str, str, bool, str | None, float]], areas: set[str], local: str
+    chosen: list[tuple[str, str, bool, str | None, float]],
+    areas: set[str],
+    local: str,
+    joints: set[str],
 ) -> None:
     answers = ScreeningAnswers(
         answers=ALL_YES_BUT_ABSOLUTE,
         lymphoedema_areas=sorted(areas),
         local_exclusions=[{"area": a, "reason": local} for a in sorted(areas)],
+        surgery_areas=sorted(areas),
+        implant_areas=sorted(areas),
+        prosthetic_joints=sorted(joints),
+        breast_implant_sides=["left", "right"],
         notes={"allergy_metal_latex": "Nickel", "current_medication": "Apixaban 5 mg"},
     )
     data = []

@@ -7,7 +7,7 @@ from dataclasses import replace
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
 from needlepoint.domain.commands import RecordConsent, WithdrawConsent
-from needlepoint.domain.consent import get_template
+from needlepoint.domain.consent import check_signer, get_template
 from needlepoint.domain.entities import Consent, Patient
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.errors import InvalidInput, RecordLocked
@@ -27,6 +27,7 @@ def record_consent(uow: UnitOfWork, actor: Actor, cmd: RecordConsent) -> Consent
         now = uow.now()
         if cmd.signed_at > now:
             raise InvalidInput("signed_at is in the future", field="signed_at")
+        check_signer(patient, cmd)
         consent = Consent(
             id=uow.new_id(),
             clinic_id=actor.clinic_id,

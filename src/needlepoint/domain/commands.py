@@ -314,6 +314,25 @@ class DeviceClearance(Command):
     """Where the clearance is documented (letter, report), for the record."""
 
 
+JointSite = Literal[
+    "shoulder:left",
+    "shoulder:right",
+    "elbow:left",
+    "elbow:right",
+    "wrist:left",
+    "wrist:right",
+    "hip:left",
+    "hip:right",
+    "knee:left",
+    "knee:right",
+    "ankle:left",
+    "ankle:right",
+]
+"""A replaced joint and its side (the `prosthetic_joint` screening question)."""
+
+BodySide = Literal["left", "right"]
+
+
 class ScreeningAnswers(Command):
     """A completed appropriateness questionnaire: every question answered yes or no, with
     the details a yes requires (areas, reasons, notes)."""
@@ -325,6 +344,11 @@ class ScreeningAnswers(Command):
     device_clearance: DeviceClearance | None = None
     """Electrical stimulation near the chest or arms cleared despite an implanted cardiac
     device; only with a yes to `implanted_electrical_device`."""
+    # -- surgery, joint replacement and implants (issue 13 item 7) --
+    surgery_areas: Annotated[list[Area], Field(max_length=8)] = []
+    prosthetic_joints: Annotated[list[JointSite], Field(max_length=12)] = []
+    breast_implant_sides: Annotated[list[BodySide], Field(max_length=2)] = []
+    implant_areas: Annotated[list[Area], Field(max_length=8)] = []
 
     @model_validator(mode="after")
     def _clearance_needs_a_device(self) -> Self:
@@ -337,6 +361,23 @@ class ScreeningAnswers(Command):
         return self
 
 
+ClearanceReason = Literal[
+    "resolved",
+    "recorded_in_error",
+    "new_medical_information",
+    "patient_reconsidered",
+]
+"""Why an earlier absolute or site-level finding no longer applies."""
+
+
+class Clearance(Command):
+    """What changed, and why, when a screening clears an earlier absolute or site-level
+    finding (a contraindication never silently disappears)."""
+
+    reason: ClearanceReason
+    explanation: Annotated[str, Field(min_length=20, max_length=2000)]
+
+
 class ScreeningForm(ScreeningAnswers):
     """The answers as the clinician submits them, with the precautions acknowledged."""
 
@@ -344,16 +385,24 @@ class ScreeningForm(ScreeningAnswers):
         list[Annotated[str, Field(max_length=64)]], Field(max_length=64)
     ] = []
     screened_at: AwareDatetime | None = None
+    clearance: Clearance | None = None
+    """Required when this screening clears an absolute or site-level finding of the
+    patient's previous screening."""
 
 
 class RecordScreening(ScreeningForm):
     patient_id: UUID
 
 
+SignerRelationship = Literal["patient", "parent", "legal_guardian"]
+
+
 class ConsentIn(Command):
     template_id: Annotated[str, Field(min_length=1, max_length=64)]
     template_version: Annotated[str, Field(min_length=1, max_length=32)]
     signer_name: Annotated[str, Field(min_length=1, max_length=200)]
+    signer_relationship: SignerRelationship = "patient"
+    """Who signed: the patient, or for a minor a parent or legal guardian."""
     method: ConsentMethod
     signed_at: AwareDatetime
     copy_given: bool

@@ -10,9 +10,11 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain.catalogue import load_data
+from needlepoint.domain.commands import ConsentIn
 from needlepoint.domain.credentials import Jurisdiction
-from needlepoint.domain.entities import Consent
+from needlepoint.domain.entities import Consent, Patient
 from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.domain.sources import Finding, check_cited
 
 CONSENT_SOURCES = ("regulators_2020s",)
@@ -120,3 +122,23 @@ def consent_problem(
             tuple(jurisdiction.sources),
         )
     return None
+
+
+GUARDIANS = ("parent", "legal_guardian")
+
+
+def check_signer(patient: Patient, consent: ConsentIn) -> None:
+    """A minor's consent is signed by a parent or legal guardian, named, with the
+    relationship stated (InvalidInput naming `signer_relationship` otherwise). The age is
+    the patient's on the day of signing, from the date of birth (McEvoy 2012: inability
+    to consent by age; sources `mcevoy_2012`, `age_of_majority`)."""
+    adult = questionnaire().adult_age_years
+    age = age_on(patient.birth_date, consent.signed_at.date())
+    if age >= adult or consent.signer_relationship in GUARDIANS:
+        return
+    raise InvalidInput(
+        f"the patient is a minor ({age} years old on the day of signing; adults are "
+        f"{adult} or older): a parent or legal guardian must sign. Give the signer's name "
+        "and signer_relationship 'parent' or 'legal_guardian'.",
+        field="signer_relationship",
+    )

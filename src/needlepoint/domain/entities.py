@@ -142,6 +142,8 @@ class Consent:
     withdrawn_at: datetime | None = None
     version: int = 1
     signature: str | None = None
+    signer_relationship: str | None = None
+    """patient, parent or legal_guardian (None on consents recorded before it was asked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,9 @@ class Screening:
     created_at: datetime
     override_justification: str | None = None
     acknowledged: list[str] = field(default_factory=list)
+    clearances: list[JSONDict] | None = None
+    """The earlier absolute or site-level findings this screening cleared, each with what
+    changed and why (None when it cleared nothing)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,21 @@ def screening_statement(rule: str, screen: ScreeningAnswers | None, fallback: st
         return fallback
     note = screen.notes.get(rule, "").strip() if screen is not None else ""
     text = f"{worded.finding}: {worded.advice}"
+    if "{areas}" in text:  # surgery, joint replacement and implant questions name areas
+        text = text.replace("{areas}", _named_areas(rule, screen))
     return f"{text} Noted: {note}" if note else text
+
+
+def _named_areas(rule: str, screen: ScreeningAnswers | None) -> str:
+    """The areas, joints or sides a yes to a screening question names, in clinical words
+    ("the left knee and the right hip"); "the affected area" when none are known."""
+    from needlepoint.domain import screening  # screening imports this module
+
+    questions = {q.id: q for q in screening.questionnaire().questions}
+    if screen is None or rule not in questions:
+        return "the affected area"
+    words = [w for _, w in screening.named_areas(questions[rule], screen)]
+    return screening.join_words(words) or "the affected area"
 
 
 def _side_words(side: Side) -> str:
@@ -356,6 +370,12 @@ def review_sites(sites: Sequence[NeedlingSiteIn], screen: ScreeningAnswers | Non
             findings.append(Finding(rule_id, "precaution", statement, sources, site=i))
     if not all_lung_safe:  # routine only when every thorax site is held in a pincer grip
         findings += _bilateral_thorax(thorax_sides, sites)
+    # -- pregnancy, surgery, joint replacements and implants (`site_conditions.yaml`): the
+    # same actions, so an overridable refusal there needs the same structured override.
+    # Imported here: site_conditions words areas through screening, which imports us.
+    from needlepoint.domain import site_conditions
+
+    findings += site_conditions.review(sites, screen)
     return findings
 
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import consents, screenings
+from needlepoint.adapters.db.tables import consents, screenings, users
 from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
-from needlepoint.domain.entities import Consent, Patient, Screening
+from needlepoint.domain.entities import Consent, Patient, Screening, User
 from needlepoint.domain.enums import ScreeningDecision
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import current_screening, expires_on
@@ -84,8 +84,57 @@ def _worded(screening: Screening | None) -> list[dict[str, object]]:
     answers (naming the limb or area), whatever wording was stored when it was made."""
     if screening is None:
         return []
-    screen = ScreeningAnswers.model_validate(screening.answers)
+    screen = ScreeningAnswers.model_validate(
+        {k: v for k, v in screening.answers.items() if k in ScreeningAnswers.model_fields}
+    )
     return [
         {**r, "message": screening_statement(r["rule"], screen, r["message"])}
         for r in screening.reasons
     ]
+
+
+CLEARANCE_WORDS = {
+    "resolved": "the condition resolved",
+    "recorded_in_error": "recorded in error",
+    "new_medical_information": "new medical information",
+    "patient_reconsidered": "the patient reconsidered",
+}
+"""A clearance's structured reason in clinical words."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningHistoryEntry:
+    """One screening as the chart lists it: when, by whom, the decision, the findings,
+    and the earlier findings it cleared with what changed and why."""
+
+    screened_at: datetime
+    screened_by: str
+    decision: ScreeningDecision
+    findings: list[str]
+    cleared: list[str]
+    """The earlier findings this screening cleared, named in a few words."""
+    what_changed: str | None
+    why: str | None
+
+
+def screening_history(reader: Reader, patient_id: UUID) -> list[ScreeningHistoryEntry]:
+    """The patient's screenings, newest first, in clinical words."""
+    found = patient_screenings(reader, patient_id)
+    ids = {s.screened_by for s in found}
+    names = {u.id: u.full_name for u in (reader.select(User, users.c.id.in_(ids)) if ids else [])}
+    entries = []
+    for s in found:
+        cleared = s.clearances or []
+        reason = str(cleared[0]["reason"]) if cleared else None
+        entries.append(
+            ScreeningHistoryEntry(
+                screened_at=s.screened_at,
+                screened_by=names.get(s.screened_by, "a former user"),
+                decision=s.decision,
+                findings=[r["message"] for r in s.reasons],
+                cleared=[str(c["message"]) for c in cleared],
+                what_changed=CLEARANCE_WORDS.get(reason, reason) if reason else None,
+                why=str(cleared[0]["explanation"]) if cleared else None,
+            )
+        )
+    return entries

@@ -159,7 +159,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "screening",
                 sc.id,
                 f"Screening: {sc.decision.value}",
-                f"{len(sc.reasons)} reason(s)",
+                _screening_detail(sc),
             )
         )
     for mu in reader.select(MedicationUse, medication_uses.c.patient_id == patient_id):
@@ -186,3 +186,13 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
 
     entries.sort(key=lambda e: (e.at, e.kind), reverse=True)
     return entries
+
+
+def _screening_detail(sc: Screening) -> str:
+    """A screening's findings in a line, and what it cleared."""
+    n = len(sc.reasons)
+    found = "no findings" if n == 0 else f"{n} finding{'s' if n > 1 else ''}"
+    cleared = len(sc.clearances or [])
+    if cleared:
+        found += f"; cleared {cleared} earlier finding{'s' if cleared > 1 else ''}"
+    return found

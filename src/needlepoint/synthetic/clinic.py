@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from needlepoint.actions import clinics, consent, episodes, outcomes, patients, screening, sessions
 from needlepoint.actions.context import Actor
+from needlepoint.actions.screening import patient_facts
 from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine
 from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
@@ -79,7 +80,8 @@ from needlepoint.domain.enums import (
     Tolerance,
     TriggerPoint,
 )
-from needlepoint.domain.screening import questionnaire
+from needlepoint.domain.screening import is_minor, questionnaire
+from needlepoint.domain.site_conditions import site_conditions
 from needlepoint.ports import UnitOfWork
 from needlepoint.synthetic import names
 from needlepoint.synthetic.model import (
@@ -456,7 +458,7 @@ class _Generator:
             0
         ]
         female = rng.random() < (0.62 if condition != "knee_pain" else 0.5)
-        age = min(88, max(18, round(rng.gauss(47, 15))))
+        age = min(88, max(16, round(rng.gauss(47, 15))))  # a few minors (guardian signs)
         start = ANCHOR - timedelta(days=rng.randint(14, 760))
         age_days = age * 365 + rng.randint(0, 364)
         first = self._episode(i, practitioner, None, condition, female, start, age, age_days)
@@ -608,7 +610,7 @@ class _Generator:
                 patient_id=patient.id,
                 template_id="dry_needling",
                 template_version="1.0",
-                signer_name=f"{patient.given_name} {patient.family_name}",
+                **self._signer(patient, (visits[0] - timedelta(minutes=10)).date()),
                 method=ConsentMethod.TYPED_NAME,
                 signed_at=visits[0] - timedelta(minutes=10),
                 copy_given=True,
@@ -635,6 +637,7 @@ class _Generator:
                 education,
                 condition,
                 followed,
+                pregnant=bool(truth["screening"].get("pregnancy")),
             )
         assert last is not None
         if ongoing:
@@ -684,6 +687,7 @@ class _Generator:
                 answers[question] = rng.random() < p
             truth["screening"] = answers
         notes = {"current_medication": "Listed in the medication log."}
+        facts = patient_facts(patient)
         self.at(visit - timedelta(minutes=20))
         return screening.record_screening(
             self.uow(),
@@ -692,7 +696,8 @@ class _Generator:
                 patient_id=patient.id,
                 answers=answers,
                 notes={k: v for k, v in notes.items() if answers.get(k)},
-                acknowledged_precautions=sorted(q for q, yes in answers.items() if yes),
+                acknowledged_precautions=sorted(q for q, yes in answers.items() if yes)
+                + (["minor"] if is_minor(facts, (visit - timedelta(minutes=20)).date()) else []),
                 screened_at=visit - timedelta(minutes=20),
                 # a synthetic device patient's stimulation is cleared (issue 13: otherwise
                 # stimulation near the chest or arms is refused)
@@ -705,6 +710,17 @@ class _Generator:
                 else None,
             ),
         )
+
+    @staticmethod
+    def _signer(patient: Patient, day: date) -> dict[str, Any]:
+        """Who signs the consent: the patient, or a parent for a minor."""
+        if is_minor(patient_facts(patient), day):
+            parent = f"Parent of {patient.given_name}"
+            return {"signer_name": parent, "signer_relationship": "parent"}
+        return {
+            "signer_name": f"{patient.given_name} {patient.family_name}",
+            "signer_relationship": "patient",
+        }
 
     def _visit_dates(self, start: date, n: int) -> list[datetime]:
         rng = self.rng
@@ -739,6 +755,8 @@ class _Generator:
         education: bool,
         condition: str,
         followed: tuple[str, str] | None,
+        *,
+        pregnant: bool = False,
     ) -> Session:
         rng = self.rng
         # An episode still under way is part-way along the course planned for it.
@@ -778,7 +796,7 @@ class _Generator:
                     },
                 )
             )
-        sites = self._sites(condition, side, progress)
+        sites = self._sites(condition, side, progress, pregnant=pregnant)
         co = []
         if exercise:
             co.append(
@@ -832,9 +850,25 @@ class _Generator:
             )
         return note
 
-    def _sites(self, condition: str, side: Side, progress: float) -> list[NeedlingSiteIn]:
+    def _sites(
+        self, condition: str, side: Side, progress: float, *, pregnant: bool = False
+    ) -> list[NeedlingSiteIn]:
+        """The sites of one note. In pregnancy the clinician keeps away from the abdomen and
+        the lumbopelvic region and uses no electrical stimulation (site_conditions.yaml)."""
         rng = self.rng
         candidates = self.muscles.condition_muscles[condition]
+        if pregnant:
+            avoid = site_conditions().pregnancy
+            kept = [
+                m
+                for m in candidates
+                if not any(
+                    rule.reaches(muscle)
+                    for rule in (avoid["abdomen"], avoid["lumbopelvic"])
+                    if (muscle := self.muscles.get(m)) is not None
+                )
+            ]
+            candidates = kept or ["upper_trapezius"]
         chosen = rng.sample(candidates, k=min(len(candidates), rng.randint(2, 5)))
         spinal = condition in ("neck_pain", "low_back_pain", "tension_type_headache")
         thorax_side = side
@@ -855,7 +889,7 @@ class _Generator:
                 if rng.random() < active_p
                 else (TriggerPoint.LATENT if rng.random() < 0.7 else TriggerPoint.NONE)
             )
-            estim = rng.random() < 0.1
+            estim = rng.random() < 0.1 and not pregnant
             sites.append(
                 NeedlingSiteIn(
                     muscle_id=muscle_id,

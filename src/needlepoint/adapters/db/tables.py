@@ -156,6 +156,7 @@ consents = sa.Table(
     _at("withdrawn_at", nullable=True),
     _version(),
     sa.Column("signature", sa.Text),
+    sa.Column("signer_relationship", sa.String(32)),
     sa.Index(None, "patient_id"),
 )
 
@@ -174,6 +175,7 @@ screenings = sa.Table(
     _at("created_at"),
     sa.Column("override_justification", sa.Text),
     sa.Column("acknowledged", JSONType, nullable=False),
+    sa.Column("clearances", JSONType),
     sa.Index(None, "patient_id"),
 )
 

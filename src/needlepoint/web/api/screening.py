@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from needlepoint.actions import consent as consent_actions
 from needlepoint.actions import screening as screening_actions
+from needlepoint.actions.screening import patient_facts
 from needlepoint.domain import screening as rules
 from needlepoint.domain.commands import (
     ConsentIn,
@@ -28,6 +29,7 @@ from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import Questionnaire
 from needlepoint.queries import screening as queries
 from needlepoint.queries.accounts import require_patient_access
+from needlepoint.queries.patients import get_patient
 from needlepoint.queries.screening import NeedlingStatus
 from needlepoint.web.context import ApiContext, IfMatch, requires, respond
 
@@ -51,10 +53,18 @@ class ConsentTemplateOut(BaseModel):
     response_model=Questionnaire,
     openapi_extra=requires(Permission.USE_ACCOUNT),
 )
-def questionnaire(ctx: ApiContext) -> Questionnaire:
-    """The questions, their categories (absolute, site, precaution) and sources."""
-    ctx.actor  # noqa: B018 - authenticates the caller
-    return rules.questionnaire()
+def questionnaire(ctx: ApiContext, patient_id: UUID | None = None) -> Questionnaire:
+    """The questions, their categories (absolute, site, precaution) and sources. With
+    `patient_id`, only the questions asked of that patient: what the record knows (age
+    from the date of birth, sex) is not asked, e.g. pregnancy is not asked of a male
+    patient."""
+    q = rules.questionnaire()
+    if patient_id is None:
+        ctx.actor  # noqa: B018 - authenticates the caller
+        return q
+    with ctx.reader() as r:
+        patient = get_patient(r, patient_id)
+    return q.model_copy(update={"questions": q.asked(patient_facts(patient))})
 
 
 @router.post(
@@ -62,12 +72,17 @@ def questionnaire(ctx: ApiContext) -> Questionnaire:
     response_model=ScreeningEvaluation,
     openapi_extra=requires(Permission.SCREEN_PATIENT),
 )
-def evaluate(ctx: ApiContext, answers: ScreeningAnswers) -> ScreeningEvaluation:
+def evaluate(
+    ctx: ApiContext, answers: ScreeningAnswers, patient_id: UUID | None = None
+) -> ScreeningEvaluation:
     """The decision and reasons for a set of answers, without recording anything (to show
-    the clinician what must be acknowledged)."""
+    the clinician what must be acknowledged). With `patient_id`, for that patient today:
+    a minor is flagged from the date of birth, and only the questions asked of the
+    patient are expected."""
     with ctx.reader() as r:
         r.require(Permission.SCREEN_PATIENT)
-    result = rules.evaluate(answers)
+        facts = patient_facts(get_patient(r, patient_id)) if patient_id else None
+    result = rules.evaluate(answers, facts, datetime.now(UTC).date())
     return ScreeningEvaluation(
         decision=result.decision,
         reasons=[r.as_dict() for r in result.reasons],

@@ -10,10 +10,11 @@ from fastapi.responses import Response
 
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
+from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient
-from needlepoint.queries.screening import needling_status
+from needlepoint.queries.screening import needling_status, screening_history
 from needlepoint.queries.timeline import patient_timeline
 from needlepoint.web.ui.forms import now, refusal_page, render, signed_in, to_login
 
@@ -40,6 +41,7 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
             require_patient_access(r, patient_id)  # the clinic's care-team rule
             timeline = patient_timeline(r, patient_id)
             needling = needling_status(r, patient_id, now())
+            history = screening_history(r, patient_id)
     except DomainError as err:
         return refusal_page(request, err)
     labels = {c.id: c.label for c in conditions().conditions}
@@ -54,4 +56,7 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         labels=labels,
         needling=needling,
         links=LINKS,
+        age=age_on(patient.birth_date, now().date()),
+        adult_age=questionnaire().adult_age_years,
+        history=history,
     )

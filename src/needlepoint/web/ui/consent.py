@@ -15,6 +15,7 @@ from needlepoint.domain.commands import RecordConsent
 from needlepoint.domain.consent import ConsentTemplate, templates
 from needlepoint.domain.enums import ConsentMethod
 from needlepoint.domain.errors import DomainError
+from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.queries.patients import get_patient
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
@@ -32,6 +33,11 @@ from needlepoint.web.ui.forms import (
 )
 
 router = APIRouter(include_in_schema=False)
+RELATIONSHIPS = [
+    ("patient", "the patient"),
+    ("parent", "a parent"),
+    ("legal_guardian", "a legal guardian"),
+]
 
 
 def current_templates() -> list[ConsentTemplate]:
@@ -50,7 +56,13 @@ def _page(
         patient = get_patient(r, patient_id)
     chosen = text(form, "template") or current_templates()[0].id
     template = next(t for t in current_templates() if t.id == chosen)
+    age = age_on(patient.birth_date, now().date())
+    minor = age < questionnaire().adult_age_years
+    if minor:
+        form.setdefault("signer_relationship", "parent")
+        form.setdefault("signer_name", "")
     form.setdefault("signer_name", f"{patient.given_name} {patient.family_name}")
+    form.setdefault("signer_relationship", "patient")
     return render(
         request,
         "consent.html",
@@ -59,6 +71,9 @@ def _page(
         template=template,
         choices=current_templates(),
         methods=list(ConsentMethod),
+        relationships=RELATIONSHIPS,
+        minor=minor,
+        age=age,
         form=form,
         errors=errors,
     )
@@ -104,6 +119,7 @@ def _post(
                 "template_id": chosen.id,
                 "template_version": chosen.version,
                 "signer_name": text(form, "signer_name"),
+                "signer_relationship": text(form, "signer_relationship") or "patient",
                 "method": text(form, "method"),
                 "signed_at": now(),
                 "copy_given": text(form, "copy_given") == "on",

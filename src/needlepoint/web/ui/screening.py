@@ -1,5 +1,7 @@
-"""The screening wizard: answer every question (step 1), review the decision with its
-reasons and sources and acknowledge each precaution (step 2), record it."""
+"""The screening wizard: answer every question asked of this patient (step 1; the age
+comes from the date of birth, and pregnancy is not asked of male patients), review the
+decision with its reasons and sources, acknowledge each precaution and say why any
+earlier contraindication no longer applies (step 2), record it."""
 
 from __future__ import annotations
 
@@ -10,16 +12,26 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from needlepoint.actions.screening import record_screening
+from needlepoint.actions.screening import patient_facts, record_screening
 from needlepoint.domain import screening as rules
-from needlepoint.domain.commands import Area, LocalExclusion, RecordScreening, ScreeningAnswers
+from needlepoint.domain.commands import (
+    Area,
+    BodySide,
+    ClearanceReason,
+    JointSite,
+    LocalExclusion,
+    RecordScreening,
+    ScreeningAnswers,
+)
 from needlepoint.domain.errors import DomainError
 from needlepoint.queries.patients import get_patient
+from needlepoint.queries.screening import CLEARANCE_WORDS, patient_screenings
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
     many,
+    now,
     posted_form,
     refusal_page,
     render,
@@ -34,9 +46,18 @@ AREAS = list(get_args(Area))
 REASONS = list(get_args(LocalExclusion.model_fields["reason"].annotation))
 GROUPS = [
     ("absolute", "Step 1a · Absolute contraindications (a yes stops needling)"),
-    ("site", "Step 1b · Areas never to needle"),
+    ("site", "Step 1b · Areas never to needle, surgery and implants"),
     ("precaution", "Step 1c · Precautions (each must be acknowledged)"),
 ]
+CHOICES: dict[str, tuple[str, list[str]]] = {
+    "lymphoedema_areas": ("lymph", AREAS),
+    "surgery_areas": ("surgery", AREAS),
+    "prosthetic_joints": ("joint", list(get_args(JointSite))),
+    "breast_implant_sides": ("breast", list(get_args(BodySide))),
+    "implant_areas": ("implant", AREAS),
+}
+"""Area details answered with checkboxes: the form field and its choices."""
+CLEARANCE_REASONS = list(get_args(ClearanceReason))
 
 
 def _answers(form: dict[str, Any]) -> dict[str, Any]:
@@ -56,12 +77,22 @@ def _answers(form: dict[str, Any]) -> dict[str, Any]:
         for question in q.questions
         if text(form, f"note-{question.id}")
     }
-    return {
+    data: dict[str, Any] = {
         "answers": answers,
-        "lymphoedema_areas": many(form, "lymph"),
         "local_exclusions": exclusions,
         "notes": notes,
     }
+    for detail, (name, _) in CHOICES.items():
+        data[detail] = many(form, name)
+    return data
+
+
+def _clearance(form: dict[str, Any]) -> dict[str, str] | None:
+    reason = text(form, "clearance-reason")
+    explanation = text(form, "clearance-explanation")
+    if not reason and not explanation:
+        return None
+    return {"reason": reason, "explanation": explanation}
 
 
 def _page(
@@ -75,21 +106,32 @@ def _page(
 ) -> Response:
     with ctx.reader() as r:
         patient = get_patient(r, patient_id)
+        earlier = patient_screenings(r, patient_id)
+    facts = patient_facts(patient)
+    today = now().date()
+    cleared = rules.cleared_findings(rules.latest_before(earlier, now()), result) if result else {}
     return render(
         request,
         "screening.html",
         status,
         patient=patient,
-        questionnaire=rules.questionnaire(),
+        age=facts.age_on(today),
+        adult_age=rules.questionnaire().adult_age_years,
+        questions=rules.questionnaire().asked(facts),
         groups=GROUPS,
         form=form,
         errors=errors,
         result=result,
         reasons=[f.as_dict() for f in result.reasons] if result else [],
         areas=AREAS,
+        area_words=rules.area_words,
+        choices=CHOICES,
+        chosen={detail: many(form, name) for detail, (name, _) in CHOICES.items()},
         exclusion_reasons=REASONS,
         acknowledged=many(form, "ack"),
-        lymph=many(form, "lymph"),
+        cleared=cleared,
+        clearance_reasons=CLEARANCE_REASONS,
+        clearance_words=CLEARANCE_WORDS,
     )
 
 
@@ -114,7 +156,9 @@ def _post(
 ) -> Response:
     data = _answers(form)
     try:
-        result = rules.evaluate(ScreeningAnswers.model_validate(data))
+        with ctx.reader() as r:
+            facts = patient_facts(get_patient(r, patient_id))
+        result = rules.evaluate(ScreeningAnswers.model_validate(data), facts, now().date())
     except (DomainError, ValidationError) as err:
         return _page(request, ctx, patient_id, form, field_errors(err), status=400)
     if text(form, "intent") != "record":
@@ -123,8 +167,13 @@ def _post(
         record_screening(
             ctx.uow(),
             ctx.actor,
-            RecordScreening(
-                patient_id=patient_id, acknowledged_precautions=many(form, "ack"), **data
+            RecordScreening.model_validate(
+                {
+                    "patient_id": patient_id,
+                    "acknowledged_precautions": many(form, "ack"),
+                    "clearance": _clearance(form),
+                    **data,
+                }
             ),
         )
     except (DomainError, ValidationError) as err:

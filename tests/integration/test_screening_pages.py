@@ -1,0 +1,96 @@
+"""The screening, consent and chart pages take what the record knows from the record:
+no pregnancy question for a man, the age shown from the date of birth, a guardian for a
+minor's consent; clearing a contraindication asks what changed and why, and the chart
+lists the screening history in clinical words. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from needlepoint.actions.patients import register_patient
+from needlepoint.actions.screening import record_screening
+from tests.conftest import make_clinic
+from tests.factories import patient_cmd, screening_body, screening_cmd
+from tests.integration.test_web_app import sign_in
+
+
+def test_a_man_is_not_asked_about_pregnancy_and_a_minor_needs_a_guardian(
+    engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    man = register_patient(
+        clinic.uow(), clinic.as_clinician, patient_cmd(sex="male", mrn=f"M-{uuid.uuid4().hex[:6]}")
+    )
+    page = client.get(f"/patients/{man.id}/screening").text
+    assert 'name="q-pregnancy"' not in page
+    assert "pregnancy is not asked" in page
+    assert "Is the patient a child" not in page
+    assert 'name="q-prosthetic_joint"' in page
+    assert 'value="knee:left"' in page
+    teen_birth = date(datetime.now(UTC).year - 15, 1, 1)
+    teen = register_patient(
+        clinic.uow(),
+        clinic.as_clinician,
+        patient_cmd(birth_date=teen_birth, mrn=f"T-{uuid.uuid4().hex[:6]}"),
+    )
+    chart = client.get(f"/patients/{teen.id}").text
+    assert "a minor" in chart
+    consent = client.get(f"/patients/{teen.id}/consent").text
+    assert "a parent or legal guardian signs" in consent
+    assert re.search(r'<option value="parent" selected>', consent)
+
+
+def test_clearing_a_contraindication_is_explained_and_listed_on_the_chart(
+    engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    patient = register_patient(
+        clinic.uow(), clinic.as_clinician, patient_cmd(mrn=f"C-{uuid.uuid4().hex[:6]}")
+    )
+    then = datetime.now(UTC) - timedelta(days=3)
+    body = screening_body(lymphoedema=True)
+    record_screening(
+        clinic.uow(),
+        clinic.as_clinician,
+        screening_cmd(
+            patient.id,
+            answers=body["answers"],
+            lymphoedema_areas=["upper_limb:left"],
+            acknowledged_precautions=["lymphoedema"],
+            screened_at=then,
+        ),
+    )
+    chart = client.get(f"/patients/{patient.id}").text
+    assert "Lymphoedema of the left arm: never needle this limb." in chart  # the status card
+    page = client.get(f"/patients/{patient.id}/screening").text
+    answers = {f"q-{q}": "no" for q in re.findall(r'name="q-([a-z_]+)" value="no"', page)}
+    review = client.post(f"/patients/{patient.id}/screening", data=answers)
+    assert "Earlier findings this screening clears" in review.text
+    assert "Lymphoedema of the left arm" in review.text
+    refused = client.post(f"/patients/{patient.id}/screening", data={**answers, "intent": "record"})
+    assert refused.status_code == 400
+    assert 'data-field="clearance"' in refused.text
+    done = client.post(
+        f"/patients/{patient.id}/screening",
+        data={
+            **answers,
+            "intent": "record",
+            "clearance-reason": "resolved",
+            "clearance-explanation": "Swelling gone; lymphoedema clinic discharged her.",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    chart = client.get(f"/patients/{patient.id}").text
+    assert "Screening history (2)" in chart
+    assert "Cleared: Lymphoedema of the left arm. What changed: the condition resolved." in chart
+    assert "What changed: the condition resolved." in chart
+    assert "lymphoedema clinic discharged her" in chart
+    assert "Web Clinician" in chart
+    assert "upper_limb" not in chart
