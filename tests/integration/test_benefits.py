@@ -235,6 +235,8 @@ def test_recovery_and_complementary_care_and_global_rating(api: Api) -> None:
     complementary = {f["label"]: f["value"] for f in summary["complementary_care"]["facts"]}
     assert complementary["given with needling: exercise"] == "4 of 4 sessions"
     assert complementary["planned: exercise"] == "Deep neck flexor training"
+    # a record of the care given beside needling, not a measured benefit
+    assert summary["complementary_care"]["status"] == "recorded"
     groc = summary["_episode"]["global_ratings"][0]
     assert (groc["instrument_id"], groc["latest"], groc["responder"]) == ("groc", 5, None)
 

@@ -146,7 +146,7 @@ class BenefitSummary:
     id: str
     name: str
     measured: bool
-    status: str  # "measured", "not measured", "baseline only"
+    status: str  # "measured", "not measured", "baseline only", "recorded"
     reported_beside: bool  # function / disability: shown beside the eight benefits
     measures: list[MeasureSummary]
     facts: list[Fact]
@@ -411,8 +411,12 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
             facts = _recovery_facts(episode, returns, improving)
             days, sessions_n = _first(improving)
         status = _status(measures)
-        if benefit.id in ("complementary_care", "faster_recovery") and facts:
-            status = "measured"
+        if benefit.id == "faster_recovery" and facts:
+            status = "measured"  # days and sessions counted from the signed record
+        elif benefit.id == "complementary_care" and facts:
+            # what else the plan and the notes hold: a record of care given, not a
+            # measurement of any benefit (the comparison lives in the clinic analytics)
+            status = "recorded"
         out.append(
             BenefitSummary(
                 id=benefit.id,
