@@ -70,7 +70,7 @@ from needlepoint.synthetic.clinic import generate_clinic
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "clinic-day-password-1"
 CLINICIANS = 12
-READY_EPISODES = 300
+READY_EPISODES = 1500  # one visit a patient at most levels: histories stay a clinic's
 MUSCLES = ("upper_trapezius", "levator_scapulae", "splenius_capitis", "cervical_multifidus")
 KINDS = (
     "search_api",
@@ -491,10 +491,15 @@ def bench_database(
     try:
         print(f"  server: pid {proc.pid}, {len(_tree(proc.pid))} process(es)", flush=True)
         for clients in levels:
-            cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+            cpu0, t0, own0 = cpu_seconds(proc.pid), time.perf_counter(), time.process_time()
             stats = asyncio.run(run_level(base, clinic, clients, seconds))
             wall = time.perf_counter() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
+            print(
+                f"  (load generator CPU {(time.process_time() - own0) / wall * 100:.0f} % "
+                "of a core, sign-ins included)",
+                flush=True,
+            )
             rates[clients] = report(db, clients, stats, wall, cpu, rss_mb(proc.pid))
             all_times = [t for ts in stats.times.values() for t in ts]
             p95[clients] = pct(all_times, 0.95)

@@ -52,7 +52,7 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         engine,
         secret_key=settings.resolved_secret_key(),
         secure_cookies=settings.secure_cookies,
-        threads=max(1, limits.connections - 1),
+        threads=min(settings.resolved_threads(), max(1, limits.connections - 1)),
         max_in_flight=settings.max_in_flight,
     )
 

@@ -288,7 +288,16 @@ def _serve(settings: Settings) -> None:
     # The workers read their settings from the environment (they are new processes).
     os.environ["NEEDLEPOINT_DATABASE_URL"] = url
     os.environ["NEEDLEPOINT_SECRET_KEY"] = settings.resolved_secret_key()
-    for name in ("pool_size", "pool_overflow", "pool_timeout", "lock_timeout", "max_in_flight"):
+    for name in (
+        "pool_size",
+        "pool_overflow",
+        "pool_timeout",
+        "lock_timeout",
+        "max_in_flight",
+        "threads",
+    ):
+        if getattr(settings, name) is None:
+            continue
         os.environ[f"NEEDLEPOINT_{name.upper()}"] = str(getattr(settings, name))
     os.environ["NEEDLEPOINT_SECURE_COOKIES"] = str(settings.secure_cookies).lower()
     uvicorn.run(

@@ -1,0 +1,22 @@
+"""How many processes and request threads a server runs, by database."""
+
+from __future__ import annotations
+
+from needlepoint.config import Settings
+
+
+def test_sqlite_serves_with_one_process_and_two_request_threads() -> None:
+    s = Settings(database_url="sqlite:////tmp/clinic.db", secret_key="k" * 40)
+    assert s.resolved_workers() == 1
+    assert s.resolved_threads() == 2
+
+
+def test_postgresql_uses_the_pool_less_one_connection_for_the_background_writer() -> None:
+    s = Settings(database_url="postgresql://db/clinic", pool_size=6, pool_overflow=2)
+    assert s.resolved_threads() == 7
+    assert s.resolved_workers() >= 1
+
+
+def test_explicit_settings_win() -> None:
+    s = Settings(database_url="sqlite:////tmp/clinic.db", threads=5, workers=3)
+    assert (s.resolved_threads(), s.resolved_workers()) == (5, 3)
