@@ -103,6 +103,23 @@ def _stop_listening(engine: sa.Engine) -> None:
                 sa.event.remove(engine, event, fn)
 
 
+def sign_in(browser: Any, ready: ReadyPatient) -> str:
+    """Sign the ready clinician in on `browser` (a TestClient or an httpx client) and
+    return the session's CSRF token from the new-episode form."""
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+    assert csrf
+    r = browser.post(
+        "/login",
+        data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = browser.get(f"/patients/{ready.patient.id}/episodes/new")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    return token[1]
+
+
 def _episode_form(csrf: str) -> dict[str, str]:
     """The new-episode form as a clinician fills it in."""
     today = datetime.now(UTC).date()
@@ -150,14 +167,7 @@ def test_no_request_needs_a_second_connection(engine: sa.Engine) -> None:
         ):
             assert client.get(path, headers=h).status_code == 200, path
         # the web app: sign in, chart, progress, a form post
-        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
-        assert csrf
-        r = client.post(
-            "/login",
-            data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
-            follow_redirects=False,
-        )
-        assert r.status_code == 303, r.text
+        sign_in(client, ready)
         for path in (
             "/patients",
             f"/patients/{ready.patient.id}",
@@ -223,15 +233,7 @@ def test_a_lock_held_past_the_lock_timeout_is_a_clear_503(engine: sa.Engine) -> 
     try:
         client = TestClient(create_app(quick, secret_key="k" * 40))
         browser = TestClient(create_app(quick, secret_key="k" * 40))
-        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
-        assert csrf
-        browser.post(
-            "/login",
-            data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
-        )
-        page = browser.get(f"/patients/{ready.patient.id}/episodes/new")
-        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert token
+        token = sign_in(browser, ready)
         with another_writer(engine) as holder:
             if engine.dialect.name != "sqlite":
                 # PostgreSQL: the other writer appends to the clinic's audit chain
@@ -245,7 +247,7 @@ def test_a_lock_held_past_the_lock_timeout_is_a_clear_503(engine: sa.Engine) -> 
             assert r.status_code == 503, r.text
             assert r.headers["Retry-After"].isdigit()
             form = browser.post(
-                f"/patients/{ready.patient.id}/episodes/new", data=_episode_form(token[1])
+                f"/patients/{ready.patient.id}/episodes/new", data=_episode_form(token)
             )
             assert form.status_code == 503
             assert "Nothing was saved" in form.text
@@ -319,18 +321,8 @@ def test_a_web_session_ended_while_the_form_waits_writes_nothing(engine: sa.Engi
 
     ready = _ready(engine)
     client = TestClient(create_app(engine, secret_key="k" * 40))
-    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
-    assert csrf
-    r = client.post(
-        "/login",
-        data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    page = client.get(f"/patients/{ready.patient.id}/episodes/new")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert token, page.text[:500]
-    form = _episode_form(token[1])
+    token = sign_in(client, ready)
+    form = _episode_form(token)
     try:
         with another_writer(engine) as holder:
             started = _write_transaction_started(engine)  # after its BEGIN
@@ -425,17 +417,8 @@ def test_the_server_answers_while_a_form_post_waits_for_the_lock(
     is still held, so nothing waited on the event loop."""
     ready = _ready(sqlite_engine)
     with live_server(sqlite_engine) as url, httpx.Client(base_url=url) as browser:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
-        assert csrf
-        r = browser.post(
-            "/login",
-            data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
-        )
-        assert r.status_code in (200, 303), r.text
-        page = browser.get(f"/patients/{ready.patient.id}/episodes/new")
-        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert token
-        form = _episode_form(token[1])
+        token = sign_in(browser, ready)
+        form = _episode_form(token)
         try:
             with another_writer(sqlite_engine):
                 started = _write_transaction_started(sqlite_engine)  # after its BEGIN
@@ -466,12 +449,7 @@ def test_page_views_and_sign_ins_checks_never_take_the_write_lock(sqlite_engine:
 
     ready = _ready(sqlite_engine)
     with live_server(sqlite_engine) as url, httpx.Client(base_url=url, timeout=10) as browser:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
-        assert csrf
-        browser.post(
-            "/login",
-            data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
-        )
+        sign_in(browser, ready)
         with sqlite_engine.connect() as conn:
             before = conn.execute(
                 sa.select(sa.func.count()).where(
