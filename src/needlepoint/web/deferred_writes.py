@@ -20,12 +20,14 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from needlepoint.actions import accounts
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.audit import content_digest
 from needlepoint.domain.entities import AuditEvent, WebSession
 from needlepoint.domain.errors import StaleVersion
 
@@ -85,9 +87,12 @@ class DeferredWrites:
                 batch, self._pending = self._pending, []
                 touches, self._touches = list(self._touches.values()), {}
             if batch:
+                # The content digests (the chain's costly half) before the write lock:
+                # an event's `hash` holds its digest until the chain links it.
+                ready = [e if e.hash else replace(e, hash=content_digest(e)) for e in batch]
                 try:
                     with SqlUnitOfWork(self.engine) as uow:
-                        for event in batch:
+                        for event in ready:
                             uow.add(event)
                         uow.commit()
                 except Exception:
