@@ -162,12 +162,10 @@ class ApiCredentials:
     ) -> None:
         self._engine = engine
         self._deferred = deferred
-        sink = None if deferred is None else deferred.put
         self._token = token
         self._request_id = request_id
         self._writes = writes
         self._address = address
-        self._sink = sink
         self._context: RequestContext | None = None
 
     def _resolve(self) -> RequestContext:
@@ -181,9 +179,7 @@ class ApiCredentials:
                 raise HTTPException(
                     401, UNAUTHENTICATED_DETAIL, headers={"WWW-Authenticate": "Bearer"}
                 )
-            needed = "write" if self._writes else "read"
-            if needed not in holder.scopes.split():
-                raise PermissionDenied(f"this API token lacks the '{needed}' scope")
+            self._require_scope(holder)
             actor = Actor(
                 holder.user.id,
                 holder.clinic.id,
@@ -191,8 +187,9 @@ class ApiCredentials:
                 request_id=self._request_id,
                 source_address=None if self._address == "unknown" else self._address,
             )
+            sink = None if self._deferred is None else self._deferred.put
             self._context = RequestContext(
-                self._engine, actor, holder.user.role, self._recheck, self._sink
+                self._engine, actor, holder.user.role, self._recheck, sink
             )
         return self._context
 
@@ -205,10 +202,13 @@ class ApiCredentials:
                 "this API token was revoked, or its user deactivated, before the change "
                 "could be saved; nothing was saved"
             )
+        self._require_scope(holder)
+        return holder.user, holder.clinic
+
+    def _require_scope(self, holder: TokenHolder) -> None:
         needed = "write" if self._writes else "read"
         if needed not in holder.scopes.split():
             raise PermissionDenied(f"this API token lacks the '{needed}' scope")
-        return holder.user, holder.clinic
 
     def _log_refused(self) -> None:
         """An unknown or revoked token is a failed authentication attempt: logged (only
@@ -273,14 +273,8 @@ async def api_context(
         request_id(request),
         writes=request.method not in SAFE_METHODS,
         address=request.client.host if request.client else "unknown",
-        deferred=getattr(request.app.state, "deferred", None),
+        deferred=request.app.state.deferred,
     )
-
-
-def read_sink(request: Request) -> ReadSink | None:
-    """The app's queue for the audit events of reads (None: written at once)."""
-    deferred = getattr(request.app.state, "deferred", None)
-    return None if deferred is None else deferred.put
 
 
 ApiContext = Annotated[ApiCredentials, Depends(api_context)]
@@ -322,19 +316,12 @@ _WEB_SESSION = (
 _WEB_SESSION_LOCKED = _WEB_SESSION.with_for_update(read=True, of=[web_sessions, users])
 
 
-def lookup_web_session(
-    engine: sa.Engine, token: str, *, conn: sa.Connection | None = None
-) -> WebSignIn | None:
+def lookup_web_session(conn: sa.Connection, token: str, *, lock: bool = False) -> WebSignIn | None:
     """The unrevoked session whose cookie value is `token` (one query; the cookie holds
-    only a random id, stored here as its hash). With `conn` (a write transaction), the
-    session and user rows stay share-locked until it ends (PostgreSQL)."""
-    params = {"token_hash": hash_api_token(token)}
-    if conn is not None:
-        stmt = _WEB_SESSION_LOCKED if conn.dialect.name != "sqlite" else _WEB_SESSION
-        row = conn.execute(stmt, params).first()
-    else:
-        with engine.connect() as own:
-            row = own.execute(_WEB_SESSION, params).first()
+    only a random id, stored here as its hash). `lock`: in a write transaction, hold the
+    session and user rows until it ends (PostgreSQL)."""
+    stmt = _WEB_SESSION_LOCKED if lock and conn.dialect.name != "sqlite" else _WEB_SESSION
+    row = conn.execute(stmt, {"token_hash": hash_api_token(token)}).first()
     if row is None:
         return None
     m = row._mapping
@@ -344,12 +331,12 @@ def lookup_web_session(
     )
 
 
-def web_session_check(engine: sa.Engine, token: str, session_id: uuid.UUID) -> CredentialCheck:
+def web_session_check(token: str, session_id: uuid.UUID) -> CredentialCheck:
     """The `CredentialCheck` of a signed-in browser: inside the write transaction, its
     session is still open (not signed out, not past its lifetime) and its user active."""
 
     def check(conn: sa.Connection) -> tuple[()]:
-        found = lookup_web_session(engine, token, conn=conn)
+        found = lookup_web_session(conn, token, lock=True)
         if (
             found is None
             or found.session.id != session_id

@@ -28,10 +28,10 @@ from needlepoint.web.context import (
     RequestContext,
     WebSignIn,
     lookup_web_session,
-    read_sink,
     request_id,
     web_session_check,
 )
+from needlepoint.web.deferred_writes import DeferredWrites
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -56,7 +56,8 @@ def _current(request: Request) -> WebSignIn | None:
     if not token:
         return None
     engine: sa.Engine = request.app.state.engine
-    found = lookup_web_session(engine, token)
+    with engine.connect() as conn:
+        found = lookup_web_session(conn, token)
     if found is None:
         return None
     ws = found.session
@@ -79,13 +80,9 @@ def _web_context(request: Request) -> RequestContext | None:
         return None
     engine: sa.Engine = request.app.state.engine
     ws = found.session
+    deferred: DeferredWrites = request.app.state.deferred
     if datetime.now(UTC) - ws.last_seen_at >= accounts.TOUCH_EVERY:
-        # Noted by the background writer: a page view never waits for the write lock.
-        deferred = getattr(request.app.state, "deferred", None)
-        if deferred is not None:
-            deferred.touch(ws)
-        else:
-            accounts.touch_session(SqlUnitOfWork(engine), ws)
+        deferred.touch(ws)  # by the background writer: a page view never takes the lock
     request.state.user_name = found.full_name
     request.state.clinic_name = found.clinic_name
     actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
@@ -94,8 +91,8 @@ def _web_context(request: Request) -> RequestContext | None:
         engine,
         actor,
         found.role,
-        check=web_session_check(engine, token, ws.id),
-        sink=read_sink(request),
+        check=web_session_check(token, ws.id),
+        sink=deferred.put,
     )
 
 
