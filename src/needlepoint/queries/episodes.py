@@ -21,9 +21,13 @@ def patient_episodes(reader: Reader, patient_id: UUID) -> list[Episode]:
     """A patient's episodes, newest first."""
     reader.require(Permission.READ_CLINICAL)
     reader.one(Patient, patient_id, field="patient_id")
-    return reader.select(
-        Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.opened_on.desc()
+    found: list[Episode] = reader.once(
+        ("episodes", patient_id),
+        lambda: reader.select(
+            Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.opened_on.desc()
+        ),
     )
+    return list(found)
 
 
 def episode_detail(reader: Reader, episode_id: UUID) -> EpisodeDetail:

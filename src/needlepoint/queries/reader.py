@@ -53,6 +53,15 @@ class Reader:
     source_address: str | None = None
     viewed: dict[Viewed, None] = field(default_factory=dict)
     """What was read, each once, in the order first read (a dict: an ordered set)."""
+    opened: dict[object, Any] = field(default_factory=dict)
+    """What this reader has already loaded, by key: a page's several queries share one
+    read of the patient (and of the screenings) instead of repeating it."""
+
+    def once(self, key: object, load: Callable[[], Any]) -> Any:
+        """`load()`'s result, computed at most once per reader for `key`."""
+        if key not in self.opened:
+            self.opened[key] = load()
+        return self.opened[key]
 
     def require(self, permission: Permission) -> None:
         """PermissionDenied unless the reader's role holds `permission`."""
@@ -93,7 +102,7 @@ class Reader:
         """The record with this id in the reader's clinic, or NotFound. Opening a record
         of health information is noted for the audit trail."""
         table = TABLE_OF[kind]
-        found = self.select(kind, table.c.id == id)
+        found: list[E] = self.once((kind, id), lambda: self.select(kind, table.c.id == id))
         if not found:
             raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
         record = found[0]

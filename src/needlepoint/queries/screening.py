@@ -21,22 +21,30 @@ def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
     """Every screening of the patient, newest first."""
     reader.require(Permission.READ_CLINICAL)
     reader.one(Patient, patient_id, field="patient_id")
-    return reader.select(
-        Screening,
-        screenings.c.patient_id == patient_id,
-        order_by=(screenings.c.screened_at.desc(), screenings.c.created_at.desc()),
+    found: list[Screening] = reader.once(
+        ("screenings", patient_id),
+        lambda: reader.select(
+            Screening,
+            screenings.c.patient_id == patient_id,
+            order_by=(screenings.c.screened_at.desc(), screenings.c.created_at.desc()),
+        ),
     )
+    return list(found)
 
 
 def patient_consents(reader: Reader, patient_id: UUID) -> list[Consent]:
     """Every consent the patient signed, newest first (withdrawn ones included)."""
     reader.require(Permission.READ_CLINICAL)
     reader.one(Patient, patient_id, field="patient_id")
-    return reader.select(
-        Consent,
-        consents.c.patient_id == patient_id,
-        order_by=(consents.c.signed_at.desc(), consents.c.created_at.desc()),
+    found: list[Consent] = reader.once(
+        ("consents", patient_id),
+        lambda: reader.select(
+            Consent,
+            consents.c.patient_id == patient_id,
+            order_by=(consents.c.signed_at.desc(), consents.c.created_at.desc()),
+        ),
     )
+    return list(found)
 
 
 @dataclass(frozen=True, slots=True)

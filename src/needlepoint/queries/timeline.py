@@ -12,19 +12,14 @@ import sqlalchemy as sa
 from needlepoint.adapters.db.tables import (
     adverse_events,
     amendments,
-    consents,
-    episodes,
     measurements,
     medication_uses,
     needling_sites,
-    screenings,
     sessions,
 )
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.entities import (
     AdverseEvent,
-    Consent,
-    Episode,
     Measurement,
     MedicationUse,
     Patient,
@@ -34,7 +29,9 @@ from needlepoint.domain.entities import (
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.instruments import library
 from needlepoint.domain.permissions import Permission
+from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.reader import Reader
+from needlepoint.queries.screening import patient_consents, patient_screenings
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +54,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
     reader.one(Patient, patient_id, field="patient_id")
     entries: list[TimelineEntry] = []
 
-    for ep in reader.select(Episode, episodes.c.patient_id == patient_id):
+    for ep in patient_episodes(reader, patient_id):
         cond = conditions().get(ep.condition)
         label = cond.label if cond else ep.condition
         entries.append(
@@ -141,7 +138,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 ae.description,
             )
         )
-    for c in reader.select(Consent, consents.c.patient_id == patient_id):
+    for c in patient_consents(reader, patient_id):
         state = "withdrawn" if c.withdrawn_at else "signed"
         entries.append(
             TimelineEntry(
@@ -152,7 +149,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 f"{c.template_id} v{c.template_version} by {c.signer_name} ({c.method.value})",
             )
         )
-    for sc in reader.select(Screening, screenings.c.patient_id == patient_id):
+    for sc in patient_screenings(reader, patient_id):
         entries.append(
             TimelineEntry(
                 sc.screened_at,
