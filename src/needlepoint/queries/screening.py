@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import consents, screenings, users
+from needlepoint.adapters.db.tables import users
 from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
 from needlepoint.domain.entities import Consent, Patient, Screening, User
@@ -23,10 +23,8 @@ def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
     reader.one(Patient, patient_id, field="patient_id")
     found: list[Screening] = reader.once(
         ("screenings", patient_id),
-        lambda: reader.select(
-            Screening,
-            screenings.c.patient_id == patient_id,
-            order_by=(screenings.c.screened_at.desc(), screenings.c.created_at.desc()),
+        lambda: reader.select_by(
+            Screening, patient_id=patient_id, order_by=("-screened_at", "-created_at")
         ),
     )
     return list(found)
@@ -38,10 +36,8 @@ def patient_consents(reader: Reader, patient_id: UUID) -> list[Consent]:
     reader.one(Patient, patient_id, field="patient_id")
     found: list[Consent] = reader.once(
         ("consents", patient_id),
-        lambda: reader.select(
-            Consent,
-            consents.c.patient_id == patient_id,
-            order_by=(consents.c.signed_at.desc(), consents.c.created_at.desc()),
+        lambda: reader.select_by(
+            Consent, patient_id=patient_id, order_by=("-signed_at", "-created_at")
         ),
     )
     return list(found)

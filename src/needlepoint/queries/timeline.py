@@ -10,10 +10,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import (
-    adverse_events,
     amendments,
-    measurements,
-    medication_uses,
     needling_sites,
     sessions,
 )
@@ -89,7 +86,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         )
     }
     drafts: set[UUID] = set()
-    for s in reader.select(Session, sessions.c.patient_id == patient_id):
+    for s in reader.select_by(Session, patient_id=patient_id):
         if s.status is SessionStatus.DRAFT:
             drafts.add(s.id)
         n = site_counts.get(s.id, 0)
@@ -105,7 +102,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         )
 
     instruments = library()
-    for m in reader.select(Measurement, measurements.c.patient_id == patient_id):
+    for m in reader.select_by(Measurement, patient_id=patient_id):
         known = instruments.get(m.instrument_id)
         name = known.name if known else m.instrument_id
         score = known.format(m.score) if known else str(m.score)
@@ -128,7 +125,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
             )
         )
 
-    for ae in reader.select(AdverseEvent, adverse_events.c.patient_id == patient_id):
+    for ae in reader.select_by(AdverseEvent, patient_id=patient_id):
         entries.append(
             TimelineEntry(
                 ae.onset_at,
@@ -159,7 +156,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 _screening_detail(sc),
             )
         )
-    for mu in reader.select(MedicationUse, medication_uses.c.patient_id == patient_id):
+    for mu in reader.select_by(MedicationUse, patient_id=patient_id):
         dose = f" {mu.dose_mg:g} mg" if mu.dose_mg else ""
         entries.append(
             TimelineEntry(
