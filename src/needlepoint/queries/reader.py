@@ -107,6 +107,12 @@ class Reader:
         rows = self.conn.execute(stmt, {"clinic_id": self.clinic_id, **equal})
         return [kind(**row._mapping) for row in rows]
 
+    def select_statement(self, kind: type[E], stmt: Any, values: dict[str, Any]) -> list[E]:
+        """Records of `kind` read by a prepared statement whose `clinic_id` parameter the
+        reader binds to its own clinic (with `values` for the others)."""
+        rows = self.conn.execute(stmt, {**values, "clinic_id": self.clinic_id})
+        return [kind(**row._mapping) for row in rows]
+
     def one(self, kind: type[E], id: UUID, *, field: str = "id") -> E:
         """The record with this id in the reader's clinic, or NotFound. Opening a record
         of health information is noted for the audit trail."""
