@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -25,35 +27,46 @@ class Page:
 def search_patients(reader: Reader, q: str = "", *, limit: int = 25, offset: int = 0) -> Page:
     """Patients whose names or MRN contain every word of `q` (case-insensitive), by name."""
     reader.require(Permission.READ_DEMOGRAPHICS)
-    where = [patients.c.clinic_id == reader.clinic_id]
-    # SQLite's LIKE already ignores case exactly as far as its lower() does (ASCII), and
-    # without lower() the covering index answers the search; PostgreSQL needs ILIKE.
-    sqlite = reader.conn.dialect.name == "sqlite"
-    for word in q.split():
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = (patients.c.given_name, patients.c.family_name, patients.c.mrn)
+    words = q.split()
+    count, page = _search_statements(len(words), reader.conn.dialect.name == "sqlite")
+    values: dict[str, object] = {"clinic_id": reader.clinic_id, "limit": limit, "offset": offset}
+    for i, word in enumerate(words):
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        values[f"w{i}"] = f"%{escaped}%"
+    total = reader.conn.execute(count, values).scalar_one()
+    found = [Patient(**r._mapping) for r in reader.conn.execute(page, values)]
+    for patient in found:  # a result list shows each patient's record: audited as a read
+        reader.note(AuditAction.RECORD_VIEWED, "patient", patient.id, patient.id)
+    return Page(found, total, limit, offset)
+
+
+@cache
+def _search_statements(n_words: int, sqlite: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The count and the page of a search for `n_words` words, built once per shape and
+    run with bound values (clinic_id, w0…, limit, offset)."""
+    where: list[sa.ColumnElement[bool]] = [patients.c.clinic_id == sa.bindparam("clinic_id")]
+    columns = (patients.c.given_name, patients.c.family_name, patients.c.mrn)
+    for i in range(n_words):
+        word: sa.BindParameter[str] = sa.bindparam(f"w{i}")
+        # SQLite's LIKE already ignores case exactly as far as its lower() does (ASCII),
+        # and without lower() the covering index answers the search; PostgreSQL needs ILIKE.
         where.append(
             sa.or_(
                 *(
-                    c.like(pattern, escape="\\") if sqlite else c.ilike(pattern, escape="\\")
+                    c.like(word, escape="\\") if sqlite else c.ilike(word, escape="\\")
                     for c in columns
                 )
             )
         )
-    total = reader.conn.execute(
-        sa.select(sa.func.count()).select_from(patients).where(*where)
-    ).scalar_one()
-    rows = reader.conn.execute(
+    count = sa.select(sa.func.count()).select_from(patients).where(*where)
+    page = (
         sa.select(patients)
         .where(*where)
         .order_by(patients.c.family_name, patients.c.given_name, patients.c.id)
-        .limit(limit)
-        .offset(offset)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
     )
-    found = [Patient(**r._mapping) for r in rows]
-    for patient in found:  # a result list shows each patient's record: audited as a read
-        reader.note(AuditAction.RECORD_VIEWED, "patient", patient.id, patient.id)
-    return Page(found, total, limit, offset)
+    return count, page
 
 
 def get_patient(reader: Reader, patient_id: UUID) -> Patient:

@@ -41,6 +41,26 @@ class TimelineEntry:
     episode_id: UUID | None = None
 
 
+# Built once, run with bound values (a chart is the most opened page).
+_SITE_COUNTS = (
+    sa.select(needling_sites.c.session_id, sa.func.count())
+    .join(sessions, sessions.c.id == needling_sites.c.session_id)
+    .where(
+        sessions.c.patient_id == sa.bindparam("patient_id"),
+        sessions.c.clinic_id == sa.bindparam("clinic_id"),
+    )
+    .group_by(needling_sites.c.session_id)
+)
+_AMENDMENTS = (
+    sa.select(amendments)
+    .join(sessions, sessions.c.id == amendments.c.session_id)
+    .where(
+        sessions.c.patient_id == sa.bindparam("patient_id"),
+        amendments.c.clinic_id == sa.bindparam("clinic_id"),
+    )
+)
+
+
 def _day(d: date) -> datetime:
     return datetime.combine(d, time(0, 0), tzinfo=UTC)
 
@@ -79,10 +99,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
     site_counts: dict[UUID, int] = {
         row[0]: row[1]
         for row in reader.conn.execute(
-            sa.select(needling_sites.c.session_id, sa.func.count())
-            .join(sessions, sessions.c.id == needling_sites.c.session_id)
-            .where(sessions.c.patient_id == patient_id, sessions.c.clinic_id == reader.clinic_id)
-            .group_by(needling_sites.c.session_id)
+            _SITE_COUNTS, {"patient_id": patient_id, "clinic_id": reader.clinic_id}
         )
     }
     drafts: set[UUID] = set()
@@ -169,9 +186,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
             )
         )
     amended = reader.conn.execute(
-        sa.select(amendments)
-        .join(sessions, sessions.c.id == amendments.c.session_id)
-        .where(sessions.c.patient_id == patient_id, amendments.c.clinic_id == reader.clinic_id)
+        _AMENDMENTS, {"patient_id": patient_id, "clinic_id": reader.clinic_id}
     )
     for a in amended:
         entries.append(
