@@ -419,6 +419,13 @@ def test_the_chart_and_progress_pages_query_the_same_however_many_sessions(
         finally:
             sa.event.remove(sqlite_engine, "before_cursor_execute", count)
     assert counts[1] == counts[4], counts
+    # Budgets per page (session check, the page's reads, its audit events): each record
+    # a page shows is read once, however many of the page's parts show it.
+    chart, progress = counts[4]
+    assert chart <= 19, counts  # 28 before a page's reads were shared
+    assert progress <= 15, counts
+    patient_reads = [s for s in statements if s.startswith("SELECT patients.")]
+    assert len(patient_reads) == 1, patient_reads
 
 
 def test_the_owner_reviews_written_overrides_on_the_settings_page(
