@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from needlepoint.adapters.db.tables import episodes, plan_items
-from needlepoint.domain.entities import Episode, Patient, PlanItem
+from needlepoint.domain.entities import Episode, PlanItem
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
@@ -19,8 +19,7 @@ class EpisodeDetail:
 
 def patient_episodes(reader: Reader, patient_id: UUID) -> list[Episode]:
     """A patient's episodes, newest first."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     return reader.select(
         Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.opened_on.desc()
     )

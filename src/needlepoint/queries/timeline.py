@@ -27,13 +27,11 @@ from needlepoint.domain.entities import (
     Episode,
     Measurement,
     MedicationUse,
-    Patient,
     Screening,
     Session,
 )
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.instruments import library
-from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
 
@@ -53,8 +51,7 @@ def _day(d: date) -> datetime:
 
 def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
     """Everything recorded for a patient, newest first."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     entries: list[TimelineEntry] = []
 
     for ep in reader.select(Episode, episodes.c.patient_id == patient_id):

@@ -1,0 +1,65 @@
+"""A patient's care team as the chart lists it: who, in what role, since when and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from needlepoint.adapters.db.tables import care_team_members, episodes, users
+from needlepoint.domain.entities import CareTeamMember, Episode, User
+from needlepoint.domain.enums import Role
+from needlepoint.queries.reader import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class CareTeamEntry:
+    """One member of a patient's care team."""
+
+    user_id: UUID
+    full_name: str
+    role: Role
+    since: datetime
+    why: str
+    """"responsible clinician of the episode for …", or who added them and why."""
+
+
+def care_team(reader: Reader, patient_id: UUID) -> list[CareTeamEntry]:
+    """The patient's care team, earliest first: each episode's responsible clinician,
+    then the colleagues added by name. Part of the clinical record (the care-team rule
+    applies to reading it too)."""
+    reader.patient_record(patient_id)
+    found_episodes = reader.select(
+        Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.created_at
+    )
+    members = reader.select(
+        CareTeamMember,
+        care_team_members.c.patient_id == patient_id,
+        order_by=care_team_members.c.added_at,
+    )
+    ids = {e.clinician_id for e in found_episodes} | {m.user_id for m in members}
+    ids |= {m.added_by for m in members}
+    people = {u.id: u for u in (reader.select(User, users.c.id.in_(ids)) if ids else [])}
+    entries: dict[UUID, CareTeamEntry] = {}
+    for e in found_episodes:
+        who = people.get(e.clinician_id)
+        if who is not None and who.id not in entries:
+            entries[who.id] = CareTeamEntry(
+                who.id,
+                who.full_name,
+                who.role,
+                e.created_at,
+                f"responsible clinician of the episode for {e.condition.replace('_', ' ')}",
+            )
+    for m in members:
+        who = people.get(m.user_id)
+        if who is not None and who.id not in entries:
+            by = people.get(m.added_by)
+            entries[who.id] = CareTeamEntry(
+                who.id,
+                who.full_name,
+                who.role,
+                m.added_at,
+                f"added by {by.full_name if by else 'a former user'}: {m.reason}",
+            )
+    return list(entries.values())
