@@ -83,13 +83,14 @@ def refusal(uow: UnitOfWork, actor: Actor, patient_id: UUID | None, what: str) -
 def add_care_team_member(
     uow: UnitOfWork, actor: Actor, patient_id: UUID, cmd: AddCareTeamMember
 ) -> CareTeamMember:
-    """Add a colleague (a clinician or a student) to a patient's care team, with a reason:
-    the owner, or a member of the team (not an emergency access). Audited; the record of
-    who may open the chart under the clinic's care-team restriction."""
+    """Add a colleague (a clinician or a student) to a patient's care team, with a reason.
+    Under the clinic's care-team restriction only the owner or a member of the team (not
+    an emergency access) adds; without it any licensed clinician may, as any may open an
+    episode. Audited; the record of who may open the chart under the restriction."""
     with uow:
         user = authorize(uow, actor, Permission.MANAGE_CARE_TEAM)
         patient = load(uow, Patient, patient_id, actor, field="patient_id")
-        if user.role in CARE_TEAM_RESTRICTED:
+        if binds(user.role, _restricted(uow, actor.clinic_id)):
             try:
                 check_adding(standing(uow, actor.clinic_id, user.id, patient.id))
             except PermissionDenied:
