@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -461,3 +461,63 @@ def test_the_owner_is_not_bound_and_refusals_are_on_the_audit_trail(
         "/api/v1/sessions", json=session_body(c.episode_id), headers=api.headers("owner")
     )
     assert note.status_code == 201
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def before_care_teams(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A new database migrated only to revision 0008, before care teams were named."""
+    from needlepoint.adapters.db.engine import make_engine
+    from needlepoint.adapters.db.migrate import upgrade
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        upgrade(engine, "0008")
+        yield engine
+        engine.dispose()
+        return
+    admin = _pg_admin()
+    if admin is None:
+        pytest.skip("PostgreSQL not reachable")
+    name = f"needlepoint_test_{uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(sa.engine.make_url(PG_ADMIN_URL).set(database=name))
+    try:
+        upgrade(engine, "0008")
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_upgrading_names_the_clinicians_of_existing_notes_on_their_patients_teams(
+    before_care_teams: sa.Engine,
+) -> None:
+    """Before care teams were named, writing a note put its clinician on the team; the
+    migration names them once, so nobody loses the access they had."""
+    from needlepoint.actions import episodes, patients, sessions
+    from needlepoint.adapters.db.migrate import upgrade
+    from tests.conftest import make_clinic
+    from tests.factories import episode_cmd, patient_cmd, session_cmd
+
+    engine = before_care_teams
+    c = make_clinic(engine)
+    patient = patients.register_patient(c.uow(), c.as_owner, patient_cmd())
+    episode = episodes.open_episode(c.uow(), c.as_owner, episode_cmd(patient.id))
+    c.prepare_needling(patient.id)
+    sessions.record_session(c.uow(), c.as_clinician, session_cmd(episode.id))
+    sessions.record_session(c.uow(), c.as_clinician, session_cmd(episode.id))
+    sessions.record_session(c.uow(), c.as_owner, session_cmd(episode.id))  # the episode's own
+    upgrade(engine)
+    with engine.connect() as conn:
+        named = conn.execute(
+            sa.select(
+                t.care_team_members.c.patient_id,
+                t.care_team_members.c.user_id,
+                t.care_team_members.c.reason,
+            )
+        ).all()
+    assert [(r.patient_id, r.user_id) for r in named] == [(patient.id, c.clinician.id)]
+    assert "before care teams" in named[0].reason

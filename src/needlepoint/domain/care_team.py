@@ -67,9 +67,9 @@ def check_access(standing: Standing, *, taking_on: bool = False) -> None:
 
 
 def check_adding(standing: Standing) -> None:
-    """Only a member of the team brings a colleague in (the owner always may: the rule
-    does not bind the owner). An emergency access lasts its time and never becomes
-    membership, for its holder or anyone they would name."""
+    """Under the restriction only a member of the team brings a colleague in (the owner
+    always may: the rule does not bind the owner). An emergency access lasts its time and
+    never becomes membership, for its holder or anyone they would name."""
     if not standing.member:
         raise PermissionDenied(
             "only a member of this patient's care team or the owner adds to the team",

@@ -89,11 +89,19 @@ def _name_the_clinicians_of_existing_notes() -> None:
     """Until now a note's clinician was on the patient's care team by having written it;
     from now on only episodes' clinicians and named members are. Name the former once."""
     bind = op.get_bind()
+    notes = sa.table(
+        "sessions",
+        sa.column("clinic_id", sa.Uuid()),
+        sa.column("patient_id", sa.Uuid()),
+        sa.column("episode_id", sa.Uuid()),
+        sa.column("clinician_id", sa.Uuid()),
+    )
+    episodes = sa.table("episodes", sa.column("id", sa.Uuid()), sa.column("clinician_id", sa.Uuid()))
     rows = bind.execute(
-        sa.text(
-            "SELECT DISTINCT s.clinic_id, s.patient_id, s.clinician_id FROM sessions s "
-            "JOIN episodes e ON e.id = s.episode_id WHERE s.clinician_id <> e.clinician_id"
-        )
+        sa.select(notes.c.clinic_id, notes.c.patient_id, notes.c.clinician_id)
+        .distinct()
+        .join(episodes, episodes.c.id == notes.c.episode_id)
+        .where(notes.c.clinician_id != episodes.c.clinician_id)
     ).all()
     if not rows:
         return
