@@ -521,3 +521,53 @@ def test_upgrading_names_the_clinicians_of_existing_notes_on_their_patients_team
         ).all()
     assert [(r.patient_id, r.user_id) for r in named] == [(patient.id, c.clinician.id)]
     assert "before care teams" in named[0].reason
+
+
+def test_on_the_pages_a_member_adds_a_colleague_and_an_outsider_can_break_the_glass(
+    restricted: Restricted,
+) -> None:
+    c = restricted
+    outsider = browser(c.api.clinic.engine)
+    assert sign_in(outsider, c.outsider.email).status_code == 303
+    refused = outsider.get(f"/patients/{c.patient_id}")
+    assert refused.status_code == 403
+    assert "Emergency access" in refused.text
+    assert "Myofascial" not in refused.text
+    broke = outsider.post(
+        f"/patients/{c.patient_id}/emergency-access",
+        data={"csrf": csrf_of(refused.text), "reason": "patient phoned: chest pain"},
+        follow_redirects=False,
+    )
+    assert broke.status_code == 303
+    chart = outsider.get(f"/patients/{c.patient_id}")
+    assert chart.status_code == 200
+    assert "Care team" in chart.text
+    assert "Add to the care team" not in chart.text  # an emergency access adds nobody
+
+    member_user = new_user(c.api.clinic)
+    added = c.api.client.post(  # the owner names a clinician with a password, to sign in
+        f"/api/v1/patients/{c.patient_id}/care-team",
+        json={"user_id": str(member_user.id), "reason": "second opinion"},
+        headers=c.api.headers("owner"),
+    )
+    assert added.status_code == 201
+    member = browser(c.api.clinic.engine)
+    assert sign_in(member, member_user.email).status_code == 303
+    chart = member.get(f"/patients/{c.patient_id}")
+    assert chart.status_code == 200
+    assert "second opinion" in chart.text
+    assert str(c.student.id) in chart.text  # offered in the list of colleagues
+    posted = member.post(
+        f"/patients/{c.patient_id}/care-team",
+        data={"csrf": csrf_of(chart.text), "user_id": str(c.student.id), "reason": "placement"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    assert "placement" in member.get(f"/patients/{c.patient_id}").text
+    empty = member.post(
+        f"/patients/{c.patient_id}/care-team",
+        data={"csrf": csrf_of(chart.text), "user_id": "", "reason": ""},
+        follow_redirects=False,
+    )
+    assert empty.status_code == 400
+    assert "Nothing was saved" in empty.text

@@ -63,3 +63,16 @@ def care_team(reader: Reader, patient_id: UUID) -> list[CareTeamEntry]:
                 f"added by {by.full_name if by else 'a former user'}: {m.reason}",
             )
     return list(entries.values())
+
+
+def colleagues_to_add(reader: Reader, patient_id: UUID) -> list[User]:
+    """The clinic's active clinicians and students not yet on the patient's care team,
+    by name (for the chart's "add to the care team" list)."""
+    on_team = {e.user_id for e in care_team(reader, patient_id)}
+    found = reader.select(
+        User,
+        users.c.is_active.is_(True),
+        users.c.role.in_([Role.CLINICIAN, Role.STUDENT]),
+        order_by=users.c.full_name,
+    )
+    return [u for u in found if u.id not in on_team]

@@ -135,6 +135,12 @@ class Reader:
         self.require_care_team(patient.id)
         return patient
 
+    def restricts_to_care_team(self) -> bool:
+        """Whether the clinic restricts clinical records to the care team (read once)."""
+        if not self.restricted:
+            self.restricted.append(_restricts(self.conn, self.clinic_id))
+        return self.restricted[0]
+
     def require_care_team(self, patient_id: UUID) -> None:
         """PermissionDenied (noted as `access.denied`, naming the patient) when the
         clinic restricts clinical records to the care team and the reader is outside this
@@ -142,21 +148,19 @@ class Reader:
         query for the owner; one per reader while the clinic does not restrict."""
         if patient_id in self.in_care:
             return
-        if self.role in CARE_TEAM_RESTRICTED:
-            if not self.restricted:
-                self.restricted.append(_restricts(self.conn, self.clinic_id))
-            if binds(self.role, self.restricted[0]):
-                try:
-                    check_access(care_standing(self.conn, self.clinic_id, self.user_id, patient_id))
-                except PermissionDenied:
-                    self.note(
-                        AuditAction.ACCESS_DENIED,
-                        "care_team",
-                        patient_id,
-                        patient_id,
-                        outcome=AuditOutcome.DENIED,
-                    )
-                    raise
+        # The role first: no query at all for the owner and the roles it never binds.
+        if self.role in CARE_TEAM_RESTRICTED and binds(self.role, self.restricts_to_care_team()):
+            try:
+                check_access(care_standing(self.conn, self.clinic_id, self.user_id, patient_id))
+            except PermissionDenied:
+                self.note(
+                    AuditAction.ACCESS_DENIED,
+                    "care_team",
+                    patient_id,
+                    patient_id,
+                    outcome=AuditOutcome.DENIED,
+                )
+                raise
         self.in_care[patient_id] = None
 
     def clinic(self) -> Clinic:
