@@ -289,3 +289,53 @@ def test_the_actions_refuse_a_closed_episodes_draft_too(clinic: ClinicFixture) -
         )
     assert err.value.field == "session_id"
     assert "closed" in err.value.detail
+
+
+def test_an_untrained_colleague_cannot_put_needling_into_a_trained_clinicians_draft(
+    api: Api,
+) -> None:
+    """The same class through an edit: the draft stays in its clinician's name, so the
+    editor's own credentials are checked too."""
+    trained = new_user(api.clinic)
+    credentials.add_training_record(
+        api.clinic.uow(),
+        api.clinic.as_owner,
+        AddTrainingRecord(
+            user_id=trained.id,
+            provider="Course Co",
+            course="DN 1",
+            hours_in_person=54,
+            completed_on=date(2025, 1, 1),
+            exam_passed=True,
+        ),
+    )
+    from needlepoint.actions.clinics import issue_operator_token
+    from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+
+    theirs = {
+        "Authorization": "Bearer "
+        + issue_operator_token(SqlUnitOfWork(api.clinic.engine), trained, "t", source="test")
+    }
+    note = new_session(api)  # opens the episode; prepares screening and consent
+    block_untrained(api.clinic)
+    body = session_body(note["episode_id"])
+    draft = api.client.post("/api/v1/sessions", json=body, headers=theirs)
+    assert draft.status_code == 201, draft.text
+    edit = {k: v for k, v in body.items() if k != "episode_id"}
+    edit["subjective"] = "edited by an untrained colleague"
+    r = api.client.put(
+        f"/api/v1/sessions/{draft.json()['id']}",
+        json=edit,
+        headers=api.headers(**{"If-Match": '"1"'}),  # the untrained test clinician
+    )
+    assert r.status_code == 422, r.text
+    assert "clinician_id" in {e["field"] for e in r.json()["errors"]}
+    stored = api.client.get(f"/api/v1/sessions/{draft.json()['id']}", headers=theirs).json()
+    assert stored["session"]["subjective"] == body["subjective"]
+    # The trained clinician edits their own draft as before.
+    own = api.client.put(
+        f"/api/v1/sessions/{draft.json()['id']}",
+        json=edit,
+        headers={**theirs, "If-Match": '"1"'},
+    )
+    assert own.status_code == 200, own.text

@@ -118,6 +118,12 @@ def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session
         check_not_future(cmd.started_at, uow.now(), "started_at")
         clinician = load(uow, User, session.clinician_id, actor, field="clinician_id")
         flags = _safety_flags(uow, actor, session.patient_id, clinician, cmd)
+        if user.id != clinician.id:
+            # A colleague editing the draft answers for what they write too: their own
+            # credentials are checked as well (an untrained clinician cannot put needling
+            # into a trained colleague's note).
+            mine = _safety_flags(uow, actor, session.patient_id, user, cmd)
+            flags += [f for f in mine if f not in flags]
         old_children: list[Entity] = []
         for kind in _CHILD_KINDS:
             old_children += uow.list_by(kind, actor.clinic_id, session_id=session.id)
