@@ -208,6 +208,10 @@ def test_patient_search_and_pagination(api: Api) -> None:
     assert page1["total"] == page2["total"] == 5
     assert {p["id"] for p in page1["items"]}.isdisjoint({p["id"] for p in page2["items"]})
     assert api.client.get("/api/v1/patients", params={"q": "%"}, headers=h).json()["total"] == 0
+    # Case is ignored on both databases (SQLite's LIKE, PostgreSQL's ILIKE); "_" is literal.
+    for q, total in (("OKA", 3), ("srch-2", 1), ("o_", 0), ("'b", 1)):
+        found = api.client.get("/api/v1/patients", params={"q": q}, headers=h).json()
+        assert found["total"] == total, q
     assert api.client.get("/api/v1/patients", params={"limit": 0}, headers=h).status_code == 422
 
 

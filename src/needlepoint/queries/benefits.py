@@ -14,7 +14,6 @@ from needlepoint.adapters.db.tables import (
     measurements,
     medication_uses,
     needling_sites,
-    plan_items,
     sessions,
 )
 from needlepoint.domain.benefits import EpisodeBenefits, EpisodeRecords, summarise_episode
@@ -82,7 +81,7 @@ def episode_records(reader: Reader, episode_id: UUID) -> EpisodeRecords:
         co_interventions=reader.select(
             CoIntervention, co_interventions.c.session_id.in_(session_ids)
         ),
-        plan=reader.select(PlanItem, plan_items.c.episode_id == episode_id),
+        plan=reader.select_by(PlanItem, episode_id=episode_id),
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import care_team_members, episodes, users
+from needlepoint.adapters.db.tables import users
 from needlepoint.domain.entities import CareTeamMember, Episode, User
 from needlepoint.domain.enums import Role
 from needlepoint.queries.reader import Reader
@@ -29,14 +29,8 @@ def care_team(reader: Reader, patient_id: UUID) -> list[CareTeamEntry]:
     then the colleagues added by name. Part of the clinical record (the care-team rule
     applies to reading it too)."""
     reader.patient_record(patient_id)
-    found_episodes = reader.select(
-        Episode, episodes.c.patient_id == patient_id, order_by=episodes.c.created_at
-    )
-    members = reader.select(
-        CareTeamMember,
-        care_team_members.c.patient_id == patient_id,
-        order_by=care_team_members.c.added_at,
-    )
+    found_episodes = reader.select_by(Episode, patient_id=patient_id, order_by=("created_at",))
+    members = reader.select_by(CareTeamMember, patient_id=patient_id, order_by=("added_at",))
     ids = {e.clinician_id for e in found_episodes} | {m.user_id for m in members}
     ids |= {m.added_by for m in members}
     people = {u.id: u for u in (reader.select(User, users.c.id.in_(ids)) if ids else [])}

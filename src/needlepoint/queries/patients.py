@@ -26,13 +26,18 @@ def search_patients(reader: Reader, q: str = "", *, limit: int = 25, offset: int
     """Patients whose names or MRN contain every word of `q` (case-insensitive), by name."""
     reader.require(Permission.READ_DEMOGRAPHICS)
     where = [patients.c.clinic_id == reader.clinic_id]
+    # SQLite's LIKE already ignores case exactly as far as its lower() does (ASCII), and
+    # without lower() the covering index answers the search; PostgreSQL needs ILIKE.
+    sqlite = reader.conn.dialect.name == "sqlite"
     for word in q.split():
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        columns = (patients.c.given_name, patients.c.family_name, patients.c.mrn)
         where.append(
             sa.or_(
-                patients.c.given_name.ilike(pattern, escape="\\"),
-                patients.c.family_name.ilike(pattern, escape="\\"),
-                patients.c.mrn.ilike(pattern, escape="\\"),
+                *(
+                    c.like(pattern, escape="\\") if sqlite else c.ilike(pattern, escape="\\")
+                    for c in columns
+                )
             )
         )
     total = reader.conn.execute(

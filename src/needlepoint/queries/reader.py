@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -72,6 +73,15 @@ class Reader:
     """Patients whose clinical record this reader was let into (each checked once)."""
     restricted: list[bool] = field(default_factory=list)
     """Whether the clinic restricts records to the care team (read once, when needed)."""
+    opened: dict[object, Any] = field(default_factory=dict)
+    """What this reader has already loaded, by key: a page's several queries share one
+    read of the patient (and of the screenings) instead of repeating it."""
+
+    def once(self, key: object, load: Callable[[], Any]) -> Any:
+        """`load()`'s result, computed at most once per reader for `key`."""
+        if key not in self.opened:
+            self.opened[key] = load()
+        return self.opened[key]
 
     def require(self, permission: Permission) -> None:
         """PermissionDenied unless the reader's role holds `permission`."""
@@ -108,12 +118,19 @@ class Reader:
             )
         return [kind(**row._mapping) for row in self.conn.execute(stmt)]
 
+    def select_by(self, kind: type[E], *, order_by: tuple[str, ...] = (), **equal: Any) -> list[E]:
+        """Records of `kind` in the reader's clinic whose columns equal `equal`, ordered by
+        column names (a leading "-" for descending). The statement is built once per shape
+        and run with bound values: the hot reads skip building and hashing a new one."""
+        stmt = _statement_by(TABLE_OF[kind], tuple(sorted(equal)), order_by)
+        rows = self.conn.execute(stmt, {"clinic_id": self.clinic_id, **equal})
+        return [kind(**row._mapping) for row in rows]
+
     def one(self, kind: type[E], id: UUID, *, field: str = "id") -> E:
         """The record with this id in the reader's clinic, or NotFound. Opening a record
         of health information is noted for the audit trail; a clinical record (anything
         of a patient's but their demographics) only under the care-team rule."""
-        table = TABLE_OF[kind]
-        found = self.select(kind, table.c.id == id)
+        found: list[E] = self.once((kind, id), lambda: self.select_by(kind, id=id))
         if not found:
             raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
         record = found[0]
@@ -265,6 +282,18 @@ def record_reads(
                 uow.add(event)
             uow.commit()
     reader.viewed.clear()
+
+
+@cache
+def _statement_by(table: sa.Table, columns: tuple[str, ...], order_by: tuple[str, ...]) -> Any:
+    """SELECT of a clinic's rows of `table` with `columns` equal to bound values."""
+    stmt = sa.select(table).where(
+        table.c.clinic_id == sa.bindparam("clinic_id"),
+        *(table.c[name] == sa.bindparam(name) for name in columns),
+    )
+    return stmt.order_by(
+        *(table.c[o[1:]].desc() if o.startswith("-") else table.c[o] for o in order_by)
+    )
 
 
 @contextmanager

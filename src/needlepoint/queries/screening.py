@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import consents, screenings, users
+from needlepoint.adapters.db.tables import users
 from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
 from needlepoint.domain.entities import Consent, Screening, User
@@ -19,21 +19,25 @@ from needlepoint.queries.reader import Reader
 def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
     """Every screening of the patient, newest first."""
     reader.patient_record(patient_id)
-    return reader.select(
-        Screening,
-        screenings.c.patient_id == patient_id,
-        order_by=(screenings.c.screened_at.desc(), screenings.c.created_at.desc()),
+    found: list[Screening] = reader.once(
+        ("screenings", patient_id),
+        lambda: reader.select_by(
+            Screening, patient_id=patient_id, order_by=("-screened_at", "-created_at")
+        ),
     )
+    return list(found)
 
 
 def patient_consents(reader: Reader, patient_id: UUID) -> list[Consent]:
     """Every consent the patient signed, newest first (withdrawn ones included)."""
     reader.patient_record(patient_id)
-    return reader.select(
-        Consent,
-        consents.c.patient_id == patient_id,
-        order_by=(consents.c.signed_at.desc(), consents.c.created_at.desc()),
+    found: list[Consent] = reader.once(
+        ("consents", patient_id),
+        lambda: reader.select_by(
+            Consent, patient_id=patient_id, order_by=("-signed_at", "-created_at")
+        ),
     )
+    return list(found)
 
 
 @dataclass(frozen=True, slots=True)

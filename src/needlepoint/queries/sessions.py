@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from needlepoint.adapters.db.tables import (
-    adverse_events,
-    amendments,
-    co_interventions,
-    measurements,
-    needling_sites,
-    sessions,
-)
 from needlepoint.domain.entities import (
     AdverseEvent,
     Amendment,
@@ -40,9 +32,7 @@ def episode_sessions(reader: Reader, episode_id: UUID) -> list[Session]:
     """An episode's sessions in the order they happened."""
     reader.require(Permission.READ_CLINICAL)
     reader.one(Episode, episode_id, field="episode_id")
-    return reader.select(
-        Session, sessions.c.episode_id == episode_id, order_by=sessions.c.started_at
-    )
+    return reader.select_by(Session, episode_id=episode_id, order_by=("started_at",))
 
 
 def session_detail(reader: Reader, session_id: UUID) -> SessionDetail:
@@ -51,27 +41,15 @@ def session_detail(reader: Reader, session_id: UUID) -> SessionDetail:
     session = reader.one(Session, session_id, field="session_id")
     return SessionDetail(
         session=session,
-        sites=reader.select(
-            NeedlingSite,
-            needling_sites.c.session_id == session_id,
-            order_by=needling_sites.c.position,
+        sites=reader.select_by(NeedlingSite, session_id=session_id, order_by=("position",)),
+        co_interventions=reader.select_by(
+            CoIntervention, session_id=session_id, order_by=("position",)
         ),
-        co_interventions=reader.select(
-            CoIntervention,
-            co_interventions.c.session_id == session_id,
-            order_by=co_interventions.c.position,
+        adverse_events=reader.select_by(
+            AdverseEvent, session_id=session_id, order_by=("onset_at",)
         ),
-        adverse_events=reader.select(
-            AdverseEvent,
-            adverse_events.c.session_id == session_id,
-            order_by=adverse_events.c.onset_at,
+        measurements=reader.select_by(
+            Measurement, session_id=session_id, order_by=("taken_at", "instrument_id")
         ),
-        measurements=reader.select(
-            Measurement,
-            measurements.c.session_id == session_id,
-            order_by=(measurements.c.taken_at, measurements.c.instrument_id),
-        ),
-        amendments=reader.select(
-            Amendment, amendments.c.session_id == session_id, order_by=amendments.c.created_at
-        ),
+        amendments=reader.select_by(Amendment, session_id=session_id, order_by=("created_at",)),
     )

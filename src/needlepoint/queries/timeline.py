@@ -10,21 +10,13 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import (
-    adverse_events,
     amendments,
-    consents,
-    episodes,
-    measurements,
-    medication_uses,
     needling_sites,
-    screenings,
     sessions,
 )
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.entities import (
     AdverseEvent,
-    Consent,
-    Episode,
     Measurement,
     MedicationUse,
     Screening,
@@ -32,7 +24,9 @@ from needlepoint.domain.entities import (
 )
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.instruments import library
+from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.reader import Reader
+from needlepoint.queries.screening import patient_consents, patient_screenings
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +48,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
     reader.patient_record(patient_id)
     entries: list[TimelineEntry] = []
 
-    for ep in reader.select(Episode, episodes.c.patient_id == patient_id):
+    for ep in patient_episodes(reader, patient_id):
         cond = conditions().get(ep.condition)
         label = cond.label if cond else ep.condition
         entries.append(
@@ -89,7 +83,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         )
     }
     drafts: set[UUID] = set()
-    for s in reader.select(Session, sessions.c.patient_id == patient_id):
+    for s in reader.select_by(Session, patient_id=patient_id):
         if s.status is SessionStatus.DRAFT:
             drafts.add(s.id)
         n = site_counts.get(s.id, 0)
@@ -105,7 +99,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         )
 
     instruments = library()
-    for m in reader.select(Measurement, measurements.c.patient_id == patient_id):
+    for m in reader.select_by(Measurement, patient_id=patient_id):
         known = instruments.get(m.instrument_id)
         name = known.name if known else m.instrument_id
         score = known.format(m.score) if known else str(m.score)
@@ -128,7 +122,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
             )
         )
 
-    for ae in reader.select(AdverseEvent, adverse_events.c.patient_id == patient_id):
+    for ae in reader.select_by(AdverseEvent, patient_id=patient_id):
         entries.append(
             TimelineEntry(
                 ae.onset_at,
@@ -138,7 +132,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 ae.description,
             )
         )
-    for c in reader.select(Consent, consents.c.patient_id == patient_id):
+    for c in patient_consents(reader, patient_id):
         state = "withdrawn" if c.withdrawn_at else "signed"
         entries.append(
             TimelineEntry(
@@ -149,7 +143,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 f"{c.template_id} v{c.template_version} by {c.signer_name} ({c.method.value})",
             )
         )
-    for sc in reader.select(Screening, screenings.c.patient_id == patient_id):
+    for sc in patient_screenings(reader, patient_id):
         entries.append(
             TimelineEntry(
                 sc.screened_at,
@@ -159,7 +153,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 _screening_detail(sc),
             )
         )
-    for mu in reader.select(MedicationUse, medication_uses.c.patient_id == patient_id):
+    for mu in reader.select_by(MedicationUse, patient_id=patient_id):
         dose = f" {mu.dose_mg:g} mg" if mu.dose_mg else ""
         entries.append(
             TimelineEntry(

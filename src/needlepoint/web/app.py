@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from needlepoint import __version__
 from needlepoint.adapters.db.engine import Limits
+from needlepoint.domain import knowledge
 from needlepoint.web import api, pages, problems, ui
 from needlepoint.web.deferred_writes import DeferredWrites
 
@@ -104,6 +105,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = workers
+        await anyio.to_thread.run_sync(knowledge.load_all)
         deferred.start()
         try:
             yield

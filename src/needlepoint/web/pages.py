@@ -38,6 +38,7 @@ templates = Jinja2Templates(
     env=Environment(
         loader=PackageLoader("needlepoint.web", "templates"),
         autoescape=select_autoescape(),
+        auto_reload=False,  # templates change only with a release: no stat() per page
     )
 )
 

@@ -122,7 +122,8 @@ patients = sa.Table(
     sa.Column("email", sa.String(254)),
     _version(),
     sa.UniqueConstraint("clinic_id", "mrn"),
-    sa.Index(None, "clinic_id", "family_name", "given_name"),
+    # Covers patient search: the name/MRN filter and the ordering read the index alone.
+    sa.Index(None, "clinic_id", "family_name", "given_name", "id", "mrn"),
 )
 
 referrals = sa.Table(
