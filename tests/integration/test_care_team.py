@@ -383,7 +383,10 @@ def test_a_member_or_the_owner_names_a_colleague_who_may_then_document(
         events = conn.execute(
             sa.select(sa.func.count())
             .select_from(t.audit_events)
-            .where(t.audit_events.c.action == AuditAction.CARE_TEAM_MEMBER_ADDED)
+            .where(
+                t.audit_events.c.action == AuditAction.CARE_TEAM_MEMBER_ADDED,
+                t.audit_events.c.clinic_id == api.clinic.owner.clinic_id,
+            )
         ).scalar_one()
     assert events == 2
 
