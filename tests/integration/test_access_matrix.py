@@ -241,6 +241,10 @@ BODIES: dict[str, Any] = {
         False,
     ),
     "RequestEmergencyAccess": lambda r, u: ({"reason": "collapsed in the waiting room"}, False),
+    "AddCareTeamMember": lambda r, u: (
+        {"user_id": str(r.clinic.clinician.id), "reason": "covering the Tuesday clinic"},
+        True,
+    ),
     "ScreeningAnswers": lambda r, u: (screening_body(), False),
     "ScreeningForm": lambda r, u: (screening_body(), False),
     "ConsentIn": lambda r, u: (consent_body(), False),

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from needlepoint.actions import (
     accounts,
+    care_team,
     clinics,
     consent,
     credentials,
@@ -39,6 +40,7 @@ from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.totp import code_at
 from needlepoint.domain.commands import (
+    AddCareTeamMember,
     AddTrainingRecord,
     AmendSession,
     CloseEpisode,
@@ -553,6 +555,13 @@ def _(w: World) -> Call:
     p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
     cmd = RequestEmergencyAccess(reason="Patient collapsed in the waiting room")
     return lambda uow, actor: accounts.grant_emergency_access(uow, actor, p.id, cmd)
+
+
+@scenario("care_team.add_care_team_member", A.CARE_TEAM_MEMBER_ADDED)
+def _(w: World) -> Call:
+    p, _e, _s = w.charted()  # the clinician is the episode's clinician: on the team
+    cmd = AddCareTeamMember(user_id=w.users[Role.STUDENT].id, reason="Supervised placement")
+    return lambda uow, actor: care_team.add_care_team_member(uow, actor, p.id, cmd)
 
 
 # -- what the registry promises ---------------------------------------------------------

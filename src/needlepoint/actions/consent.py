@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from needlepoint.actions.care_team import check_care_team
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
 from needlepoint.domain.commands import RecordConsent, WithdrawConsent
@@ -24,6 +25,7 @@ def record_consent(uow: UnitOfWork, actor: Actor, cmd: RecordConsent) -> Consent
     with uow:
         user = authorize(uow, actor, Permission.RECORD_CONSENT)
         patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        check_care_team(uow, actor, user, patient.id)
         now = uow.now()
         if cmd.signed_at > now:
             raise InvalidInput("signed_at is in the future", field="signed_at")
@@ -54,8 +56,9 @@ def record_consent(uow: UnitOfWork, actor: Actor, cmd: RecordConsent) -> Consent
 def withdraw_consent(uow: UnitOfWork, actor: Actor, cmd: WithdrawConsent) -> Consent:
     """Mark a consent withdrawn: no needling is recorded after that moment."""
     with uow:
-        authorize(uow, actor, Permission.RECORD_CONSENT)
+        user = authorize(uow, actor, Permission.RECORD_CONSENT)
         consent = load(uow, Consent, cmd.consent_id, actor, field="consent_id")
+        check_care_team(uow, actor, user, consent.patient_id)
         check_version(consent, cmd.expected_version)
         if consent.withdrawn_at is not None:
             raise RecordLocked(f"consent {consent.id} is already withdrawn", field="consent_id")

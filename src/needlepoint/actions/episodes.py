@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from uuid import UUID
 
+from needlepoint.actions.care_team import check_care_team, refusal
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
 from needlepoint.domain.commands import CloseEpisode, OpenEpisode
 from needlepoint.domain.entities import Entity, Episode, Patient, PlanItem, User
-from needlepoint.domain.enums import AuditAction, EpisodeStatus
+from needlepoint.domain.enums import AuditAction, EpisodeStatus, Role
 from needlepoint.domain.episodes import check_closing_date, diagnose, ensure_open
-from needlepoint.domain.permissions import Permission
+from needlepoint.domain.errors import InvalidInput, PermissionDenied
+from needlepoint.domain.permissions import Permission, allows
 from needlepoint.domain.versions import check_version
 from needlepoint.ports import UnitOfWork
 
 
 @action(Permission.OPEN_EPISODE, AuditAction.EPISODE_OPENED)
 def open_episode(uow: UnitOfWork, actor: Actor, cmd: OpenEpisode) -> Episode:
-    """Start an episode of care for a condition, with its plan items."""
+    """Start an episode of care for a condition, with its plan items. Its clinician (the
+    responsible clinician, on the patient's care team) is the one who opens it; only the
+    owner names another, an active licensed colleague."""
     with uow:
         user = authorize(uow, actor, Permission.OPEN_EPISODE)
         patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
-        clinician_id = cmd.clinician_id or user.id
-        if cmd.clinician_id is not None:
-            load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+        check_care_team(uow, actor, user, patient.id, taking_on=True)
+        clinician_id = _responsible_clinician(uow, actor, user, cmd)
         dx = diagnose(cmd.condition, cmd.icd10_code, cmd.body_region)
         now = uow.now()
         episode = Episode(
@@ -72,8 +76,9 @@ def open_episode(uow: UnitOfWork, actor: Actor, cmd: OpenEpisode) -> Episode:
 def close_episode(uow: UnitOfWork, actor: Actor, cmd: CloseEpisode) -> Episode:
     """Discharge: the episode takes no further sessions."""
     with uow:
-        authorize(uow, actor, Permission.CLOSE_EPISODE)
+        user = authorize(uow, actor, Permission.CLOSE_EPISODE)
         episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
+        check_care_team(uow, actor, user, episode.patient_id)
         check_version(episode, cmd.expected_version)
         ensure_open(episode)
         check_closing_date(episode, cmd.closed_on)
@@ -98,3 +103,26 @@ def close_episode(uow: UnitOfWork, actor: Actor, cmd: CloseEpisode) -> Episode:
         )
         uow.commit()
     return closed
+
+
+def _responsible_clinician(uow: UnitOfWork, actor: Actor, user: User, cmd: OpenEpisode) -> UUID:
+    """The episode's clinician: the opener, unless the owner names an active colleague
+    who may open episodes themselves (a licensed clinician). Anyone else naming a
+    colleague is refused, and the attempt is on the audit trail."""
+    if cmd.clinician_id is None or cmd.clinician_id == user.id:
+        return user.id
+    if user.role is not Role.OWNER:
+        uow.record_denial(refusal(uow, actor, cmd.patient_id, "clinician_of_record"))
+        raise PermissionDenied(
+            "the episode's clinician is the one who opens it; only the owner assigns an "
+            "episode to a colleague",
+            field="clinician_id",
+        )
+    named = load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+    if not named.is_active or not allows(named.role, Permission.OPEN_EPISODE):
+        raise InvalidInput(
+            f"{named.full_name} cannot be responsible for an episode: only an active licensed "
+            "clinician can",
+            field="clinician_id",
+        )
+    return named.id

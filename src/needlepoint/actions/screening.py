@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from needlepoint.actions.care_team import check_care_team
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
 from needlepoint.domain import screening as rules
@@ -32,6 +33,7 @@ def record_screening(uow: UnitOfWork, actor: Actor, cmd: RecordScreening) -> Scr
     with uow:
         user = authorize(uow, actor, Permission.SCREEN_PATIENT)
         patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        check_care_team(uow, actor, user, patient.id)
         now = uow.now()
         if cmd.screened_at is not None and cmd.screened_at > now:
             raise InvalidInput("screened_at is in the future", field="screened_at")

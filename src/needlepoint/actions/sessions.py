@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from uuid import UUID
 
+from needlepoint.actions.care_team import check_care_team, refusal
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
 from needlepoint.domain.billing import derive_cpt
@@ -32,12 +33,14 @@ from needlepoint.domain.entities import (
 )
 from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.episodes import ensure_open
+from needlepoint.domain.errors import PermissionDenied
 from needlepoint.domain.needling import check_needling
 from needlepoint.domain.notes import (
     check_not_future,
     check_session_time,
     check_signable,
     check_sites,
+    ensure_draft_episode_open,
     ensure_editable,
     ensure_signed,
 )
@@ -62,10 +65,9 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
         user = authorize(uow, actor, Permission.RECORD_SESSION)
         check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, cmd.episode_id, actor, field="episode_id")
+        check_care_team(uow, actor, user, episode.patient_id)
         ensure_open(episode)
-        clinician = user
-        if cmd.clinician_id is not None and cmd.clinician_id != user.id:
-            clinician = load(uow, User, cmd.clinician_id, actor, field="clinician_id")
+        clinician = _clinician_of_record(uow, actor, user, cmd, episode.patient_id)
         clinician_id = clinician.id
         flags = _safety_flags(uow, actor, episode.patient_id, clinician, cmd)
         now = uow.now()
@@ -106,14 +108,22 @@ def record_session(uow: UnitOfWork, actor: Actor, cmd: RecordSession) -> Session
 def update_session(uow: UnitOfWork, actor: Actor, cmd: UpdateSession) -> Session:
     """Replace a draft note's content. Signed notes are refused: amend them instead."""
     with uow:
-        authorize(uow, actor, Permission.RECORD_SESSION)
+        user = authorize(uow, actor, Permission.RECORD_SESSION)
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_care_team(uow, actor, user, session.patient_id)
         check_version(session, cmd.expected_version)
         ensure_editable(session)
-        check_not_future(cmd.started_at, uow.now(), "started_at")
         episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
+        ensure_draft_episode_open(episode)
+        check_not_future(cmd.started_at, uow.now(), "started_at")
         clinician = load(uow, User, session.clinician_id, actor, field="clinician_id")
         flags = _safety_flags(uow, actor, session.patient_id, clinician, cmd)
+        if user.id != clinician.id:
+            # A colleague editing the draft answers for what they write too: their own
+            # credentials are checked as well (an untrained clinician cannot put needling
+            # into a trained colleague's note).
+            mine = _safety_flags(uow, actor, session.patient_id, user, cmd)
+            flags += [f for f in mine if f not in flags]
         old_children: list[Entity] = []
         for kind in _CHILD_KINDS:
             old_children += uow.list_by(kind, actor.clinic_id, session_id=session.id)
@@ -154,8 +164,11 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
     with uow:
         user = authorize(uow, actor, Permission.SIGN_SESSION)
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_care_team(uow, actor, user, session.patient_id)
         check_version(session, cmd.expected_version)
         ensure_editable(session)
+        episode = load(uow, Episode, session.episode_id, actor, field="episode_id")
+        ensure_draft_episode_open(episode)
         clinic = load(uow, Clinic, actor.clinic_id, actor, field="clinic_id")
         sites = uow.list_by(NeedlingSite, actor.clinic_id, session_id=session.id)
         others = sum(
@@ -200,6 +213,7 @@ def amend_session(uow: UnitOfWork, actor: Actor, cmd: AmendSession) -> Amendment
     with uow:
         user = authorize(uow, actor, Permission.AMEND_SESSION)
         session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_care_team(uow, actor, user, session.patient_id)
         ensure_signed(session)
         amendment = Amendment(
             id=uow.new_id(),
@@ -222,6 +236,24 @@ def amend_session(uow: UnitOfWork, actor: Actor, cmd: AmendSession) -> Amendment
         )
         uow.commit()
     return amendment
+
+
+def _clinician_of_record(
+    uow: UnitOfWork, actor: Actor, user: User, cmd: RecordSession, patient_id: UUID
+) -> User:
+    """The clinician of record of a note is the one who records it: the credential,
+    screening and consent checks are made against them. Naming a colleague instead is
+    refused (and the attempt is on the audit trail). The one supervision rule is the
+    co-signature: a student records their own note and a licensed clinician signs it
+    (`signed_by`); nobody records a note in another's name."""
+    if cmd.clinician_id is None or cmd.clinician_id == user.id:
+        return user
+    uow.record_denial(refusal(uow, actor, patient_id, "clinician_of_record"))
+    raise PermissionDenied(
+        "the clinician of record is the one who records the note; record it under your own "
+        "name (a student's note is co-signed by a licensed clinician when it is signed)",
+        field="clinician_id",
+    )
 
 
 def _safety_flags(

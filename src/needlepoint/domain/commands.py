@@ -480,3 +480,10 @@ class RequestEmergencyAccess(Command):
     """Why the record must be opened now (kept in the audit trail, shown to the owner)."""
 
     reason: Annotated[str, Field(min_length=10, max_length=2000)]
+
+
+class AddCareTeamMember(Command):
+    """A colleague joins a patient's care team: who, and why (kept with the membership)."""
+
+    user_id: UUID
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]

@@ -433,6 +433,22 @@ class Notification:
     read_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CareTeamMember:
+    """A colleague added by name to a patient's care team (by the owner or a member of
+    the team): besides the responsible clinician of each of the patient's episodes, the
+    people who may open and write the record when the clinic restricts records to the
+    care team (`domain.care_team`)."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    user_id: UUID
+    added_by: UUID
+    reason: str
+    added_at: datetime
+
+
 Entity = (
     Clinic
     | User
@@ -458,4 +474,5 @@ Entity = (
     | RecoveryCode
     | EmergencyAccess
     | Notification
+    | CareTeamMember
 )

@@ -152,6 +152,7 @@ class AuditAction(StrEnum):
     SECURITY_SETTINGS_CHANGED = "clinic.security_settings_changed"
     API_TOKEN_REVOKED = "user.api_token_revoked"  # noqa: S105 - an event name
     EMERGENCY_ACCESS_GRANTED = "patient.emergency_access_granted"
+    CARE_TEAM_MEMBER_ADDED = "patient.care_team_member_added"
     LOGIN_PASSWORD_ACCEPTED = "auth.login_password_accepted"  # noqa: S105 - an event name
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from needlepoint.domain.catalogue import muscle_ids
 from needlepoint.domain.commands import NeedlingSiteIn
 from needlepoint.domain.entities import Episode, Session
-from needlepoint.domain.enums import SessionStatus
+from needlepoint.domain.enums import EpisodeStatus, SessionStatus
 from needlepoint.domain.errors import InvalidInput, RecordLocked
 from needlepoint.domain.site_safety import check_named_sites
 
@@ -74,6 +74,18 @@ def ensure_editable(session: Session) -> None:
         raise RecordLocked(
             f"session {session.id} is signed and cannot be changed; add an amendment",
             field="session_id",
+        )
+
+
+def ensure_draft_episode_open(episode: Episode, *, field: str = "session_id") -> None:
+    """A draft of a closed (discharged) episode is frozen: it can no longer be edited,
+    signed or added to. Write a new note in an open episode, or reopen care with a new
+    episode."""
+    if episode.status is not EpisodeStatus.OPEN:
+        raise RecordLocked(
+            f"this note's episode of care was closed on {episode.closed_on}: its draft can no "
+            "longer be edited, signed or added to",
+            field=field,
         )
 
 

@@ -49,6 +49,7 @@ class Permission(StrEnum):
     READ_AUDIT = "read_audit"
     EMERGENCY_ACCESS = "emergency_access"
     REVIEW_EMERGENCY_ACCESS = "review_emergency_access"
+    MANAGE_CARE_TEAM = "manage_care_team"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -80,12 +81,14 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.READ_AUDIT: frozenset({Role.OWNER, Role.AUDITOR}),
     Permission.EMERGENCY_ACCESS: _LICENSED,
     Permission.REVIEW_EMERGENCY_ACCESS: frozenset({Role.OWNER, Role.AUDITOR}),
+    Permission.MANAGE_CARE_TEAM: _LICENSED,
 }
 
 
-# Under a clinic's care-team restriction (a security setting), these roles read a
-# patient's clinical record only when on the patient's care team or holding an unexpired
-# emergency access; the owner and roles without clinical access are unaffected.
+# Under a clinic's care-team restriction (a security setting), these roles read and write
+# a patient's clinical record only when on the patient's care team or holding an unexpired
+# emergency access (`domain.care_team`); the owner and roles without clinical access are
+# unaffected.
 CARE_TEAM_RESTRICTED: frozenset[Role] = frozenset({Role.CLINICIAN, Role.STUDENT})
 
 

@@ -1,19 +1,12 @@
 """Reads about accounts: one's own sessions and notifications, the clinic's security
-policy, the emergency-access log, and the care-team check that emergency access lifts."""
+policy, the emergency-access log, and a patient's care team. (The care-team rule itself
+is enforced by the reader, `queries.reader.Reader.require_care_team`, for every query.)"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from uuid import UUID
-
-import sqlalchemy as sa
-
 from needlepoint.adapters.db.tables import (
     emergency_accesses,
-    episodes,
     notifications,
-    security_settings,
-    sessions,
     web_sessions,
 )
 from needlepoint.domain.entities import (
@@ -22,8 +15,7 @@ from needlepoint.domain.entities import (
     SecuritySettings,
     WebSession,
 )
-from needlepoint.domain.errors import PermissionDenied
-from needlepoint.domain.permissions import CARE_TEAM_RESTRICTED, Permission
+from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
 
@@ -59,45 +51,3 @@ def emergency_access_log(reader: Reader) -> list[EmergencyAccess]:
     """Every emergency access in the clinic, newest first, for review."""
     reader.require(Permission.REVIEW_EMERGENCY_ACCESS)
     return reader.select(EmergencyAccess, order_by=emergency_accesses.c.granted_at.desc())
-
-
-def require_patient_access(
-    reader: Reader, patient_id: UUID, *, now: datetime | None = None
-) -> None:
-    """PermissionDenied when the clinic restricts clinical records to the care team and
-    the reader is neither on this patient's care team (the clinician of one of the
-    patient's episodes or sessions) nor holding an unexpired emergency access to them.
-    One small query when the restriction is off, two when it is on."""
-    if reader.role not in CARE_TEAM_RESTRICTED:
-        return
-    restricted = reader.conn.execute(
-        sa.select(security_settings.c.care_team_restriction).where(
-            security_settings.c.clinic_id == reader.clinic_id
-        )
-    ).scalar()
-    if not restricted:
-        return
-    when = now or datetime.now(UTC)
-    on_team = sa.or_(
-        sa.exists().where(
-            episodes.c.clinic_id == reader.clinic_id,
-            episodes.c.patient_id == patient_id,
-            episodes.c.clinician_id == reader.user_id,
-        ),
-        sa.exists().where(
-            sessions.c.clinic_id == reader.clinic_id,
-            sessions.c.patient_id == patient_id,
-            sessions.c.clinician_id == reader.user_id,
-        ),
-        sa.exists().where(
-            emergency_accesses.c.clinic_id == reader.clinic_id,
-            emergency_accesses.c.patient_id == patient_id,
-            emergency_accesses.c.user_id == reader.user_id,
-            emergency_accesses.c.expires_at > when,
-        ),
-    )
-    if not reader.conn.execute(sa.select(on_team)).scalar():
-        raise PermissionDenied(
-            "this patient is not in your care; use emergency access if you must open the record",
-            field="patient_id",
-        )

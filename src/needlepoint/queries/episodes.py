@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from needlepoint.domain.entities import Episode, Patient, PlanItem
+from needlepoint.domain.entities import Episode, PlanItem
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
@@ -18,8 +18,7 @@ class EpisodeDetail:
 
 def patient_episodes(reader: Reader, patient_id: UUID) -> list[Episode]:
     """A patient's episodes, newest first."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     found: list[Episode] = reader.once(
         ("episodes", patient_id),
         lambda: reader.select_by(Episode, patient_id=patient_id, order_by=("-opened_on",)),

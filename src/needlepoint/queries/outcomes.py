@@ -25,9 +25,8 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import measurements, medication_uses, sessions
-from needlepoint.domain.entities import Measurement, MedicationUse, Patient
+from needlepoint.domain.entities import Measurement, MedicationUse
 from needlepoint.domain.enums import SessionStatus
-from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
 #: The condition on `sessions` rows that count: signed notes only.
@@ -50,8 +49,7 @@ def patient_measurements(
 ) -> list[Measurement]:
     """A patient's measurements that count (none from an unsigned draft note), oldest
     first, optionally of one instrument."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     where = [
         measurements.c.patient_id == patient_id,
         counts_toward_outcomes(
@@ -70,8 +68,7 @@ def patient_measurements(
 def patient_medication(reader: Reader, patient_id: UUID) -> list[MedicationUse]:
     """A patient's analgesic-use log, oldest first (entries are recorded on their own, never
     inside a draft note, so all of them count)."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     return reader.select(
         MedicationUse,
         medication_uses.c.patient_id == patient_id,

@@ -1,5 +1,11 @@
 """A reader: the connection, clinic and role every query is scoped by.
 
+The clinic's care-team rule (`domain.care_team`) is enforced here, for every query: a
+record of health information opened by id (`one`) and a patient's clinical record opened
+for its lists (`patient_record`) are refused to a clinician or student outside the
+patient's care team when the clinic restricts records to the care team; no route or page
+needs to remember it.
+
 Every record of health information a query opens by id (`one`) is noted on the reader,
 and `open_reader` writes one `record.viewed` audit event per record when the reading is
 done (HIPAA 164.312(b): record-level, not per SQL statement). A refused read is recorded
@@ -11,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
@@ -18,12 +25,20 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import scope_to_clinic
-from needlepoint.adapters.db.tables import TABLE_OF, clinics
+from needlepoint.adapters.db.tables import (
+    TABLE_OF,
+    care_team_members,
+    clinics,
+    emergency_accesses,
+    episodes,
+    security_settings,
+)
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.care_team import Standing, binds, check_access
 from needlepoint.domain.entities import AuditEvent, Clinic, Entity, Patient, User
 from needlepoint.domain.enums import AuditAction, AuditOutcome, Role
 from needlepoint.domain.errors import NotFound, PermissionDenied
-from needlepoint.domain.permissions import Permission, require
+from needlepoint.domain.permissions import CARE_TEAM_RESTRICTED, Permission, require
 from needlepoint.ports import UnitOfWork, UnitOfWorkFactory
 
 E = TypeVar("E", bound=Entity)
@@ -54,6 +69,10 @@ class Reader:
     source_address: str | None = None
     viewed: dict[Viewed, None] = field(default_factory=dict)
     """What was read, each once, in the order first read (a dict: an ordered set)."""
+    in_care: dict[UUID, None] = field(default_factory=dict)
+    """Patients whose clinical record this reader was let into (each checked once)."""
+    restricted: list[bool] = field(default_factory=list)
+    """Whether the clinic restricts records to the care team (read once, when needed)."""
     opened: dict[object, Any] = field(default_factory=dict)
     """What this reader has already loaded, by key: a page's several queries share one
     read of the patient (and of the screenings) instead of repeating it."""
@@ -115,7 +134,8 @@ class Reader:
 
     def one(self, kind: type[E], id: UUID, *, field: str = "id") -> E:
         """The record with this id in the reader's clinic, or NotFound. Opening a record
-        of health information is noted for the audit trail."""
+        of health information is noted for the audit trail; a clinical record (anything
+        of a patient's but their demographics) only under the care-team rule."""
         found: list[E] = self.once((kind, id), lambda: self.select_by(kind, id=id))
         if not found:
             raise NotFound(f"no {kind.__name__.lower()} {id} in this clinic", field=field)
@@ -124,8 +144,47 @@ class Reader:
             patient = (
                 record.id if isinstance(record, Patient) else getattr(record, "patient_id", None)
             )
+            if patient is not None and not isinstance(record, Patient):
+                self.require_care_team(patient)
             self.note(AuditAction.RECORD_VIEWED, kind.__name__.lower(), id, patient)
         return record
+
+    def patient_record(self, patient_id: UUID) -> Patient:
+        """Open a patient's clinical record (to list their episodes, notes, outcomes,
+        screenings …): the READ_CLINICAL permission, the patient in this clinic, and the
+        care-team rule."""
+        self.require(Permission.READ_CLINICAL)
+        patient = self.one(Patient, patient_id, field="patient_id")
+        self.require_care_team(patient.id)
+        return patient
+
+    def restricts_to_care_team(self) -> bool:
+        """Whether the clinic restricts clinical records to the care team (read once)."""
+        if not self.restricted:
+            self.restricted.append(_restricts(self.conn, self.clinic_id))
+        return self.restricted[0]
+
+    def require_care_team(self, patient_id: UUID) -> None:
+        """PermissionDenied (noted as `access.denied`, naming the patient) when the
+        clinic restricts clinical records to the care team and the reader is outside this
+        patient's team without an unexpired emergency access (`domain.care_team`). No
+        query for the owner; one per reader while the clinic does not restrict."""
+        if patient_id in self.in_care:
+            return
+        # The role first: no query at all for the owner and the roles it never binds.
+        if self.role in CARE_TEAM_RESTRICTED and binds(self.role, self.restricts_to_care_team()):
+            try:
+                check_access(care_standing(self.conn, self.clinic_id, self.user_id, patient_id))
+            except PermissionDenied:
+                self.note(
+                    AuditAction.ACCESS_DENIED,
+                    "care_team",
+                    patient_id,
+                    patient_id,
+                    outcome=AuditOutcome.DENIED,
+                )
+                raise
+        self.in_care[patient_id] = None
 
     def clinic(self) -> Clinic:
         """The reader's own clinic, with its settings (not health information)."""
@@ -152,6 +211,56 @@ class Reader:
             )
             for v in self.viewed
         ]
+
+
+def _restricts(conn: sa.Connection, clinic_id: UUID) -> bool:
+    found = conn.execute(
+        sa.select(security_settings.c.care_team_restriction).where(
+            security_settings.c.clinic_id == clinic_id
+        )
+    ).scalar()
+    return bool(found)
+
+
+def care_standing(
+    conn: sa.Connection,
+    clinic_id: UUID,
+    user_id: UUID,
+    patient_id: UUID,
+    *,
+    now: datetime | None = None,
+) -> Standing:
+    """Where a user stands with a patient's record (`domain.care_team.Standing`), in one
+    query: the responsible clinician of one of the patient's episodes or a named member
+    of the team; an unexpired emergency access; whether the patient has a team at all."""
+    when = now or datetime.now(UTC)
+    is_member = sa.or_(
+        sa.exists().where(
+            episodes.c.clinic_id == clinic_id,
+            episodes.c.patient_id == patient_id,
+            episodes.c.clinician_id == user_id,
+        ),
+        sa.exists().where(
+            care_team_members.c.clinic_id == clinic_id,
+            care_team_members.c.patient_id == patient_id,
+            care_team_members.c.user_id == user_id,
+        ),
+    )
+    has_emergency = sa.exists().where(
+        emergency_accesses.c.clinic_id == clinic_id,
+        emergency_accesses.c.patient_id == patient_id,
+        emergency_accesses.c.user_id == user_id,
+        emergency_accesses.c.expires_at > when,
+    )
+    team_exists = sa.or_(
+        sa.exists().where(episodes.c.clinic_id == clinic_id, episodes.c.patient_id == patient_id),
+        sa.exists().where(
+            care_team_members.c.clinic_id == clinic_id,
+            care_team_members.c.patient_id == patient_id,
+        ),
+    )
+    row = conn.execute(sa.select(is_member, has_emergency, team_exists)).one()
+    return Standing(member=bool(row[0]), emergency=bool(row[1]), team_exists=bool(row[2]))
 
 
 ReadSink = Callable[[Sequence[AuditEvent]], None]

@@ -9,9 +9,8 @@ from uuid import UUID
 from needlepoint.adapters.db.tables import users
 from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
-from needlepoint.domain.entities import Consent, Patient, Screening, User
+from needlepoint.domain.entities import Consent, Screening, User
 from needlepoint.domain.enums import ScreeningDecision
-from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import current_screening, expires_on
 from needlepoint.domain.site_safety import screening_statement
 from needlepoint.queries.reader import Reader
@@ -19,8 +18,7 @@ from needlepoint.queries.reader import Reader
 
 def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
     """Every screening of the patient, newest first."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     found: list[Screening] = reader.once(
         ("screenings", patient_id),
         lambda: reader.select_by(
@@ -32,8 +30,7 @@ def patient_screenings(reader: Reader, patient_id: UUID) -> list[Screening]:
 
 def patient_consents(reader: Reader, patient_id: UUID) -> list[Consent]:
     """Every consent the patient signed, newest first (withdrawn ones included)."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     found: list[Consent] = reader.once(
         ("consents", patient_id),
         lambda: reader.select_by(

@@ -19,13 +19,11 @@ from needlepoint.domain.entities import (
     AdverseEvent,
     Measurement,
     MedicationUse,
-    Patient,
     Screening,
     Session,
 )
 from needlepoint.domain.enums import SessionStatus
 from needlepoint.domain.instruments import library
-from needlepoint.domain.permissions import Permission
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.reader import Reader
 from needlepoint.queries.screening import patient_consents, patient_screenings
@@ -67,8 +65,7 @@ def _day(d: date) -> datetime:
 
 def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
     """Everything recorded for a patient, newest first."""
-    reader.require(Permission.READ_CLINICAL)
-    reader.one(Patient, patient_id, field="patient_id")
+    reader.patient_record(patient_id)
     entries: list[TimelineEntry] = []
 
     for ep in patient_episodes(reader, patient_id):

@@ -459,6 +459,19 @@ emergency_accesses = sa.Table(
     sa.Index(None, "clinic_id", "granted_at"),
 )
 
+care_team_members = sa.Table(
+    "care_team_members",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    _ref("user_id", "users"),
+    _ref("added_by", "users"),
+    sa.Column("reason", sa.Text, nullable=False),
+    _at("added_at"),
+    sa.Index(None, "clinic_id", "patient_id"),
+)
+
 notifications = sa.Table(
     "notifications",
     metadata,
@@ -530,5 +543,6 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.RecoveryCode: recovery_codes,
     e.EmergencyAccess: emergency_accesses,
     e.Notification: notifications,
+    e.CareTeamMember: care_team_members,
 }
 """Which table holds each kind of entity."""

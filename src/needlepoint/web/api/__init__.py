@@ -8,6 +8,7 @@ from needlepoint.web.api import (
     account,
     analytics,
     audit,
+    care_team,
     catalogue,
     clinic,
     episodes,
@@ -22,6 +23,7 @@ PREFIX = "/api/v1"
 routers: list[APIRouter] = [
     users.router,
     patients.router,
+    care_team.router,
     episodes.router,
     sessions.router,
     outcomes.router,

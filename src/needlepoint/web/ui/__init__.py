@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from needlepoint.web.ui import (
     analytics,
+    care_team,
     chart,
     consent,
     episodes,
@@ -23,6 +24,7 @@ from needlepoint.web.ui import (
 routers: list[APIRouter] = [
     patients.router,  # before chart: /patients/new must not read as a patient id
     chart.router,
+    care_team.router,
     screening.router,
     consent.router,
     episodes.router,

@@ -9,23 +9,39 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from needlepoint.domain.catalogue import conditions
-from needlepoint.domain.errors import DomainError
+from needlepoint.domain.enums import Role
+from needlepoint.domain.errors import DomainError, PermissionDenied
+from needlepoint.domain.permissions import GRANTS, Permission
 from needlepoint.domain.screening import age_on, questionnaire
-from needlepoint.queries.accounts import require_patient_access
+from needlepoint.queries.care_team import CareTeamEntry, care_team, colleagues_to_add
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient
+from needlepoint.queries.reader import Reader
 from needlepoint.queries.screening import needling_status, screening_history
 from needlepoint.queries.timeline import patient_timeline
 from needlepoint.web.ui.forms import now, refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
 TIMELINE_PAGE = 200
+ADDERS = GRANTS[Permission.MANAGE_CARE_TEAM]
+BREAK_GLASS = GRANTS[Permission.EMERGENCY_ACCESS]
 
 LINKS = {
     "session": "/sessions/{}",
     "episode_opened": "/episodes/{}",
     "episode_closed": "/episodes/{}",
 }
+
+
+def _may_add(r: Reader, team: list[CareTeamEntry]) -> bool:
+    """The add form is offered to whom `add_care_team_member` accepts: the owner; a
+    licensed member of the team; any licensed clinician while the clinic does not
+    restrict records to the care team."""
+    if r.role not in ADDERS:
+        return False
+    if r.role is Role.OWNER or not r.restricts_to_care_team():
+        return True
+    return any(m.user_id == r.user_id for m in team)
 
 
 @router.get("/patients/{patient_id}", response_model=None)
@@ -38,10 +54,16 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         with ctx.reader() as r:
             patient = get_patient(r, patient_id)
             episodes = patient_episodes(r, patient_id)
-            require_patient_access(r, patient_id)  # the clinic's care-team rule
             timeline = patient_timeline(r, patient_id)
             needling = needling_status(r, patient_id, now())
             history = screening_history(r, patient_id)
+            team = care_team(r, patient_id)
+            addable = colleagues_to_add(r, patient_id) if _may_add(r, team) else []
+    except PermissionDenied as err:
+        if err.field != "patient_id" or ctx.role not in BREAK_GLASS:
+            return refusal_page(request, err)
+        # Outside the care team: say so, and offer the emergency access (recorded).
+        return render(request, "error.html", 403, message=err.detail, emergency_for=patient_id)
     except DomainError as err:
         return refusal_page(request, err)
     labels = {c.id: c.label for c in conditions().conditions}
@@ -59,4 +81,6 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         age=age_on(patient.birth_date, now().date()),
         adult_age=questionnaire().adult_age_years,
         history=history,
+        team=team,
+        addable=addable,
     )

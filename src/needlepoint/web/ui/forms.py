@@ -96,6 +96,9 @@ def field_errors(err: DomainError | ValidationError, prefix: str = "") -> Errors
             msg = str(e["msg"]).removeprefix("Value error, ")
             out.setdefault(prefix + loc if loc else "", []).append(msg)
         return out
+    if isinstance(err, PermissionDenied):  # about who asks, not about a field's value
+        out.setdefault("", []).append(err.detail)
+        return out
     if err.errors:
         for item in err.errors:
             field = str(item.get("field") or "")
@@ -139,7 +142,10 @@ async def posted_form(request: Request, handler: Callable[..., Response], *args:
         ctx = signed_in(request)
         if ctx is None:
             return to_login()
-        return handler(request, ctx, *args, checked_form(request, submitted))
+        try:
+            return handler(request, ctx, *args, checked_form(request, submitted))
+        except DomainError as err:  # e.g. refused again while re-showing the form
+            return refusal_page(request, err)
 
     return await in_thread(work)
 

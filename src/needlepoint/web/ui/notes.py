@@ -48,7 +48,6 @@ from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefus
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
 from needlepoint.domain.site_safety import review_sites, site_rules
-from needlepoint.queries.accounts import require_patient_access
 from needlepoint.queries.episodes import episode_detail
 from needlepoint.queries.outcomes import patient_measurements
 from needlepoint.queries.patients import get_patient
@@ -632,7 +631,6 @@ def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "
     try:
         with ctx.reader() as r:
             detail = episode_detail(r, episode_id)
-            require_patient_access(r, detail.episode.patient_id)  # the care-team rule
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
         note = _blank_note([p.modality for p in detail.plan])
         note.sites = [
@@ -650,9 +648,7 @@ def show_note(request: Request, session_id: UUID, copy: str = "", region: str = 
     if ctx is None:
         return to_login()
     try:
-        session, note = _stored_note(ctx, session_id)
-        with ctx.reader() as r:
-            require_patient_access(r, session.patient_id)  # the clinic's care-team rule
+        session, note = _stored_note(ctx, session_id)  # the care-team rule: in the query
         if session.status is SessionStatus.SIGNED:
             return _signed_page(request, ctx, session_id)
         if copy == "last":
