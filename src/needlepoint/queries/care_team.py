@@ -29,6 +29,13 @@ def care_team(reader: Reader, patient_id: UUID) -> list[CareTeamEntry]:
     then the colleagues added by name. Part of the clinical record (the care-team rule
     applies to reading it too)."""
     reader.patient_record(patient_id)
+    team: list[CareTeamEntry] = reader.once(
+        ("care_team", patient_id), lambda: _care_team(reader, patient_id)
+    )
+    return list(team)
+
+
+def _care_team(reader: Reader, patient_id: UUID) -> list[CareTeamEntry]:
     found_episodes = reader.select_by(Episode, patient_id=patient_id, order_by=("created_at",))
     members = reader.select_by(CareTeamMember, patient_id=patient_id, order_by=("added_at",))
     ids = {e.clinician_id for e in found_episodes} | {m.user_id for m in members}
