@@ -140,6 +140,10 @@ def test_the_web_role_appends_only_to_the_clinic_its_transaction_is_scoped_to(
         append(web_role, None, an_event(theirs, theirs))  # no clinic chosen: nothing
     with pytest.raises(sa.exc.DatabaseError, match="content digest"):
         append(web_role, mine, an_event(mine, mine, hash="not a digest"))
+    with pytest.raises(sa.exc.DatabaseError, match="events of now"):
+        append(web_role, mine, an_event(mine, mine, occurred_at="2020-01-01T00:00:00+00:00"))
+    with pytest.raises(sa.exc.DatabaseError, match="events of now"):
+        append(web_role, mine, an_event(mine, mine, occurred_at="2999-01-01T00:00:00+00:00"))
     append(web_role, mine)  # an empty array is fine, an object is not:
     with pytest.raises(sa.exc.DatabaseError, match="JSON array"):
         append_raw(web_role, mine, "{}")
@@ -178,3 +182,41 @@ def test_only_the_owner_and_the_application_role_may_run_the_function(
     assert "PUBLIC" not in granted
     assert "needlepoint_app" in granted
     assert definer is True
+
+
+def test_read_events_of_several_clinics_queued_together_are_written_as_the_web_role(
+    web_role: sa.Engine, postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    """The background writer's batch mixes clinics; each clinic's events are appended in a
+    transaction scoped to that clinic."""
+    from needlepoint.domain.entities import AuditEvent
+    from needlepoint.domain.enums import AuditAction
+    from needlepoint.web.deferred_writes import DeferredWrites
+
+    mine = pg_clinic.owner.clinic_id
+    theirs = make_clinic(postgres_engine, "Theirs").owner.clinic_id
+    now = datetime.now(UTC)
+    events = [
+        AuditEvent(
+            id=uuid.uuid4(),
+            clinic_id=clinic,
+            action=AuditAction.RECORD_VIEWED,
+            entity_type="patient",
+            entity_id=uuid.uuid4(),
+            occurred_at=now,
+            source="web",
+        )
+        for clinic in (mine, theirs, mine)
+    ]
+    DeferredWrites(web_role).put(events)
+    with postgres_engine.connect() as conn:
+        stored = set(
+            conn.execute(
+                sa.select(t.audit_events.c.id).where(
+                    t.audit_events.c.id.in_([e.id for e in events])
+                )
+            ).scalars()
+        )
+        assert verify_chains(conn, mine).ok
+        assert verify_chains(conn, theirs).ok
+    assert stored == {e.id for e in events}

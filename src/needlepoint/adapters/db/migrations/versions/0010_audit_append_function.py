@@ -12,7 +12,9 @@ is what the signed checkpoints of `needlepoint audit checkpoint` are for).
   `hash` = SHA-256("{prev_hash}:{seq}:{content digest}"), whatever the caller sent in
   those columns. A caller that may not insert into audit_events directly (the
   application role) may only append events of the clinic its transaction is scoped to
-  (`needlepoint.clinic_id`), as row-level security allowed before.
+  (`needlepoint.clinic_id`), as row-level security allowed before, and only events
+  dated now (at most a day old — the background writer may retry for a while — and
+  at most five minutes ahead): it cannot fabricate history.
 * The application role loses INSERT on audit_events and on audit_chain_heads (it keeps
   SELECT, and UPDATE on the heads only because `SELECT … FOR UPDATE` needs it: the
   trigger `audit_chain_heads_guard` still refuses every update it makes itself), and
@@ -58,6 +60,13 @@ BEGIN
             RAISE EXCEPTION 'an audit event of clinic % cannot be written in a transaction '
                 'scoped to clinic %', ev.clinic_id, scope
                 USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NOT trusted AND (ev.occurred_at IS NULL
+                OR ev.occurred_at < clock_timestamp() - interval '1 day'
+                OR ev.occurred_at > clock_timestamp() + interval '5 minutes') THEN
+            RAISE EXCEPTION 'audit event % is dated %: the application appends events of '
+                'now, not of the past or the future', ev.id, ev.occurred_at
+                USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF ev.hash IS NULL OR ev.hash !~ '^[0-9a-f]{{64}}$' THEN
             RAISE EXCEPTION 'audit event % carries no content digest', ev.id
