@@ -30,6 +30,9 @@ from needlepoint.adapters.db.tables import (
     needling_sites,
     sessions,
 )
+from needlepoint.adapters.db.tables import (
+    clinics as clinics_table,
+)
 from needlepoint.domain.audit import GENESIS, digest, row_hash, signed_note
 from needlepoint.domain.entities import (
     AdverseEvent,
@@ -152,9 +155,19 @@ def verify_chains(
         scope_to_clinic(conn, clinic_id)  # so that the application role may verify too
         heads_q = heads_q.where(audit_chain_heads.c.clinic_id == clinic_id)
         clinics_q = clinics_q.where(audit_events.c.clinic_id == clinic_id)
+    registered_q = sa.select(clinics_table.c.id)
+    if clinic_id is not None:
+        registered_q = registered_q.where(clinics_table.c.id == clinic_id)
     heads = {r.clinic_id: (r.last_seq, r.last_hash) for r in conn.execute(heads_q)}
-    clinics = sorted(set(conn.execute(clinics_q).scalars()) | set(heads), key=str)
+    chained = set(conn.execute(clinics_q).scalars()) | set(heads)
     report = ChainReport()
+    # Registering a clinic is its chain's first event: a clinic without one lost it.
+    for missing in sorted(set(conn.execute(registered_q).scalars()) - chained, key=str):
+        report.clinics += 1
+        report.breaks.append(
+            ChainBreak(missing, 1, None, "the clinic has no audit trail at all (deleted)")
+        )
+    clinics = sorted(chained, key=str)
     for clinic in clinics:
         rows = conn.execution_options(yield_per=2000).execute(
             sa.select(audit_events)
