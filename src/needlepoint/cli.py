@@ -10,12 +10,18 @@ import time
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from needlepoint.adapters.checkpoints import Checkpoint
+    from needlepoint.queries.audit import ChainReport
 
 from needlepoint.config import Settings
 from needlepoint.domain.errors import DomainError
@@ -353,13 +359,50 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 
-@audit_app.command("verify")
-def audit_verify(
-    db: DbOption = None,
-    clinic: Annotated[str | None, typer.Option(help="Only this clinic's chain (its id)")] = None,
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="NEEDLEPOINT_AUDIT_KEY",
+        help="The checkpoint signing key (private; keep it off the web server)",
+    ),
+]
+LogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        envvar="NEEDLEPOINT_AUDIT_CHECKPOINTS",
+        help="The checkpoint log (append-only, outside the database)",
+    ),
+]
+PublicKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        envvar="NEEDLEPOINT_AUDIT_PUBLIC_KEY",
+        help="The checkpoints' public key (`<key>.pub`); the private key works too",
+    ),
+]
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    key: Annotated[Path, typer.Argument(help="Where to write the private key (0600)")],
 ) -> None:
-    """Recompute the audit trail's hash chains: exit 1 naming the first altered, inserted
-    or deleted event of each broken chain; otherwise print OK with the counts."""
+    """Make the Ed25519 key that signs audit checkpoints: the private key at KEY, the
+    public key at KEY.pub. Keep the private key with the operator, never on the web
+    server."""
+    from needlepoint.adapters.checkpoints import CheckpointError, generate_key
+
+    try:
+        private, public = generate_key(key)
+    except CheckpointError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"checkpoint key written: {private} (private, 0600) and {public} (public)")
+
+
+def _checked_trail(db: str | None, clinic: str | None, anchor: Checkpoint | None) -> ChainReport:
     from uuid import UUID
 
     import sqlalchemy as sa
@@ -371,7 +414,7 @@ def audit_verify(
         clinic_id = UUID(clinic) if clinic else None
     except ValueError:
         _fail(f"--clinic {clinic!r} is not a clinic id")
-        return
+        raise
     engine = open_database(_url(db), migrate=False)
     with engine.connect() as conn:
         if clinic_id is None and engine.dialect.name == "postgresql":
@@ -381,19 +424,122 @@ def audit_verify(
                     "this role sees audit events only under row-level security: connect as "
                     "the owner (maintenance) role, or name one clinic with --clinic"
                 )
-        report = verify_chains(conn, clinic_id)
+        return verify_chains(conn, clinic_id, checkpoint=anchor)
+
+
+def _print_breaks(report: ChainReport) -> None:
     for b in report.breaks:
         event = f"event {b.event_id} (seq {b.seq})" if b.event_id else f"seq {b.seq}"
         console.print(f"[bold red]BROKEN[/] clinic {b.clinic_id}: {event}: {b.reason}")
+    for r in report.records:
+        console.print(
+            f"[bold red]ALTERED[/] clinic {r.clinic_id}: record {r.record_id}: {r.reason}"
+        )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: DbOption = None,
+    clinic: Annotated[str | None, typer.Option(help="Only this clinic's chain (its id)")] = None,
+    checkpoints: LogOption = None,
+    public_key: PublicKeyOption = None,
+) -> None:
+    """Recompute the audit trail's hash chains and check them against the newest signed
+    checkpoint, and signed notes against the digests recorded when they were signed:
+    exit 1 naming the first altered, inserted or deleted event of each broken chain, a
+    truncated, rewritten or deleted chain, and each changed signed note; otherwise print
+    OK with the counts."""
+    from needlepoint.adapters.checkpoints import CheckpointError, latest_checkpoint
+
+    anchor = None
+    if checkpoints is not None:
+        if public_key is None:
+            _fail("--checkpoints needs --public-key (the checkpoints' key) to trust them")
+            return
+        try:
+            anchor = latest_checkpoint(checkpoints, _public_key(public_key))
+        except CheckpointError as exc:
+            console.print(f"[bold red]BROKEN[/] {exc}")
+            raise typer.Exit(1) from exc
+        if anchor is None:
+            _fail(f"the checkpoint log {checkpoints} holds no checkpoint yet")
+            return
+    report = _checked_trail(db, clinic, anchor)
+    _print_breaks(report)
     if not report.ok:
         console.print(
-            f"{len(report.breaks)} of {report.clinics} chains broken; {report.events} events read"
+            f"{len(report.breaks)} of {report.clinics} chains broken, "
+            f"{len(report.records)} signed records altered; {report.events} events read"
         )
         raise typer.Exit(1)
-    console.print(f"OK: {report.events} events in {report.clinics} chains verified")
+    console.print(
+        f"OK: {report.events} events in {report.clinics} chains verified; "
+        f"{report.notes_checked} signed notes match their signatures"
+    )
+    if report.notes_unsealed:
+        console.print(
+            f"  {report.notes_unsealed} notes were signed before signatures covered their "
+            "sites and measurements: their note text is checked, the rest cannot be"
+        )
+    if anchor is not None:
+        console.print(
+            f"  anchored: checkpoint {anchor.line} of {anchor.written_at:%Y-%m-%d %H:%M} UTC "
+            f"matches; {report.unanchored_events} events written since"
+        )
+    else:
+        console.print(
+            "  [yellow]not anchored[/]: without --checkpoints a chain cut short or "
+            "recomputed from scratch by someone with full database rights cannot be seen"
+        )
     for cid, (seq, head) in report.heads.items():
-        # Worth copying somewhere else: a chain re-written from scratch ends elsewhere.
         console.print(f"  clinic {cid}: head seq {seq} hash {head}")
+
+
+def _public_key(path: Path) -> Ed25519PublicKey:
+    from needlepoint.adapters.checkpoints import CheckpointError, load_public_key
+
+    try:
+        return load_public_key(path)
+    except CheckpointError as exc:
+        _fail(str(exc))
+        raise
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    db: DbOption = None,
+    key: KeyOption = None,
+    checkpoints: LogOption = None,
+) -> None:
+    """Verify the whole audit trail (against the previous checkpoint too), then append a
+    signed checkpoint of every clinic's chain head to the checkpoint log. Run it as the
+    owner role, e.g. hourly, from an account the web server cannot use."""
+    from needlepoint.adapters.checkpoints import (
+        CheckpointError,
+        append_checkpoint,
+        latest_checkpoint,
+        load_private_key,
+    )
+
+    if key is None or checkpoints is None:
+        _fail("give --key (the signing key) and --checkpoints (the checkpoint log)")
+        return
+    try:
+        private = load_private_key(key)
+        previous = latest_checkpoint(checkpoints, private.public_key())
+    except CheckpointError as exc:
+        _fail(str(exc))
+        return
+    report = _checked_trail(db, None, previous)
+    if not report.ok:
+        _print_breaks(report)
+        _fail("the audit trail does not verify: no checkpoint written")
+        return
+    written = append_checkpoint(checkpoints, private, report.heads, events=report.events)
+    console.print(
+        f"checkpoint {written.line} written to {checkpoints}: {len(written.chains)} chains, "
+        f"{written.events} events, sha256 {written.digest}"
+    )
 
 
 # -- backup and restore -----------------------------------------------------------------------

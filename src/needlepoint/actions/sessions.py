@@ -8,6 +8,7 @@ from uuid import UUID
 from needlepoint.actions.care_team import check_care_team, refusal
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
+from needlepoint.domain.audit import signed_note
 from needlepoint.domain.billing import derive_cpt
 from needlepoint.domain.commands import (
     AmendSession,
@@ -171,12 +172,13 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
         ensure_draft_episode_open(episode)
         clinic = load(uow, Clinic, actor.clinic_id, actor, field="clinic_id")
         sites = uow.list_by(NeedlingSite, actor.clinic_id, session_id=session.id)
-        others = sum(
-            len(uow.list_by(kind, actor.clinic_id, session_id=session.id))
+        others = [
+            record
             for kind in _CHILD_KINDS
             if kind is not NeedlingSite
-        )
-        check_signable(session, len(sites) + others)
+            for record in uow.list_by(kind, actor.clinic_id, session_id=session.id)
+        ]
+        check_signable(session, len(sites) + len(others))
         check_not_future(session.started_at, uow.now(), "started_at")
         cpt = derive_cpt(sites, sides_separately=clinic.bill_sides_separately)
         now = uow.now()
@@ -200,7 +202,8 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
             AuditAction.SESSION_SIGNED,
             signed,
             before=[session],
-            after=[signed],
+            # The digest recorded at signing covers the note and all recorded in it.
+            after=signed_note(signed, [*sites, *others]),
             patient_id=session.patient_id,
         )
         uow.commit()

@@ -4,7 +4,7 @@ and the hash chain that makes the trail tamper-evident."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,14 @@ def digest(records: list[Entity]) -> str | None:
     if not records:
         return None
     return hashlib.sha256(canonical_json(records)).hexdigest()
+
+
+def signed_note(session: Entity, children: Iterable[Entity]) -> list[Entity]:
+    """What a signature covers, in a fixed order: the note, then everything recorded in it
+    (needling sites, co-interventions, adverse events, measurements) by kind and id. The
+    signing event's `after_digest` is the digest of this list, so that `audit verify` can
+    recompute it from the rows and see a signed note changed in the database."""
+    return [session, *sorted(children, key=lambda r: (type(r).__name__, str(r.id)))]
 
 
 # -- the audit trail's hash chain ----------------------------------------------------------

@@ -6,7 +6,7 @@ Every record of health information a page or API read opens is audited
 a write: on SQLite it would take the database's single write lock, so a page view would
 wait behind every note being saved. Instead a request hands its read events to this
 queue and returns; one background thread per process writes whatever has queued, in one
-transaction per batch (one chain-head lock per clinic per batch). A web session's "last
+transaction per clinic per batch (one chain-head lock each). A web session's "last
 seen" time (for the idle timeout, at most once a minute) is written the same way.
 
 Anything that reads the audit trail back (the audit report, `needlepoint audit`) calls
@@ -90,14 +90,22 @@ class DeferredWrites:
                 # The content digests (the chain's costly half) before the write lock:
                 # an event's `hash` holds its digest until the chain links it.
                 ready = [e if e.hash else replace(e, hash=content_digest(e)) for e in batch]
+                # One transaction per clinic: a transaction is scoped to one clinic
+                # (PostgreSQL row-level security and the audit append function).
+                by_clinic: dict[UUID, list[AuditEvent]] = {}
+                for event in ready:
+                    by_clinic.setdefault(event.clinic_id, []).append(event)
+                written: set[UUID] = set()
                 try:
-                    with SqlUnitOfWork(self.engine) as uow:
-                        for event in ready:
-                            uow.add(event)
-                        uow.commit()
+                    for clinic_id, events in by_clinic.items():
+                        with SqlUnitOfWork(self.engine) as uow:
+                            for event in events:
+                                uow.add(event)
+                            uow.commit()
+                        written.add(clinic_id)
                 except Exception:
-                    with self._lock:  # keep them for the next try, in their order
-                        self._pending[:0] = batch
+                    with self._lock:  # keep the rest for the next try, in their order
+                        self._pending[:0] = [e for e in batch if e.clinic_id not in written]
                     raise
             for session in touches:  # best effort: the next page view touches again
                 try:

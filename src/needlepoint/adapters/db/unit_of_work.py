@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.analytics_marks import mark_changes
@@ -316,10 +317,18 @@ def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
     Reads (and on PostgreSQL locks) each clinic's chain head: one small query per clinic
     per transaction. Run it before the transaction writes or locks anything else, so
     that every writer takes the chain lock first (no deadlocks). Rows already linked are
-    left alone; the database trigger refuses any row that does not extend the chain."""
+    left alone; the database trigger refuses any row that does not extend the chain.
+
+    PostgreSQL: only the locks are taken here. The rows keep their content digests, and
+    `write_prepared` hands them to the database's append function, which links them
+    itself (the application role may not insert audit rows directly)."""
     dialect = conn.dialect
     for i, (name, rows) in enumerate(prepared):
         if name != _AUDIT or not rows:
+            continue
+        if dialect.name == "postgresql":
+            for clinic in dict.fromkeys(row["clinic_id"] for row in rows):
+                conn.exec_driver_sql(_head_sql(dialect), {"clinic_id": clinic}).first()
             continue
         cols = _insert_plan(dialect, metadata.tables[_AUDIT]).columns
         # Driver rows are tuples (positional paramstyle) or dicts: address both by index.
@@ -369,16 +378,34 @@ def _multi_row_sql(dialect: sa.Dialect, table_name: str, n: int) -> str:
     return str(sa.insert(table).values(rows).compile(dialect=dialect))
 
 
-def write_prepared(conn: sa.Connection, prepared: PreparedRows) -> None:
-    """Insert prepared rows, table by table (audit events linked first), with
-    `exec_driver_sql` (SQLAlchemy's events see every statement; no per-row bookkeeping).
-    SQLite: one executemany per table (in process, no round trips). PostgreSQL: a
-    table's few rows as one multi-row INSERT (one round trip), larger batches as one
-    executemany, which psycopg pipelines."""
-    link_audit_chain(conn, prepared)
+APPEND_AUDIT_SQL = "SELECT needlepoint_append_audit_events(%(events)s::jsonb)"
+"""PostgreSQL's one way for the application to write audit events (migration 0010): the
+function computes each event's place and hash in its clinic's chain."""
+
+
+def _append_audit_events(conn: sa.Connection, rows: list[Any]) -> None:
+    """Audit events to PostgreSQL's append function, in one call: their `hash` holds
+    their content digests, the function links them."""
+    conn.exec_driver_sql(
+        APPEND_AUDIT_SQL, {"events": orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()}
+    )
+
+
+def write_prepared(conn: sa.Connection, prepared: PreparedRows, *, linked: bool = False) -> None:
+    """Insert prepared rows, table by table (audit events linked first, unless `linked`
+    says `link_audit_chain` already ran), with `exec_driver_sql` (SQLAlchemy's events
+    see every statement; no per-row bookkeeping). SQLite: one executemany per table (in
+    process, no round trips). PostgreSQL: a table's few rows as one multi-row INSERT
+    (one round trip), larger batches as one executemany, which psycopg pipelines; audit
+    events through the database's append function."""
+    if not linked:
+        link_audit_chain(conn, prepared)
     dialect = conn.dialect
     for name, rows in prepared:
-        if (
+        if name == _AUDIT and dialect.name == "postgresql":
+            if rows:
+                _append_audit_events(conn, rows)
+        elif (
             not dialect.positional
             and len(rows) > 1
             and len(rows) * len(rows[0]) <= _MULTI_ROW_PARAMS
@@ -548,7 +575,7 @@ class SqlUnitOfWork(UnitOfWork):
             for ent in deletes:
                 table = TABLE_OF[type(ent)]
                 conn.execute(sa.delete(table).where(table.c.id == ent.id))
-            write_prepared(conn, prepared)
+            write_prepared(conn, prepared, linked=True)
             for old, new in replaces:
                 _update_versioned(conn, old, new)
             mark_changes(conn, deletes, adds, replaces)  # the analytics' version, if changed
