@@ -468,14 +468,20 @@ def test_the_owner_is_not_bound_and_refusals_are_on_the_audit_trail(
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def before_care_teams(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    """A new database migrated only to revision 0008, before care teams were named."""
+    """A new database migrated to the revision just before care teams were named (0012,
+    kept the newest migration so that today's code matches the rest of that schema)."""
+    from alembic.script import ScriptDirectory
+
     from needlepoint.adapters.db.engine import make_engine
-    from needlepoint.adapters.db.migrate import upgrade
+    from needlepoint.adapters.db.migrate import alembic_config, upgrade
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    before = str(scripts.get_revision("0012").down_revision)
     from tests.conftest import PG_ADMIN_URL, _pg_admin
 
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        upgrade(engine, "0008")
+        upgrade(engine, before)
         yield engine
         engine.dispose()
         return
@@ -487,7 +493,7 @@ def before_care_teams(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine = make_engine(sa.engine.make_url(PG_ADMIN_URL).set(database=name))
     try:
-        upgrade(engine, "0008")
+        upgrade(engine, before)
         yield engine
     finally:
         engine.dispose()

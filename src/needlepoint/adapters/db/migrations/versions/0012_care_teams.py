@@ -12,7 +12,7 @@ emergency accesses and notifications
   its transaction's clinic's rows).
 
 Revision ID: 0012
-Revises: 0014 (the brief: 0008; the lead re-chains at merge)
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from alembic import op
 import needlepoint.adapters.db.types
 
 revision = "0012"
-down_revision = "0014"  # 0008 in the brief; chained after main's 0014 once main was merged in
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
