@@ -53,7 +53,8 @@ from sqlalchemy.engine import URL
 
 from needlepoint.adapters.db.engine import SQLITE_COMPANIONS, make_engine, make_private
 from needlepoint.adapters.db.engine import normalise_url as normalise_url
-from needlepoint.adapters.db.migrate import known_revision, upgrade
+from needlepoint.adapters.db.migrate import head_revision, known_revision, upgrade
+from needlepoint.adapters.db.tables import metadata
 from needlepoint.adapters.sealing import key_id
 
 MAGIC = b"NEEDLEPOINT-BACKUP\n"
@@ -504,11 +505,22 @@ def _check_needlepoint(engine: sa.Engine) -> None:
             f"the backup's schema ({', '.join(revisions) or 'none'}) is not one this version "
             "of Needlepoint knows (a newer version made it?): nothing was changed"
         )
+    if revisions[0] == head_revision():
+        missing = sorted({table.name for table in metadata.sorted_tables} - tables)
+        if missing:
+            raise BackupError(
+                f"the backup's database lacks tables ({', '.join(missing)}): nothing was changed"
+            )
 
 
 def _checked(engine: sa.Engine, verify: Verify) -> None:
     _check_needlepoint(engine)
-    problems = verify(engine)
+    try:
+        problems = verify(engine)
+    except (sa.exc.DBAPIError, ValueError, LookupError, TypeError) as exc:
+        raise BackupError(
+            f"the backup's database is damaged or not Needlepoint's ({exc}): nothing was changed"
+        ) from exc
     if problems:
         listed = "; ".join(problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -628,8 +640,6 @@ def _pg_restore(url: URL, dump: Path, *, clean: bool) -> None:
 
 def table_checksums(engine: sa.Engine) -> dict[str, str]:
     """SHA-256 of every table's rows in primary-key order (to compare two databases)."""
-    from needlepoint.adapters.db.tables import metadata
-
     sums: dict[str, str] = {}
     with engine.connect() as conn:
         for table in metadata.sorted_tables:
