@@ -432,22 +432,23 @@ def test_a_postgresql_backup_with_a_rewritten_audit_trail_is_refused_before_anyt
 ) -> None:
     """PostgreSQL: the dump is restored into a scratch database and checked there; the
     target is not touched when the check fails (the SQLite variants are above)."""
-    database = pg_database
-    engine, _ = clinic_with_records(database)
+    url = pg_database
+    engine, _ = clinic_with_records(url)
     with engine.begin() as conn:  # an owner rewrites an event, then backs up
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         conn.exec_driver_sql("UPDATE audit_events SET request_id = 'forged' WHERE seq = 2")
     bad = tmp_path / "bad.backup"
-    make_backup(database, bad)
+    make_backup(url, bad)
     make_clinic(engine)  # the database moves on
     before = table_checksums(engine)
-    code, output = restore(database, bad)
+    code, output = restore(url, bad)
     assert code == 2, output
     assert "audit trail does not verify" in output
     assert table_checksums(engine) == before
     with engine.connect() as conn:  # no scratch database left behind
         left = conn.execute(
-            sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE 'needlepoint_restore_%'")
+            sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :scratch"),
+            {"scratch": f"{engine.url.database}_restore_%"},
         ).scalar_one()
     assert left == 0
     engine.dispose()

@@ -575,7 +575,7 @@ def _restore_postgresql(url: URL, staged: Path, verify: Verify) -> list[str]:
     )
     if listed.returncode != 0:
         raise BackupError("the backup is not a PostgreSQL dump: nothing was changed")
-    scratch = f"needlepoint_restore_{uuid.uuid4().hex[:12]}"
+    scratch = f"{(url.database or 'postgres')[:40]}_restore_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
