@@ -291,6 +291,7 @@ def _serve(settings: Settings) -> None:
     # The workers read their settings from the environment (they are new processes).
     os.environ["NEEDLEPOINT_DATABASE_URL"] = url
     os.environ["NEEDLEPOINT_SECRET_KEY"] = settings.resolved_secret_key()
+    os.environ["NEEDLEPOINT_SEALING_KEY"] = settings.resolved_sealing_key_text()
     for name in (
         "pool_size",
         "pool_overflow",

@@ -88,10 +88,14 @@ class Settings(BaseSettings):
             return self.secret_key
         return key_file(self.data_dir / "secret.key", lambda: secrets.token_urlsafe(48))
 
+    def resolved_sealing_key_text(self) -> str:
+        """The keys sealing secrets in the database, as configured (comma-separated), or
+        the data directory's `sealing.key` (made on first use, readable by its owner
+        only). Without them the TOTP secrets cannot be read: keep a copy."""
+        return self.sealing_key or key_file(self.data_dir / "sealing.key", sealing.new_key_text)
+
     def resolved_sealing_keys(self) -> list[bytes]:
-        """The keys sealing secrets in the database: configured, or the data directory's
-        `sealing.key` (made on first use, readable by its owner only)."""
-        text = self.sealing_key or key_file(self.data_dir / "sealing.key", sealing.new_key_text)
+        text = self.resolved_sealing_key_text()
         return [sealing.parse_key(part) for part in text.split(",") if part.strip()]
 
     def resolved_backup_key(self) -> bytes:
