@@ -396,6 +396,8 @@ def test_a_tampered_or_foreign_backup_file_is_refused_and_changes_nothing(
     assert code == 2, output
     assert "error:" in output
     assert table_checksums(engine) == before
+    # No staged copy left behind (it would hold the backup's content in clear).
+    assert not [p for p in tmp_path.rglob("*.tmp")]
     engine.dispose()
 
 
