@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from needlepoint.actions.clinics import issue_operator_token, register_clinic, register_user
 from needlepoint.actions.context import Actor
+from needlepoint.adapters import sealing
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
@@ -21,6 +22,11 @@ from needlepoint.domain.commands import RegisterClinic, RegisterUser
 from needlepoint.domain.entities import User
 from needlepoint.domain.enums import Role
 from needlepoint.web.app import create_app
+
+# The tests' key for secrets sealed in the database (the wiring would otherwise take the
+# data directory's sealing.key); fixed, so every engine of the run reads what another wrote.
+TEST_SEALING_KEY = sealing.parse_key("dGVzdHMtc2VhbGluZy1rZXktMzItYnl0ZXMtbG9uZyE")
+sealing.configure([TEST_SEALING_KEY], replace=True)
 
 PG_ADMIN_URL = os.environ.get(
     "NEEDLEPOINT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from needlepoint.adapters import sealing
 from needlepoint.adapters.db.engine import Limits, make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import BulkUnitOfWork, SqlUnitOfWork
@@ -32,11 +33,23 @@ def database_url(value: str) -> str:
     return f"sqlite:///{path}"
 
 
+def configure_sealing(settings: Settings | None = None) -> None:
+    """Choose the process's key for secrets sealed in the database (TOTP secrets), from
+    the settings; the first configuration of a process wins (it serves one deployment)."""
+    if not sealing.is_configured():
+        sealing.configure((settings or Settings()).resolved_sealing_keys())
+
+
 def open_database(url: str, *, migrate: bool = True, limits: Limits | None = None) -> sa.Engine:
-    """An engine for `url`; with `migrate`, the schema is first brought to head."""
+    """An engine for `url`; with `migrate`, the schema is first brought to head (and
+    the audit trail's protections put back if missing). An SQLite file is created
+    readable by its owner only."""
+    configure_sealing()
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        if not folder.exists():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(url, limits)
     if migrate:
         upgrade(engine)
@@ -46,6 +59,7 @@ def open_database(url: str, *, migrate: bool = True, limits: Limits | None = Non
 def build_app(settings: Settings | None = None, engine: sa.Engine | None = None) -> FastAPI:
     """The web application for these settings (used by `needlepoint serve` and uvicorn)."""
     settings = settings or Settings()
+    configure_sealing(settings)
     limits = settings.limits()
     engine = engine or open_database(settings.resolved_database_url(), limits=limits)
     return create_app(

@@ -59,11 +59,14 @@ def _fail(message: str) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
-    """Bring the database to the newest schema (creates it when empty)."""
-    from needlepoint.adapters.db.migrate import current_revision, head_revision
+    """Bring the database to the newest schema (creates it when empty), and put back any
+    missing or altered protection of the audit trail (triggers, PostgreSQL policies)."""
+    from needlepoint.adapters.db.migrate import current_revision, head_revision, upgrade
     from needlepoint.bootstrap import open_database
 
-    engine = open_database(_url(db))
+    engine = open_database(_url(db), migrate=False)
+    for repair in upgrade(engine):
+        err.print(f"[bold yellow]put back[/]: {repair}")
     rev = current_revision(engine)
     console.print(f"database at revision [bold]{rev}[/] (head {head_revision()})")
 
@@ -294,6 +297,7 @@ def _serve(settings: Settings) -> None:
     # The workers read their settings from the environment (they are new processes).
     os.environ["NEEDLEPOINT_DATABASE_URL"] = url
     os.environ["NEEDLEPOINT_SECRET_KEY"] = settings.resolved_secret_key()
+    os.environ["NEEDLEPOINT_SEALING_KEY"] = settings.resolved_sealing_key_text()
     for name in (
         "pool_size",
         "pool_overflow",
@@ -427,6 +431,20 @@ def _checked_trail(db: str | None, clinic: str | None, anchor: Checkpoint | None
         return verify_chains(conn, clinic_id, checkpoint=anchor)
 
 
+def _missing_protections(db: str | None) -> list[str]:
+    """The audit trail's protective triggers, policies and privileges that are missing
+    or altered (printed as UNPROTECTED)."""
+    from needlepoint.adapters.db import protections
+    from needlepoint.bootstrap import open_database
+
+    engine = open_database(_url(db), migrate=False)
+    with engine.connect() as conn:
+        missing = protections.inspect(conn)
+    for problem in missing:
+        console.print(f"[bold red]UNPROTECTED[/] {problem} (`needlepoint db upgrade` puts it back)")
+    return missing
+
+
 def _print_breaks(report: ChainReport) -> None:
     for b in report.breaks:
         event = f"event {b.event_id} (seq {b.seq})" if b.event_id else f"seq {b.seq}"
@@ -466,15 +484,23 @@ def audit_verify(
             return
     report = _checked_trail(db, clinic, anchor)
     _print_breaks(report)
+    missing = _missing_protections(db)
     if not report.ok:
         console.print(
             f"{len(report.breaks)} of {report.clinics} chains broken, "
             f"{len(report.records)} signed records altered; {report.events} events read"
         )
         raise typer.Exit(1)
+    if missing:
+        console.print(
+            f"{len(missing)} protections of the audit trail missing or altered; "
+            f"{report.events} events in {report.clinics} chains verified"
+        )
+        raise typer.Exit(1)
     console.print(
         f"OK: {report.events} events in {report.clinics} chains verified; "
-        f"{report.notes_checked} signed notes match their signatures"
+        f"{report.notes_checked} signed notes match their signatures; "
+        "the audit trail's protections are in place"
     )
     if report.notes_unsealed:
         console.print(
@@ -543,21 +569,78 @@ def audit_checkpoint(
 
 
 # -- backup and restore -----------------------------------------------------------------------
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="Encrypt/decrypt with the passphrase in this file (first line) instead of the "
+        "backup key",
+    ),
+]
+PassphraseOption = Annotated[
+    bool,
+    typer.Option("--passphrase", help="Ask for a passphrase instead of using the backup key"),
+]
+
+
+def _backup_key(passphrase: bool, passphrase_file: Path | None, *, confirm: bool) -> Any:
+    """The passphrase asked for or read from a file, else the configured backup key
+    (NEEDLEPOINT_BACKUP_KEY, or the data directory's backup.key made on first use)."""
+    from needlepoint.adapters.db.backup import BackupError, BackupKey
+    from needlepoint.adapters.sealing import SealingError
+
+    try:
+        if passphrase_file is not None:
+            try:
+                lines = passphrase_file.read_text().splitlines()
+            except OSError as exc:
+                _fail(f"--passphrase-file: {exc.strerror}: {passphrase_file}")
+            return BackupKey(passphrase=lines[0] if lines else "")
+        if passphrase:
+            return BackupKey(
+                passphrase=typer.prompt(
+                    "Backup passphrase", hide_input=True, confirmation_prompt=confirm
+                )
+            )
+        return BackupKey(key=Settings().resolved_backup_key())
+    except (BackupError, SealingError) as exc:
+        _fail(f"backup key: {exc}")
+        raise  # unreachable: _fail exits
+
+
 @app.command("backup")
 def backup_cmd(
     out: Annotated[Path, typer.Argument(help="The backup file to write")],
     db: DbOption = None,
+    passphrase: PassphraseOption = False,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
-    """Write a consistent backup of the database while it keeps working (SQLite: the
-    online backup API; PostgreSQL: pg_dump --format=custom)."""
+    """Write an encrypted, consistent backup of the database while it keeps working
+    (SQLite: the online backup API; PostgreSQL: pg_dump --format=custom), readable by
+    its owner only. Keep the backup key (or passphrase) somewhere other than the backups."""
     from needlepoint.adapters.db.backup import BackupError, backup
+    from needlepoint.bootstrap import configure_sealing
 
+    configure_sealing()
+    key = _backup_key(passphrase, passphrase_file, confirm=True)
     try:
-        result = backup(_url(db), out)
+        result = backup(_url(db), out, key)
     except BackupError as exc:
         _fail(str(exc))
         return
-    console.print(f"backup written: {result.path} ({result.bytes} bytes, sha256 {result.sha256})")
+    console.print(
+        f"backup written: {result.path} ({result.bytes} bytes, sha256 {result.sha256}), "
+        f"encrypted with {result.encrypted_with}"
+    )
+
+
+def _verify_copy(engine: Any) -> list[str]:
+    """The audit chains of a staged copy, as problems (empty when every chain verifies)."""
+    from needlepoint.queries.audit import verify_chains
+
+    with engine.connect() as conn:
+        report = verify_chains(conn)
+    return [f"clinic {b.clinic_id}, seq {b.seq}: {b.reason}" for b in report.breaks]
 
 
 @app.command("restore")
@@ -565,18 +648,40 @@ def restore_cmd(
     source: Annotated[Path, typer.Argument(help="A file written by `needlepoint backup`")],
     db: DbOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    passphrase: PassphraseOption = False,
+    passphrase_file: PassphraseFileOption = None,
+    unencrypted: Annotated[
+        bool,
+        typer.Option(
+            "--unencrypted",
+            help="Accept an unencrypted backup from an older version (not authenticated: "
+            "only if you know where it has been)",
+        ),
+    ] = False,
 ) -> None:
-    """Replace the database's whole content with a backup, then check the restored audit
-    trail. Stop the server first."""
-    from needlepoint.adapters.db.backup import BackupError, restore
-    from needlepoint.bootstrap import open_database
+    """Replace the database's whole content with a backup. Nothing is replaced until the
+    backup has been authenticated, recognised as Needlepoint's and its audit trail
+    verified in a staged copy; then it is swapped in at once. Stop the server first."""
+    from needlepoint.adapters.db.backup import BackupError, read_header, restore
+    from needlepoint.bootstrap import configure_sealing, open_database
     from needlepoint.queries.audit import verify_chains
 
+    configure_sealing()
     url = _url(db)
+    if not source.is_file():
+        _fail(f"no backup at {source}")
+    try:
+        header = read_header(source)
+    except (BackupError, OSError) as exc:
+        _fail(f"{source}: {exc}")
+        return
+    key = None
+    if header is not None:
+        key = _backup_key(passphrase, passphrase_file, confirm=False)
     if not yes:
         typer.confirm(f"Replace everything in {url} with {source}?", abort=True)
     try:
-        restore(url, source)
+        result = restore(url, source, key, _verify_copy, unencrypted=unencrypted)
     except BackupError as exc:
         _fail(str(exc))
         return
@@ -584,6 +689,8 @@ def restore_cmd(
     with engine.connect() as conn:
         report = verify_chains(conn)
     console.print(f"restored {source} into {engine.url.render_as_string(hide_password=True)}")
+    for repair in result.repaired:
+        err.print(f"[bold yellow]put back[/]: {repair} (it was missing from the backup)")
     if not report.ok:
         err.print(f"[bold red]the restored audit trail does not verify[/]: {report.breaks[0]}")
         raise typer.Exit(1)

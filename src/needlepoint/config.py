@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from platformdirs import user_data_dir
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from needlepoint.adapters import sealing
 from needlepoint.adapters.db.engine import Limits
 
 
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     data_dir: Path = default_data_dir()
     database_url: str | None = None
     secret_key: str | None = None
+    # Keys kept outside the database (docs/operator-guide.md, "Keys"): the one sealing
+    # TOTP secrets in the database (several, comma-separated: the first seals, any
+    # opens), and the one encrypting backups. Unset: a key file in the data directory.
+    sealing_key: str | None = None
+    backup_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
@@ -79,9 +86,40 @@ class Settings(BaseSettings):
         """The configured key, or one kept in the data directory (made on first use)."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return key_file(self.data_dir / "secret.key", lambda: secrets.token_urlsafe(48))
+
+    def resolved_sealing_key_text(self) -> str:
+        """The keys sealing secrets in the database, as configured (comma-separated), or
+        the data directory's `sealing.key` (made on first use, readable by its owner
+        only). Without them the TOTP secrets cannot be read: keep a copy."""
+        return self.sealing_key or key_file(self.data_dir / "sealing.key", sealing.new_key_text)
+
+    def resolved_sealing_keys(self) -> list[bytes]:
+        text = self.resolved_sealing_key_text()
+        return [sealing.parse_key(part) for part in text.split(",") if part.strip()]
+
+    def resolved_backup_key(self) -> bytes:
+        """The key encrypting backups: configured, or the data directory's `backup.key`
+        (made on first use). Keep a copy away from the backups: without it they cannot
+        be restored."""
+        text = self.backup_key or key_file(self.data_dir / "backup.key", sealing.new_key_text)
+        return sealing.parse_key(text)
+
+
+def key_file(path: Path, make: Callable[[], str]) -> str:
+    """The text of a key file, made with `make` on first use: created readable and
+    writable by its owner only (0600, never wider even for an instant), in a directory
+    made 0700."""
+    if not path.exists():
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(make())
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path.read_text().strip()

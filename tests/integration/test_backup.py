@@ -24,6 +24,13 @@ from tests.factories import patient_cmd
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def backup_key_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the backup key is made on first use (the operator's data directory)."""
+    monkeypatch.setenv("NEEDLEPOINT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("NEEDLEPOINT_BACKUP_KEY", raising=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh, migrated database of its own."""

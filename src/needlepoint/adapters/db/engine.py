@@ -11,7 +11,9 @@ runs out raises, and the web layer answers 503 with `Retry-After` (`web/problems
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,9 +72,33 @@ def make_engine(url: str | URL, limits: Limits | None = None, **kwargs: Any) -> 
     )
 
 
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database (it gives them the database file's mode)."""
+
+
+def make_private(path: Path) -> None:
+    """Create the SQLite file `path` readable and writable by its owner only (0600), or
+    narrow an existing one and its companion files to that: they hold health records."""
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            return  # no folder yet: SQLite will say so when it connects
+    for file in (path, *(path.with_name(path.name + s) for s in SQLITE_COMPANIONS)):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
 def _sqlite_engine(url: URL, limits: Limits, **kwargs: Any) -> sa.Engine:
     connect_args = {"timeout": limits.lock_timeout, "check_same_thread": False}
     in_memory = url.database in (None, "", ":memory:")
+    if not in_memory and url.database and not url.database.startswith("file:"):
+        make_private(Path(url.database))
     pool: dict[str, Any] = (
         {}
         if in_memory

@@ -10,6 +10,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from needlepoint.adapters.db import protections
+
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
     """An Alembic configuration pointing at the packaged migration scripts."""
@@ -22,10 +24,16 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply every migration up to `revision` in one transaction."""
+def upgrade(engine: sa.Engine, revision: str = "head") -> list[str]:
+    """Apply every migration up to `revision` in one transaction. At head, the audit
+    trail's and the tenants' protections (triggers, policies, privileges) are then
+    checked and any missing, disabled or altered one is put back (a database restored
+    from an old backup, or tampered with): returns what was repaired."""
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
+        if revision != "head":
+            return []
+        return protections.ensure(conn)
 
 
 def current_revision(engine: sa.Engine) -> str | None:
@@ -37,3 +45,11 @@ def current_revision(engine: sa.Engine) -> str | None:
 def head_revision() -> str | None:
     """The newest revision shipped with this version of Needlepoint."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """True when `revision` is one of this version's migrations."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for an unknown id
+        return False

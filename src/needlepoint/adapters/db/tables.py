@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.types import JSONType, UTCDateTime, enum_column_type
+from needlepoint.adapters.db.types import JSONType, SealedText, UTCDateTime, enum_column_type
 from needlepoint.domain import entities as e
 from needlepoint.domain import enums
 
@@ -427,7 +427,8 @@ mfa_secrets = sa.Table(
     _id(),
     _clinic(),
     sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False, unique=True),
-    sa.Column("secret", sa.String(64), nullable=False),
+    # Sealed with a key kept outside the database (adapters/sealing.py).
+    sa.Column("secret", SealedText("mfa_secrets.secret"), nullable=False),
     _at("created_at"),
     _at("confirmed_at", nullable=True),
     sa.Column("last_counter", sa.BigInteger),

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from needlepoint.adapters import sealing
+
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Stores UTC; always returns timezone-aware UTC datetimes; refuses naive input."""
@@ -50,3 +52,26 @@ def enum_column_type(enum: type[StrEnum]) -> sa.Enum:
 
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class SealedText(sa.TypeDecorator[str]):
+    """A secret the server reads back (a TOTP secret), stored sealed with the process's
+    sealing key (`adapters.sealing`): the database and its backups hold only ciphertext.
+    `context` (the column's name) is bound into each sealed value."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return sealing.current().seal(value, self.context)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return sealing.current().open(value, self.context)

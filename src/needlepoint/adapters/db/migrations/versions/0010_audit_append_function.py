@@ -23,7 +23,7 @@ is what the signed checkpoints of `needlepoint audit checkpoint` are for).
 The chain triggers of revision 0003 stay: the function's inserts go through them too.
 
 Revision ID: 0010
-Revises: 0014
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from alembic import op
 from needlepoint.domain.audit import GENESIS
 
 revision = "0010"
-down_revision = "0014"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
