@@ -6,8 +6,6 @@ first event that does not fit; `audit_report` is the filtered, sorted listing be
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -18,6 +16,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db.engine import scope_to_clinic
 from needlepoint.adapters.db.tables import audit_chain_heads, audit_events
+from needlepoint.adapters.spreadsheets import csv_text
 from needlepoint.domain.audit import GENESIS, row_hash
 from needlepoint.domain.entities import AuditEvent
 from needlepoint.domain.enums import AuditAction
@@ -179,16 +178,7 @@ CSV_COLUMNS = tuple(f.name for f in fields(AuditEvent))
 
 
 def audit_csv(events: Iterable[AuditEvent]) -> str:
-    """The events as CSV, one row each, every field (times in ISO 8601 UTC)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for ev in events:
-        writer.writerow([_cell(getattr(ev, c)) for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _cell(value: object) -> str:
-    text = value.isoformat() if isinstance(value, datetime) else "" if value is None else str(value)
-    # A spreadsheet would run a cell starting with these as a formula (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """The events as CSV, one row each, every field (times in ISO 8601 UTC); text cells
+    escaped against formula injection (`adapters/spreadsheets.py`)."""
+    rows = ([getattr(ev, c) for c in CSV_COLUMNS] for ev in events)
+    return csv_text(CSV_COLUMNS, rows, lineterminator="\r\n")
