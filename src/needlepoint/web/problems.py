@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
 
 from needlepoint.adapters.db.engine import is_busy
 from needlepoint.domain.errors import (
@@ -127,7 +126,9 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # every method of the path, not only the first route's
-            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+            methods = allowed_methods(app, request.url.path)
+            if methods:
+                headers["Allow"] = ", ".join(methods)
         return problem(
             exc.status_code,
             _title(exc.status_code),
@@ -155,15 +156,24 @@ def install(app: FastAPI) -> None:
         return unexpected(request, exc)
 
 
-def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """The methods some route of this path answers (for `Allow` on a 405): Starlette
-    names only the first route's, and one path may have several (GET and PATCH)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the API documents for this path (for `Allow` on a 405): Starlette
+    names only the first route's, and one path may have several (GET and PATCH).
+    None for a path the OpenAPI document does not describe (the web pages)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in operations if m.isalpha())
+            table.append((re.compile(f"^{regex}$"), methods))
+        app.state.allowed_methods = table
+    for pattern, methods in table:
+        if pattern.match(path):
+            return methods
+    return None
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -264,7 +274,8 @@ def invalid_field(request: Request, field: str, message: str) -> Response:
 def too_large(request: Request, limit: int, *, what: str = "request body") -> Response:
     """413 (body) or 431 (headers): the request is bigger than the server accepts."""
     status = 431 if what == "headers" else 413
-    detail = f"the {what} is larger than the {limit:,} bytes this server accepts"
+    noun = "the request's headers are" if what == "headers" else f"the {what} is"
+    detail = f"{noun} larger than the {limit:,} bytes this server accepts"
     if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
         return problem(status, _title(status), detail, request=request)
     return HTMLResponse(INVALID_PAGE.format(detail=html.escape(detail)), status_code=status)

@@ -81,7 +81,12 @@ Action = Annotated[AuditAction | None, Query(description="only this kind of even
 SortBy = Annotated[Sort, Query(description="occurred_at (oldest first) or -occurred_at")]
 
 
-@router.get("/audit", response_model=AuditPage, openapi_extra=requires(Permission.READ_AUDIT))
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+    openapi_extra=requires(Permission.READ_AUDIT),
+)
 def audit(
     ctx: ApiContext,
     since: Since = None,
