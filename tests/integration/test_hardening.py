@@ -6,6 +6,7 @@ size and rate limits; CSV exports cannot carry a spreadsheet formula; uvicorn be
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -224,6 +225,20 @@ def test_a_nul_character_in_json_is_refused_naming_the_field(
     assert rows(api) == before
 
 
+@pytest.mark.parametrize(
+    ("field", "escape"), [("given_name", "\\ud800"), ("family_name", "a\\udfffb")]
+)
+def test_a_lone_surrogate_in_json_is_refused_naming_the_field(
+    api: Api, field: str, escape: str
+) -> None:
+    """Valid JSON, but not text any database can store (UTF-8 cannot encode it)."""
+    before = rows(api)
+    body = json.dumps({**PATIENT, field: "PLACEHOLDER"}).replace("PLACEHOLDER", escape)
+    as_json = api.headers(**{"Content-Type": "application/json"})
+    assert_refused(api.client.post("/api/v1/patients", content=body, headers=as_json), 422, field)
+    assert rows(api) == before
+
+
 def test_a_nul_character_deep_in_a_note_is_refused_naming_its_path(api: Api) -> None:
     from tests.factories import session_body, site
 
@@ -282,6 +297,11 @@ def test_a_body_over_the_limit_is_413_before_the_route_reads_it(api: Api) -> Non
     )
     assert_refused(r, 413)
     assert rows(api) == before
+
+
+def test_an_address_over_the_limit_is_414(api: Api) -> None:
+    assert_refused(api.client.get("/api/v1/patients?q=" + "a" * 10_000, headers=api.headers()), 414)
+    assert api.client.get("/patients?q=" + "a" * 10_000).status_code == 414
 
 
 def test_headers_over_the_limit_are_431(api: Api) -> None:

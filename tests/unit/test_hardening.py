@@ -114,6 +114,8 @@ def test_the_score_export_escapes_the_ids_it_was_given() -> None:
         (b'{"s": "a\\u0000b"}', "s"),
         (b'{"k\\u0000": 1}', "body"),
         (b'[{"x": ["ok", "\\u0000"]}]', "0.x.1"),
+        (b'{"s": "\\ud800"}', "s"),
+        (b'{"s": "a\\udfffb"}', "s"),
     ],
 )
 def test_json_a_database_cannot_hold_is_refused_naming_the_field(body: bytes, field: str) -> None:
@@ -130,6 +132,7 @@ def test_json_a_database_cannot_hold_is_refused_naming_the_field(body: bytes, fi
         b'{"x": 1e18}',
         b"not json at all",
         b'{"a": "caf\xc3\xa9"}',
+        b'{"a": "\\ud83d\\ude00 a smile, a pair of surrogates"}',
     ],
 )
 def test_ordinary_json_passes(body: bytes) -> None:

@@ -1,10 +1,12 @@
 """What every request must satisfy before any route runs: its size, its input's
 characters and numbers, and its caller's rate.
 
-- `RequestLimits`: headers at most `max_header_bytes` (431), a body at most
+- `RequestLimits`: the address (path and query) at most `max_url_bytes` (414), headers
+  at most `max_header_bytes` (431), a body at most
   `max_body_bytes` (413, read before the route sees a byte of it); no NUL character in
   the path, the query, a form or a JSON body (PostgreSQL cannot store one, and no
-  clinical text has one); in a JSON body, every number finite (no `NaN`, `Infinity`,
+  clinical text has one), nor in JSON a lone surrogate (`"\\ud800"`: not encodable);
+  in a JSON body, every number finite (no `NaN`, `Infinity`,
   `1e309`) and every integer within 64 bits, and nesting at most `MAX_JSON_DEPTH`
   deep. Refusals are 422 naming the field (`sites.0.notes`), like any other bad input.
 - `RateLimit`: per caller (API token, else address) and per address, token buckets
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -35,6 +38,7 @@ from needlepoint.web import problems
 
 MAX_JSON_DEPTH = 64
 INT_LIMIT = 2**63  # the databases' largest integers are signed 64-bit
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ def _parse_constant(_text: str) -> Bad:  # NaN, Infinity, -Infinity
     return Bad("must be a finite number")
 
 
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain the NUL character"
+    if _SURROGATE.search(text):  # "\ud800" alone: not text any database can store
+        return "must be valid Unicode text (a lone surrogate escape is not)"
+    return None
+
+
 def _walk(value: Any) -> Iterator[tuple[str, str]]:
     """(field path, problem) for each refused value of a parsed JSON document,
     iteratively (no recursion limit to hit)."""
@@ -81,12 +93,12 @@ def _walk(value: Any) -> Iterator[tuple[str, str]]:
         if isinstance(v, Bad):
             yield ".".join(path) or "body", v.message
         elif isinstance(v, str):
-            if "\x00" in v:
-                yield ".".join(path) or "body", "must not contain the NUL character"
+            if problem := _text_problem(v):
+                yield ".".join(path) or "body", problem
         elif isinstance(v, dict):
             for k, item in v.items():
-                if "\x00" in k:
-                    yield ".".join(path) or "body", "must not name a field with a NUL character"
+                if _text_problem(k):
+                    yield ".".join(path) or "body", "must not name a field with such characters"
                 stack.append(((*path, k), item, depth + 1))
         elif isinstance(v, list):
             for i, item in enumerate(v):
@@ -133,9 +145,15 @@ class RequestLimits:
     """Size and input checks before the route (see the module's docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int = 1_048_576, max_header_bytes: int = 16_384
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = 1_048_576,
+        max_header_bytes: int = 16_384,
+        max_url_bytes: int = 8_192,
     ) -> None:
         self.app = app
+        self.max_url = max_url_bytes
         self.max_body = max_body_bytes
         self.max_headers = max_header_bytes
 
@@ -145,6 +163,10 @@ class RequestLimits:
             return
         request = Request(scope)
         headers = scope.get("headers", ())
+        target = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+        if target > self.max_url:
+            await problems.too_large(request, self.max_url, what="address")(scope, receive, send)
+            return
         if sum(len(n) + len(v) + 4 for n, v in headers) > self.max_headers:
             await problems.too_large(request, self.max_headers, what="headers")(
                 scope, receive, send

@@ -203,6 +203,7 @@ ANY_REQUEST = {
     "403": "The token's user may not do this",
     "404": "No such record in this clinic",
     "413": "The request body is larger than the server accepts",
+    "414": "The address (path and query) is longer than the server accepts",
     "422": "Invalid input: `errors` names each refused field",
     "429": "Too many requests from this caller (see `Retry-After`)",
     "431": "The request's headers are larger than the server accepts",
@@ -272,8 +273,9 @@ def invalid_field(request: Request, field: str, message: str) -> Response:
 
 
 def too_large(request: Request, limit: int, *, what: str = "request body") -> Response:
-    """413 (body) or 431 (headers): the request is bigger than the server accepts."""
-    status = 431 if what == "headers" else 413
+    """413 (body), 414 (address) or 431 (headers): the request is bigger than the
+    server accepts."""
+    status = {"headers": 431, "address": 414}.get(what, 413)
     noun = "the request's headers are" if what == "headers" else f"the {what} is"
     detail = f"{noun} larger than the {limit:,} bytes this server accepts"
     if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
