@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from needlepoint.adapters.spreadsheets import FORMULA_STARTS, cell, csv_text
@@ -50,6 +50,7 @@ def test_numbers_stay_numbers_even_when_negative(value: float) -> None:
     assert cell(value) == value
 
 
+@settings(deadline=None)  # no timing in tests (a loaded machine is slow)
 @given(st.text())
 def test_no_written_cell_starts_a_formula(text: str) -> None:
     out = csv_text(["h"], [[text]])
@@ -139,6 +140,7 @@ def test_ordinary_json_passes(body: bytes) -> None:
     check_json(body)
 
 
+@settings(deadline=None)  # no timing in tests (a loaded machine is slow)
 @given(st.integers())
 def test_integers_pass_exactly_when_64_bit(n: int) -> None:
     if -INT_LIMIT <= n < INT_LIMIT:
@@ -148,6 +150,7 @@ def test_integers_pass_exactly_when_64_bit(n: int) -> None:
             check_json(b'{"n": %d}' % n)
 
 
+@settings(deadline=None)  # no timing in tests (a loaded machine is slow)
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_floats_pass_exactly_when_finite_and_in_range(x: float) -> None:
     body = ('{"x": %s}' % ("NaN" if math.isnan(x) else repr(x).replace("inf", "Infinity"))).encode()
