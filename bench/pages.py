@@ -196,7 +196,7 @@ def main() -> None:
             f"{args.sessions} signed sessions built through the actions in "
             f"{time.perf_counter() - t0:.1f} s ({engine.dialect.name})"
         )
-        app = create_app(engine, secret_key="p" * 40)
+        app = create_app(engine, secret_key="p" * 40, rate_limit=None)
         cookie = session_cookie(app, email)
         for name, path in (
             ("patient chart", f"/patients/{patient_id}"),

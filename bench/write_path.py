@@ -101,7 +101,7 @@ def api_path(engine: sa.Engine, n: int) -> float:
     through an HTTP client library: the figure is the server's cost (middleware, routing,
     token check, validation, the action, the response), not the client's."""
     token, episode_id, _ = setup(engine)
-    app = create_app(engine, secret_key="b" * 40)
+    app = create_app(engine, secret_key="b" * 40, rate_limit=None)
     bodies = [orjson.dumps(note(episode_id, i)) for i in range(n + 20)]
     headers = [
         (b"host", b"bench"),

@@ -105,6 +105,8 @@ def start_server(url: str, port: int, data_dir: Path, deadline: float) -> subpro
         **os.environ,
         "NEEDLEPOINT_SECRET_KEY": "crash-test-" + "x" * 32,
         "NEEDLEPOINT_DATA_DIR": str(data_dir),
+        # One token writing as fast as it can: the API rate limit would refuse it.
+        "NEEDLEPOINT_RATE_LIMIT": "0",
     }
     cmd = [sys.executable, "-m", "needlepoint.cli", "serve", "--db", url, "--host", HOST]
     proc = subprocess.Popen(  # noqa: S603 - our own CLI

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -196,3 +197,23 @@ def make_api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
 @pytest.fixture
 def api(engine: sa.Engine, clinic: ClinicFixture) -> Api:
     return make_api(engine, clinic)
+
+
+# --- figures printed at the end of a run (the fuzzer's case counts) -----------------------
+_FIGURES: list[tuple[str, object]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the figures tests recorded with `record_property("fuzz …", n)` (also from
+    xdist workers: user properties travel with the reports)."""
+    if report.when == "call":
+        _FIGURES.extend(
+            (name, value) for name, value in report.user_properties if name.startswith("fuzz")
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for name, value in sorted(_FIGURES):
+            terminalreporter.write_line(f"{name}: {value}")

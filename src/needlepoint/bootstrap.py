@@ -68,6 +68,9 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         secure_cookies=settings.secure_cookies,
         threads=min(settings.resolved_threads(), max(1, limits.connections - 1)),
         max_in_flight=settings.max_in_flight,
+        max_body_bytes=settings.max_body_bytes,
+        rate_limit=settings.rate_limit or None,
+        rate_burst=settings.rate_burst,
     )
 
 

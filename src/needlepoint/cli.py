@@ -290,7 +290,7 @@ def _serve(settings: Settings) -> None:
 
     workers = settings.resolved_workers()
     if workers == 1:
-        uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(build_app(settings), **settings.server_options())
         return
     url = settings.resolved_database_url()
     open_database(url).dispose()  # migrate once, before any worker starts
@@ -305,6 +305,9 @@ def _serve(settings: Settings) -> None:
         "lock_timeout",
         "max_in_flight",
         "threads",
+        "max_body_bytes",
+        "rate_limit",
+        "rate_burst",
     ):
         if getattr(settings, name) is None:
             continue
@@ -314,9 +317,7 @@ def _serve(settings: Settings) -> None:
         "needlepoint.bootstrap:app_from_environment",
         factory=True,
         workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
+        **settings.server_options(),
     )
 
 

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_dir
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,14 @@ class Settings(BaseSettings):
     lock_timeout: float = 5.0
     max_in_flight: int = 256
     threads: int | None = None  # None: 2 on SQLite, else pool size + overflow − 1
+    # Requests (web/limits.py): the largest body, and the API rate per caller (requests a
+    # second, in bursts of `rate_burst`; 0 turns it off), kept per process.
+    max_body_bytes: int = 1_048_576
+    rate_limit: float = 20.0
+    rate_burst: int = 200
+    # The reverse proxies whose X-Forwarded-For / -Proto uvicorn believes (comma-separated
+    # addresses or networks, "*" for any). Unset: none, the client is the socket's peer.
+    forwarded_allow_ips: str | None = None
 
     def limits(self) -> Limits:
         """The database limits of one serving process."""
@@ -53,6 +62,21 @@ class Settings(BaseSettings):
             pool_timeout=self.pool_timeout,
             lock_timeout=self.lock_timeout,
         )
+
+    def server_options(self) -> dict[str, Any]:
+        """uvicorn's options for these settings. `X-Forwarded-For` is believed only from
+        the proxies named in `forwarded_allow_ips`: otherwise any client could claim any
+        address (and so escape the per-address sign-in limits and rate limit, and write
+        a false address into the audit trail). uvicorn's own default trusts 127.0.0.1."""
+        trusted = (self.forwarded_allow_ips or "").strip()
+        return {
+            "host": self.host,
+            "port": self.port,
+            "proxy_headers": bool(trusted),
+            "forwarded_allow_ips": trusted or None,
+            "server_header": False,
+            "log_level": "info",
+        }
 
     def resolved_threads(self) -> int:
         """Requests doing database work at once in one process. SQLite runs in the

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from needlepoint.adapters.spreadsheets import cell
 from needlepoint.domain import instruments
 from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.instruments import Answer, Instrument
@@ -209,8 +210,8 @@ def write_csv(rows: Sequence[ScoredRow], out: TextIO) -> None:
     """Rows as CSV with the columns id, score, error."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "score", "error"])
-    for r in rows:
-        writer.writerow([r.id, _number_text(r.score), r.error or ""])
+    for r in rows:  # the id and an error quoting a cell come from the input: escaped
+        writer.writerow([cell(r.id), _number_text(r.score), cell(r.error or "")])
 
 
 def write_json(rows: Sequence[ScoredRow], out: TextIO) -> None:

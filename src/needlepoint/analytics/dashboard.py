@@ -7,13 +7,11 @@ clinic's analytics version (kept in the database by the write path) moves."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +20,7 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db.analytics_marks import Mark, read_mark
 from needlepoint.adapters.db.engine import scope_to_clinic
+from needlepoint.adapters.spreadsheets import csv_text
 from needlepoint.analytics import charts
 from needlepoint.analytics import dataset as datasets
 from needlepoint.analytics.evidence import CONTEXT_NOTE, PooledEffect, pooled_effects
@@ -366,10 +365,6 @@ CSV_COLUMNS = [f for f in ResponderRow.__dataclass_fields__]
 
 
 def responders_csv(rows: list[ResponderRow]) -> str:
-    """The responder table as CSV: one row per benefit × dimension × level."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if v is None else v for k, v in asdict(r).items()})
-    return out.getvalue()
+    """The responder table as CSV: one row per benefit × dimension × level (a level can
+    be a practitioner's name: text cells are escaped against formula injection)."""
+    return csv_text(CSV_COLUMNS, ([getattr(r, k) for k in CSV_COLUMNS] for r in rows))

@@ -6,11 +6,11 @@ publishes them in its OpenAPI schema."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from needlepoint.domain.enums import (
     AdverseEventKind,
@@ -29,20 +29,58 @@ from needlepoint.domain.enums import (
     TriggerPoint,
 )
 
+# Clinical times and dates lie within these years: anything outside is a typing error,
+# and a value at the edge of what Python can represent (year 9999 with a time zone
+# offset) would overflow when converted to UTC or shown in the clinic's time zone.
+EARLIEST_YEAR, LATEST_YEAR = 1800, 2999
+
+
+def _not_a_number(value: object) -> object:
+    # Lax parsing would read "0" or "1e9" as seconds since 1970: a time must be written
+    # as one (ISO 8601), as the schema says.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be a date and time in ISO 8601 (e.g. 2026-03-01T09:30:00Z)")
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("must be a date and time in ISO 8601 (e.g. 2026-03-01T09:30:00Z)")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    except OverflowError:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}") from None
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone (e.g. 2026-03-01T09:30:00Z)")
+    return _in_range(value)
+
+
+def _date_in_range(value: date) -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return value
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+AwareDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_aware)]
+"""A moment, with its time zone, within the clinical years."""
+QueryDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_in_range)]
+"""A moment in a filter (a naive one is read as UTC by the query), within the years."""
+ClinicalDate = Annotated[date, AfterValidator(_date_in_range)]
+"""A calendar date within the clinical years."""
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Text = Annotated[str, Field(max_length=20_000)]
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 # --- clinics and users ------------------------------------------------------------------
@@ -60,7 +98,7 @@ class TrainingCourse(Command):
     course: Annotated[str, Field(min_length=1, max_length=200)]
     hours_in_person: Annotated[float, Field(ge=0, le=2000)]
     hours_online: Annotated[float, Field(ge=0, le=2000)] = 0
-    completed_on: date
+    completed_on: ClinicalDate
     exam_passed: bool
     regions: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
 
@@ -71,7 +109,7 @@ class RegisterUser(Command):
     role: Role
     password: Annotated[str, Field(min_length=8, max_length=128)] | None = None
     licence_number: Annotated[str, Field(max_length=64)] | None = None
-    licence_date: date | None = None
+    licence_date: ClinicalDate | None = None
     training: list[TrainingCourse] = []
 
 
@@ -87,7 +125,7 @@ class RegisterPatient(Command):
     mrn: Annotated[str, Field(min_length=1, max_length=64)]
     given_name: Name
     family_name: Name
-    birth_date: date
+    birth_date: ClinicalDate
     sex: Sex
     phone: Annotated[str, Field(max_length=40)] | None = None
     email: Annotated[str, Field(max_length=254)] | None = None
@@ -104,7 +142,7 @@ class PatientChanges(Command):
 
     given_name: Name | None = None
     family_name: Name | None = None
-    birth_date: date | None = None
+    birth_date: ClinicalDate | None = None
     sex: Sex | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
     email: Annotated[str, Field(max_length=254)] | None = None
@@ -134,8 +172,8 @@ class PlanItemIn(Command):
 class OpenEpisode(Command):
     patient_id: UUID
     condition: Annotated[str, Field(min_length=1, max_length=64)]
-    onset_date: date
-    opened_on: date
+    onset_date: ClinicalDate
+    opened_on: ClinicalDate
     goals: Text = ""
     icd10_code: Annotated[str, Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")] | None = (
         None
@@ -152,7 +190,7 @@ class OpenEpisode(Command):
 
 
 class Discharge(Command):
-    closed_on: date
+    closed_on: ClinicalDate
     discharge_reason: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -280,7 +318,7 @@ class RecordMedicationUse(Command):
     drug_class: DrugClass
     dose_mg: Annotated[float, Field(gt=0, le=10_000)] | None = None
     days_per_week: Annotated[int, Field(ge=0, le=7)]
-    recorded_on: date
+    recorded_on: ClinicalDate
 
 
 # --- screening, consent, credentials, clinic settings -----------------------------------
@@ -309,7 +347,7 @@ class DeviceClearance(Command):
 
     cleared_by: Annotated[str, Field(min_length=3, max_length=200)]
     """Who cleared it: the cardiologist or device clinic, by name."""
-    cleared_on: date
+    cleared_on: ClinicalDate
     document: Annotated[str, Field(min_length=3, max_length=500)]
     """Where the clearance is documented (letter, report), for the record."""
 

@@ -8,8 +8,6 @@ filtered, sorted listing behind `GET /api/v1/audit` (and its CSV export)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -33,6 +31,7 @@ from needlepoint.adapters.db.tables import (
 from needlepoint.adapters.db.tables import (
     clinics as clinics_table,
 )
+from needlepoint.adapters.spreadsheets import csv_text
 from needlepoint.domain.audit import GENESIS, digest, row_hash, signed_note
 from needlepoint.domain.entities import (
     AdverseEvent,
@@ -376,16 +375,7 @@ CSV_COLUMNS = tuple(f.name for f in fields(AuditEvent))
 
 
 def audit_csv(events: Iterable[AuditEvent]) -> str:
-    """The events as CSV, one row each, every field (times in ISO 8601 UTC)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for ev in events:
-        writer.writerow([_cell(getattr(ev, c)) for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _cell(value: object) -> str:
-    text = value.isoformat() if isinstance(value, datetime) else "" if value is None else str(value)
-    # A spreadsheet would run a cell starting with these as a formula (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """The events as CSV, one row each, every field (times in ISO 8601 UTC); text cells
+    escaped against formula injection (`adapters/spreadsheets.py`)."""
+    rows = ([getattr(ev, c) for c in CSV_COLUMNS] for ev in events)
+    return csv_text(CSV_COLUMNS, rows, lineterminator="\r\n")

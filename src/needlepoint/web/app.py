@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -19,6 +20,7 @@ from needlepoint.adapters.db.engine import Limits
 from needlepoint.domain import knowledge
 from needlepoint.web import api, pages, problems, ui
 from needlepoint.web.deferred_writes import DeferredWrites
+from needlepoint.web.limits import RateLimit, RequestLimits
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -31,9 +33,16 @@ SECURITY_HEADERS = {
 }
 
 
+NOT_STORED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 class RequestIdAndSecurityHeaders:
     """Give each request an id (audit grouping, `X-Request-ID`) and every response the
-    security headers. Plain ASGI: no extra task or thread per request."""
+    security headers, errors included: this is the outermost layer of the app, so an
+    unexpected exception is answered here (a 500 problem document with the same
+    headers) rather than by Starlette's bare error page. Every answer except the static
+    assets says `Cache-Control: no-store` (health information must not stay in a
+    browser's or a proxy's cache). Plain ASGI: no extra task or thread per request."""
 
     def __init__(self, app: ASGIApp, *, https_only: bool = False) -> None:
         self.app = app
@@ -46,18 +55,31 @@ class RequestIdAndSecurityHeaders:
             return
         rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
-        docs = scope.get("path") == "/api/docs"  # Swagger UI loads its own scripts
+        path = scope.get("path", "")
+        docs = path == "/api/docs"  # Swagger UI loads its own scripts
+        headers_to_add = SECURITY_HEADERS | self.extra
+        if not path.startswith("/static/"):
+            headers_to_add = headers_to_add | NOT_STORED
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = rid
-                for name, value in (SECURITY_HEADERS | self.extra).items():
+                for name, value in headers_to_add.items():
                     if name not in headers and not (docs and name == "Content-Security-Policy"):
                         headers[name] = value
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started:  # too late for an answer: the server closes the connection
+                raise
+            response = problems.unexpected(Request(scope), exc)
+            await response(scope, receive, send_with_headers)
 
 
 class AdmissionLimit:
@@ -91,6 +113,9 @@ def create_app(
     secure_cookies: bool = False,
     threads: int | None = None,
     max_in_flight: int = 256,
+    max_body_bytes: int = 1_048_576,
+    rate_limit: float | None = 20.0,
+    rate_burst: int = 200,
 ) -> FastAPI:
     """The web application over an already migrated database.
 
@@ -98,7 +123,11 @@ def create_app(
     is kept below the engine's connection limit, one connection being left for the
     background writer (`web.deferred_writes`): a request thread then never waits for a
     pooled connection. Requests beyond it queue on the event loop, up to `max_in_flight`
-    in all; past that the server answers 503 with `Retry-After`."""
+    in all; past that the server answers 503 with `Retry-After`.
+
+    `max_body_bytes`: the largest request body (413 beyond). `rate_limit`: API requests a
+    second per caller, in bursts of `rate_burst` (429 beyond; `None`: no limit). See
+    `web/limits.py`."""
     workers = threads or max(1, Limits().connections - 1)
     deferred = DeferredWrites(engine)
 
@@ -128,8 +157,21 @@ def create_app(
     app.state.secret_key = secret_key
     app.state.secure_cookies = secure_cookies
     problems.install(app)
+    openapi = app.openapi
 
+    def openapi_with_problems() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_errors(openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_problems  # type: ignore[method-assign]
+
+    # Outermost last: ids and headers on every answer (errors too), then size and
+    # input checks, the rate limit, and the admission limit next to the routes.
     app.add_middleware(AdmissionLimit, limit=max_in_flight)
+    if rate_limit is not None:
+        app.add_middleware(RateLimit, per_caller=rate_limit, burst=rate_burst)
+    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestIdAndSecurityHeaders, https_only=secure_cookies)
     for router in api.routers:  # flat, not nested: routing cost grows with nesting
         app.include_router(router, prefix=api.PREFIX)

@@ -31,7 +31,6 @@ from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import (
     NotAuthenticated,
     PermissionDenied,
-    StaleVersion,
     VersionRequired,
 )
 from needlepoint.domain.permissions import Permission
@@ -352,7 +351,9 @@ def web_session_check(token: str, session_id: uuid.UUID) -> CredentialCheck:
     return check
 
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+MAX_OFFSET = 1_000_000_000  # paging: far beyond any clinic's records, far within 64 bits
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+_SHOWN = 40  # characters of a refused If-Match echoed back
 
 
 def etag(version: int) -> str:
@@ -361,16 +362,20 @@ def etag(version: int) -> str:
 
 
 async def if_match(if_match: Annotated[str | None, Header()] = None) -> int:
-    """The version an update is based on, from `If-Match` (required on every update)."""
-    if if_match is None:
+    """The version an update is based on, from `If-Match` (required on every update).
+    Missing, empty or not a version at all (`"abc"`, a hundred kilobytes of digits): 428,
+    as a missing one is. A well-formed version that is not the record's: 412 (later)."""
+    if if_match is None or not if_match.strip():
         raise VersionRequired(
             "send If-Match with the ETag you read, so a concurrent change is not overwritten",
             field="If-Match",
         )
     m = _ETAG.match(if_match)
     if m is None:
-        raise StaleVersion(
-            f"If-Match {if_match!r} is not a version of this record", field="If-Match"
+        shown = if_match[:_SHOWN] + ("…" if len(if_match) > _SHOWN else "")
+        raise VersionRequired(
+            f"If-Match {shown!r} is not a version of this record: send the ETag you read",
+            field="If-Match",
         )
     return int(m.group(1))
 

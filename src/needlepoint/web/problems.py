@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,11 +124,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            methods = allowed_methods(app, request.url.path)
+            if methods:
+                headers["Allow"] = ", ".join(methods)
         return problem(
             exc.status_code,
             _title(exc.status_code),
             str(exc.detail),
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
             request=request,
         )
 
@@ -134,17 +141,167 @@ def install(app: FastAPI) -> None:
     async def _database(request: Request, exc: sa.exc.SQLAlchemyError) -> Response:
         if is_busy(exc):
             return busy(request)
-        return await _unexpected(request, exc)
+        if isinstance(exc, sa.exc.DataError) or isinstance(
+            getattr(exc, "orig", None), OverflowError
+        ):
+            return out_of_range(request, exc)
+        return unexpected(request, exc)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
+        return out_of_range(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            500,
-            "Internal Server Error",
-            "Something went wrong on our side; nothing was saved. The error was logged.",
-            request=request,
-        )
+        return unexpected(request, exc)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the API documents for this path (for `Allow` on a 405): Starlette
+    names only the first route's, and one path may have several (GET and PATCH).
+    None for a path the OpenAPI document does not describe (the web pages)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in operations if m.isalpha())
+            table.append((re.compile(f"^{regex}$"), methods))
+        app.state.allowed_methods = table
+    for pattern, methods in table:
+        if pattern.match(path):
+            return methods
+    return None
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; `errors` names each refused field.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+ANY_REQUEST = {
+    "400": "The request could not be carried out as asked",
+    "401": "No valid API token (or session)",
+    "403": "The token's user may not do this",
+    "404": "No such record in this clinic",
+    "413": "The request body is larger than the server accepts",
+    "414": "The address (path and query) is longer than the server accepts",
+    "422": "Invalid input: `errors` names each refused field",
+    "429": "Too many requests from this caller (see `Retry-After`)",
+    "431": "The request's headers are larger than the server accepts",
+    "503": "Busy: nothing was done; retry after `Retry-After` seconds",
+}
+WRITES = {
+    "409": "The record cannot change that way (e.g. a signed note)",
+    "412": "If-Match names an older version: reload and try again",
+    "428": "If-Match is missing or is not a version",
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation's OpenAPI entry lists the problem documents it may answer with
+    (content type `application/problem+json`), replacing FastAPI's generic 422."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            codes = ANY_REQUEST | (WRITES if method != "get" else {})
+            for code, description in codes.items():
+                entry = operation["responses"].get(code)
+                if entry is None or code == "422":
+                    operation["responses"][code] = {"description": description, "content": content}
+                else:
+                    entry.setdefault("content", {})[PROBLEM_JSON] = content[PROBLEM_JSON]
+    return schema
+
+
+def unexpected(request: Request, exc: BaseException) -> Response:
+    """500: a bug. Logged with its traceback; the answer shows none of it."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "Internal Server Error",
+        "Something went wrong on our side; nothing was saved. The error was logged.",
+        request=request,
+    )
+
+
+def out_of_range(request: Request, exc: BaseException) -> Response:
+    """422: a value the database cannot hold (a number beyond its integers, text it
+    refuses). The input checks (`web.app.RequestLimits`, the commands' field rules)
+    name the field first; this is the net under them, so such input is never a 500."""
+    log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        422,
+        "Unprocessable Content",
+        "a value is outside what the clinic's records can hold; nothing was saved",
+        request=request,
+    )
+
+
+def invalid_field(request: Request, field: str, message: str) -> Response:
+    """422 naming the field, as a problem document (API and the web app's JSON
+    endpoints) or a short page (forms), for input refused before any route runs."""
+    detail = f"{field}: {message}"
+    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
+        errors = [{"field": field, "message": message}]
+        return problem(422, "Unprocessable Content", detail, errors=errors, request=request)
+    return HTMLResponse(INVALID_PAGE.format(detail=html.escape(detail)), status_code=422)
+
+
+def too_large(request: Request, limit: int, *, what: str = "request body") -> Response:
+    """413 (body), 414 (address) or 431 (headers): the request is bigger than the
+    server accepts."""
+    status = {"headers": 431, "address": 414}.get(what, 413)
+    noun = "the request's headers are" if what == "headers" else f"the {what} is"
+    detail = f"{noun} larger than the {limit:,} bytes this server accepts"
+    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
+        return problem(status, _title(status), detail, request=request)
+    return HTMLResponse(INVALID_PAGE.format(detail=html.escape(detail)), status_code=status)
+
+
+def too_many(request: Request, retry_after: int) -> Response:
+    """429 with `Retry-After`: this caller sent more requests than the rate limit."""
+    return problem(
+        429,
+        "Too Many Requests",
+        f"too many requests; try again in {retry_after} seconds",
+        headers={"Retry-After": str(retry_after)},
+        request=request,
+    )
+
+
+INVALID_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not accepted — Needlepoint</title>
+<link rel="stylesheet" href="/static/needlepoint.css"></head>
+<body><main class="page"><h1>This request was not accepted</h1>
+<p>{detail}. <strong>Nothing was saved.</strong></p>
+<p>Go back, correct it and submit again.</p>
+</main></body></html>
+"""
 
 
 RETRY_AFTER_SECONDS = 2

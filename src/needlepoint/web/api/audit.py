@@ -11,12 +11,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from needlepoint.adapters.db.tables import patients
+from needlepoint.domain.commands import QueryDatetime
 from needlepoint.domain.entities import Patient
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.audit import AuditPage, Sort, audit_csv, audit_report
 from needlepoint.queries.overrides import OverrideItem, override_review
-from needlepoint.web.context import ApiContext, ApiCredentials, requires, respond
+from needlepoint.web.context import MAX_OFFSET, ApiContext, ApiCredentials, requires, respond
 
 router = APIRouter(tags=["audit"])
 
@@ -72,15 +73,20 @@ def _report(
     )
 
 
-Since = Annotated[datetime | None, Query(description="from this time (inclusive)")]
-Until = Annotated[datetime | None, Query(description="until this time (exclusive)")]
+Since = Annotated[QueryDatetime | None, Query(description="from this time (inclusive)")]
+Until = Annotated[QueryDatetime | None, Query(description="until this time (exclusive)")]
 UserId = Annotated[UUID | None, Query(description="only this user's actions")]
 PatientId = Annotated[UUID | None, Query(description="only events about this patient")]
 Action = Annotated[AuditAction | None, Query(description="only this kind of event")]
 SortBy = Annotated[Sort, Query(description="occurred_at (oldest first) or -occurred_at")]
 
 
-@router.get("/audit", response_model=AuditPage, openapi_extra=requires(Permission.READ_AUDIT))
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+    openapi_extra=requires(Permission.READ_AUDIT),
+)
 def audit(
     ctx: ApiContext,
     since: Since = None,
@@ -90,7 +96,7 @@ def audit(
     action: Action = None,
     sort: SortBy = "-occurred_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     format: Annotated[Literal["json", "csv"], Query(description="csv: download")] = "json",
 ) -> Response:
     """The clinic's audit trail, filtered by period, user, patient and action."""
@@ -140,8 +146,8 @@ def audit_export(
 )
 def overrides(
     ctx: ApiContext,
-    since: Annotated[datetime | None, Query(description="needled from this time")] = None,
-    until: Annotated[datetime | None, Query(description="needled before this time")] = None,
+    since: Annotated[QueryDatetime | None, Query(description="needled from this time")] = None,
+    until: Annotated[QueryDatetime | None, Query(description="needled before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Response:
     """Needling sites recorded with a written override of a safety refusal, newest first,

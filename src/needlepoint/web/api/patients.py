@@ -14,7 +14,7 @@ from needlepoint.domain.permissions import Permission
 from needlepoint.queries import patients as queries
 from needlepoint.queries.patients import Page
 from needlepoint.queries.timeline import TimelineEntry, patient_timeline
-from needlepoint.web.context import ApiContext, IfMatch, requires, respond
+from needlepoint.web.context import MAX_OFFSET, ApiContext, IfMatch, requires, respond
 
 router = APIRouter(tags=["patients"])
 
@@ -38,7 +38,7 @@ def search_patients(
     ctx: ApiContext,
     q: Annotated[str, Query(max_length=200, description="words of a name or the MRN")] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Patients of the clinic, by name; `q` filters by name or chart number."""
     with ctx.reader() as r:
