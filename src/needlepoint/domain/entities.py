@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from needlepoint.domain.enums import (
+    AccountCodePurpose,
     AdverseEventKind,
     Approach,
     AuditAction,
@@ -66,6 +67,9 @@ class User:
     licence_date: date | None = None
     is_active: bool = True
     version: int = 1
+    # An owner's unlock (or MFA reset): sign-in delays and the second factor's failure
+    # count restart here.
+    sign_in_reset_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,7 @@ class ApiToken:
     created_at: datetime
     revoked_at: datetime | None = None
     scopes: str = "read write"  # space-separated: `read`, `write`
+    expires_at: datetime | None = None  # None only for rows the migration could not date
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +363,7 @@ class SecuritySettings:
     emergency_access_minutes: int = 60
     care_team_restriction: bool = False
     version: int = 1
+    api_token_days: int = 90  # how long a new API token lasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +412,23 @@ class RecoveryCode:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountCode:
+    """A one-time code an owner issued for a user (shown once; stored as its hash):
+    enrol a second factor when the clinic requires one, or set a new password after an
+    owner-initiated reset."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    purpose: AccountCodePurpose
+    code_hash: str
+    issued_by: UUID
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EmergencyAccess:
     """A break-glass grant: a clinician opened a patient's record outside their normal
     access, giving a reason; valid until `expires_at`, reviewed by the owner."""
@@ -435,6 +458,7 @@ class Notification:
 
 Entity = (
     Clinic
+    | AccountCode
     | User
     | TrainingRecord
     | ApiToken
