@@ -176,6 +176,15 @@ def build_request(
                 "{" + name + "}", str(token_of(user if own else recs.clinic.clinician))
             )
             names_record = True
+        elif (
+            where == "path"
+            and name == "user_id"
+            and method not in SAFE_METHODS
+            and ("/tokens/" not in path)
+        ):  # the account lifecycle: a throwaway account (deactivating a caller would end
+            # the rest of the matrix)
+            url = url.replace("{" + name + "}", str(_throwaway(recs.clinic).id))
+            names_record = True
         elif where == "path":
             assert name in ids, f"{method} {path}: no record for path parameter {name!r}"
             url = url.replace("{" + name + "}", str(ids[name]))
@@ -220,6 +229,18 @@ def _first_code(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
     except RecordLocked:  # already on: this request is not expected to succeed anyway
         return {"code": "000000"}, False
     return {"code": code_at(secret, datetime.now(UTC))}, False
+
+
+def _throwaway(c: ClinicFixture) -> User:
+    return register_user(
+        c.uow(),
+        c.as_owner,
+        RegisterUser(
+            email=f"temp-{uuid.uuid4().hex[:10]}@test.example",
+            full_name="Temporary",
+            role=Role.CLINICIAN,
+        ),
+    )
 
 
 MATRIX_PASSWORD = "matrix pass phrase"
