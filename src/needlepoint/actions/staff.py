@@ -293,15 +293,21 @@ _PROOF_MESSAGES = {
 
 
 def _refuse_proof(
-    uow: ConnectedUnitOfWork, actor: Actor, user: User, reason: str, *, field: str | None = None
+    uow: ConnectedUnitOfWork,
+    actor: Actor,
+    user: User,
+    reason: str,
+    *,
+    field: str | None = None,
+    message: str | None = None,
 ) -> InvalidInput:
     """Log a failed proof (it counts towards the delays as a failed sign-in does), commit
     that alone, and return the refusal to raise."""
     if reason in ("bad_password", "bad_code"):
         log_attempt(uow, user, actor.source_address or "unknown", reason, actor.request_id)
     uow.commit()
-    default_field, message = _PROOF_MESSAGES[reason]
-    return InvalidInput(message, field=field or default_field)
+    default_field, default_message = _PROOF_MESSAGES[reason]
+    return InvalidInput(message or default_message, field=field or default_field)
 
 
 @action(Permission.USE_ACCOUNT, AuditAction.API_TOKEN_ISSUED)
@@ -376,7 +382,8 @@ def change_password(
         user = authorize(uow, actor, Permission.USE_ACCOUNT)
         failed = _prove(uow, actor, user, cmd.current_password, None, code_needed=False)
         if failed is not None:
-            raise _refuse_proof(uow, actor, user, failed, field="current_password")
+            message = "the current password is not right" if failed == "bad_password" else None
+            raise _refuse_proof(uow, actor, user, failed, field="current_password", message=message)
         check_password(cmd.new_password, field="new_password", email=user.email)
         if cmd.new_password == cmd.current_password:
             raise InvalidInput(
