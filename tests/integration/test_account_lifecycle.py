@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,8 @@ from needlepoint.actions import accounts
 from needlepoint.actions.clinics import register_user
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db import tables as t
+from needlepoint.adapters.db.engine import make_engine
+from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_password
 from needlepoint.adapters.totp import code_at
@@ -506,3 +509,55 @@ def test_the_owner_manages_accounts_on_the_staff_page(api: Api) -> None:
     sign_in(clinician, new_user(c).email)
     assert clinician.get("/staff").status_code == 403
     assert clinician.get("/account").status_code == 200
+
+
+# -- the migration -----------------------------------------------------------------------
+
+
+def test_upgrading_a_sqlite_database_with_accounts_keeps_every_reference(
+    tmp_path: Path,
+) -> None:
+    """Migration 0011 rebuilds `users` on SQLite (its email becomes unique per clinic):
+    the rows referring to users survive, and tokens issued before get an expiry."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0008")
+    now = datetime.now(UTC)
+    clinic_id, user_id, token_id = (uuid.uuid4() for _ in range(3))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO clinics (id, name, created_at, version, jurisdiction, "
+                "credential_policy, screening_valid_days, bill_sides_separately) "
+                "VALUES (:id, 'C', :now, 1, 'none', 'warn', 90, 0)"
+            ),
+            {"id": clinic_id.hex, "now": now.isoformat()},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, clinic_id, email, full_name, role, created_at, "
+                "is_active, version) VALUES (:id, :clinic, 'a@b.example', 'A', 'owner', :now, 1, 1)"
+            ),
+            {"id": user_id.hex, "clinic": clinic_id.hex, "now": now.isoformat()},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_tokens (id, clinic_id, user_id, token_hash, label, created_at, "
+                "scopes) VALUES (:id, :clinic, :user, 'h', 'old', :now, 'read write')"
+            ),
+            {
+                "id": token_id.hex,
+                "clinic": clinic_id.hex,
+                "user": user_id.hex,
+                "now": now.isoformat(),
+            },
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        token = conn.execute(sa.select(t.api_tokens)).one()
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.users)).scalar_one() == 1
+    assert token.user_id == user_id
+    assert token.expires_at is not None
+    assert abs(token.expires_at - (now + timedelta(days=90))) < timedelta(seconds=5)
+    engine.dispose()

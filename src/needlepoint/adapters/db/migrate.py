@@ -23,9 +23,30 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply every migration up to `revision` in one transaction."""
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
+    """Apply every migration up to `revision` in one transaction.
+
+    On SQLite the migrations run with foreign-key enforcement off, SQLite's documented
+    procedure for rebuilding a table that others refer to (Alembic's batch mode copies
+    the table, drops the old one and renames the copy: with enforcement on, dropping
+    `users` would fail for every row referring to it), and every reference is checked
+    before the commit: a broken one rolls the whole upgrade back."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:  # outside any transaction: inside one, SQLite ignores it
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                command.upgrade(alembic_config(conn), revision)
+                if raw is not None:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the upgrade would leave {len(broken)} broken references "
+                            f"(first: {tuple(broken[0])}); nothing was changed"
+                        )
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: sa.Engine) -> str | None:
