@@ -1,6 +1,7 @@
-"""Accounts: signing in (password, then TOTP when enrolled or required), lock-outs, web
-sessions and signing out, MFA enrolment, the clinic's security policy, and emergency
-(break-glass) access to a patient's record.
+"""Accounts: signing in (password, then TOTP when enrolled or required), progressive
+sign-in delays and the second-factor lock (`domain.throttle`), web sessions and signing
+out, MFA enrolment (with an owner's enrolment code once the clinic requires it), the
+clinic's security policy, and emergency (break-glass) access to a patient's record.
 
 Every authentication attempt is logged twice: in `login_attempts` (address, reason; also
 for unknown accounts, which belong to no clinic) and, when the account exists, as an
