@@ -76,6 +76,7 @@ users = sa.Table(
     # Unique within a clinic only: one clinic cannot learn that an email is used by
     # another (sign-in tries each clinic's account with that email).
     sa.UniqueConstraint("clinic_id", "email"),
+    sa.Index(None, "clinic_id"),
     sa.Index(None, "email"),
 )
 
