@@ -34,7 +34,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events
 
 from needlepoint.actions.clinics import issue_operator_token
+from needlepoint.adapters.db.tables import api_tokens
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.adapters.passwords import hash_api_token
 from needlepoint.web.app import create_app
 from tests.conftest import make_clinic
 
@@ -51,12 +53,29 @@ LENIENT = ("/api/v1/users/{user_id}/training", "/api/v1/patients/{patient_id}/co
 def run_fuzzer(engine: sa.Engine) -> tuple[Counter[str], dict[tuple[str, str], set[str]]]:
     """Cases run per phase, and the failures: (check, operation) → examples."""
     clinic = make_clinic(engine, "Fuzz Clinic")
-    token = issue_operator_token(SqlUnitOfWork(engine), clinic.owner, "fuzz", source="test")
+    current = {
+        "token": issue_operator_token(SqlUnitOfWork(engine), clinic.owner, "fuzz", source="test")
+    }
+
+    def working_token() -> str:
+        """The caller's token, or a new one when a fuzzed call (sign-out-everywhere, a
+        password or MFA reset of the owner) revoked it: the run goes on authenticated."""
+        with engine.connect() as conn:
+            revoked = conn.execute(
+                sa.select(api_tokens.c.revoked_at).where(
+                    api_tokens.c.token_hash == hash_api_token(current["token"])
+                )
+            ).scalar_one_or_none()
+        if revoked is not None:
+            current["token"] = issue_operator_token(
+                SqlUnitOfWork(engine), clinic.owner, "fuzz", source="test"
+            )
+        return current["token"]
+
     # No rate limit here: the fuzzer is one caller sending thousands of requests.
     app = create_app(engine, secret_key="fuzz-" + "x" * 40, rate_limit=None)
     config = SchemathesisConfig.from_dict(
         {
-            "headers": {"Authorization": f"Bearer {token}"},
             "seed": SEED,
             "cache": {"enabled": False},  # every run the same: nothing remembered between runs
             "continue-on-failure": True,
@@ -84,6 +103,15 @@ def run_fuzzer(engine: sa.Engine) -> tuple[Counter[str], dict[tuple[str, str], s
         }
     )
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=config)
+
+    @schema.auth(refresh_interval=None)  # asked before every call
+    class CurrentToken:
+        def get(self, case: Any, context: Any) -> str:
+            return working_token()
+
+        def set(self, case: Any, data: str, context: Any) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
     cases: Counter[str] = Counter()
     failures: dict[tuple[str, str], set[str]] = defaultdict(set)
     for event in schemathesis.engine.from_schema(schema).execute():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,14 +20,14 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from needlepoint.actions import consent, episodes, patients, screening, sessions
-from needlepoint.actions.accounts import begin_mfa_enrolment
-from needlepoint.actions.clinics import issue_api_token, issue_operator_token, register_user
+from needlepoint.actions.accounts import begin_mfa_enrolment, confirm_mfa_enrolment
+from needlepoint.actions.clinics import issue_operator_token, register_user
 from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.tables import api_tokens
+from needlepoint.adapters.db.tables import api_tokens, mfa_secrets, users
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.adapters.passwords import hash_api_token
+from needlepoint.adapters.passwords import hash_api_token, hash_password
 from needlepoint.adapters.totp import code_at
-from needlepoint.domain.commands import IssueApiToken, RegisterUser, SignSession
+from needlepoint.domain.commands import MfaCode, RegisterUser, SignSession
 from needlepoint.domain.entities import Consent, Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import RecordLocked
@@ -105,6 +105,7 @@ REFERENCE_DATA = {
 
 
 def make_records(c: ClinicFixture, family_name: str) -> Records:
+    _ENGINES[c.owner.clinic_id] = c.engine
     patient = patients.register_patient(c.uow(), c.as_owner, patient_cmd(family_name=family_name))
     episode = episodes.open_episode(c.uow(), c.as_owner, episode_cmd(patient.id))
     screening.record_screening(c.uow(), c.as_owner, screening_cmd(patient.id))
@@ -114,10 +115,22 @@ def make_records(c: ClinicFixture, family_name: str) -> Records:
     signed = sessions.sign_session(
         c.uow(), c.as_owner, SignSession(session_id=other.id, expected_version=other.version)
     )
-    token, _ = issue_api_token(
-        c.uow(), c.as_owner, IssueApiToken(user_id=c.clinician.id, label="records")
-    )
-    return Records(c, patient, episode, draft, signed, token.id, given)
+    return Records(c, patient, episode, draft, signed, token_of(c.clinician), given)
+
+
+def token_of(user: User) -> uuid.UUID:
+    """The id of a new API token of `user` (issued at the console)."""
+    engine = _ENGINES[user.clinic_id]
+    plain = issue_operator_token(SqlUnitOfWork(engine), user, "records", source="test")
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(api_tokens.c.id).where(api_tokens.c.token_hash == hash_api_token(plain))
+        ).scalar_one()
+    return uuid.UUID(str(found))
+
+
+_ENGINES: dict[uuid.UUID, sa.Engine] = {}
+"""Each clinic's engine, for body builders that only get a user."""
 
 
 def add_every_role(c: ClinicFixture) -> dict[Role, User]:
@@ -156,7 +169,23 @@ def build_request(
     query: dict[str, Any] = {}
     for param in op.get("parameters", []):
         name, where = param["name"], param["in"]
-        if where == "path":
+        if where == "path" and name == "own_token_id":
+            # the caller's own token; of another clinic's user when naming that clinic
+            own = user.clinic_id == recs.clinic.owner.clinic_id
+            url = url.replace(
+                "{" + name + "}", str(token_of(user if own else recs.clinic.clinician))
+            )
+            names_record = True
+        elif (
+            where == "path"
+            and name == "user_id"
+            and method not in SAFE_METHODS
+            and ("/tokens/" not in path)
+        ):  # the account lifecycle: a throwaway account (deactivating a caller would end
+            # the rest of the matrix)
+            url = url.replace("{" + name + "}", str(_throwaway(recs.clinic).id))
+            names_record = True
+        elif where == "path":
             assert name in ids, f"{method} {path}: no record for path parameter {name!r}"
             url = url.replace("{" + name + "}", str(ids[name]))
             names_record = names_record or name not in REFERENCE_DATA
@@ -202,6 +231,55 @@ def _first_code(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
     return {"code": code_at(secret, datetime.now(UTC))}, False
 
 
+def _throwaway(c: ClinicFixture) -> User:
+    return register_user(
+        c.uow(),
+        c.as_owner,
+        RegisterUser(
+            email=f"temp-{uuid.uuid4().hex[:10]}@test.example",
+            full_name="Temporary",
+            role=Role.CLINICIAN,
+        ),
+    )
+
+
+MATRIX_PASSWORD = "matrix pass phrase"
+
+
+def _with_password(user: User) -> None:
+    with _ENGINES[user.clinic_id].begin() as conn:
+        conn.execute(
+            sa.update(users)
+            .where(users.c.id == user.id)
+            .values(password_hash=hash_password(MATRIX_PASSWORD))
+        )
+
+
+def _new_token(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
+    _with_password(user)
+    return {"label": "matrix", "password": MATRIX_PASSWORD}, False
+
+
+def _new_password(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
+    _with_password(user)
+    return {"current_password": MATRIX_PASSWORD, "new_password": "another pass phrase"}, False
+
+
+def _current_code(recs: Records, user: User) -> tuple[dict[str, Any], bool]:
+    """A current authenticator code of `user`, enrolled first if need be."""
+    engine = recs.clinic.engine
+    try:
+        secret, _ = begin_mfa_enrolment(SqlUnitOfWork(engine), actor_of(user))
+        code = MfaCode(code=code_at(secret, datetime.now(UTC)))
+        confirm_mfa_enrolment(SqlUnitOfWork(engine), actor_of(user), code)
+    except RecordLocked:
+        with engine.connect() as conn:
+            secret = conn.execute(
+                sa.select(mfa_secrets.c.secret).where(mfa_secrets.c.user_id == user.id)
+            ).scalar_one()
+    return {"code": code_at(secret, datetime.now(UTC) + timedelta(seconds=30))}, False
+
+
 def actor_of(user: User) -> Actor:
     return Actor(user.id, user.clinic_id, source="test")
 
@@ -236,6 +314,11 @@ BODIES: dict[str, Any] = {
         False,
     ),
     "MfaCode": _first_code,
+    "ConfirmMfaEnrolment": _first_code,
+    "BeginMfaEnrolment": lambda r, u: ({}, False),
+    "CreateApiToken": _new_token,
+    "ChangePassword": _new_password,
+    "ReissueRecoveryCodes": _current_code,
     "UpdateSecuritySettings": lambda r, u: (
         {"mfa_required": False, "idle_timeout_minutes": 20},
         False,

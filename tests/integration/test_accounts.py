@@ -78,6 +78,17 @@ def events(engine: sa.Engine, clinic_id: uuid.UUID, action: AuditAction) -> int:
         ).scalar_one()
 
 
+def age_attempts(engine: sa.Engine, email: str, by: timedelta) -> None:
+    """Move the sign-in log of `email` back in time (as if `by` had passed)."""
+    la = t.login_attempts
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(la.c.id, la.c.occurred_at).where(la.c.email == email)).all()
+        for row in rows:
+            conn.execute(
+                sa.update(la).where(la.c.id == row.id).values(occurred_at=row.occurred_at - by)
+            )
+
+
 # -- passwords ---------------------------------------------------------------------------
 
 
@@ -185,17 +196,21 @@ def test_idle_and_absolute_time_outs_end_a_session(clinic: ClinicFixture) -> Non
 # -- lock-out ----------------------------------------------------------------------------
 
 
-def test_repeated_wrong_passwords_lock_the_account_even_after_a_restart(
+def test_wrong_passwords_pause_that_address_not_the_account_even_after_a_restart(
     clinic: ClinicFixture,
 ) -> None:
     email = a_user(clinic)
-    client = browser(clinic.engine)
+    here = "10.9.8.7"
+    client = browser(clinic.engine, here)
     for _ in range(ACCOUNT_FAILURE_LIMIT):
         assert sign_in(client, email, "wrong-password-1").status_code == 401
-    restarted = browser(clinic.engine)  # a new process: the count lives in the database
-    locked = sign_in(restarted, email)  # even the right password is refused now
-    assert locked.status_code == 429
-    assert "paused" in locked.text
+    restarted = browser(clinic.engine, here)  # a new process: the count lives in the database
+    paused = sign_in(restarted, email)  # even the right password waits, from this address
+    assert paused.status_code == 429
+    assert "paused" in paused.text
+    assert 1 <= int(paused.headers["retry-after"]) <= 30
+    # The account's owner, elsewhere, is not locked out by someone else's guesses.
+    assert sign_in(browser(clinic.engine), email).status_code == 303
     clinic_id = clinic.owner.clinic_id
     assert events(clinic.engine, clinic_id, AuditAction.LOGIN_FAILED) == ACCOUNT_FAILURE_LIMIT + 1
     with clinic.engine.connect() as conn:
@@ -205,8 +220,42 @@ def test_repeated_wrong_passwords_lock_the_account_even_after_a_restart(
             )
         ).all()
     assert [r.reason for r in reasons].count("bad_password") == ACCOUNT_FAILURE_LIMIT
-    assert "locked_account" in [r.reason for r in reasons]
-    assert all(r.address.startswith("10.0.") for r in reasons)
+    assert "throttled" in [r.reason for r in reasons]
+    # The delay runs out (the refused attempt did not extend it); then the password works.
+    age_attempts(clinic.engine, email, timedelta(seconds=31))
+    assert sign_in(browser(clinic.engine, here), email).status_code == 303
+
+
+def test_each_further_wrong_password_doubles_the_wait_at_that_address(
+    clinic: ClinicFixture,
+) -> None:
+    email = a_user(clinic)
+    here = "10.9.8.6"
+    waits = []
+    for failures in range(ACCOUNT_FAILURE_LIMIT, ACCOUNT_FAILURE_LIMIT + 4):
+        client = browser(clinic.engine, here)
+        while True:
+            r = sign_in(client, email, "wrong-password-2")
+            if r.status_code == 429:
+                break
+            age_attempts(clinic.engine, email, timedelta(hours=1))  # any delay has passed
+        waits.append(int(r.headers["retry-after"]))
+        del failures
+    assert waits == sorted(waits)
+    assert waits[-1] > waits[0] * 4  # 30 s, 1 min, 2 min, 4 min
+
+
+def test_an_owner_lifts_the_delays_of_an_account(api: Api) -> None:
+    user = new_user(api.clinic)
+    here = "10.9.8.5"
+    for _ in range(ACCOUNT_FAILURE_LIMIT):
+        sign_in(browser(api.clinic.engine, here), user.email, "wrong-password-3")
+    assert sign_in(browser(api.clinic.engine, here), user.email).status_code == 429
+    url = f"/api/v1/users/{user.id}/sign-in-unlock"
+    assert api.client.post(url, headers=api.headers("clinician")).status_code == 403
+    assert api.client.post(url, headers=api.headers("owner")).status_code == 200
+    assert sign_in(browser(api.clinic.engine, here), user.email).status_code == 303
+    assert events(api.clinic.engine, user.clinic_id, AuditAction.SIGN_IN_UNLOCKED) == 1
 
 
 def test_many_failures_from_one_address_pause_sign_in_from_it(clinic: ClinicFixture) -> None:
@@ -235,20 +284,40 @@ def require_mfa(api: Api) -> None:
     assert r.json()["mfa_required"] is True
 
 
+def enrolment_code(api: Api, user: User) -> str:
+    r = api.client.post(f"/api/v1/users/{user.id}/mfa-enrolment-code", headers=api.headers("owner"))
+    assert r.status_code == 200, r.text
+    return str(r.json()["code"])
+
+
+def enrol_in_browser(api: Api, client: TestClient, enrolment: str) -> Any:
+    """Enter the owner's enrolment code, scan the key, confirm with a first code."""
+    page = client.get("/login/enrol").text
+    started = client.post(
+        "/login/enrol/start", data={"enrolment_code": enrolment, "csrf": csrf_of(page)}
+    )
+    assert started.status_code == 200, started.text
+    secret = re.search(r'id="secret">([A-Z2-7]+)<', started.text)
+    assert secret
+    return client.post(
+        "/login/enrol",
+        data={
+            "code": code_at(secret[1], datetime.now(UTC)),
+            "enrolment_code": enrolment,
+            "csrf": csrf_of(started.text),
+        },
+    )
+
+
 def test_a_clinic_requiring_mfa_makes_users_enrol_then_sign_in_with_a_code(api: Api) -> None:
     require_mfa(api)
-    email = a_user(api.clinic)
+    user = new_user(api.clinic)
+    email = user.email
     client = browser(api.clinic.engine)
     r = sign_in(client, email)
     assert r.headers["location"] == "/login/enrol"
     assert client.get("/patients", follow_redirects=False).status_code == 303  # not yet
-    page = client.get("/login/enrol").text
-    secret = re.search(r'id="secret">([A-Z2-7]+)<', page)
-    assert secret
-    done = client.post(
-        "/login/enrol",
-        data={"code": code_at(secret[1], datetime.now(UTC)), "csrf": csrf_of(page)},
-    )
+    done = enrol_in_browser(api, client, enrolment_code(api, user))
     codes = re.findall(r"<code>([0-9a-f]{5}-[0-9a-f]{5})</code>", done.text)
     assert len(codes) == 10
     assert client.get("/patients", follow_redirects=False).status_code == 200
@@ -302,13 +371,19 @@ def test_the_demo_clinic_does_not_require_mfa(api: Api) -> None:
 # -- API tokens and sessions -------------------------------------------------------------
 
 
+def operator_token(c: ClinicFixture, user: User) -> dict[str, str]:
+    plain = issue_operator_token(SqlUnitOfWork(c.engine), user, "ops", source="test")
+    return {"Authorization": f"Bearer {plain}"}
+
+
 def test_a_read_only_token_reads_but_every_write_is_forbidden(api: Api) -> None:
+    user = new_user(api.clinic)
     r = api.client.post(
-        f"/api/v1/users/{api.clinic.clinician.id}/tokens",
-        params={"read_only": True, "label": "reporting"},
-        headers=api.headers("owner"),
+        "/api/v1/account/tokens",
+        json={"read_only": True, "label": "reporting", "password": PASSWORD},
+        headers=operator_token(api.clinic, user),
     )
-    assert r.status_code == 201
+    assert r.status_code == 201, r.text
     assert r.json()["scopes"] == "read"
     reader = {"Authorization": f"Bearer {r.json()['token']}"}
     assert api.client.get("/api/v1/patients", headers=reader).status_code == 200
@@ -331,7 +406,7 @@ def test_my_sessions_never_show_the_cookie_or_csrf_token(api: Api) -> None:
     out = api.client.post(
         "/api/v1/account/sign-out-everywhere", headers={"Authorization": f"Bearer {token}"}
     )
-    assert out.json() == {"revoked_sessions": 1}
+    assert out.json() == {"revoked_sessions": 1, "revoked_tokens": 1}
     assert client.get("/patients", follow_redirects=False).status_code == 303
 
 
@@ -370,20 +445,25 @@ def test_emergency_access_needs_a_reason_expires_is_flagged_and_the_owner_is_tol
 
 
 def test_a_token_label_out_of_bounds_is_a_problem_not_a_crash(api: Api) -> None:
-    url = f"/api/v1/users/{api.clinic.clinician.id}/tokens"
+    user = new_user(api.clinic)
+    mine = operator_token(api.clinic, user)
     for label in ("", "x" * 201):
-        r = api.client.post(url, params={"label": label}, headers=api.headers("owner"))
+        body = {"label": label, "password": PASSWORD}
+        r = api.client.post("/api/v1/account/tokens", json=body, headers=mine)
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == "label"
 
 
 def test_a_revoked_token_stops_working_at_once_and_the_revocation_is_audited(api: Api) -> None:
+    user = new_user(api.clinic)
     issued = api.client.post(
-        f"/api/v1/users/{api.clinic.clinician.id}/tokens", headers=api.headers("owner")
+        "/api/v1/account/tokens",
+        json={"password": PASSWORD},
+        headers=operator_token(api.clinic, user),
     ).json()
     mine = {"Authorization": f"Bearer {issued['token']}"}
     assert api.client.get("/api/v1/me", headers=mine).status_code == 200
-    url = f"/api/v1/users/{api.clinic.clinician.id}/tokens/{issued['id']}"
+    url = f"/api/v1/users/{user.id}/tokens/{issued['id']}"
     assert api.client.delete(url, headers=api.headers("clinician")).status_code == 403
     assert api.client.delete(url, headers=api.headers("owner")).status_code == 204
     assert api.client.get("/api/v1/me", headers=mine).status_code == 401

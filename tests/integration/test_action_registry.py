@@ -33,23 +33,28 @@ from needlepoint.actions import (
     patients,
     screening,
     sessions,
+    staff,
 )
 from needlepoint.actions.context import Actor
 from needlepoint.actions.registry import Declared, all_actions
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.adapters.passwords import hash_api_token, hash_password
 from needlepoint.adapters.totp import code_at
 from needlepoint.domain.commands import (
     AddCareTeamMember,
     AddTrainingRecord,
     AmendSession,
+    ChangePassword,
     CloseEpisode,
-    IssueApiToken,
+    CompletePasswordReset,
+    CreateApiToken,
     MfaCode,
     RecordMeasurement,
     RecordMedicationUse,
     RegisterClinic,
     RegisterUser,
+    ReissueRecoveryCodes,
     RequestEmergencyAccess,
     SignSession,
     UpdateClinicSettings,
@@ -405,19 +410,120 @@ def _(w: World) -> Call:
     return lambda uow, actor: clinics.register_user(uow, actor, cmd)
 
 
-@scenario("clinics.issue_api_token", A.API_TOKEN_ISSUED)
-def _(w: World) -> Call:
-    cmd = IssueApiToken(user_id=w.clinic.clinician.id, label="integration")
-    return lambda uow, actor: clinics.issue_api_token(uow, actor, cmd)
+def _token_id(w: World, user: User) -> UUID:
+    """The id of a new operator's token of `user`."""
+    plain = clinics.issue_operator_token(w.uow(), user, "to revoke", source="test")
+    with w.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(t.api_tokens.c.id).where(t.api_tokens.c.token_hash == hash_api_token(plain))
+        ).scalar_one()
+    return UUID(str(found))
+
+
+def _with_password(w: World, user: User) -> None:
+    """Give an account made without a password (the fixture's) the test's password."""
+    with w.engine.begin() as conn:
+        conn.execute(
+            sa.update(t.users)
+            .where(t.users.c.id == user.id)
+            .values(password_hash=hash_password(PASSWORD))
+        )
 
 
 @scenario("clinics.revoke_api_token", A.API_TOKEN_REVOKED)
 def _(w: World) -> Call:
     user = w.clinic.clinician
-    token, _plain = clinics.issue_api_token(
-        w.uow(), w.clinic.as_owner, IssueApiToken(user_id=user.id, label="to revoke")
+    token_id = _token_id(w, user)
+    return lambda uow, actor: clinics.revoke_api_token(uow, actor, user.id, token_id)
+
+
+# The account lifecycle (issue 14): owners act on another account of the clinic; users on
+# their own (the permitted actor of a USE_ACCOUNT action is the fixture's clinician).
+
+
+@scenario("staff.deactivate_user", A.USER_DEACTIVATED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: staff.deactivate_user(uow, actor, user.id)
+
+
+@scenario("staff.reactivate_user", A.USER_REACTIVATED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    staff.deactivate_user(w.uow(), w.clinic.as_owner, user.id)
+    return lambda uow, actor: staff.reactivate_user(uow, actor, user.id)
+
+
+@scenario("staff.reset_password", A.PASSWORD_RESET_ISSUED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: staff.reset_password(uow, actor, user.id)
+
+
+@scenario("staff.reset_mfa", A.MFA_RESET)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    w.enrolled(user)
+    return lambda uow, actor: staff.reset_mfa(uow, actor, user.id)
+
+
+@scenario("staff.issue_enrolment_code", A.MFA_ENROLMENT_CODE_ISSUED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: staff.issue_enrolment_code(uow, actor, user.id)
+
+
+@scenario("staff.unlock_sign_in", A.SIGN_IN_UNLOCKED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    return lambda uow, actor: staff.unlock_sign_in(uow, actor, user.id)
+
+
+@scenario("staff.complete_password_reset", A.PASSWORD_RESET_COMPLETED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    _user, code = staff.reset_password(w.uow(), w.clinic.as_owner, user.id)
+    cmd = CompletePasswordReset(
+        email=user.email, reset_code=code, new_password="a brand new passphrase"
     )
-    return lambda uow, actor: clinics.revoke_api_token(uow, actor, user.id, token.id)
+    return lambda uow, actor: staff.complete_password_reset(
+        uow, cmd, address="192.0.2.9", request_id=None
+    )
+
+
+@scenario("staff.create_api_token", A.API_TOKEN_ISSUED)
+def _(w: World) -> Call:
+    _with_password(w, w.clinic.clinician)
+    cmd = CreateApiToken(label="integration", password=PASSWORD)
+    return lambda uow, actor: staff.create_api_token(uow, actor, cmd)
+
+
+@scenario("staff.revoke_own_api_token", A.API_TOKEN_REVOKED)
+def _(w: World) -> Call:
+    token_id = _token_id(w, w.clinic.clinician)
+    return lambda uow, actor: staff.revoke_own_api_token(uow, actor, token_id)
+
+
+@scenario("staff.change_password", A.PASSWORD_CHANGED)
+def _(w: World) -> Call:
+    _with_password(w, w.clinic.clinician)
+    w.signed_in(w.clinic.clinician)  # another browser: signed out by the change
+    cmd = ChangePassword(current_password=PASSWORD, new_password="another long passphrase")
+    return lambda uow, actor: staff.change_password(uow, actor, cmd)
+
+
+@scenario("staff.reissue_recovery_codes", A.MFA_RECOVERY_CODES_REISSUED)
+def _(w: World) -> Call:
+    me = w.actor(Role.CLINICIAN)
+    secret, _uri = accounts.begin_mfa_enrolment(w.uow(), me)
+    accounts.confirm_mfa_enrolment(w.uow(), me, MfaCode(code=code_at(secret, datetime.now(UTC))))
+
+    def call(uow: Any, actor: Actor) -> Any:
+        # the next time step's code: the enrolment used this one (no replays)
+        code = code_at(secret, datetime.now(UTC) + timedelta(seconds=30))
+        return staff.reissue_recovery_codes(uow, actor, ReissueRecoveryCodes(code=code))
+
+    return call
 
 
 @scenario("clinics.issue_operator_token", A.API_TOKEN_ISSUED)

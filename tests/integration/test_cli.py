@@ -90,10 +90,11 @@ def test_create_clinic_prints_a_token_and_refuses_bad_input_by_name(tmp_path: Pa
             db,
         ],
     )
-    assert dup.exit_code == 2
-    assert "email" in dup.output
+    # An email is unique within a clinic only (issue 14: no clinic may learn that another
+    # uses an address), so the same owner email may open a second clinic.
+    assert dup.exit_code == 0, dup.output
     with make_engine(f"sqlite:///{db}").connect() as conn:
-        assert conn.execute(sa.text("select count(*) from clinics")).scalar_one() == 1
+        assert conn.execute(sa.text("select count(*) from clinics")).scalar_one() == 2
 
 
 def test_demo_without_serving_prints_the_sign_in(tmp_path: Path) -> None:

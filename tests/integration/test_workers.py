@@ -137,7 +137,7 @@ def test_two_worker_processes_share_sessions_lockouts_and_the_audit_chain(
             ).scalar_one()
         assert written == 8
 
-        # a lock-out earned on any worker holds on every worker
+        # a sign-in delay earned on any worker holds on every worker
         for _ in range(ACCOUNT_FAILURE_LIMIT):
             with httpx.Client(base_url=base) as c:
                 csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
@@ -155,7 +155,7 @@ def test_two_worker_processes_share_sessions_lockouts_and_the_audit_chain(
                     "/login",
                     data={"email": ready.clinician.email, "password": PASSWORD, "csrf": csrf[1]},
                 )
-                assert r.status_code == 429, "locked out on every worker"
+                assert r.status_code == 429, "paused on every worker"
 
     from typer.testing import CliRunner
 

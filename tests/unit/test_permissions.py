@@ -41,5 +41,10 @@ def test_a_patient_account_holds_nothing_but_its_own_account_until_the_portal() 
 
 
 def test_only_the_owner_administers_security_and_users() -> None:
-    for p in (Permission.MANAGE_SECURITY, Permission.REGISTER_USER, Permission.ISSUE_API_TOKEN):
+    for p in (
+        Permission.MANAGE_SECURITY,
+        Permission.REGISTER_USER,
+        Permission.REVOKE_API_TOKENS,
+        Permission.MANAGE_ACCOUNTS,
+    ):
         assert GRANTS[p] == {Role.OWNER}

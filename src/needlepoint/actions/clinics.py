@@ -1,8 +1,10 @@
-"""Registering a clinic (the tenant), its users and their API tokens."""
+"""Registering a clinic (the tenant) and its users; the operator's API tokens and an
+owner's revocation of any token (users create their own: `actions.staff`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from uuid import UUID
 
 from needlepoint.actions.context import Actor, audit, authorize, load
@@ -13,8 +15,15 @@ from needlepoint.adapters.passwords import (
     new_api_token,
     password_problem,
 )
-from needlepoint.domain.commands import IssueApiToken, RegisterClinic, RegisterUser
-from needlepoint.domain.entities import ApiToken, Clinic, Entity, TrainingRecord, User
+from needlepoint.domain.commands import RegisterClinic, RegisterUser
+from needlepoint.domain.entities import (
+    ApiToken,
+    Clinic,
+    Entity,
+    SecuritySettings,
+    TrainingRecord,
+    User,
+)
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.permissions import Permission
@@ -24,7 +33,7 @@ from needlepoint.ports import UnitOfWork
 @action(None, AuditAction.CLINIC_REGISTERED, unauthenticated="the operator creates the clinic")
 def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli") -> User:
     """Create a clinic and its owner account. Run by an operator (CLI, demo), not a user."""
-    check_password(cmd.owner_password, field="owner_password")
+    check_password(cmd.owner_password, field="owner_password", email=cmd.owner_email)
     with uow:
         now = uow.now()
         clinic = Clinic(id=uow.new_id(), name=cmd.name, created_at=now)
@@ -55,7 +64,7 @@ def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli"
 @action(Permission.REGISTER_USER, AuditAction.USER_REGISTERED)
 def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     """Add a practitioner or staff member, with their dry needling training records."""
-    check_password(cmd.password, field="password")
+    check_password(cmd.password, field="password", email=cmd.email)
     with uow:
         authorize(uow, actor, Permission.REGISTER_USER)
         now = uow.now()
@@ -87,36 +96,11 @@ def register_user(uow: UnitOfWork, actor: Actor, cmd: RegisterUser) -> User:
     return user
 
 
-@action(Permission.ISSUE_API_TOKEN, AuditAction.API_TOKEN_ISSUED)
-def issue_api_token(
-    uow: UnitOfWork, actor: Actor, cmd: IssueApiToken, *, scopes: str = "read write"
-) -> tuple[ApiToken, str]:
-    """A new bearer token for a user of the clinic, with its scopes (`read`, `write`;
-    space-separated). The plain token is returned once."""
-    with uow:
-        authorize(uow, actor, Permission.ISSUE_API_TOKEN)
-        user = load(uow, User, cmd.user_id, actor, field="user_id")
-        plain = new_api_token()
-        token = ApiToken(
-            id=uow.new_id(),
-            clinic_id=actor.clinic_id,
-            user_id=user.id,
-            token_hash=hash_api_token(plain),
-            label=cmd.label,
-            created_at=uow.now(),
-            scopes=scopes,
-        )
-        uow.add(token)
-        audit(uow, actor, actor.clinic_id, AuditAction.API_TOKEN_ISSUED, token, after=[token])
-        uow.commit()
-    return token, plain
-
-
-@action(Permission.ISSUE_API_TOKEN, AuditAction.API_TOKEN_REVOKED)
+@action(Permission.REVOKE_API_TOKENS, AuditAction.API_TOKEN_REVOKED)
 def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUID) -> ApiToken:
     """Revoke one of a user's API tokens (owner); it stops working at once."""
     with uow:
-        authorize(uow, actor, Permission.ISSUE_API_TOKEN)
+        authorize(uow, actor, Permission.REVOKE_API_TOKENS)
         token = load(uow, ApiToken, token_id, actor, field="token_id")
         if token.user_id != user_id:
             raise NotFound(f"no token {token_id} of user {user_id}", field="token_id")
@@ -139,16 +123,19 @@ def revoke_api_token(uow: UnitOfWork, actor: Actor, user_id: UUID, token_id: UUI
 
 @action(None, AuditAction.API_TOKEN_ISSUED, unauthenticated="the operator's token (CLI)")
 def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str = "cli") -> str:
-    """A token for `user`, issued by an operator at the console (no acting user yet)."""
+    """A token for `user`, issued by an operator at the console (no acting user yet);
+    it expires like every token (the clinic's `api_token_days`)."""
     with uow:
         plain = new_api_token()
+        now = uow.now()
         token = ApiToken(
             id=uow.new_id(),
             clinic_id=user.clinic_id,
             user_id=user.id,
             token_hash=hash_api_token(plain),
             label=label,
-            created_at=uow.now(),
+            created_at=now,
+            expires_at=now + token_lifetime(uow, user.clinic_id),
         )
         uow.add(token)
         audit(
@@ -164,9 +151,16 @@ def issue_operator_token(uow: UnitOfWork, user: User, label: str, *, source: str
     return plain
 
 
-def check_password(password: str | None, *, field: str) -> None:
+def token_lifetime(uow: UnitOfWork, clinic_id: UUID) -> timedelta:
+    """How long a new API token of the clinic lasts (its security settings)."""
+    found = uow.get(SecuritySettings, clinic_id, clinic_id)
+    settings = found or SecuritySettings(id=clinic_id, clinic_id=clinic_id)
+    return timedelta(days=settings.api_token_days)
+
+
+def check_password(password: str | None, *, field: str, email: str | None = None) -> None:
     """InvalidInput naming `field` when a new password breaks the policy."""
-    problem = password_problem(password) if password is not None else None
+    problem = password_problem(password, email) if password is not None else None
     if problem is not None:
         raise InvalidInput(problem, field=field)
 

@@ -41,6 +41,21 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_one_time_code() -> str:
+    """A one-time code an owner hands to a user (enrolment, password reset): 80 random
+    bits as four groups of five letters and digits, easy to read out."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+    raw = "".join(secrets.choice(alphabet) for _ in range(20))
+    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
+
+
+def hash_one_time_code(code: str) -> str:
+    """The stored form of a one-time code (random, so a fast hash suffices); spaces,
+    dashes and case do not matter."""
+    normal = "".join(ch for ch in code.lower() if ch.isalnum())
+    return hashlib.sha256(("needlepoint-code:" + normal).encode()).hexdigest()
+
+
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128  # NIST SP 800-63B: allow at least 64
 
@@ -57,14 +72,20 @@ def common_passwords() -> frozenset[str]:
         return frozenset(line.strip() for line in lines if line.strip())
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, email: str | None = None) -> str | None:
     """Why `password` may not be used, or None. NIST SP 800-63B / ASVS V2.1: length 8
-    to 128 (every character counts, no composition rules, no forced rotation) and not
-    one of the common passwords."""
+    to 128 (every character counts, spaces included: nothing is stripped; no
+    composition rules, no forced rotation), not one of the common passwords, and not
+    the account's email (or the part before its @)."""
+    if email:
+        typed = password.strip().lower()
+        address = email.strip().lower()
+        if typed in (address, address.split("@", 1)[0]):
+            return "a password may not be your email address"
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"use at least {MIN_PASSWORD_LENGTH} characters"
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"use at most {MAX_PASSWORD_LENGTH} characters"
-    if password.lower() in common_passwords():
+    if password.lower() in common_passwords() or password.strip().lower() in common_passwords():
         return "this password is one of the most common ones; choose another"
     return None

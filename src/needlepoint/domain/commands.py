@@ -10,7 +10,15 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from needlepoint.domain.enums import (
     AdverseEventKind,
@@ -75,6 +83,14 @@ ClinicalDate = Annotated[date, AfterValidator(_date_in_range)]
 """A calendar date within the clinical years."""
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Text = Annotated[str, Field(max_length=20_000)]
+# A password exactly as typed: every character counts, leading and trailing spaces too
+# (commands otherwise strip surrounding whitespace).
+Password = Annotated[
+    str, StringConstraints(strip_whitespace=False), Field(min_length=8, max_length=128)
+]
+TypedPassword = Annotated[
+    str, StringConstraints(strip_whitespace=False), Field(min_length=1, max_length=256)
+]
 
 
 class Command(BaseModel):
@@ -90,7 +106,7 @@ class RegisterClinic(Command):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     owner_email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     owner_name: Annotated[str, Field(min_length=1, max_length=200)]
-    owner_password: Annotated[str, Field(min_length=8, max_length=128)] | None = None
+    owner_password: Password | None = None
 
 
 class TrainingCourse(Command):
@@ -107,15 +123,20 @@ class RegisterUser(Command):
     email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     full_name: Annotated[str, Field(min_length=1, max_length=200)]
     role: Role
-    password: Annotated[str, Field(min_length=8, max_length=128)] | None = None
+    password: Password | None = None
     licence_number: Annotated[str, Field(max_length=64)] | None = None
     licence_date: ClinicalDate | None = None
     training: list[TrainingCourse] = []
 
 
-class IssueApiToken(Command):
-    user_id: UUID
+class CreateApiToken(Command):
+    """A new API token for oneself, proven by the password (and an authenticator code
+    when the account has a second factor or the clinic requires one)."""
+
     label: Annotated[str, Field(min_length=1, max_length=200)] = "api"
+    read_only: bool = False
+    password: TypedPassword
+    code: Annotated[str, Field(min_length=6, max_length=32)] | None = None
 
 
 # --- patients ---------------------------------------------------------------------------
@@ -506,12 +527,46 @@ class UpdateSecuritySettings(Command):
     absolute_timeout_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
     emergency_access_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
     care_team_restriction: bool = False
+    api_token_days: Annotated[int, Field(ge=1, le=365)] = 90
 
 
 class MfaCode(Command):
     """A six-digit authenticator code, or a recovery code."""
 
     code: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+EnrolmentCode = Annotated[str, Field(min_length=6, max_length=64)]
+
+
+class BeginMfaEnrolment(Command):
+    """Starting two-factor sign-in; once the clinic requires it, an account without a
+    second factor needs the one-time enrolment code an owner issued."""
+
+    enrolment_code: EnrolmentCode | None = None
+
+
+class ConfirmMfaEnrolment(MfaCode):
+    """The first authenticator code (and the enrolment code, when one was needed)."""
+
+    enrolment_code: EnrolmentCode | None = None
+
+
+class ReissueRecoveryCodes(MfaCode):
+    """A current authenticator code, proving the existing second factor."""
+
+
+class ChangePassword(Command):
+    current_password: TypedPassword
+    new_password: Password
+
+
+class CompletePasswordReset(Command):
+    """A new password set with the one-time reset code an owner issued."""
+
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    reset_code: Annotated[str, Field(min_length=6, max_length=64)]
+    new_password: Password
 
 
 class RequestEmergencyAccess(Command):

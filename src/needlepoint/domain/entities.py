@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from needlepoint.domain.enums import (
+    AccountCodePurpose,
     AdverseEventKind,
     Approach,
     AuditAction,
@@ -66,6 +67,9 @@ class User:
     licence_date: date | None = None
     is_active: bool = True
     version: int = 1
+    # An owner's unlock (or MFA reset): sign-in delays and the second factor's failure
+    # count restart here.
+    sign_in_reset_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,7 @@ class ApiToken:
     created_at: datetime
     revoked_at: datetime | None = None
     scopes: str = "read write"  # space-separated: `read`, `write`
+    expires_at: datetime | None = None  # None only for rows the migration could not date
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +363,7 @@ class SecuritySettings:
     emergency_access_minutes: int = 60
     care_team_restriction: bool = False
     version: int = 1
+    api_token_days: int = 90  # how long a new API token lasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +408,23 @@ class RecoveryCode:
     user_id: UUID
     code_hash: str
     created_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCode:
+    """A one-time code an owner issued for a user (shown once; stored as its hash):
+    enrol a second factor when the clinic requires one, or set a new password after an
+    owner-initiated reset."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    purpose: AccountCodePurpose
+    code_hash: str
+    issued_by: UUID
+    created_at: datetime
+    expires_at: datetime
     used_at: datetime | None = None
 
 
@@ -451,6 +474,7 @@ class CareTeamMember:
 
 Entity = (
     Clinic
+    | AccountCode
     | User
     | TrainingRecord
     | ApiToken

@@ -154,6 +154,23 @@ class AuditAction(StrEnum):
     EMERGENCY_ACCESS_GRANTED = "patient.emergency_access_granted"
     CARE_TEAM_MEMBER_ADDED = "patient.care_team_member_added"
     LOGIN_PASSWORD_ACCEPTED = "auth.login_password_accepted"  # noqa: S105 - an event name
+    # the account lifecycle (issue 14)
+    USER_DEACTIVATED = "user.deactivated"
+    USER_REACTIVATED = "user.reactivated"
+    PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105 - an event name
+    PASSWORD_RESET_ISSUED = "user.password_reset_issued"  # noqa: S105 - an event name
+    PASSWORD_RESET_COMPLETED = "auth.password_reset_completed"  # noqa: S105 - an event name
+    MFA_RESET = "user.mfa_reset"
+    MFA_RECOVERY_CODES_REISSUED = "auth.mfa_recovery_codes_reissued"
+    MFA_ENROLMENT_CODE_ISSUED = "user.mfa_enrolment_code_issued"
+    SIGN_IN_UNLOCKED = "user.sign_in_unlocked"
+
+
+class AccountCodePurpose(StrEnum):
+    """What a one-time code an owner issued lets its user do."""
+
+    MFA_ENROLMENT = "mfa_enrolment"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose, not a password
 
 
 class AuditOutcome(StrEnum):

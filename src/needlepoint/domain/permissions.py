@@ -26,7 +26,8 @@ from needlepoint.domain.errors import PermissionDenied
 
 class Permission(StrEnum):
     REGISTER_USER = "register_user"
-    ISSUE_API_TOKEN = "issue_api_token"  # noqa: S105 - a permission name
+    REVOKE_API_TOKENS = "revoke_api_tokens"
+    MANAGE_ACCOUNTS = "manage_accounts"
     REGISTER_PATIENT = "register_patient"
     UPDATE_PATIENT = "update_patient"
     READ_DEMOGRAPHICS = "read_demographics"
@@ -58,7 +59,8 @@ _STAFF = _CLINICAL_WRITERS | {Role.ASSISTANT}
 
 GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.REGISTER_USER: frozenset({Role.OWNER}),
-    Permission.ISSUE_API_TOKEN: frozenset({Role.OWNER}),
+    Permission.REVOKE_API_TOKENS: frozenset({Role.OWNER}),
+    Permission.MANAGE_ACCOUNTS: frozenset({Role.OWNER}),
     Permission.REGISTER_PATIENT: _STAFF,
     Permission.UPDATE_PATIENT: _STAFF,
     Permission.READ_DEMOGRAPHICS: _STAFF,

@@ -100,6 +100,7 @@ _TOKEN_HOLDER = (
     .where(
         api_tokens.c.token_hash == sa.bindparam("token_hash"),
         api_tokens.c.revoked_at.is_(None),
+        api_tokens.c.expires_at > sa.bindparam("now"),  # NULL (undated) never matches
         users.c.is_active.is_(True),
     )
 )
@@ -122,10 +123,12 @@ _TOKEN_HOLDER_LOCKED = _TOKEN_HOLDER.with_for_update(read=True, of=[api_tokens, 
 
 
 def lookup_token(conn: sa.Connection, token: str, *, lock: bool = False) -> TokenHolder | None:
-    """Who holds this unrevoked token (an active user): one indexed query. `lock`: in a
-    write transaction, hold the token and user rows until it ends (PostgreSQL)."""
+    """Who holds this unrevoked, unexpired token (an active user): one indexed query.
+    `lock`: in a write transaction, hold the token and user rows until it ends
+    (PostgreSQL)."""
     stmt = _TOKEN_HOLDER_LOCKED if lock and conn.dialect.name != "sqlite" else _TOKEN_HOLDER
-    row = conn.execute(stmt, {"token_hash": hash_api_token(token)}).mappings().first()
+    params = {"token_hash": hash_api_token(token), "now": datetime.now(UTC)}
+    row = conn.execute(stmt, params).mappings().first()
     if row is None:
         return None
     return TokenHolder(
@@ -135,7 +138,10 @@ def lookup_token(conn: sa.Connection, token: str, *, lock: bool = False) -> Toke
     )
 
 
-UNAUTHENTICATED_DETAIL = "a valid API token is required (Authorization: Bearer …)"
+UNAUTHENTICATED_DETAIL = (
+    "a valid API token is required (Authorization: Bearer …); tokens expire, and are "
+    "revoked by signing out everywhere"
+)
 
 
 class ApiCredentials:

@@ -28,12 +28,33 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> list[str]:
     """Apply every migration up to `revision` in one transaction. At head, the audit
     trail's and the tenants' protections (triggers, policies, privileges) are then
     checked and any missing, disabled or altered one is put back (a database restored
-    from an old backup, or tampered with): returns what was repaired."""
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
-        if revision != "head":
-            return []
-        return protections.ensure(conn)
+    from an old backup, or tampered with): returns what was repaired.
+
+    On SQLite the migrations run with foreign-key enforcement off, SQLite's documented
+    procedure for rebuilding a table that others refer to (Alembic's batch mode copies
+    the table, drops the old one and renames the copy: with enforcement on, dropping
+    `users` would fail for every row referring to it), and every reference is checked
+    before the commit: a broken one rolls the whole upgrade back."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:  # outside any transaction: inside one, SQLite ignores it
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                command.upgrade(alembic_config(conn), revision)
+                if raw is not None:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the upgrade would leave {len(broken)} broken references "
+                            f"(first: {tuple(broken[0])}); nothing was changed"
+                        )
+                if revision != "head":
+                    return []
+                return protections.ensure(conn)
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: sa.Engine) -> str | None:

@@ -63,7 +63,7 @@ users = sa.Table(
     metadata,
     _id(),
     _clinic(),
-    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=False),
     sa.Column("full_name", sa.String(200), nullable=False),
     sa.Column("role", enum_column_type(enums.Role), nullable=False),
     _at("created_at"),
@@ -72,7 +72,12 @@ users = sa.Table(
     sa.Column("licence_date", sa.Date),
     sa.Column("is_active", sa.Boolean, nullable=False),
     _version(),
+    _at("sign_in_reset_at", nullable=True),
+    # Unique within a clinic only: one clinic cannot learn that an email is used by
+    # another (sign-in tries each clinic's account with that email).
+    sa.UniqueConstraint("clinic_id", "email"),
     sa.Index(None, "clinic_id"),
+    sa.Index(None, "email"),
 )
 
 training_records = sa.Table(
@@ -104,6 +109,8 @@ api_tokens = sa.Table(
     _at("created_at"),
     _at("revoked_at", nullable=True),
     sa.Column("scopes", sa.String(64), nullable=False, server_default="read write"),
+    _at("expires_at", nullable=True),
+    sa.Index(None, "user_id"),
 )
 
 patients = sa.Table(
@@ -402,6 +409,7 @@ security_settings = sa.Table(
     sa.Column("emergency_access_minutes", sa.Integer, nullable=False),
     sa.Column("care_team_restriction", sa.Boolean, nullable=False),
     _version(),
+    sa.Column("api_token_days", sa.Integer, nullable=False, server_default="90"),
 )
 
 web_sessions = sa.Table(
@@ -489,6 +497,25 @@ notifications = sa.Table(
 
 # Not a clinical record (an attempt may name no account, hence no clinic): written by
 # `adapters.db.logins`, outside TABLE_OF. Counted for rate limiting, so it survives restarts.
+# One-time codes an owner hands to a user out of band: to enrol a second factor once the
+# clinic requires one, or to set a new password after an owner-initiated reset. Stored
+# only hashed; read before anybody is signed in (the reset page), so outside RLS like the
+# other staff tables.
+account_codes = sa.Table(
+    "account_codes",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("purpose", enum_column_type(enums.AccountCodePurpose), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    _ref("issued_by", "users"),
+    _at("created_at"),
+    _at("expires_at"),
+    _at("used_at", nullable=True),
+    sa.Index(None, "user_id"),
+)
+
 login_attempts = sa.Table(
     "login_attempts",
     metadata,
@@ -545,5 +572,6 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.EmergencyAccess: emergency_accesses,
     e.Notification: notifications,
     e.CareTeamMember: care_team_members,
+    e.AccountCode: account_codes,
 }
 """Which table holds each kind of entity."""

@@ -51,7 +51,10 @@ UNIQUE_FIELDS: dict[tuple[str, frozenset[str]], tuple[str, str]] = {
         "mrn",
         "a patient with this chart number (MRN) already exists in the clinic",
     ),
-    ("users", frozenset({"email"})): ("email", "a user with this email already exists"),
+    ("users", frozenset({"clinic_id", "email"})): (
+        "email",
+        "a user with this email already exists in the clinic",
+    ),
 }
 
 

@@ -1,22 +1,33 @@
-"""The caller's own account (sessions, sign out everywhere, two-factor sign-in,
-notifications), the clinic's security policy, and emergency (break-glass) access."""
+"""The caller's own account (sessions, sign out everywhere, password, two-factor sign-in
+and recovery codes, API tokens, notifications), the clinic's security policy, and
+emergency (break-glass) access."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel
 
-from needlepoint.actions import accounts
-from needlepoint.domain.commands import MfaCode, RequestEmergencyAccess, UpdateSecuritySettings
-from needlepoint.domain.entities import EmergencyAccess, Notification, SecuritySettings
+from needlepoint.actions import accounts, staff
+from needlepoint.domain.commands import (
+    BeginMfaEnrolment,
+    ChangePassword,
+    ConfirmMfaEnrolment,
+    CreateApiToken,
+    ReissueRecoveryCodes,
+    RequestEmergencyAccess,
+    UpdateSecuritySettings,
+)
+from needlepoint.domain.entities import ApiToken, EmergencyAccess, Notification, SecuritySettings
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries import accounts as queries
 from needlepoint.web.context import ApiContext, IfMatch, requires, respond
 
 router = APIRouter(tags=["account"])
+_NO_CODE = BeginMfaEnrolment()
 
 
 class WebSessionOut(BaseModel):
@@ -32,6 +43,35 @@ class WebSessionOut(BaseModel):
 
 class SignedOut(BaseModel):
     revoked_sessions: int
+    revoked_tokens: int
+
+
+class PasswordChanged(BaseModel):
+    """The password changed; the caller's web sessions were signed out."""
+
+    signed_out_sessions: int
+
+
+class TokenInfo(BaseModel):
+    """An API token as its holder and the clinic's owners see it (never the token)."""
+
+    id: UUID
+    user_id: UUID
+    label: str
+    scopes: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenInfo:
+        return cls.model_validate(token, from_attributes=True)
+
+
+class NewToken(TokenInfo):
+    """A new API token; `token` is shown only in this response."""
+
+    token: str
 
 
 class MfaEnrolment(BaseModel):
@@ -65,8 +105,59 @@ def my_sessions(ctx: ApiContext) -> list[WebSessionOut]:
     openapi_extra=requires(Permission.USE_ACCOUNT),
 )
 def sign_out_everywhere(ctx: ApiContext) -> SignedOut:
-    """End every web session of the caller, on every device."""
-    return SignedOut(revoked_sessions=accounts.sign_out_everywhere(ctx.uow(), ctx.actor))
+    """End every web session of the caller, on every device, and revoke every API token
+    of theirs (this request's token included)."""
+    sessions, tokens = accounts.sign_out_everywhere(ctx.uow(), ctx.actor)
+    return SignedOut(revoked_sessions=sessions, revoked_tokens=tokens)
+
+
+@router.post(
+    "/account/password",
+    response_model=PasswordChanged,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
+def change_password(ctx: ApiContext, body: ChangePassword) -> PasswordChanged:
+    """Change the caller's password, proven by the current one (422 naming
+    `current_password` when it is wrong; repeated failures wait longer). Every web
+    session of the caller is signed out; API tokens stay."""
+    return PasswordChanged(signed_out_sessions=staff.change_password(ctx.uow(), ctx.actor, body))
+
+
+@router.get(
+    "/account/tokens",
+    response_model=list[TokenInfo],
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
+def my_tokens(ctx: ApiContext) -> list[TokenInfo]:
+    """The caller's API tokens (never their values), newest first."""
+    with ctx.reader() as r:
+        return [TokenInfo.of(t) for t in queries.my_tokens(r)]
+
+
+@router.post(
+    "/account/tokens",
+    response_model=NewToken,
+    status_code=201,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
+def create_token(ctx: ApiContext, body: CreateApiToken) -> NewToken:
+    """A new API token for the caller themself, proven by their password (and an
+    authenticator `code` when they have two-factor sign-in or the clinic requires it).
+    It expires after the clinic's `api_token_days` (default 90). A `read_only` token may
+    only read. The token is shown only in this response."""
+    token, plain = staff.create_api_token(ctx.uow(), ctx.actor, body)
+    return NewToken(**TokenInfo.of(token).model_dump(), token=plain)
+
+
+@router.delete(
+    "/account/tokens/{own_token_id}",
+    status_code=204,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
+def revoke_my_token(ctx: ApiContext, own_token_id: UUID) -> Response:
+    """Revoke one of the caller's own API tokens; it stops working at once."""
+    staff.revoke_own_api_token(ctx.uow(), ctx.actor, own_token_id)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -75,9 +166,12 @@ def sign_out_everywhere(ctx: ApiContext) -> SignedOut:
     status_code=201,
     openapi_extra=requires(Permission.USE_ACCOUNT),
 )
-def begin_mfa(ctx: ApiContext) -> MfaEnrolment:
-    """Start setting up two-factor sign-in (TOTP); 409 when it is already on."""
-    secret, uri = accounts.begin_mfa_enrolment(ctx.uow(), ctx.actor)
+def begin_mfa(
+    ctx: ApiContext, body: Annotated[BeginMfaEnrolment, Body()] = _NO_CODE
+) -> MfaEnrolment:
+    """Start setting up two-factor sign-in (TOTP); 409 when it is already on. Once the
+    clinic requires it, send the `enrolment_code` an owner issued (422 without it)."""
+    secret, uri = accounts.begin_mfa_enrolment(ctx.uow(), ctx.actor, body)
     return MfaEnrolment(secret=secret, otpauth_uri=uri)
 
 
@@ -86,9 +180,21 @@ def begin_mfa(ctx: ApiContext) -> MfaEnrolment:
     response_model=RecoveryCodes,
     openapi_extra=requires(Permission.USE_ACCOUNT),
 )
-def confirm_mfa(ctx: ApiContext, body: MfaCode) -> RecoveryCodes:
-    """Turn two-factor sign-in on with a first code; returns the recovery codes."""
+def confirm_mfa(ctx: ApiContext, body: ConfirmMfaEnrolment) -> RecoveryCodes:
+    """Turn two-factor sign-in on with a first code (and the owner's `enrolment_code`
+    when the clinic requires two-factor sign-in); returns the recovery codes."""
     return RecoveryCodes(recovery_codes=accounts.confirm_mfa_enrolment(ctx.uow(), ctx.actor, body))
+
+
+@router.post(
+    "/account/mfa/recovery-codes",
+    response_model=RecoveryCodes,
+    openapi_extra=requires(Permission.USE_ACCOUNT),
+)
+def reissue_recovery_codes(ctx: ApiContext, body: ReissueRecoveryCodes) -> RecoveryCodes:
+    """New recovery codes, proven by a current authenticator code; the unused old ones
+    stop working. Shown only in this response."""
+    return RecoveryCodes(recovery_codes=staff.reissue_recovery_codes(ctx.uow(), ctx.actor, body))
 
 
 @router.get(

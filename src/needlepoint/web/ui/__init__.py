@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from needlepoint.web.ui import (
+    accounts,
     analytics,
     care_team,
     chart,
@@ -32,4 +33,5 @@ routers: list[APIRouter] = [
     progress.router,
     settings.router,
     analytics.router,
+    accounts.router,
 ]

@@ -12,7 +12,7 @@ emergency accesses and notifications
   its transaction's clinic's rows).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from alembic import op
 import needlepoint.adapters.db.types
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
