@@ -154,6 +154,7 @@ OUTSIDE_ROW_LEVEL_SECURITY = {
     "login_attempts": "sign-in limits cover unknown accounts of no clinic",
     "security_settings": "the clinic's session policy is applied at sign-in",
     "training_records": "staff credentials, not health information",
+    "account_codes": "an enrolment or reset code is looked up by its hash before sign-in",
 }
 
 
