@@ -123,8 +123,7 @@ class Reader:
         column names (a leading "-" for descending). The statement is built once per shape
         and run with bound values: the hot reads skip building and hashing a new one."""
         stmt = _statement_by(TABLE_OF[kind], tuple(sorted(equal)), order_by)
-        rows = self.conn.execute(stmt, {"clinic_id": self.clinic_id, **equal})
-        return [kind(**row._mapping) for row in rows]
+        return self.select_statement(kind, stmt, equal)
 
     def select_statement(self, kind: type[E], stmt: Any, values: dict[str, Any]) -> list[E]:
         """Records of `kind` read by a prepared statement whose `clinic_id` parameter the
