@@ -341,6 +341,9 @@ class Stats:
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     busy: int = 0
+    wall: float = 0.0  # the measured window: after the sign-ins, until the last answer
+    server_cpu: float = 0.0
+    own_cpu: float = 0.0
     requests: int = 0
     samples: list[str] = field(default_factory=list)
 
@@ -412,7 +415,11 @@ async def clinician(
             ("read_note", "GET", f"/api/v1/sessions/{note_id}", {"headers": api}, 200),
         ]
         for kind, method, path, options, expected in steps:
+            if time.monotonic() >= stop:  # no new request after the window closes
+                return
             await _timed(client, stats, kind, method, path, options, expected)
+        if time.monotonic() >= stop:
+            return
         r = await _timed(
             client,
             stats,
@@ -422,7 +429,7 @@ async def clinician(
             {"json": note_body(episode_id, rng, when), "headers": api},
             201,
         )
-        if r is not None:
+        if r is not None and time.monotonic() < stop:
             note = r.json()
             r = await _timed(
                 client,
@@ -435,6 +442,8 @@ async def clinician(
             )
             if r is not None:
                 note_id = note["id"]
+        if time.monotonic() >= stop:
+            return
         await _timed(
             client, stats, "progress_page", "GET", f"/episodes/{episode_id}/progress", {}, 200
         )
@@ -469,9 +478,13 @@ async def _timed(
     return None
 
 
-async def run_level(base: str, clinic: Clinic, clients: int, seconds: float) -> Stats:
+async def run_level(
+    base: str, clinic: Clinic, clients: int, seconds: float, server_pid: int
+) -> Stats:
     """Sign every clinician in (not timed: argon2 is slow on purpose, and a clinic's
-    day is not a sign-in storm), then run the visits for `seconds`."""
+    day is not a sign-in storm), then run the visits for `seconds`. The window measured
+    (wall time, server CPU, this process's CPU) starts after the sign-ins and ends when
+    the last request in flight at the stop time has answered."""
     stats = Stats()
     rng = random.Random(clients)
     browsers = [Browser(base) for _ in range(clients)]
@@ -483,6 +496,7 @@ async def run_level(base: str, clinic: Clinic, clients: int, seconds: float) -> 
 
     try:
         await asyncio.gather(*(signed_in(i) for i in range(clients)))
+        cpu0, t0, own0 = cpu_seconds(server_pid), time.perf_counter(), time.process_time()
         stop = time.monotonic() + seconds
         await asyncio.gather(
             *(
@@ -490,6 +504,9 @@ async def run_level(base: str, clinic: Clinic, clients: int, seconds: float) -> 
                 for i in range(clients)
             )
         )
+        stats.wall = time.perf_counter() - t0
+        stats.server_cpu = cpu_seconds(server_pid) - cpu0
+        stats.own_cpu = time.process_time() - own0
     finally:
         for b in browsers:
             await b.aclose()
@@ -538,13 +555,10 @@ def bench_database(
     try:
         print(f"  server: pid {proc.pid}, {len(_tree(proc.pid))} process(es)", flush=True)
         for clients in levels:
-            cpu0, t0, own0 = cpu_seconds(proc.pid), time.perf_counter(), time.process_time()
-            stats = uvloop.run(run_level(base, clinic, clients, seconds))
-            wall = time.perf_counter() - t0
-            cpu = cpu_seconds(proc.pid) - cpu0
+            stats = uvloop.run(run_level(base, clinic, clients, seconds, proc.pid))
+            wall, cpu = stats.wall, stats.server_cpu
             print(
-                f"  (load generator CPU {(time.process_time() - own0) / wall * 100:.0f} % "
-                "of a core, sign-ins included)",
+                f"  (load generator CPU {stats.own_cpu / wall * 100:.0f} % of a core)",
                 flush=True,
             )
             rates[clients] = report(db, clients, stats, wall, cpu, rss_mb(proc.pid))

@@ -313,6 +313,8 @@ def _serve(settings: Settings) -> None:
             continue
         os.environ[f"NEEDLEPOINT_{name.upper()}"] = str(getattr(settings, name))
     os.environ["NEEDLEPOINT_SECURE_COOKIES"] = str(settings.secure_cookies).lower()
+    os.environ["NEEDLEPOINT_ACCESS_LOG"] = str(settings.access_log).lower()
+    os.environ["NEEDLEPOINT_WORKERS"] = str(workers)  # each knows it is one of several
     uvicorn.run(
         "needlepoint.bootstrap:app_from_environment",
         factory=True,

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # The reverse proxies whose X-Forwarded-For / -Proto uvicorn believes (comma-separated
     # addresses or networks, "*" for any). Unset: none, the client is the socket's peer.
     forwarded_allow_ips: str | None = None
+    # uvicorn's per-request access log line. Off by default: it cost about a tenth of a
+    # serving process's interpreter time under load (bench/clinic_day.py profile), the
+    # reverse proxy in front logs every request, and the audit trail records who did what.
+    access_log: bool = False
 
     def limits(self) -> Limits:
         """The database limits of one serving process."""
@@ -75,6 +79,7 @@ class Settings(BaseSettings):
             "proxy_headers": bool(trusted),
             "forwarded_allow_ips": trusted or None,
             "server_header": False,
+            "access_log": self.access_log,
             "log_level": "info",
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +21,7 @@ from needlepoint.domain import knowledge
 from needlepoint.web import api, pages, problems, ui
 from needlepoint.web.deferred_writes import DeferredWrites
 from needlepoint.web.limits import RateLimit, RequestLimits
+from needlepoint.web.rate_sharing import RateSharing
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -53,7 +54,7 @@ class RequestIdAndSecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # a uuid4's randomness without building a UUID
         scope.setdefault("state", {})["request_id"] = rid
         path = scope.get("path", "")
         docs = path == "/api/docs"  # Swagger UI loads its own scripts
@@ -116,6 +117,7 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     rate_limit: float | None = 20.0,
     rate_burst: int = 200,
+    processes: int = 1,
 ) -> FastAPI:
     """The web application over an already migrated database.
 
@@ -127,18 +129,24 @@ def create_app(
 
     `max_body_bytes`: the largest request body (413 beyond). `rate_limit`: API requests a
     second per caller, in bursts of `rate_burst` (429 beyond; `None`: no limit). See
-    `web/limits.py`."""
+    `web/limits.py`. `processes`: how many serving processes share the database; more
+    than one shares the rate limit's use through it (`web/rate_sharing.py`)."""
     workers = threads or max(1, Limits().connections - 1)
     deferred = DeferredWrites(engine)
+    sharing = RateSharing(engine) if processes > 1 and rate_limit is not None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = workers
         await anyio.to_thread.run_sync(knowledge.load_all)
         deferred.start()
+        if sharing is not None:
+            sharing.start()
         try:
             yield
         finally:
+            if sharing is not None:
+                await anyio.to_thread.run_sync(sharing.stop)
             await anyio.to_thread.run_sync(deferred.stop)
 
     app = FastAPI(
@@ -170,7 +178,7 @@ def create_app(
     # input checks, the rate limit, and the admission limit next to the routes.
     app.add_middleware(AdmissionLimit, limit=max_in_flight)
     if rate_limit is not None:
-        app.add_middleware(RateLimit, per_caller=rate_limit, burst=rate_burst)
+        app.add_middleware(RateLimit, per_caller=rate_limit, burst=rate_burst, share=sharing)
     app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestIdAndSecurityHeaders, https_only=secure_cookies)
     for router in api.routers:  # flat, not nested: routing cost grows with nesting

@@ -10,11 +10,12 @@ characters and numbers, and its caller's rate.
   `1e309`) and every integer within 64 bits, and nesting at most `MAX_JSON_DEPTH`
   deep. Refusals are 422 naming the field (`sites.0.notes`), like any other bad input.
 - `RateLimit`: per caller (API token, else address) and per address, token buckets
-  over the API. Kept in each process's memory, on purpose: a database row per request
-  would put every read behind SQLite's single write lock and add a round trip on
-  PostgreSQL, for a limit that guards against floods, not a quota to account for. With
-  `--workers N` a caller can therefore reach N times the rate (SQLite serves with one
-  process); sign-in has its own limits, kept in the database (`login_attempts`).
+  over the API, in each process's memory: a database row per request would put every
+  read behind SQLite's single write lock and add a round trip on PostgreSQL. With
+  `--workers N` the processes share the limit through the database about twice a
+  second (`web.rate_sharing`, `adapters.db.rate_usage`), so a caller gets the
+  configured rate across all of them, give or take one interval's admissions. Sign-in
+  has its own limits, kept in the database (`login_attempts`).
 
 Plain ASGI, on the event loop, no database."""
 
@@ -24,10 +25,12 @@ import hashlib
 import json
 import math
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -234,7 +237,12 @@ class RateLimit:
     `burst` for each API token (or address, without one), and twice that for each
     address (so neither many tokens nor no token escapes it). Over the limit: 429 with
     `Retry-After`. At most `max_keys` callers are remembered (least recent dropped), so
-    the table cannot grow without bound."""
+    the table cannot grow without bound.
+
+    Several serving processes share the limit (`web.rate_sharing`): each counts what it
+    admits per key (`running_totals`) and takes the others' use from its own buckets
+    (`take_used_elsewhere`). The buckets are touched by the event loop and by the
+    sharing thread, hence the lock (held for microseconds)."""
 
     def __init__(
         self,
@@ -244,6 +252,7 @@ class RateLimit:
         burst: int = 200,
         max_keys: int = 10_000,
         clock: Any = time.monotonic,
+        share: Any = None,
     ) -> None:
         self.app = app
         self.rate = per_caller
@@ -251,19 +260,59 @@ class RateLimit:
         self.max_keys = max_keys
         self.clock = clock
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+        # admitted here per key: the running total and when it started (it starts again
+        # when the key is forgotten)
+        self._used: dict[str, tuple[int, datetime]] = {}
+        self._changed: set[str] = set()
+        if share is not None:
+            share.attach(self)
 
-    def _take(self, key: str, rate: float, burst: int, now: float) -> float:
-        """0 when a request may pass (one token taken), else the seconds to wait."""
+    def _limits(self, key: str) -> tuple[float, int]:
+        if key.startswith("address:"):
+            return self.rate * 2, self.burst * 2
+        return self.rate, self.burst
+
+    def _refill(self, key: str, rate: float, burst: int, now: float) -> Bucket:
         bucket = self.buckets.pop(key, None) or Bucket(float(burst), now)
         bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.at) * rate)
         bucket.at = now
         self.buckets[key] = bucket  # most recent last
         while len(self.buckets) > self.max_keys:
-            self.buckets.popitem(last=False)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / rate
+            forgotten, _ = self.buckets.popitem(last=False)
+            self._used.pop(forgotten, None)
+            self._changed.discard(forgotten)
+        return bucket
+
+    def _take(self, key: str, rate: float, burst: int, now: float) -> float:
+        """0 when a request may pass (one token taken), else the seconds to wait."""
+        with self._lock:
+            bucket = self._refill(key, rate, burst, now)
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                used, started = self._used.get(key) or (0, datetime.now(UTC))
+                self._used[key] = (used + 1, started)
+                self._changed.add(key)
+                return 0.0
+            return (1 - bucket.tokens) / rate
+
+    def running_totals(self) -> dict[str, tuple[int, datetime]]:
+        """The keys admitted here since the last call, with their running totals and
+        when those started."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+            return {key: self._used[key] for key in changed}
+
+    def take_used_elsewhere(self, used: dict[str, int]) -> None:
+        """Take the requests other processes admitted (per key) from the buckets here:
+        never below empty, so a caller waits at most as long as a full burst takes to
+        refill."""
+        now = self.clock()
+        with self._lock:
+            for key, count in used.items():
+                rate, burst = self._limits(key)
+                bucket = self._refill(key, rate, burst, now)
+                bucket.tokens = max(0.0, bucket.tokens - count)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):

@@ -546,6 +546,23 @@ analytics_versions = sa.Table(
     _at("changed_at"),
 )
 
+# -- the API rate limit's use, shared by the serving processes (issue 12) -----------------
+
+# Not a clinical record: how many API requests each serving process has admitted per
+# caller key (a hash of the API token or the address), a running total each process
+# writes every half second or so (`adapters.db.rate_usage`). Every process debits its
+# own buckets with the others' new use, so the limit holds across `--workers N`.
+rate_usage = sa.Table(
+    "rate_usage",
+    metadata,
+    sa.Column("worker", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False),
+    _at("started_at"),
+    _at("updated_at"),
+    sa.Index(None, "updated_at"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
