@@ -555,3 +555,72 @@ def test_the_api_write_path_runs_a_fixed_number_of_statements(engine: sa.Engine)
         sa.event.remove(engine, "before_cursor_execute", count)
     assert counts[0] == counts[1], counts
     assert counts[1] <= budgets[engine.dialect.name], (counts, seen)
+
+
+# --- writers of one clinic do not queue behind each other's whole transaction -----------
+
+
+def test_a_writer_blocked_on_a_record_does_not_stall_the_clinics_other_writers(
+    postgres_engine: sa.Engine,
+) -> None:
+    """PostgreSQL: every write appends to its clinic's audit chain, whose head is locked
+    until the commit. A writer waiting for a record another transaction holds (here:
+    signing a note someone else has locked) must not hold that chain lock while it
+    waits, or every colleague's save would queue behind it. So a new note is saved while
+    the signer still waits; then the signer finishes too, in one unbroken chain."""
+    engine = postgres_engine
+    ready = _ready(engine)
+    from needlepoint.adapters.db.tables import sessions
+
+    client = TestClient(create_app(engine, secret_key="k" * 40))
+    draft = client.post(
+        "/api/v1/sessions", json=session_body(ready.episode.id), headers=_headers(ready)
+    )
+    assert draft.status_code == 201, draft.text
+    note = draft.json()
+    signed: list[int] = []
+
+    def sign() -> None:
+        r = client.post(
+            f"/api/v1/sessions/{note['id']}/sign",
+            headers={**_headers(ready), "If-Match": f'"{note["version"]}"'},
+        )
+        signed.append(r.status_code)
+
+    with another_writer(engine) as holder:
+        holder.execute(
+            sa.select(sessions.c.id).where(sessions.c.id == uuid.UUID(note["id"])).with_for_update()
+        )
+        signer = threading.Thread(target=sign)
+        signer.start()
+        deadline = time.monotonic() + 30
+        with engine.connect() as watch:  # wait until the signer waits for the record
+            while not watch.execute(
+                sa.text(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                    "and datname = current_database()"
+                )
+            ).scalar_one():
+                assert time.monotonic() < deadline, f"the signer never waited: {signed}"
+                time.sleep(0.05)
+        other = client.post(
+            "/api/v1/sessions",
+            json=session_body(
+                ready.episode.id,
+                started_at=(READY_AT + timedelta(hours=3)).isoformat(),
+            ),
+            headers=_headers(ready),
+        )
+        assert other.status_code == 201, other.text
+        assert signer.is_alive(), "the signer was still waiting for the record"
+    signer.join(30)
+    assert signed == [200]
+
+    from typer.testing import CliRunner
+
+    from needlepoint.cli import app
+
+    url = engine.url.render_as_string(hide_password=False)
+    clinic = str(ready.clinician.clinic_id)
+    verified = CliRunner().invoke(app, ["audit", "verify", "--db", url, "--clinic", clinic])
+    assert verified.exit_code == 0, verified.output

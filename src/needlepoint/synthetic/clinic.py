@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from needlepoint.actions import clinics, consent, episodes, outcomes, patients, screening, sessions
 from needlepoint.actions.context import Actor
 from needlepoint.actions.screening import patient_facts
-from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine
+from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine, refresh_statistics
 from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
     PreparedRows,
@@ -254,6 +254,7 @@ def generate_clinic(
         if on_patient is not None:
             for _ in range(chunk.stop - chunk.start):
                 on_patient()
+    refresh_statistics(engine)  # a bulk load: the planner must see the new rows
     truth = gen.truth(staff, patients_count, truth_episodes)
     report = GenerationReport(
         clinic_id=staff.owner.clinic_id,

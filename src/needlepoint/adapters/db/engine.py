@@ -72,6 +72,18 @@ def make_engine(url: str | URL, limits: Limits | None = None, **kwargs: Any) -> 
     )
 
 
+def refresh_statistics(engine: sa.Engine) -> None:
+    """After a bulk load, let PostgreSQL's planner see the new rows (`ANALYZE`): until
+    autovacuum gets to it, a table loaded in one go still looks empty, and a query that
+    should take an index takes a sequential scan instead (measured: an episode's
+    co-interventions took 60 ms instead of 0.06 ms on a freshly generated clinic).
+    SQLite's planner needs no statistics to use its indexes: nothing to do there."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database (it gives them the database file's mode)."""
 

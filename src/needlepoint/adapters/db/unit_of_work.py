@@ -574,13 +574,25 @@ class SqlUnitOfWork(UnitOfWork):
             self._scope_to(_clinic_of(first))
         try:
             prepared = prepare_inserts(conn.dialect, adds)
-            link_audit_chain(conn, prepared)  # first: the chain lock comes before any other
+            audit: list[Any] = []
+            if conn.dialect.name == "postgresql":
+                # The clinic's chain head is locked last, by the append function, just
+                # before the commit: writers of one clinic then queue only for the
+                # append and the commit, not for each other's whole transaction. No
+                # deadlock: after the chain lock a transaction takes only the analytics
+                # mark's lock, in the same order for every writer.
+                audit = [row for name, rows in prepared if name == _AUDIT for row in rows]
+                prepared = [(name, rows) for name, rows in prepared if name != _AUDIT]
+            else:  # SQLite: BEGIN IMMEDIATE already serialises the writers
+                link_audit_chain(conn, prepared)
             for ent in deletes:
                 table = TABLE_OF[type(ent)]
                 conn.execute(sa.delete(table).where(table.c.id == ent.id))
             write_prepared(conn, prepared, linked=True)
             for old, new in replaces:
                 _update_versioned(conn, old, new)
+            if audit:
+                _append_audit_events(conn, audit)
             mark_changes(conn, deletes, adds, replaces)  # the analytics' version, if changed
             conn.commit()
         except sa.exc.IntegrityError as exc:
