@@ -126,8 +126,11 @@ def _include_flat(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
     each request (`bench/clinic_day.py` profile). Flat, a request is matched once
     against a plain list, as with routes declared on the app."""
     for route in router.routes:
-        if not isinstance(route, APIRoute):
-            raise TypeError(f"{route!r}: only API routes can be added flat")
+        if not isinstance(route, APIRoute):  # a plain Starlette route or mount
+            if prefix:
+                raise TypeError(f"{route!r}: only API routes take a prefix here")
+            app.router.routes.append(route)
+            continue
         options = {name: getattr(route, name) for name in _ROUTE_OPTIONS}
         app.router.add_api_route(prefix + route.path, route.endpoint, **options)
 
