@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from needlepoint.adapters.db.engine import WRITE_OPTION
 from needlepoint.adapters.db.tables import rate_usage
 
 # Rows of processes that stopped (or keys unused) this long ago are deleted.
@@ -48,7 +49,7 @@ def exchange(
     """Write this process's running totals (only the keys that changed: key → total and
     when it started) and return the other processes' totals written at or after `since`
     (all of them when `None`), as (process, key, total, started)."""
-    with engine.begin() as conn:
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
         if totals:
             conn.execute(
                 _upsert(engine.dialect.name),
@@ -74,7 +75,7 @@ def exchange(
 
 def forget_old(engine: sa.Engine, *, now: datetime) -> int:
     """Delete the rows not written for `FORGET_AFTER`; returns how many."""
-    with engine.begin() as conn:
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
         result = conn.execute(
             sa.delete(rate_usage).where(rate_usage.c.updated_at < now - FORGET_AFTER)
         )
