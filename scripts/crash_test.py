@@ -108,7 +108,10 @@ def start_server(url: str, port: int, data_dir: Path, deadline: float) -> subpro
         # One token writing as fast as it can: the API rate limit would refuse it.
         "NEEDLEPOINT_RATE_LIMIT": "0",
     }
+    # One process: the test kills it to crash the writer (a supervisor's workers would
+    # outlive a killed supervisor).
     cmd = [sys.executable, "-m", "needlepoint.cli", "serve", "--db", url, "--host", HOST]
+    cmd += ["--workers", "1"]
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [*cmd, "--port", str(port)],
         env=env,

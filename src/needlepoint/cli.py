@@ -250,7 +250,8 @@ def demo(
         ),
     )
     token = issue_operator_token(unit_of_work(engine), user, "demo")
-    settings = Settings(database_url=url, data_dir=folder, host=host, port=port)
+    # One process: a demo has one user, and the processes' settings travel by environment.
+    settings = Settings(database_url=url, data_dir=folder, host=host, port=port, workers=1)
     console.print(
         f"\n[bold]Needlepoint demo[/] — {report.patients} synthetic patients in {db_file}"
     )
@@ -270,7 +271,7 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="Serving processes (default: one per core on PostgreSQL, 1 on SQLite)",
+            help="Serving processes (default: one per core)",
         ),
     ] = None,
 ) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from needlepoint.config import Settings
 
 
-def test_sqlite_serves_with_one_process_and_two_request_threads() -> None:
+def test_sqlite_serves_with_a_process_per_core_and_two_request_threads_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     s = Settings(database_url="sqlite:////tmp/clinic.db", secret_key="k" * 40)
-    assert s.resolved_workers() == 1
+    assert s.resolved_workers() == 4
     assert s.resolved_threads() == 2
 
 
