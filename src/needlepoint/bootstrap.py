@@ -71,6 +71,7 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         max_body_bytes=settings.max_body_bytes,
         rate_limit=settings.rate_limit or None,
         rate_burst=settings.rate_burst,
+        demo=settings.demo,
     )
 
 
