@@ -29,3 +29,14 @@ def test_an_attribute_value_cannot_break_out() -> None:
 def test_a_string_of_raw_attributes_is_refused() -> None:
     with pytest.raises(AttributeError):
         field(attrs='autocomplete="off"')
+
+
+def test_analytics_labels_read_as_words() -> None:
+    from needlepoint.web.ui.analytics import readable
+
+    assert readable("co_intervention") == "Co-intervention"
+    assert readable("low_back_pain", {"low_back_pain": "Low back pain"}) == "Low back pain"
+    assert readable("lateral_epicondyle") == "Lateral epicondyle"
+    assert readable("needling alone") == "Needling alone"
+    assert readable("Ahmed Fernandes, PT") == "Ahmed Fernandes, PT"
+    assert readable("overall") == "All episodes"

@@ -60,16 +60,14 @@ _WORDS = {
 def readable(value: object, labels: dict[str, str] | None = None) -> str:
     """A value as a clinician reads it: a catalogue label where one exists, otherwise the
     words of an internal id (`co_intervention` → `Co-intervention`, `low_back_pain` →
-    `Low back pain`). Text that is already words is left as it is."""
+    `Low back pain`), starting with a capital."""
     text = str(value)
     if labels and text in labels:
         return labels[text]
     if text in _WORDS:
         return _WORDS[text]
-    if "_" in text or (text.islower() and " " not in text):
-        words = text.replace("_", " ").strip()
-        return words[:1].upper() + words[1:]
-    return text
+    words = text.replace("_", " ").strip() if "_" in text else text
+    return words[:1].upper() + words[1:]
 
 
 def _labels() -> dict[str, str]:
