@@ -239,8 +239,9 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
     assert dashboards_of(client.app.state).wait(300)  # type: ignore[attr-defined]
     shell = client.get("/analytics")
     assert "Loading the figures as of" in shell.text
-    page = client.get("/analytics/figures")
+    page = client.get("/analytics/figures", headers={"HX-Request": "true"})  # as htmx asks
     assert page.status_code == 200, page.text
+    assert "<html" not in page.text  # a fragment, swapped into the shell
     text = page.text
     assert "Figures as of" in text
     assert "Computing…" not in text
@@ -276,6 +277,12 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
     # Scripts come only as files from /static (the CSP forbids inline ones).
     assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", shell.text) is None
     assert "<script" not in text
+    # Without a script (the shell's <noscript> link), the same figures come as a page.
+    whole = client.get("/analytics/figures")
+    assert "<html" in whole.text
+    assert "<h1>Clinic analytics</h1>" in whole.text
+    assert "Figures as of" in whole.text
+    assert 'hx-trigger="load"' not in whole.text
     by_practitioner = client.get(
         "/analytics/figures",
         params={"benefit": "function_disability", "dimension": "practitioner"},

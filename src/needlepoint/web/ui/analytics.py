@@ -126,9 +126,8 @@ def analytics_figures(
     except DomainError as err:
         return refusal_page(request, err)
     if view.computed is None:
-        return render(
+        return _figures(
             request,
-            "analytics_figures.html",
             view=view,
             d=None,
             again_s=RELOAD_S,
@@ -155,9 +154,8 @@ def analytics_figures(
                 manual_therapy=manual_therapy,
             )
         )
-    return render(
+    return _figures(
         request,
-        "analytics_figures.html",
         view=view,
         d=result,
         images=snapshot.images,
@@ -182,6 +180,14 @@ def analytics_figures(
         reliability=fitted.prognosis.reliability,
         **_status(view),
     )
+
+
+def _figures(request: Request, **context: Any) -> Response:
+    """The figures: a fragment for htmx (`HX-Request`), or, asked for without a script
+    (the shell's <noscript> link), the whole page with the figures in it."""
+    if request.headers.get("HX-Request") == "true":
+        return render(request, "analytics_figures.html", **context)
+    return render(request, "analytics.html", inline=True, **context)
 
 
 @router.get("/analytics/benefits.csv", response_model=None)
