@@ -64,3 +64,14 @@ def test_every_benefit_evidence_resolves_to_a_real_citation() -> None:
             )
         else:
             assert not b.evidence.verified
+
+
+def test_every_pooled_effect_cites_a_source_that_exists() -> None:
+    from needlepoint.analytics.evidence import pooled_effects
+    from needlepoint.domain.sources import sources
+
+    cited = [p for e in pooled_effects().values() for p in e.pooled]
+    assert cited
+    for p in cited:
+        assert p.source_id in sources()
+        assert p.verified == (sources()[p.source_id].verified is True)
