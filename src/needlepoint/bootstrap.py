@@ -72,6 +72,7 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         rate_limit=settings.rate_limit or None,
         rate_burst=settings.rate_burst,
         processes=settings.resolved_workers(),
+        demo=settings.demo,
     )
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_args
@@ -198,7 +198,9 @@ def demo(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     serve_: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after creating")] = True,
 ) -> None:
-    """Create a demo clinic of synthetic patients, print the sign-in, and serve it."""
+    """Create a demo clinic of synthetic patients whose records end today, print the
+    sign-ins (a clinician and the clinic's owner), and serve it (with the "synthetic
+    demonstration data" notice on every page)."""
     from needlepoint.actions.clinics import issue_operator_token, register_user
     from needlepoint.actions.context import Actor
     from needlepoint.bootstrap import open_database, unit_of_work
@@ -214,6 +216,8 @@ def demo(
         stale.unlink()
     url = f"sqlite:///{db_file}"
     engine = open_database(url)
+    email, password = "demo@needlepoint.example", "needlepoint-demo"
+    owner_email, owner_password = "owner@needlepoint.example", "needlepoint-owner"
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("generating the demo clinic", total=patients)
         report = generate_clinic(
@@ -223,8 +227,10 @@ def demo(
             truth_path=folder / "demo.truth.json",
             on_patient=lambda: progress.advance(task),
             clinic_name="Needlepoint Demo Clinic",
+            anchor=datetime.now(UTC).date(),  # the records end today: screenings current
+            owner_email=owner_email,
+            owner_password=owner_password,
         )
-    email, password = "demo@needlepoint.example", "needlepoint-demo"
     owner = Actor(report.owner_id, report.clinic_id, source="cli")
     user = register_user(
         unit_of_work(engine),
@@ -251,12 +257,15 @@ def demo(
     )
     token = issue_operator_token(unit_of_work(engine), user, "demo")
     # One process: a demo has one user, and the processes' settings travel by environment.
-    settings = Settings(database_url=url, data_dir=folder, host=host, port=port, workers=1)
+    settings = Settings(
+        database_url=url, data_dir=folder, host=host, port=port, workers=1, demo=True
+    )
     console.print(
         f"\n[bold]Needlepoint demo[/] — {report.patients} synthetic patients in {db_file}"
     )
     console.print(f"  open      http://{host}:{port}/")
-    console.print(f"  sign in   {email} / {password}")
+    console.print(f"  sign in   {email} / {password}  (a clinician)")
+    console.print(f"  owner     {owner_email} / {owner_password}  (the clinic's owner)")
     console.print(f"  API token {token}  (API docs: http://{host}:{port}/api/docs)\n")
     if serve_:
         _serve(settings)
@@ -316,6 +325,7 @@ def _serve(settings: Settings) -> None:
     os.environ["NEEDLEPOINT_SECURE_COOKIES"] = str(settings.secure_cookies).lower()
     os.environ["NEEDLEPOINT_ACCESS_LOG"] = str(settings.access_log).lower()
     os.environ["NEEDLEPOINT_WORKERS"] = str(workers)  # each knows it is one of several
+    os.environ["NEEDLEPOINT_DEMO"] = str(settings.demo).lower()
     uvicorn.run(
         "needlepoint.bootstrap:app_from_environment",
         factory=True,

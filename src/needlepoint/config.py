@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
+    # A demonstration server (`needlepoint demo`): every page says its data are synthetic.
+    demo: bool = False
     # Serving (docs/operator-guide.md): processes, and per process its connection pool,
     # its bounded waits (seconds) and how many requests it admits before answering 503.
     workers: int | None = None  # None: the number of cores

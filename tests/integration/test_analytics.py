@@ -33,6 +33,8 @@ class AnalyticsClinic:
     client: TestClient
     tokens: dict[str, str]
     patients: int
+    pages: dict[str, TestClient]
+    clinic_id: Any
 
     def get(self, path: str, who: str = "owner", **params: Any) -> Any:
         """The answer once the clinic's analytics snapshot is ready (the first request
@@ -76,7 +78,30 @@ def _generate(engine: sa.Engine) -> AnalyticsClinic:
         )
         tokens[who] = issue_operator_token(SqlUnitOfWork(engine), user, "test", source="test")
     app = create_app(engine, secret_key="analytics-" + "k" * 40)
-    return AnalyticsClinic(TestClient(app), tokens, report.patients)
+    pages = {}
+    for who, role in (("owner", Role.CLINICIAN), ("assistant", Role.ASSISTANT)):
+        email = f"{who}-page-{report.clinic_id.hex[:8]}@analytics.example"
+        register_user(
+            SqlUnitOfWork(engine),
+            owner,
+            RegisterUser(
+                email=email, full_name=f"Page {who}", role=role, password="correct horse battery"
+            ),
+        )
+        pages[who] = _signed_in(TestClient(app), email)
+    return AnalyticsClinic(TestClient(app), tokens, report.patients, pages, report.clinic_id)
+
+
+def _signed_in(client: TestClient, email: str) -> TestClient:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf
+    r = client.post(
+        "/login",
+        data={"email": email, "password": "correct horse battery", "csrf": csrf[1]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return client
 
 
 def documented(path: str) -> Any:
@@ -202,14 +227,24 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
             "csrf": csrf[1],
         },
     )
-    preparing = client.get("/analytics")  # the first view: prepared in the background
+    shell = client.get("/analytics")  # answered at once: the figures load into it
+    assert shell.status_code == 200
+    assert 'hx-get="/analytics/figures"' in shell.text
+    assert 'hx-trigger="load"' in shell.text
+    assert "Computing…" in shell.text
+    preparing = client.get("/analytics/figures")  # the first view: prepared in the background
     assert preparing.status_code == 200
-    assert "being prepared" in preparing.text
+    assert "Computing…" in preparing.text
+    assert 'hx-trigger="load delay:' in preparing.text  # it asks again by itself
     assert dashboards_of(client.app.state).wait(300)  # type: ignore[attr-defined]
-    page = client.get("/analytics")
+    shell = client.get("/analytics")
+    assert "Loading the figures as of" in shell.text
+    page = client.get("/analytics/figures", headers={"HX-Request": "true"})  # as htmx asks
     assert page.status_code == 200, page.text
+    assert "<html" not in page.text  # a fragment, swapped into the shell
     text = page.text
     assert "Figures as of" in text
+    assert "Computing…" not in text
     for expected in (
         "Pain relief",
         "Blood circulation",
@@ -228,19 +263,34 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
         "Boyce",
         "AUC",
         "Brier score",
-        'href="/analytics"',
+        'href="/analytics',
         "data:image/png;base64,",
+        "calibration slope of at least 0.9",
+        "Peduzzi",
     ):
         assert expected in text, expected
-    # Scripts come only as files from /static (the CSP forbids inline ones); the page
-    # itself needs none to be read.
-    assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", text) is None
+    # Readable labels: no internal ids or snake_case words in the table cells and links.
+    cells = re.findall(r"<(?:td|th|a|h3|option)[^>]*>([^<]*)<", text)
+    assert not [c for c in cells if re.search(r"\b[a-z]+_[a-z_]+\b", c)], [
+        c for c in cells if "_" in c
+    ]
+    # Scripts come only as files from /static (the CSP forbids inline ones).
+    assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", shell.text) is None
+    assert "<script" not in text
+    # Without a script (the shell's <noscript> link), the same figures come as a page.
+    whole = client.get("/analytics/figures")
+    assert "<html" in whole.text
+    assert "<h1>Clinic analytics</h1>" in whole.text
+    assert "Figures as of" in whole.text
+    assert 'hx-trigger="load"' not in whole.text
     by_practitioner = client.get(
-        "/analytics", params={"benefit": "function_disability", "dimension": "practitioner"}
+        "/analytics/figures",
+        params={"benefit": "function_disability", "dimension": "practitioner"},
     )
     assert by_practitioner.status_code == 200
+    assert "Co-intervention" in by_practitioner.text
     estimate = client.get(
-        "/analytics",
+        "/analytics/figures",
         params={
             "baseline_nprs": 7,
             "age": 45,
@@ -251,5 +301,55 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
     )
     assert estimate.status_code == 200
     assert "not a promise" in estimate.text or "No estimate" in estimate.text
+    # The shell hands its query to the figures it loads.
+    asked = client.get("/analytics", params={"benefit": "function_disability"})
+    assert 'hx-get="/analytics/figures?benefit=function_disability"' in asked.text
     signed_out = TestClient(create_app(sqlite_engine, secret_key="k" * 40))
     assert signed_out.get("/analytics", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_the_csv_link_works_for_a_signed_in_user(generated: AnalyticsClinic) -> None:
+    """The page's CSV link is served with the browser's session (the API's needs a
+    token): the same rows as the API's export, and the same permission check."""
+    api = generated.get("/analytics/benefits.csv")
+    assert api.status_code == 200
+    page = generated.pages["owner"]
+    figures = page.get("/analytics/figures")
+    if "Computing…" in figures.text:
+        assert dashboards_of(page.app.state).wait(300)  # type: ignore[attr-defined]
+    link = re.search(r'href="([^"]+\.csv)"', page.get("/analytics").text)
+    assert link is not None
+    assert link[1] == "/analytics/benefits.csv"
+    r = page.get(link[1])
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    assert r.text == api.text
+    # The API's export without a token stays refused; the page's without a session
+    # sends the browser to sign in.
+    assert generated.client.get("/api/v1/analytics/benefits.csv").status_code == 401
+    anonymous = TestClient(page.app)
+    assert anonymous.get(link[1], follow_redirects=False).headers["location"] == "/login"
+
+
+def test_the_csv_link_refuses_a_role_without_clinical_access_and_audits_it(
+    generated: AnalyticsClinic, engine: sa.Engine
+) -> None:
+    from needlepoint.adapters.db.tables import audit_events
+
+    page = generated.pages["assistant"]
+    r = page.get("/analytics/benefits.csv")
+    assert r.status_code == 403
+    assert "text/csv" not in r.headers["content-type"]
+    page.app.state.deferred.flush()  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        denied = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(audit_events)
+            .where(
+                audit_events.c.clinic_id == generated.clinic_id,
+                audit_events.c.action == "access.denied",
+                audit_events.c.source == "web",
+            )
+        ).scalar_one()
+    assert denied >= 1

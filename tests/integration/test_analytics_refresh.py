@@ -351,7 +351,10 @@ def test_the_api_and_the_page_say_how_old_the_figures_are(clinic: Clinic) -> Non
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert csrf
     client.post("/login", data={"email": email, "password": PASSWORD, "csrf": csrf[1]})
-    page = promptly(lambda: client.get("/analytics"))
+    shell = promptly(lambda: client.get("/analytics"))
+    assert shell.status_code == 200
+    assert "newer figures are being computed" in shell.text
+    page = promptly(lambda: client.get("/analytics/figures"))  # loaded into it by htmx
     assert page.status_code == 200
     text = re.sub(r"\s+", " ", page.text)
     assert "Figures as of <time" in text
@@ -364,7 +367,7 @@ def test_the_api_and_the_page_say_how_old_the_figures_are(clinic: Clinic) -> Non
     assert fresh["refreshing"] is False
     assert fresh["as_of"] > as_of
     assert fresh["sessions"] == sessions + 1
-    page = client.get("/analytics")
+    page = client.get("/analytics/figures")
     assert "up to date with the clinic" in page.text
     assert "refresh is in progress" not in page.text
 
@@ -385,11 +388,15 @@ def test_the_first_page_view_says_the_analytics_are_being_prepared(clinic: Clini
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert csrf
     client.post("/login", data={"email": email, "password": PASSWORD, "csrf": csrf[1]})
-    page = promptly(lambda: client.get("/analytics"))
+    shell = promptly(lambda: client.get("/analytics"))
+    page = promptly(lambda: client.get("/analytics/figures"))
     held.gate.set()
+    assert shell.status_code == 200
+    assert "Computing…" in shell.text
+    assert 'hx-trigger="load"' in shell.text
     assert page.status_code == 200
     assert "being prepared" in page.text
-    assert '<meta http-equiv="refresh"' in page.text
+    assert 'hx-trigger="load delay:5s"' in page.text  # asks again by itself
     assert "Pain relief" not in page.text
     assert app.state.analytics_dashboards.wait(HANG_GUARD_S)
 

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -253,5 +254,9 @@ def test_with_no_proxy_configured_a_forged_address_is_not_believed(
             "headers": [(b"x-forwarded-for", b"203.0.113.9")],
             "scheme": "http",
         }
-        asyncio.run(config.loaded_app(scope, None, None))
+        # In a thread of its own: a browser test's playwright (sync API) may hold an event
+        # loop running in this thread when the tests share a process.
+        worker = threading.Thread(target=asyncio.run, args=(config.loaded_app(scope, None, None),))
+        worker.start()
+        worker.join()
         assert seen[-1][0] == expected

@@ -15,6 +15,15 @@ from needlepoint.analytics.recovery import RecoveryComparison
 from needlepoint.analytics.responders import Z95
 
 _DPI = 100
+_WORDS = {"co_intervention": "co-intervention"}
+
+
+def _words(value: str) -> str:
+    """An id as words for a chart: a condition's label, or the id's words."""
+    from needlepoint.domain.catalogue import conditions
+
+    labels = {c.id: c.label for c in conditions().conditions}
+    return labels.get(value) or _WORDS.get(value) or value.replace("_", " ")
 
 
 def _png(fig: Figure) -> str:
@@ -86,14 +95,12 @@ def recovery_curves(comparison: RecoveryComparison) -> str | None:
             [p.improved for p in curve.points],
             where="post",
             lw=1.2,
-            label=f"{curve.group.replace('_', ' ')} (n={curve.episodes})",
+            label=f"{_words(curve.group)} (n = {curve.episodes})",
         )
     ax.set_xlabel("days since baseline")
     ax.set_ylabel("share reaching the NPRS MCID")
     ax.set_ylim(0, 1)
-    ax.set_title(
-        f"Time to meaningful improvement by {comparison.by.replace('_', ' ')}", fontsize=10
-    )
+    ax.set_title(f"Time to meaningful improvement by {_words(comparison.by)}", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return _png(fig)
 

@@ -1,5 +1,6 @@
 """Evidence context: the published pooled effect for each benefit (REFERENCE §5, kept in
-`analytics/data/pooled_effects.yaml` with sources and verification), or "no pooled
+`analytics/data/pooled_effects.yaml`, each citing a source of `domain/data/sources.yaml`
+by id: one that does not resolve fails the load), or "no pooled
 evidence", shown beside the clinic's own result. The clinic's figure is a responder rate
 or a change within patients; the published ones are between-group effects from trials:
 they are context, not a comparison of like with like, and the page says so."""
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.dataclasses import dataclass
 
 from needlepoint.domain.benefits import benefits
+from needlepoint.domain.sources import check_cited, sources
 
 NO_POOLED = "no pooled evidence"
 CONTEXT_NOTE = (
@@ -33,7 +35,8 @@ class PooledEffect:
     low: float
     high: float
     source: str
-    verified: bool
+    source_id: str  # in domain/data/sources.yaml
+    verified: bool  # from sources.yaml: seen first-hand
 
 
 class BenefitEvidence(BaseModel):
@@ -64,7 +67,13 @@ def pooled_effects() -> dict[str, BenefitEvidence]:
     """The pooled evidence per benefit id: exactly the benefits of `evidence.yaml` (and
     function / disability beside them), each with the evidence for that benefit only."""
     text = resources.files("needlepoint.analytics").joinpath("data", "pooled_effects.yaml")
-    parsed = _File.model_validate(yaml.safe_load(text.read_text("utf-8")))
+    raw = yaml.safe_load(text.read_text("utf-8"))
+    for benefit_id, entry in raw.get("benefits", {}).items():
+        cited = [p.get("source_id", "") for p in entry.get("pooled", [])]
+        check_cited(f"pooled_effects.yaml: {benefit_id}", cited)
+        for p in entry.get("pooled", []):
+            p["verified"] = sources()[p["source_id"]].verified is True
+    parsed = _File.model_validate(raw)
     ids = {b.id for b in benefits()}
     missing, stray = ids - set(parsed.benefits), set(parsed.benefits) - ids
     if missing or stray:

@@ -11,11 +11,13 @@ so that instruments of different conditions share one scale.
 Each practitioner's effect is the conditional mean (BLUP) of their random intercept,
 shrunk towards the clinic average, with a 95 % interval from its conditional variance.
 Effects are relative to the clinic's average practitioner. Practitioners with fewer than
-`MIN_PATIENTS` analysed episodes are shown but not ranked. A fit that does not converge is
-reported as such, with no effects."""
+`MIN_PATIENTS` analysed episodes are shown but not ranked, and so are practitioners whose
+95 % interval overlaps another's (`distinguishable_ranks`: "not distinguishable"). A fit
+that does not converge is reported as such, with no effects."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -47,8 +49,8 @@ class PractitionerEffect:
     ci_high: float | None
     observed_mean: float  # raw mean change of their patients
     adjusted_mean: float | None  # mean of (observed - expected from the fixed effects)
-    rank: int | None  # 1 = best; None when below the threshold or the model failed
-    ranked: bool
+    rank: int | None  # 1 = best; None: too few patients, an overlapping interval, no model
+    ranked: bool  # given a rank (see `distinguishable_ranks`)
     note: str
 
 
@@ -208,12 +210,7 @@ def fit(ws: Workspace, outcome: Outcome, *, min_patients: int = MIN_PATIENTS) ->
                 note="" if n >= min_patients else f"fewer than {min_patients} patients: not ranked",
             )
         )
-    ranked = sorted((e for e in effects if e.ranked), key=lambda e: -(e.effect or 0.0))
-    order = {e.practitioner_id: i + 1 for i, e in enumerate(ranked)}
-    effects = [
-        _replace_rank(e, order.get(e.practitioner_id))
-        for e in sorted(effects, key=lambda e: (not e.ranked, -(e.effect or 0.0)))
-    ]
+    effects = distinguishable_ranks(effects)
     sigma = math.sqrt(scale)
     funnel = [
         FunnelPoint(
@@ -237,20 +234,45 @@ def fit(ws: Workspace, outcome: Outcome, *, min_patients: int = MIN_PATIENTS) ->
     )
 
 
-def _replace_rank(e: PractitionerEffect, rank: int | None) -> PractitionerEffect:
-    return PractitionerEffect(
-        practitioner_id=e.practitioner_id,
-        practitioner=e.practitioner,
-        patients=e.patients,
-        effect=e.effect,
-        ci_low=e.ci_low,
-        ci_high=e.ci_high,
-        observed_mean=e.observed_mean,
-        adjusted_mean=e.adjusted_mean,
-        rank=rank,
-        ranked=e.ranked,
-        note=e.note,
+NOT_DISTINGUISHABLE = "not distinguishable from {n} other{s} (95 % intervals overlap): not ranked"
+
+
+def _overlap(a: PractitionerEffect, b: PractitionerEffect) -> bool:
+    lo_a, hi_a, lo_b, hi_b = a.ci_low, a.ci_high, b.ci_low, b.ci_high
+    if lo_a is None or hi_a is None or lo_b is None or hi_b is None:
+        return False
+    return lo_a <= hi_b and lo_b <= hi_a
+
+
+def distinguishable_ranks(effects: list[PractitionerEffect]) -> list[PractitionerEffect]:
+    """Rank only what the data can tell apart.
+
+    Among the practitioners eligible for ranking (enough patients, an interval), one is
+    ranked only when their 95 % interval overlaps nobody else's: two practitioners whose
+    intervals overlap are not shown as better and worse. The others are shown unranked,
+    "not distinguishable", with how many they overlap. Ranks run 1, 2, … by effect
+    (best first) over the ranked ones; the list comes back ranked first, then by effect."""
+    eligible = [e for e in effects if e.ranked and e.ci_low is not None and e.ci_high is not None]
+    overlaps = {
+        e.practitioner_id: sum(
+            1 for o in eligible if o.practitioner_id != e.practitioner_id and _overlap(e, o)
+        )
+        for e in eligible
+    }
+    ranked = sorted(
+        (e for e in eligible if overlaps[e.practitioner_id] == 0), key=lambda e: -(e.effect or 0.0)
     )
+    order = {e.practitioner_id: i + 1 for i, e in enumerate(ranked)}
+    out = []
+    for e in effects:
+        rank = order.get(e.practitioner_id)
+        ranked_now = rank is not None
+        note = e.note
+        n = overlaps.get(e.practitioner_id, 0)
+        if e.practitioner_id in overlaps and n:
+            note = NOT_DISTINGUISHABLE.format(n=n, s="" if n == 1 else "s")
+        out.append(dataclasses.replace(e, rank=rank, ranked=ranked_now, note=note))
+    return sorted(out, key=lambda e: (not e.ranked, -(e.effect or 0.0)))
 
 
 def _unranked(frame: Any, why: str) -> list[PractitionerEffect]:

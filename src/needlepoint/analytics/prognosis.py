@@ -27,7 +27,18 @@ CAVEAT = (
     "know about the patient and supports, never replaces, clinical judgement."
 )
 FOLDS = 5
-MIN_EVENTS_PER_PARAMETER = 10  # the usual rule of thumb against over-fitting
+MIN_EVENTS_PER_PARAMETER = 10
+EVENTS_PER_PARAMETER_SOURCE = (
+    "Peduzzi P et al. 1996, J Clin Epidemiol 49:1373-1379 (at least 10 events per "
+    "variable in logistic regression)"
+)
+MIN_CALIBRATION_SLOPE = 0.9
+CALIBRATION_SLOPE_SOURCE = (
+    "Riley RD et al. 2020, BMJ 368:m441 (a prediction model's shrinkage, its expected "
+    "calibration slope, should be at least 0.9: at most 10 % over-fitting)"
+)
+CALIBRATION_SLOPE_VERIFIED = False  # cited from memory: not checked against the paper
+CHANCE_AUC = 0.5  # an AUC of 0.5 is a coin toss (the definition of the ROC curve's area)
 _TERMS = (
     ("baseline", "baseline"),
     ("age", "age"),
@@ -66,6 +77,62 @@ class PrognosisModel:
     status: str
     coefficients: dict[str, float]
     validation: Validation | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reliability:
+    """Whether the model may be shown for one patient, judged on its own validation.
+
+    A one-patient estimate is shown only when all hold: the model was fitted with at
+    least `MIN_EVENTS_PER_PARAMETER` of the rarer outcome per parameter (the model's own
+    criterion against over-fitting, `EVENTS_PER_PARAMETER_SOURCE`); its cross-validated
+    calibration slope is at least `MIN_CALIBRATION_SLOPE` (`CALIBRATION_SLOPE_SOURCE`;
+    below it the estimates are too extreme); and its cross-validated AUC is above chance
+    (0.5). `reasons` says which failed, in clinical words."""
+
+    reliable: bool
+    reasons: list[str]
+    criterion: str
+    sources: list[str]
+
+
+def reliability(model: PrognosisModel, events_per_parameter: float | None) -> Reliability:
+    """Judge the fitted model by its own validation figures (see `Reliability`)."""
+    reasons: list[str] = []
+    v = model.validation
+    if v is None or events_per_parameter is None:
+        reasons.append(f"the model could not be fitted and validated ({model.status})")
+    else:
+        if events_per_parameter < MIN_EVENTS_PER_PARAMETER:
+            reasons.append(
+                f"only {events_per_parameter:.1f} of the rarer outcome per parameter "
+                f"(at least {MIN_EVENTS_PER_PARAMETER} needed)"
+            )
+        if v.calibration_slope is None or v.calibration_slope < MIN_CALIBRATION_SLOPE:
+            slope = "unknown" if v.calibration_slope is None else f"{v.calibration_slope:.2f}"
+            reasons.append(
+                f"its cross-validated calibration slope is {slope} (at least "
+                f"{MIN_CALIBRATION_SLOPE:g} needed): its estimates are too extreme"
+            )
+        if v.auc is None or v.auc <= CHANCE_AUC:
+            auc_text = "unknown" if v.auc is None else f"{v.auc:.2f}"
+            reasons.append(
+                f"its cross-validated AUC is {auc_text}: it does not tell patients apart "
+                "better than chance"
+            )
+    return Reliability(
+        reliable=not reasons,
+        reasons=reasons,
+        criterion=(
+            f"shown only with at least {MIN_EVENTS_PER_PARAMETER} of the rarer outcome per "
+            f"parameter, a cross-validated calibration slope of at least "
+            f"{MIN_CALIBRATION_SLOPE:g} and an AUC above {CHANCE_AUC:g}"
+        ),
+        sources=[
+            EVENTS_PER_PARAMETER_SOURCE,
+            CALIBRATION_SLOPE_SOURCE + ("" if CALIBRATION_SLOPE_VERIFIED else " (unverified)"),
+        ],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +193,7 @@ class Prognosis:
         terms = [t for t, col in _TERMS if len(self.frame) and self.frame[col].nunique() > 1]
         self.formula = "y ~ " + (" + ".join(terms) if terms else "1")
         events = int(self.frame["y"].sum()) if len(self.frame) else 0
+        self.events_per_parameter: float | None = None
         status = "fitted"
         coefficients: dict[str, float] = {}
         validation = None
@@ -138,6 +206,7 @@ class Prognosis:
                 per_parameter = min(events, len(self.frame) - events) / max(
                     1, len(coefficients) - 1
                 )
+                self.events_per_parameter = per_parameter
                 if per_parameter < MIN_EVENTS_PER_PARAMETER:
                     status = (
                         f"fitted, but with only {per_parameter:.1f} of the rarer outcome per "
@@ -156,11 +225,15 @@ class Prognosis:
             coefficients=coefficients,
             validation=validation,
         )
+        if validation is None:
+            self.events_per_parameter = None
+        self.reliability = reliability(self.model, self.events_per_parameter)
 
     def predict(self, patient: PatientIn) -> Prediction | None:
         """The probability for one patient with its 95 % interval (on the logit scale,
-        transformed back); None without a model or for a condition it has not seen."""
-        if self.result is None:
+        transformed back); None without a model, when its validation says it is
+        unreliable (`self.reliability`), or for a condition it has not seen."""
+        if self.result is None or not self.reliability.reliable:
             return None
         import pandas as pd
 

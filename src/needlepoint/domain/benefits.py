@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain import instruments
 from needlepoint.domain.catalogue import load_data
@@ -43,16 +43,40 @@ from needlepoint.domain.responders import (
     first_meaningful_improvement,
     meaningful_threshold,
 )
+from needlepoint.domain.sources import check_cited, sources
 
 # --- the benefit definitions (data/evidence.yaml) ---------------------------------------
 
 
 class Evidence(BaseModel):
+    """What the published evidence says about one benefit. Its sources are cited by id
+    (`data/sources.yaml`): `benefits()` fails to load when one does not resolve, so no
+    placeholder citation reaches a page. Where none was found, `source_ids` is empty and
+    `none_found` says so (REFERENCE ❌); one of the two is always given."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     level: str
     note: str
-    source: str
-    verified: bool
+    source_ids: list[str]
+    none_found: str | None = None
+
+    @model_validator(mode="after")
+    def _cited_or_said_missing(self) -> Evidence:
+        if bool(self.source_ids) == bool(self.none_found):
+            raise ValueError("evidence cites its sources or says none was found (not both)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The citations in one line (or the statement that none was found)."""
+        if not self.source_ids:
+            return self.none_found or ""
+        return "; ".join(sources()[i].citation for i in self.source_ids)
+
+    @property
+    def verified(self) -> bool:
+        """Every cited source was seen first-hand (none cited: not verified)."""
+        return bool(self.source_ids) and all(sources()[i].verified is True for i in self.source_ids)
 
 
 class Benefit(BaseModel):
@@ -81,6 +105,7 @@ def benefits() -> list[Benefit]:
     known = instruments.library()
     owner: dict[str, str] = {}
     for b in defs:
+        check_cited(f"evidence.yaml: benefit {b.id}", b.evidence.source_ids)
         for i in b.instruments:
             if i not in known:
                 raise ValueError(f"evidence.yaml: benefit {b.id} names unknown instrument {i}")
@@ -137,8 +162,9 @@ class Fact:
 class EvidenceNote:
     level: str
     note: str
-    source: str
+    source: str  # the citations, or the statement that no source was found
     verified: bool
+    cited: bool = True  # False: no published source was found (`source` says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +454,13 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
                 facts=facts,
                 days_to_first_meaningful_improvement=days,
                 sessions_to_first_meaningful_improvement=sessions_n,
-                evidence=EvidenceNote(**benefit.evidence.model_dump()),
+                evidence=EvidenceNote(
+                    level=benefit.evidence.level,
+                    note=benefit.evidence.note,
+                    source=benefit.evidence.source,
+                    verified=benefit.evidence.verified,
+                    cited=bool(benefit.evidence.source_ids),
+                ),
             )
         )
     ratings = [

@@ -110,7 +110,9 @@ SCREENING_PREVALENCE = {
     "implanted_electrical_device": 0.02,
     "myalgia_medication": 0.08,
 }
-ANCHOR = date(2026, 6, 30)  # the generated clinic's "today": fixed, so output is reproducible
+ANCHOR = date(2026, 6, 30)
+"""The generated clinic's "today" unless told otherwise: fixed, so output is reproducible.
+The demo passes the real today (`anchor=`), so that its screenings and visits are current."""
 SOURCE = "generator"
 
 Mode = Literal["bulk", "actions"]
@@ -221,6 +223,9 @@ def generate_clinic(
     on_patient: Callable[[], None] | None = None,
     clinic_name: str | None = None,
     protocol: Protocol = ROUTINE,
+    anchor: date = ANCHOR,
+    owner_email: str | None = None,
+    owner_password: str | None = None,
 ) -> GenerationReport:
     """Generate a clinic into an already migrated database; return what was made.
 
@@ -228,10 +233,14 @@ def generate_clinic(
     (the default) runs the same actions on in-memory units of work, in `workers`
     processes, and writes each chunk of patients in one transaction. Patient i always
     draws from its own random streams, so the result depends only on the seed (and the
-    `protocol`: how often patients return, what is measured)."""
-    gen = _Generator(seed, mode, engine if mode == "actions" else None, protocol)
+    `protocol`: how often patients return, what is measured, and the `anchor`: the
+    clinic's "today", the last day anything happens)."""
+    gen = _Generator(seed, mode, engine if mode == "actions" else None, protocol, anchor)
     staff = gen.setup_clinic(
-        practitioners_count or max(3, min(60, patients_count // 100)), clinic_name
+        practitioners_count or max(3, min(60, patients_count // 100)),
+        clinic_name,
+        owner_email=owner_email,
+        owner_password=owner_password,
     )
     if gen.bulk is not None:
         gen.bulk.flush(engine)
@@ -288,7 +297,13 @@ def _run_chunks(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    init = (gen.seed, gen.protocol, staff, engine.url.render_as_string(hide_password=False))
+    init = (
+        gen.seed,
+        gen.protocol,
+        staff,
+        engine.url.render_as_string(hide_password=False),
+        gen.anchor,
+    )
     with context.Pool(workers, initializer=_worker_init, initargs=init) as pool:
         yield from pool.imap(_worker_chunk, chunks)
 
@@ -296,12 +311,14 @@ def _run_chunks(
 _worker: tuple[_Generator, _Staff, sa.Dialect] | None = None
 
 
-def _worker_init(seed: int, protocol: Protocol, staff: _Staff, url: str) -> None:
+def _worker_init(
+    seed: int, protocol: Protocol, staff: _Staff, url: str, anchor: date = ANCHOR
+) -> None:
     global _worker
     engine = make_engine(url)
     if engine.dialect.name != "sqlite":  # let the dialect learn the server's settings
         engine.connect().close()
-    _worker = (_Generator(seed, "bulk", None, protocol), staff, engine.dialect)
+    _worker = (_Generator(seed, "bulk", None, protocol, anchor), staff, engine.dialect)
 
 
 def _worker_chunk(bounds: tuple[int, int]) -> _Chunk:
@@ -312,14 +329,20 @@ def _worker_chunk(bounds: tuple[int, int]) -> _Chunk:
 
 class _Generator:
     def __init__(
-        self, seed: int, mode: Mode, engine: sa.Engine | None, protocol: Protocol = ROUTINE
+        self,
+        seed: int,
+        mode: Mode,
+        engine: sa.Engine | None,
+        protocol: Protocol = ROUTINE,
+        anchor: date = ANCHOR,
     ) -> None:
         self.engine = engine
+        self.anchor = anchor
         self.seed = seed
         self.protocol = protocol
         self.mode = mode
         self.rng = random.Random(seed)
-        start = datetime.combine(ANCHOR - timedelta(days=800), time(8), tzinfo=UTC)
+        start = datetime.combine(anchor - timedelta(days=800), time(8), tzinfo=UTC)
         self.clock = SimulatedClock(start)
         self.ids = SeededIds(seed)
         self.model = OutcomeModel()
@@ -349,13 +372,21 @@ class _Generator:
         self.clock.at = moment
 
     # -- the clinic -------------------------------------------------------------------------
-    def setup_clinic(self, practitioners: int, clinic_name: str | None) -> _Staff:
+    def setup_clinic(
+        self,
+        practitioners: int,
+        clinic_name: str | None,
+        *,
+        owner_email: str | None = None,
+        owner_password: str | None = None,
+    ) -> _Staff:
         owner = clinics.register_clinic(
             self.uow(),
             RegisterClinic(
                 name=clinic_name or f"Synthetic Dry Needling Clinic (seed {self.seed})",
-                owner_email=f"owner.{self.seed}@clinic.example",
+                owner_email=owner_email or f"owner.{self.seed}@clinic.example",
                 owner_name="Clinic Owner",
+                owner_password=owner_password,
             ),
             source=SOURCE,
         )
@@ -399,7 +430,7 @@ class _Generator:
         return {
             "generator": "needlepoint.synthetic.clinic",
             "seed": self.seed,
-            "anchor_date": ANCHOR.isoformat(),
+            "anchor_date": self.anchor.isoformat(),
             "clinic_id": str(staff.owner.clinic_id),
             "patients": patients_count,
             "outcome_model": self.model.describe(),
@@ -422,7 +453,7 @@ class _Generator:
         sex = rng.random() < 0.5
         given = rng.choice(names.GIVEN_FEMALE if sex else names.GIVEN_MALE)
         family = rng.choice(names.FAMILY)
-        licensed = ANCHOR - timedelta(days=rng.randint(400, 9000))
+        licensed = self.anchor - timedelta(days=rng.randint(400, 9000))
         # More training hours for the more skilled: expertise is part of the planted story.
         hours = max(24.0, round(40 + 25 * skill + rng.gauss(0, 10)))
         user = clinics.register_user(
@@ -460,7 +491,7 @@ class _Generator:
         ]
         female = rng.random() < (0.62 if condition != "knee_pain" else 0.5)
         age = min(88, max(16, round(rng.gauss(47, 15))))  # a few minors (guardian signs)
-        start = ANCHOR - timedelta(days=rng.randint(14, 760))
+        start = self.anchor - timedelta(days=rng.randint(14, 760))
         age_days = age * 365 + rng.randint(0, 364)
         first = self._episode(i, practitioner, None, condition, female, start, age, age_days)
         truths = [first.truth]
@@ -471,7 +502,7 @@ class _Generator:
             and rng.random() < protocol.recurrence
         ):
             start = last.closed_on + timedelta(days=rng.randint(*RETURN_AFTER_DAYS))
-            if start > ANCHOR - timedelta(days=28):  # three visits before "today" at least
+            if start > self.anchor - timedelta(days=28):  # three visits before "today" at least
                 break
             if rng.random() >= SAME_PRACTITIONER:
                 practitioner = rng.choice(staff)
@@ -730,12 +761,12 @@ class _Generator:
         for _ in range(n):
             visits.append(_moment(day, rng, hour_from=8))
             day += timedelta(days=rng.choice([3, 4, 7, 7, 7, 10, 14]))
-        if visits[-1].date() > ANCHOR:
+        if visits[-1].date() > self.anchor:
             # Still under way on the clinic's "today": the visits so far, at least three
             # (the course moved earlier if need be), not yet the whole planned course.
-            lag = max(timedelta(0), visits[2].date() - ANCHOR)
+            lag = max(timedelta(0), visits[2].date() - self.anchor)
             visits = [v - lag for v in visits]
-            past = [v for v in visits if v.date() <= ANCHOR]
+            past = [v for v in visits if v.date() <= self.anchor]
             visits = past[: max(3, min(len(past), n - 1))]
         return visits
 

@@ -146,6 +146,7 @@ def create_app(
     rate_limit: float | None = 20.0,
     rate_burst: int = 200,
     processes: int = 1,
+    demo: bool = False,
 ) -> FastAPI:
     """The web application over an already migrated database.
 
@@ -154,6 +155,8 @@ def create_app(
     background writer (`web.deferred_writes`): a request thread then never waits for a
     pooled connection. Requests beyond it queue on the event loop, up to `max_in_flight`
     in all; past that the server answers 503 with `Retry-After`.
+
+    `demo`: a demonstration server; every page's footer says its data are synthetic.
 
     `max_body_bytes`: the largest request body (413 beyond). `rate_limit`: API requests a
     second per caller, in bursts of `rate_burst` (429 beyond; `None`: no limit). See
@@ -192,6 +195,8 @@ def create_app(
     # random id. The key signs the sign-in form's CSRF cookie.
     app.state.secret_key = secret_key
     app.state.secure_cookies = secure_cookies
+    app.state.demo = demo
+    app.state.error_page = ui.errors.error_page  # web.problems renders errors with it
     problems.install(app)
     openapi = app.openapi
 

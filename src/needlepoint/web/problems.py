@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,12 +123,15 @@ def install(app: FastAPI) -> None:
         return problem(401, "Unauthorized", exc.detail, headers=challenge, request=request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # every method of the path, not only the first route's
             methods = allowed_methods(app, request.url.path)
             if methods:
                 headers["Allow"] = ", ".join(methods)
+        page = error_page(request, exc.status_code, headers)
+        if page is not None:
+            return page
         return problem(
             exc.status_code,
             _title(exc.status_code),
@@ -153,7 +156,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        return unexpected(request, exc)
+        answer = unexpected(request, exc)  # logged there
+        return error_page(request, 500) or answer
+
+
+ErrorPage = Callable[[Request, int, dict[str, str] | None], Response]
+
+
+def error_page(
+    request: Request, status: int, headers: dict[str, str] | None = None
+) -> Response | None:
+    """The error as a page of the web app (its layout, in words) for a browser asking
+    for a page outside the API; None otherwise (a problem document answers). The page
+    renderer is the app's `state.error_page` (`web.ui.errors`), so that this module
+    needs no templates; no database work (this runs on the event loop)."""
+    render: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if render is None or request.url.path.startswith("/api/"):
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    return render(request, status, headers)
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str] | None:

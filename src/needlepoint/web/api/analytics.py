@@ -291,11 +291,17 @@ def prognosis(
     )
     found = fitted.prognosis.predict(patient)
     if found is None:
-        message = (
-            f"No estimate: {fitted.prognosis.model.status}"
-            if fitted.prognosis.result is None
-            else f"No estimate: the clinic has no analysed episodes of {condition!r}."
-        )
+        judged = fitted.prognosis.reliability
+        if fitted.prognosis.result is None:
+            message = f"No estimate: {fitted.prognosis.model.status}"
+        elif not judged.reliable:
+            message = (
+                "No estimate: the model's validation says it is unreliable for one patient ("
+                + "; ".join(judged.reasons)
+                + f"). It is {judged.criterion}."
+            )
+        else:
+            message = f"No estimate: the clinic has no analysed episodes of {condition!r}."
     else:
         message = found.caveat
     out = PrognosisOut(found, message, fitted.prognosis.model, got.as_of, view.refreshing)

@@ -15,6 +15,7 @@ from needlepoint.web.ui import (
     chart,
     consent,
     episodes,
+    errors,
     notes,
     patients,
     progress,
@@ -34,4 +35,5 @@ routers: list[APIRouter] = [
     settings.router,
     analytics.router,
     accounts.router,
+    errors.router,
 ]

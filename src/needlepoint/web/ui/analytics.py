@@ -1,22 +1,28 @@
 """The clinic analytics page: the benefits dashboard with its charts (PNG images drawn
-server-side and embedded as data: URIs; no scripts), practitioner variation, recovery
-curves, medication, adverse-event surveillance and a prognosis form (a plain GET).
+server-side and embedded as data: URIs; no inline scripts), practitioner variation,
+recovery curves, medication, adverse-event surveillance and a prognosis form (a plain GET).
 
-The page shows the clinic's latest analytics snapshot and never waits for one
-(`analytics.dashboard.Dashboards`): it says when the figures' records were read, in the
-clinic's time, and whether a refresh is running because the records changed since. The
-clinic's first view (no snapshot yet) is a short "being prepared" page that reloads
-itself every few seconds."""
+The page is a shell that answers at once (the heading, when the figures are from, the
+CSV link) and loads its figures with htmx (`hx-trigger="load"`) from
+`/analytics/figures`, showing "Computing…" until they come. The figures come from the
+clinic's latest analytics snapshot and never wait for one
+(`analytics.dashboard.Dashboards`); while the clinic's first snapshot is prepared, the
+figures fragment answers "Computing…" and asks again every few seconds.
+
+`/analytics/benefits.csv` is the responder table for the signed-in user (the API's
+`/api/v1/analytics/benefits.csv` needs a bearer token): the same snapshot, the same
+permission and tenant check through the session's reader (a refusal is on the audit
+trail, as the API's is)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from needlepoint.analytics.dashboard import dashboards_of
+from needlepoint.analytics.dashboard import View, dashboards_of, responders_csv
 from needlepoint.analytics.prognosis import PatientIn
 from needlepoint.analytics.responders import DIMENSIONS
 from needlepoint.domain.catalogue import conditions
@@ -26,7 +32,7 @@ from needlepoint.web.ui.forms import CLINIC_TZ, refusal_page, render, signed_in,
 router = APIRouter(include_in_schema=False)
 
 RELOAD_S = 5
-"""How often the "being prepared" page reloads itself."""
+"""How often the figures fragment asks again while the first snapshot is prepared."""
 
 
 def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
@@ -38,11 +44,69 @@ def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
     return clock if clock_only else f"{local.day} {local:%B %Y}, {clock}"
 
 
+Benefit = Annotated[str, Query(max_length=64)]
+Dimension = Annotated[str, Query(max_length=32)]
+
+_WORDS = {
+    "overall": "All episodes",
+    "co_intervention": "Co-intervention",
+    "nprs": "NPRS",
+    "function": "Function",
+    "ppt": "Pressure pain threshold",
+    "rom": "Range of motion",
+}
+
+
+def readable(value: object, labels: dict[str, str] | None = None) -> str:
+    """A value as a clinician reads it: a catalogue label where one exists, otherwise the
+    words of an internal id (`co_intervention` → `Co-intervention`, `low_back_pain` →
+    `Low back pain`), starting with a capital."""
+    text = str(value)
+    if labels and text in labels:
+        return labels[text]
+    if text in _WORDS:
+        return _WORDS[text]
+    words = text.replace("_", " ").strip() if "_" in text else text
+    return words[:1].upper() + words[1:]
+
+
+def _labels() -> dict[str, str]:
+    return {c.id: c.label for c in conditions().conditions}
+
+
+def _status(view: View) -> dict[str, Any]:
+    return {
+        "as_of": local_time(view.as_of),
+        "started": local_time(view.refresh_started, clock_only=True),
+    }
+
+
 @router.get("/analytics", response_model=None)
-def analytics_page(
+def analytics_page(request: Request) -> Response:
+    """The page's shell: answered at once; the figures load into it (see the module)."""
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    try:
+        with ctx.reader() as r:
+            view = dashboards_of(request.app.state).view(r)
+    except DomainError as err:
+        return refusal_page(request, err)
+    query = request.url.query
+    return render(
+        request,
+        "analytics.html",
+        view=view,
+        figures_url="/analytics/figures" + (f"?{query}" if query else ""),
+        **_status(view),
+    )
+
+
+@router.get("/analytics/figures", response_model=None)
+def analytics_figures(
     request: Request,
-    benefit: Annotated[str, Query(max_length=64)] = "pain_relief",
-    dimension: Annotated[str, Query(max_length=32)] = "condition",
+    benefit: Benefit = "pain_relief",
+    dimension: Dimension = "condition",
     baseline_nprs: Annotated[float | None, Query(ge=0, le=10)] = None,
     age: Annotated[float | None, Query(ge=0, le=120)] = None,
     sex: Annotated[str, Query(pattern="^(female|male|other|unknown)?$")] = "",
@@ -51,7 +115,8 @@ def analytics_page(
     exercise: bool = False,
     manual_therapy: bool = False,
 ) -> Response:
-    """The benefits dashboard of the signed-in user's clinic."""
+    """The dashboard's figures (an htmx fragment of the page), or "Computing…" while
+    the clinic's first snapshot is prepared."""
     ctx = signed_in(request)
     if ctx is None:
         return to_login()
@@ -61,13 +126,14 @@ def analytics_page(
     except DomainError as err:
         return refusal_page(request, err)
     if view.computed is None:
-        return render(
+        return _figures(
             request,
-            "analytics.html",
             view=view,
             d=None,
-            reload_s=RELOAD_S if view.refreshing else None,
-            started=local_time(view.refresh_started, clock_only=True),
+            again_s=RELOAD_S,
+            figures_url=str(request.url.path)
+            + (f"?{request.url.query}" if request.url.query else ""),
+            **_status(view),
         )
     snapshot = view.computed
     result, fitted = snapshot.dashboard, snapshot.fitted
@@ -88,20 +154,17 @@ def analytics_page(
                 manual_therapy=manual_therapy,
             )
         )
-    labels = {c.id: c.label for c in conditions().conditions}
-    return render(
+    return _figures(
         request,
-        "analytics.html",
         view=view,
         d=result,
         images=snapshot.images,
-        as_of=local_time(snapshot.as_of),
-        started=local_time(view.refresh_started, clock_only=True),
         rows=rows,
         benefit=benefit,
         dimension=dimension,
         dimensions=DIMENSIONS,
-        labels=labels,
+        labels=_labels(),
+        readable=readable,
         asked=bool(asked),
         prediction=prediction,
         form={
@@ -114,4 +177,46 @@ def analytics_page(
             "manual_therapy": manual_therapy,
         },
         prognosis_status=fitted.prognosis.model.status,
+        reliability=fitted.prognosis.reliability,
+        **_status(view),
+    )
+
+
+def _figures(request: Request, **context: Any) -> Response:
+    """The figures: a fragment for htmx (`HX-Request`), or, asked for without a script
+    (the shell's <noscript> link), the whole page with the figures in it."""
+    if request.headers.get("HX-Request") == "true":
+        return render(request, "analytics_figures.html", **context)
+    return render(request, "analytics.html", inline=True, **context)
+
+
+@router.get("/analytics/benefits.csv", response_model=None)
+def analytics_csv(request: Request) -> Response:
+    """The responder table as CSV, for the signed-in user (see the module)."""
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    try:
+        with ctx.reader() as r:
+            view = dashboards_of(request.app.state).view(r)
+    except DomainError as err:
+        return refusal_page(request, err)
+    if view.computed is None:
+        page = render(
+            request,
+            "error.html",
+            503,
+            message="The clinic's analytics are still being prepared: try the download "
+            f"again in {RELOAD_S} seconds.",
+        )
+        page.headers["Retry-After"] = str(RELOAD_S)
+        return page
+    headers = {
+        "Content-Disposition": 'attachment; filename="benefit-responders.csv"',
+        "Analytics-As-Of": view.computed.as_of.isoformat(),
+    }
+    return Response(
+        responders_csv(view.computed.dashboard.responders),
+        media_type="text/csv; charset=utf-8",
+        headers=headers,
     )

@@ -2,10 +2,19 @@
 than the responder threshold, every session marked), then the eight-benefit summary with
 "not measured" said plainly and the evidence note per benefit, and function / disability
 on its own row beside them. Only signed notes count (`queries.outcomes`). Plots are
-inline SVG drawn here: no JavaScript, no image library."""
+inline SVG drawn here: no JavaScript, no image library.
+
+Each benefit's headline is a verdict, not a bookkeeping word (`headline`): improved,
+unchanged or worse, judged per measure against the instrument's governing threshold (its
+responder threshold: the MCID, or the MDC where the MCID lies inside measurement error,
+shown with its source under the headline); "not judged" where no threshold is published;
+"baseline only" before a follow-up; "not measured" where nothing informs the benefit.
+A plot's value axis runs over round steps that hold every value (`nice_axis`), in whole
+numbers for counts."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -13,7 +22,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from needlepoint.domain.benefits import MeasureSummary, summarise_episode
+from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, summarise_episode
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import library
@@ -44,6 +53,76 @@ class Plot:
     summary: MeasureSummary
 
 
+VERDICTS = {
+    "responder": "improved",
+    "not a responder": "unchanged",
+    "worsened": "worse",
+    "no published threshold": "not judged: no published threshold",
+}
+
+
+def verdict(m: MeasureSummary) -> str:
+    """One measure's change in words, judged against its governing threshold."""
+    if m.responder is None:
+        return "baseline only" if m.administrations < 2 else "not judged"
+    return VERDICTS[m.responder.status]
+
+
+def headline(b: BenefitSummary) -> str:
+    """A benefit's verdict: improved / unchanged / worse (each measure judged against its
+    instrument's governing threshold), mixed when its measures disagree, "not judged"
+    where no threshold is published, "baseline only", or "not measured"."""
+    if b.id == "faster_recovery" and b.days_to_first_meaningful_improvement is not None:
+        days = b.days_to_first_meaningful_improvement
+        n = b.sessions_to_first_meaningful_improvement
+        sessions = "" if n is None else f", {n} session{'' if n == 1 else 's'}"
+        return f"improved after {days} day{'' if days == 1 else 's'}{sessions}"
+    if not b.measures:
+        if b.facts:
+            if b.id == "complementary_care":
+                return "recorded"  # care given, not a measured benefit
+            return "no meaningful improvement recorded"
+        return "not measured"
+    judged: dict[str, list[str]] = {}
+    for m in b.measures:
+        word = verdict(m)
+        if word in ("improved", "unchanged", "worse"):
+            judged.setdefault(word, []).append(m.name)
+    if len(judged) == 1:
+        return next(iter(judged))
+    if judged:
+        return "mixed: " + "; ".join(
+            f"{word} ({', '.join(dict.fromkeys(names))})"
+            for word, names in sorted(judged.items(), key=lambda kv: kv[0])
+        )
+    if all(m.administrations < 2 for m in b.measures):
+        return "baseline only"
+    return "not judged: no published threshold"
+
+
+def nice_axis(lo: float, hi: float, *, whole: bool, ticks: int = 5) -> tuple[float, float, float]:
+    """An axis from `lo` to `hi` widened to round steps (1, 2, 2.5 or 5 × 10ⁿ; 1, 2 or
+    5 × 10ⁿ and at least 1 when `whole`), at most about `ticks` of them: (start, end,
+    step), start ≤ lo and end ≥ hi."""
+    if hi - lo < 1e-9 * max(1.0, abs(lo), abs(hi)):
+        hi = lo + 1
+    raw = (hi - lo) / ticks
+    if whole:
+        raw = max(raw, 1.0)
+    power = 10 ** math.floor(math.log10(raw))
+    factors = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    step = float(next(f * power for f in factors if f * power >= raw * (1 - 1e-9)))
+    start = math.floor(lo / step) * step
+    end = math.ceil(hi / step) * step
+    start = start - step if start > lo else start  # rounding of the division
+    end = end + step if end < hi else end
+    return start, end, step
+
+
+def _tick(value: float) -> str:
+    return f"{round(value, 6):g}"
+
+
 def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     """Scale one series into the plot's pixel box."""
     inst = library().get(m.instrument_id)
@@ -65,8 +144,10 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     )
     if m.baseline is not None and mcid is not None:
         lo, hi = min(lo, m.baseline - mcid), max(hi, m.baseline + mcid)
-    if hi <= lo:
-        hi = lo + 1
+    whole = all(float(v).is_integer() for v in scores) and m.unit not in ("%", "°")
+    lo, hi, step = nice_axis(lo, hi, whole=whole or m.instrument_id == "trigger_points")
+    if m.instrument_id != "rom" and inst is not None and inst.score_range[0] >= 0:
+        lo = max(lo, 0.0)  # a score that cannot be negative needs no negative axis
 
     def x(t: datetime) -> float:
         return round(LEFT + (W - LEFT - RIGHT) * (t - t0).total_seconds() / span, 1)
@@ -76,17 +157,17 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
 
     dots = [(x(p.taken_at), y(p.score), f"{p.taken_at:%Y-%m-%d}: {p.score:g}") for p in m.points]
     band = None
-    band_text = f"No band drawn: {m.threshold_source or m.threshold}"
+    band_text = ""
     unit = " %" if m.unit == "%" else m.unit
     if m.baseline is not None and mcid is not None:
         better = m.baseline - mcid if m.higher_is == "worse" else m.baseline + mcid
-        top, bottom = sorted((y(m.baseline), y(better)))
+        top, bottom = sorted((y(min(max(m.baseline, lo), hi)), y(min(max(better, lo), hi))))
         band = (top, round(bottom - top, 1))
         band_text = (
             f"Shaded: within {mcid:.3g}{unit} of the baseline, less than the "
-            f"{m.threshold_basis or 'threshold'} ({m.threshold}; {m.threshold_source})"
+            f"{(m.threshold_basis or 'threshold').upper()} (its source is under the benefit below)"
         )
-    step = (hi - lo) / 4
+    count = round((hi - lo) / step)
     return Plot(
         title=m.label,
         unit=m.unit,
@@ -98,7 +179,7 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
         band_text=band_text,
         sessions=" ".join(f"M{x(t)} {H - BOTTOM}v6" for t in session_times),
         session_count=len(session_times),
-        y_ticks=[(y(lo + k * step), f"{lo + k * step:.3g}") for k in range(5)],
+        y_ticks=[(y(lo + k * step), _tick(lo + k * step)) for k in range(count + 1)],
         x_ticks=[(x(t0), f"{t0:%Y-%m-%d}")]
         + ([(x(t1), f"{t1:%Y-%m-%d}")] if t1.date() != t0.date() else []),
         summary=m,
@@ -106,11 +187,13 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
 
 
 def fmt(m: MeasureSummary, score: float | None) -> str:
-    """A score as the instrument writes it (unit included), or a dash."""
+    """A score as the instrument writes it, its unit spaced ("34 %", "12 mm"; a
+    fraction or an angle stays attached: "4/10", "59°"), or a dash."""
     if score is None:
         return "—"
-    inst = library().get(m.instrument_id)
-    return inst.format(score) if inst else f"{score:g}{m.unit}"
+    unit = m.unit.strip()
+    spaced = unit if not unit or unit.startswith(("/", "°")) else f" {unit}"
+    return f"{round(score, 1):g}{spaced}"
 
 
 @router.get("/episodes/{episode_id}/progress", response_model=None)
@@ -144,6 +227,8 @@ def progress(request: Request, episode_id: UUID) -> Response:
         plots=plots,
         sessions=len(records.sessions),
         fmt=fmt,
+        headline=headline,
+        verdict=verdict,
         W=W,
         H=H,
         LEFT=LEFT,
