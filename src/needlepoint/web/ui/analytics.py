@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -20,8 +21,9 @@ from needlepoint.analytics.dashboard import dashboards_of
 from needlepoint.analytics.prognosis import PatientIn
 from needlepoint.analytics.responders import DIMENSIONS
 from needlepoint.domain.catalogue import conditions
+from needlepoint.domain.clinic_time import clock
 from needlepoint.domain.errors import DomainError
-from needlepoint.web.ui.forms import CLINIC_TZ, refusal_page, render, signed_in, to_login
+from needlepoint.web.ui.forms import clinic_zone, refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,13 +31,12 @@ RELOAD_S = 5
 """How often the "being prepared" page reloads itself."""
 
 
-def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
-    """A time as the clinic reads it: `27 November 2026, 09:14 UTC` (`09:14 UTC`)."""
+def local_time(moment: datetime | None, tz: ZoneInfo, *, clock_only: bool = False) -> str:
+    """A time as the clinic reads it: `27 November 2026, 09:14 PST` (`09:14 PST`)."""
     if moment is None:
         return ""
-    local = moment.astimezone(CLINIC_TZ)
-    clock = f"{local:%H:%M} {local.tzname() or ''}".strip()
-    return clock if clock_only else f"{local.day} {local:%B %Y}, {clock}"
+    local = moment.astimezone(tz)
+    return clock(moment, tz) if clock_only else f"{local.day} {local:%B %Y}, {clock(moment, tz)}"
 
 
 @router.get("/analytics", response_model=None)
@@ -67,7 +68,7 @@ def analytics_page(
             view=view,
             d=None,
             reload_s=RELOAD_S if view.refreshing else None,
-            started=local_time(view.refresh_started, clock_only=True),
+            started=local_time(view.refresh_started, clinic_zone(ctx), clock_only=True),
         )
     snapshot = view.computed
     result, fitted = snapshot.dashboard, snapshot.fitted
@@ -95,8 +96,8 @@ def analytics_page(
         view=view,
         d=result,
         images=snapshot.images,
-        as_of=local_time(snapshot.as_of),
-        started=local_time(view.refresh_started, clock_only=True),
+        as_of=local_time(snapshot.as_of, clinic_zone(ctx)),
+        started=local_time(view.refresh_started, clinic_zone(ctx), clock_only=True),
         rows=rows,
         benefit=benefit,
         dimension=dimension,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from needlepoint.actions.sessions import amend_session, record_session, sign_session, update_session
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
+from needlepoint.domain.clinic_time import clock
 from needlepoint.domain.commands import (
     AdverseEventIn,
     AmendSession,
@@ -59,6 +61,7 @@ from needlepoint.web.ui import body_chart
 from needlepoint.web.ui.forms import (
     Errors,
     checked_form,
+    clinic_zone,
     field_errors,
     in_thread,
     local_input,
@@ -193,9 +196,9 @@ class Built:
     errors: Errors
 
 
-def build(note: NoteForm, episode: Episode) -> Built:
+def build(note: NoteForm, episode: Episode, tz: ZoneInfo) -> Built:
     errors: Errors = {}
-    started = parse_local(note.started_at)
+    started = parse_local(note.started_at, tz)  # the clinic's local time, stored as UTC
     sites: list[NeedlingSiteIn] = []
     site_index: list[int] = []
     for i, row in enumerate(note.sites):
@@ -313,7 +316,7 @@ def save(
 ) -> Saved:
     """Record or update the draft. `partial` (autosave) leaves out the sites that are
     incomplete or refused and saves the rest; otherwise all or nothing."""
-    built = build(note, episode)
+    built = build(note, episode, clinic_zone(ctx))
     errors = dict(built.errors)
     if errors and not partial:
         return Saved(None, errors, [])
@@ -555,9 +558,9 @@ def _co_rows(plan_modalities: list[Modality], stored: list[CoInterventionIn] | N
     return rows
 
 
-def _blank_note(plan_modalities: list[Modality]) -> NoteForm:
+def _blank_note(plan_modalities: list[Modality], tz: ZoneInfo) -> NoteForm:
     return NoteForm(
-        started_at=local_input(now()),
+        started_at=local_input(now(), tz),
         soap={"subjective": "", "objective": "", "assessment": "", "plan": ""},
         sites=[],
         adverse_events=[],
@@ -583,7 +586,7 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
             due_instrument = m.instrument_id
             due = {k: "" if v is None else f"{v:g}" for k, v in m.answers.items()}
     note = NoteForm(
-        started_at=local_input(s.started_at),
+        started_at=local_input(s.started_at, clinic_zone(ctx)),
         soap={
             "subjective": s.subjective,
             "objective": s.objective,
@@ -632,7 +635,7 @@ def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "
         with ctx.reader() as r:
             detail = episode_detail(r, episode_id)
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
-        note = _blank_note([p.modality for p in detail.plan])
+        note = _blank_note([p.modality for p in detail.plan], clinic_zone(ctx))
         note.sites = [
             {**row, "override_reason": "", "override_code": ""} for row in site_rows(last)
         ]
@@ -802,7 +805,7 @@ def _autosave(request: Request, submitted: dict[str, Any]) -> Response:
             version=saved.session.version,
             url=f"/sessions/{saved.session.id}",
             action=f"/sessions/{saved.session.id}",
-            saved_at=saved.session.updated_at.strftime("%H:%M:%S"),
+            saved_at=clock(saved.session.updated_at, clinic_zone(ctx)),
         )
     return JSONResponse(body, status_code=409 if saved.stale else 200)
 
