@@ -20,6 +20,7 @@ from needlepoint.web.ui import (
     progress,
     screening,
     settings,
+    signed_notes,
 )
 
 routers: list[APIRouter] = [
@@ -30,6 +31,7 @@ routers: list[APIRouter] = [
     consent.router,
     episodes.router,
     notes.router,
+    signed_notes.router,
     progress.router,
     settings.router,
     analytics.router,

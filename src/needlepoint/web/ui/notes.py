@@ -76,6 +76,7 @@ from needlepoint.web.ui.forms import (
     text,
     to_login,
 )
+from needlepoint.web.ui.signed_notes import signed_page as _signed_page
 
 router = APIRouter(include_in_schema=False)
 SITE_FIELDS = (
@@ -664,42 +665,6 @@ def show_note(request: Request, session_id: UUID, copy: str = "", region: str = 
         return _note_page(request, ctx, session.episode_id, session, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)
-
-
-def _signed_page(
-    request: Request,
-    ctx: RequestContext,
-    session_id: UUID,
-    errors: Errors | None = None,
-    amendment: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    with ctx.reader() as r:
-        d = session_detail(r, session_id)
-        if d.session.status is not SessionStatus.SIGNED:  # drafts are edited, not amended
-            return see_other(f"/sessions/{session_id}")
-        episode = episode_detail(r, d.session.episode_id).episode
-        patient = get_patient(r, d.session.patient_id)
-    catalogue = {m.id: m for m in muscles().muscles}
-    cpt = next((c for c in billing_data().cpt.codes if c.code == d.session.cpt_code), None)
-    return render(
-        request,
-        "note_signed.html",
-        status,
-        d=d,
-        episode=episode,
-        patient=patient,
-        catalogue=catalogue,
-        cpt=cpt,
-        instruments=library(),
-        split_mark=body_chart.split_mark,
-        marks=chart_marks(
-            NoteForm("", {}, site_rows(d.sites), [], [])  # the stored sites, as drawn
-        ),
-        regions=body_chart.regions(),
-        errors=errors or {},
-        amendment=amendment or {},
-    )
 
 
 @router.post("/episodes/{episode_id}/sessions", response_model=None)
