@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -239,7 +240,8 @@ def test_the_settings_page_sets_the_zone_and_shows_a_wrong_one_at_the_field(
     bad = client.post("/settings", data={**base, "time_zone": "Europe/Atlantis"})
     assert bad.status_code == 400
     field = re.search(r'<input id="f-time_zone"[^>]*>', bad.text)
-    assert field and 'aria-invalid="true"' in field[0]
+    assert field
+    assert 'aria-invalid="true"' in field[0]
     assert 'data-field="time_zone"' in bad.text
     ok = client.post("/settings", data={**base, "time_zone": LA}, follow_redirects=False)
     assert ok.status_code == 303, ok.text
@@ -275,12 +277,9 @@ def test_a_signed_note_names_its_signer_patient_and_each_amendment_author(
     assert "1980-05-17" in page
     assert re.search(r'<dd id="note-chart">T-\d+</dd>', page)
     assert signed.signed_at is not None
-    local = signed.signed_at.astimezone(ZoneLA)
+    local = signed.signed_at.astimezone(ZoneInfo(LA))
     assert f"Signed {local:%Y-%m-%d %H:%M} {local.tzname()}" in page
     assert "Amended by Wendy Web, Licensed clinician, licence PT-12345" in page
-
-
-ZoneLA = __import__("zoneinfo").ZoneInfo(LA)
 
 
 def test_the_api_names_the_signer_and_the_patient(api: Api, clinic: ClinicFixture) -> None:
@@ -412,7 +411,8 @@ def test_follow_ups_are_appended_and_the_florida_deadline_is_shown(
     assert "Sent to the emergency department" in page2
     assert "2026-02-04 08:00 PST" in page2
     deadline2 = re.search(rf'id="ae-{event.id}-deadline">(.*?)</p>', page2, re.S)
-    assert deadline2 and "reported 2026-02-05" in deadline2[1]
+    assert deadline2
+    assert "reported 2026-02-05" in deadline2[1]
     with engine.connect() as conn:
         stored = conn.execute(
             sa.select(t.adverse_event_follow_ups.c.occurred_at).where(
@@ -455,7 +455,8 @@ def test_a_late_event_form_error_is_shown_at_its_field_and_nothing_is_saved(
     )
     assert r.status_code == 400
     field = re.search(r'<input id="late-onset"[^>]*>', r.text)
-    assert field and 'aria-invalid="true"' in field[0]
+    assert field
+    assert 'aria-invalid="true"' in field[0]
     with engine.connect() as conn:
         assert (
             conn.execute(
@@ -481,3 +482,150 @@ def test_the_application_role_cannot_edit_a_follow_up(
             sa.text("SELECT relrowsecurity FROM pg_class WHERE relname = :t"),
             {"t": "adverse_event_follow_ups"},
         ).scalar_one()
+
+
+# --- 3. signing: one confirmation step; a refusal at the top and at the site ---------------
+
+
+def _site(i: int, muscle: str, **extra: str) -> dict[str, str]:
+    values = {
+        "muscle_id": muscle,
+        "side": "left",
+        "trigger_point": "active",
+        "technique": "pistoning",
+        "needle_gauge_mm": "0.25",
+        "needle_length_mm": "30",
+        "depth_mm": "12",
+        "insertions": "3",
+        "local_twitch_responses": "1",
+        "tolerance": "good",
+        **extra,
+    }
+    return {f"sites-{i}-{k}": v for k, v in values.items()}
+
+
+def _open_episode(clinic: ClinicFixture) -> UUID:
+    patient = register_patient(clinic.uow(), clinic.as_clinician, patient_cmd())
+    clinic.prepare_needling(patient.id)
+    return open_episode(clinic.uow(), clinic.as_clinician, episode_cmd(patient.id)).id
+
+
+def test_signing_shows_a_summary_to_confirm_then_locks(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    _set_zone(clinic, LA)
+    client = _web(engine, clinic)
+    episode_id = _open_episode(clinic)
+    page = client.get(f"/episodes/{episode_id}/sessions/new").text
+    data = {
+        "csrf": _csrf(page),
+        "episode_id": str(episode_id),
+        "started_at": "2026-02-10T18:30",
+        "subjective": "Neck pain.",
+        "nprs": "6",
+        "intent": "sign",
+        **_site(0, "upper_trapezius"),
+        **_site(1, "levator_scapulae"),
+    }
+    r = client.post(f"/episodes/{episode_id}/sessions", data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    confirm_url = r.headers["location"]
+    assert confirm_url.endswith("/sign")
+    confirm = client.get(confirm_url).text
+    assert "2026-02-10 18:30 PST" in confirm
+    assert "Upper trapezius, left" in confirm
+    assert "CPT 20560" in confirm  # 1-2 muscles
+    assert "Numeric Pain Rating Scale: 6/10" in confirm
+    session_id = UUID(confirm_url.split("/")[2])
+    with engine.connect() as conn:  # not signed yet: the summary only asks
+        status = conn.execute(
+            sa.select(t.sessions.c.status).where(t.sessions.c.id == session_id)
+        ).scalar_one()
+    assert status == "draft"
+    version = re.search(r'name="version" value="(\d+)"', confirm)
+    assert version
+    done = client.post(
+        confirm_url, data={"csrf": _csrf(confirm), "version": version[1]}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    signed = client.get(done.headers["location"]).text
+    assert "locked" in signed
+    assert "2026-02-10 18:30 PST" in signed
+
+
+def test_a_refused_sign_shows_the_reason_at_the_top_and_at_the_site_below_the_save_status(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    client = _web(engine, clinic)
+    episode_id = _open_episode(clinic)
+    page = client.get(f"/episodes/{episode_id}/sessions/new").text
+    data = {
+        "csrf": _csrf(page),
+        "episode_id": str(episode_id),
+        "started_at": (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
+        "subjective": "Kept text.",
+        "intent": "sign",
+        **_site(0, "upper_trapezius"),
+        **_site(1, "levator_scapulae", depth_mm="-3"),
+    }
+    r = client.post(f"/episodes/{episode_id}/sessions", data=data)
+    assert r.status_code == 400
+    html = r.text
+    summary = re.search(r'<div class="problems sign-refused"[^>]*>(.*?)</div>', html, re.S)
+    assert summary, "the reason at the top"
+    assert 'href="#site-1"' in summary[1]
+    assert "Levator scapulae" in summary[1]
+    assert 'data-invalid-field="sites-1-depth_mm"' in summary[1]
+    # below the save status line, and no "Nothing was saved" box above it
+    assert html.index('id="save-status"') < html.index('id="sign-problems"')
+    assert "Nothing was saved:" not in html[: html.index('id="save-status"')]
+    site = html.split('id="site-1"', 1)[1].split("</li>", 1)[0]
+    assert 'class="error"' in site  # and at the site concerned
+    assert "Kept text." in html
+    assert "/static/field_state.js" in html
+
+
+def test_an_empty_note_refused_at_signing_comes_back_with_the_reason(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    client = _web(engine, clinic)
+    episode_id = _open_episode(clinic)
+    page = client.get(f"/episodes/{episode_id}/sessions/new").text
+    data = {
+        "csrf": _csrf(page),
+        "episode_id": str(episode_id),
+        "started_at": (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
+        "intent": "sign",
+    }
+    r = client.post(f"/episodes/{episode_id}/sessions", data=data, follow_redirects=False)
+    assert r.status_code == 303
+    confirm = client.get(r.headers["location"]).text
+    version = re.search(r'name="version" value="(\d+)"', confirm)
+    assert version
+    refused = client.post(
+        r.headers["location"], data={"csrf": _csrf(confirm), "version": version[1]}
+    )
+    assert refused.status_code == 400
+    assert "an empty note cannot be signed" in refused.text
+    assert refused.text.index('id="save-status"') < refused.text.index('id="sign-problems"')
+
+
+def test_a_draft_is_discarded_from_its_page_after_a_confirmation(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    client = _web(engine, clinic)
+    draft = _note(clinic)
+    note = client.get(f"/sessions/{draft.id}").text
+    assert f'href="/sessions/{draft.id}/discard"' in note
+    confirm = client.get(f"/sessions/{draft.id}/discard").text
+    assert "Discard this draft?" in confirm
+    version = re.search(r'name="version" value="(\d+)"', confirm)
+    assert version
+    r = client.post(
+        f"/sessions/{draft.id}/discard",
+        data={"csrf": _csrf(confirm), "version": version[1]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert client.get(f"/sessions/{draft.id}").status_code == 404
+    assert _audit_count(engine, clinic.owner.clinic_id, AuditAction.SESSION_DISCARDED) == 1

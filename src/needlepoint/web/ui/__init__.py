@@ -15,6 +15,7 @@ from needlepoint.web.ui import (
     chart,
     consent,
     episodes,
+    note_signing,
     notes,
     patients,
     progress,
@@ -30,6 +31,7 @@ routers: list[APIRouter] = [
     screening.router,
     consent.router,
     episodes.router,
+    note_signing.router,  # before notes: /sessions/{id}/sign is not a note id
     notes.router,
     signed_notes.router,
     progress.router,

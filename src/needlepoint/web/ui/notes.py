@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from needlepoint.actions.sessions import amend_session, record_session, sign_session, update_session
+from needlepoint.actions.sessions import amend_session, record_session, update_session
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
 from needlepoint.domain.clinic_time import clock
@@ -31,7 +31,6 @@ from needlepoint.domain.commands import (
     NeedlingSiteIn,
     RecordSession,
     ScreeningAnswers,
-    SignSession,
     UpdateSession,
 )
 from needlepoint.domain.entities import Episode, NeedlingSite, Session
@@ -76,6 +75,7 @@ from needlepoint.web.ui.forms import (
     text,
     to_login,
 )
+from needlepoint.web.ui.sign_refusals import sign_problems
 from needlepoint.web.ui.signed_notes import signed_page as _signed_page
 
 router = APIRouter(include_in_schema=False)
@@ -505,6 +505,7 @@ def _note_page(
     message: str | None = None,
     left_out: list[int] | None = None,
     region: str = "",
+    sign_refused: bool = False,
 ) -> Response:
     with ctx.reader() as r:
         detail = episode_detail(r, episode_id)
@@ -514,6 +515,9 @@ def _note_page(
         due = _due(r, episode, session)
         has_last = bool(_last_sites(r, episode, session.id if session else None))
     cond = conditions().get(episode.condition)
+    problems = sign_problems(errors, note.sites) if sign_refused else []
+    if problems:  # listed below the save status instead of above it (issue 15)
+        errors = {k: v for k, v in errors.items() if k}
     return render(
         request,
         "note.html",
@@ -533,6 +537,7 @@ def _note_page(
         left_out=left_out or [],
         marks=chart_marks(note),
         region=region if region in body_chart.muscles_by_region() else "",
+        sign_problems=problems,
         **_options(),
     )
 
@@ -714,19 +719,18 @@ def _post_note(
             else None
         )
         return _note_page(
-            request, ctx, episode.id, session, note, saved.errors, status=400, message=message
+            request,
+            ctx,
+            episode.id,
+            session,
+            note,
+            saved.errors,
+            status=400,
+            message=message,
+            sign_refused=text(form, "intent") == "sign" and not saved.stale,
         )
-    if text(form, "intent") == "sign":
-        try:
-            sign_session(
-                ctx.uow(),
-                ctx.actor,
-                SignSession(session_id=saved.session.id, expected_version=saved.session.version),
-            )
-        except DomainError as err:
-            return _note_page(
-                request, ctx, episode.id, saved.session, note, field_errors(err), status=400
-            )
+    if text(form, "intent") == "sign":  # saved: the summary to confirm before locking
+        return see_other(f"/sessions/{saved.session.id}/sign")
     return see_other(f"/sessions/{saved.session.id}")
 
 
