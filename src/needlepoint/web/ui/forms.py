@@ -224,10 +224,12 @@ def _clock(context: Context, moment: datetime | None) -> str:
 
 
 @pass_context
-def _local_date(context: Context, moment: datetime | None) -> str:
-    """`2026-11-27`, the clinic's date of a stored time."""
+def _local_date(context: Context, moment: datetime | date | None) -> str:
+    """`2026-11-27`, the clinic's date of a stored time (a calendar date as it is)."""
     if moment is None:
         return ""
+    if not isinstance(moment, datetime):
+        return moment.isoformat()
     return clinic_time.local_date(moment, clinic_zone(context.get("clinic_tz"))).isoformat()
 
 
