@@ -162,3 +162,41 @@ def test_an_evening_note_in_los_angeles_keeps_its_local_date_and_zone(
     assert "within 15 days" in deadline
     assert (evening.date() + timedelta(days=15)).isoformat() in deadline
     _shots(page, "signed-note")
+
+
+def test_a_refused_sign_marks_the_field_and_says_why_below_the_save_status(
+    la_page: Any, la_clinic: tuple[str, str]
+) -> None:
+    page = la_page
+    url, episode_id = la_clinic
+    page.goto(f"{url}/login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/patients")
+    page.goto(f"{url}/episodes/{episode_id}/sessions/new")
+    tomorrow = datetime.now(ZoneInfo(LA)) + timedelta(days=1)
+    page.get_by_label("Session started").fill(tomorrow.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Subjective").fill("Typed before the clock was checked.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign note").click()
+    summary = page.locator("#sign-problems")
+    assert summary.is_visible()
+    assert "Not signed" in summary.inner_text()
+    assert "in the future" in summary.inner_text()
+    field = page.locator("#f-started_at")
+    page.wait_for_function(
+        "document.getElementById('f-started_at').getAttribute('aria-invalid') === 'true'"
+    )
+    assert "sign-problems" in (field.get_attribute("aria-describedby") or "")
+    border = page.evaluate(
+        "getComputedStyle(document.getElementById('f-started_at')).borderTopColor"
+    )
+    assert border == "rgb(164, 22, 26)"  # --bad: visibly marked
+    order = page.evaluate(
+        "document.getElementById('save-status').compareDocumentPosition("
+        "document.getElementById('sign-problems')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    assert order  # the reason comes below the save status line, never above it
+    assert page.get_by_label("Subjective").input_value() == "Typed before the clock was checked."
+    _shots(page, "sign-refused")
