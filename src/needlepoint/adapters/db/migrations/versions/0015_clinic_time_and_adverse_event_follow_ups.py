@@ -116,5 +116,7 @@ def downgrade() -> None:
     with op.batch_alter_table(TABLE, schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_adverse_event_follow_ups_adverse_event_id"))
     op.drop_table(TABLE)
-    with op.batch_alter_table("clinics", schema=None) as batch_op:
-        batch_op.drop_column("time_zone")
+    # A plain ALTER TABLE … DROP COLUMN (SQLite 3.35+), not a batch copy of `clinics`:
+    # every clinical table refers to it, and the copy's DROP TABLE would fail whenever
+    # SQLite enforces foreign keys.
+    op.drop_column("clinics", "time_zone")
