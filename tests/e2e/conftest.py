@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from needlepoint.actions.clinics import register_user
@@ -58,6 +59,13 @@ def serve(db: Path, patients: int) -> Iterator[str]:
         Actor(report.owner_id, report.clinic_id),
         RegisterUser(email=EMAIL, full_name="Erin Browser", role=Role.CLINICIAN, password=PASSWORD),
     )
+    with serve_engine(engine) as url:
+        yield url
+
+
+@contextmanager
+def serve_engine(engine: sa.Engine) -> Iterator[str]:
+    """The product over a prepared database on a real HTTP server; yields its base URL."""
     port = _free_port()
     config = uvicorn.Config(
         create_app(engine, secret_key="e" * 40), host="127.0.0.1", port=port, log_level="warning"

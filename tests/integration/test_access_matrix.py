@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from needlepoint.actions import consent, episodes, patients, screening, sessions
+from needlepoint.actions import adverse_events, consent, episodes, patients, screening, sessions
 from needlepoint.actions.accounts import begin_mfa_enrolment, confirm_mfa_enrolment
 from needlepoint.actions.clinics import issue_operator_token, register_user
 from needlepoint.actions.context import Actor
@@ -27,7 +27,7 @@ from needlepoint.adapters.db.tables import api_tokens, mfa_secrets, users
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token, hash_password
 from needlepoint.adapters.totp import code_at
-from needlepoint.domain.commands import MfaCode, RegisterUser, SignSession
+from needlepoint.domain.commands import MfaCode, RecordAdverseEvent, RegisterUser, SignSession
 from needlepoint.domain.entities import Consent, Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import RecordLocked
@@ -84,6 +84,7 @@ class Records:
     signed: Session
     token_id: uuid.UUID
     consent: Consent
+    adverse_event_id: uuid.UUID  # recorded after the session, on the signed note
 
     def ids(self) -> dict[str, Any]:
         return {
@@ -92,6 +93,7 @@ class Records:
             "user_id": self.clinic.clinician.id,
             "token_id": self.token_id,
             "consent_id": self.consent.id,
+            "adverse_event_id": self.adverse_event_id,
             **REFERENCE_DATA,
         }
 
@@ -115,7 +117,20 @@ def make_records(c: ClinicFixture, family_name: str) -> Records:
     signed = sessions.sign_session(
         c.uow(), c.as_owner, SignSession(session_id=other.id, expected_version=other.version)
     )
-    return Records(c, patient, episode, draft, signed, token_of(c.clinician), given)
+    late = adverse_events.record_adverse_event(
+        c.uow(),
+        c.as_owner,
+        RecordAdverseEvent(session_id=signed.id, **LATE_EVENT),
+    )
+    return Records(c, patient, episode, draft, signed, token_of(c.clinician), given, late.id)
+
+
+LATE_EVENT: dict[str, Any] = {
+    "kind": "bruising",
+    "severity": "mild",
+    "onset_at": "2026-02-04T08:00:00+00:00",  # the morning after the factories' session
+    "description": "Bruise the next morning",
+}
 
 
 def token_of(user: User) -> uuid.UUID:
@@ -160,7 +175,8 @@ def build_request(
 ) -> tuple[str, dict[str, Any] | None, dict[str, str], bool]:
     """(url, json body, headers, whether the request names a record of `recs`' clinic),
     as `user` would send it."""
-    session = recs.signed if path.endswith("/amendments") else recs.draft
+    late = path.endswith(("/amendments", "/adverse-events"))  # on a signed note
+    session = recs.signed if late else recs.draft
     ids = {**recs.ids(), "session_id": session.id}
     versions = {"patient_id": recs.patient.version, "episode_id": recs.episode.version}
     versions["session_id"] = session.version
@@ -295,6 +311,11 @@ BODIES: dict[str, Any] = {
         False,
     ),
     "AmendmentText": lambda r, u: ({"reason": "typo", "text": "left, not right"}, False),
+    "AdverseEventReport": lambda r, u: (LATE_EVENT, False),
+    "FollowUpIn": lambda r, u: (
+        {"kind": "resolution", "text": "Resolved", "occurred_at": "2026-02-06T10:00:00+00:00"},
+        False,
+    ),
     "RecordMeasurement": lambda r, u: (
         {"patient_id": str(r.patient.id), "instrument_id": "nprs", "answers": {"item1": 3}},
         True,

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from needlepoint.actions import (
     accounts,
+    adverse_events,
     care_team,
     clinics,
     consent,
@@ -42,6 +43,7 @@ from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token, hash_password
 from needlepoint.adapters.totp import code_at
 from needlepoint.domain.commands import (
+    AddAdverseEventFollowUp,
     AddCareTeamMember,
     AddTrainingRecord,
     AmendSession,
@@ -49,7 +51,9 @@ from needlepoint.domain.commands import (
     CloseEpisode,
     CompletePasswordReset,
     CreateApiToken,
+    DiscardSession,
     MfaCode,
+    RecordAdverseEvent,
     RecordMeasurement,
     RecordMedicationUse,
     RegisterClinic,
@@ -64,7 +68,7 @@ from needlepoint.domain.commands import (
     WithdrawConsent,
 )
 from needlepoint.domain.entities import AuditEvent, Entity, User, WebSession
-from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.enums import AdverseEventKind, AuditAction, FollowUpKind, Role, Severity
 from needlepoint.domain.errors import PermissionDenied
 from needlepoint.domain.permissions import allows
 from needlepoint.ports import ConnectedUnitOfWork
@@ -124,6 +128,7 @@ class Recording:
         self.inner.replace(old, new)
 
     def delete(self, entity: Entity) -> None:
+        self.staged.append(entity)  # a removal is a change the commit carries too
         self.inner.delete(entity)
 
     def get(self, kind: type[E], id: UUID, clinic_id: UUID) -> E | None:
@@ -323,6 +328,49 @@ def _(w: World) -> Call:
     )
     cmd = AmendSession(session_id=s.id, reason="Typo", text="Left side, not right.")
     return lambda uow, actor: sessions.amend_session(uow, actor, cmd)
+
+
+@scenario("sessions.discard_session", A.SESSION_DISCARDED)
+def _(w: World) -> Call:
+    _p, _e, s = w.charted()
+    cmd = DiscardSession(session_id=s.id, expected_version=s.version)
+    return lambda uow, actor: sessions.discard_session(uow, actor, cmd)
+
+
+def _signed_note(w: World) -> Any:
+    _p, _e, s = w.charted()
+    return sessions.sign_session(
+        w.uow(), w.clinic.as_clinician, SignSession(session_id=s.id, expected_version=s.version)
+    )
+
+
+def _late_event(session: Any) -> RecordAdverseEvent:
+    return RecordAdverseEvent(
+        session_id=session.id,
+        kind=AdverseEventKind.BRUISING,
+        severity=Severity.MILD,
+        onset_at=session.started_at + timedelta(hours=12),
+        description="Bruise over the needled muscle the next morning",
+    )
+
+
+@scenario("adverse_events.record_adverse_event", A.ADVERSE_EVENT_RECORDED)
+def _(w: World) -> Call:
+    cmd = _late_event(_signed_note(w))
+    return lambda uow, actor: adverse_events.record_adverse_event(uow, actor, cmd)
+
+
+@scenario("adverse_events.add_follow_up", A.ADVERSE_EVENT_FOLLOWED_UP)
+def _(w: World) -> Call:
+    note = _signed_note(w)
+    event = adverse_events.record_adverse_event(w.uow(), w.clinic.as_clinician, _late_event(note))
+    cmd = AddAdverseEventFollowUp(
+        adverse_event_id=event.id,
+        kind=FollowUpKind.RESOLUTION,
+        text="Resolved without treatment",
+        occurred_at=event.onset_at + timedelta(hours=1),
+    )
+    return lambda uow, actor: adverse_events.add_follow_up(uow, actor, cmd)
 
 
 @scenario("outcomes.record_measurement", A.MEASUREMENT_RECORDED)

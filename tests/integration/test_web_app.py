@@ -199,6 +199,15 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     )
     r = client.post(f"/episodes/{episode.id}/sessions", data=data, follow_redirects=False)
     assert r.status_code == 303, r.text
+    # Signing shows what it will lock first (issue 15); "Sign and lock" signs.
+    assert r.headers["location"].endswith("/sign")
+    confirm = client.get(r.headers["location"])
+    assert "CPT 20561" in confirm.text
+    assert "Sign and lock" in confirm.text
+    version = re.search(r'name="version" value="(\d+)"', confirm.text)
+    assert version
+    r = client.post(r.headers["location"], data={"version": version[1]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
     signed = client.get(r.headers["location"])
     assert "CPT 20561" in signed.text
     assert "locked" in signed.text

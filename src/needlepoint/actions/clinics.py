@@ -15,6 +15,7 @@ from needlepoint.adapters.passwords import (
     new_api_token,
     password_problem,
 )
+from needlepoint.adapters.server_zone import server_zone_name
 from needlepoint.domain.commands import RegisterClinic, RegisterUser
 from needlepoint.domain.entities import (
     ApiToken,
@@ -36,7 +37,12 @@ def register_clinic(uow: UnitOfWork, cmd: RegisterClinic, *, source: str = "cli"
     check_password(cmd.owner_password, field="owner_password", email=cmd.owner_email)
     with uow:
         now = uow.now()
-        clinic = Clinic(id=uow.new_id(), name=cmd.name, created_at=now)
+        clinic = Clinic(
+            id=uow.new_id(),
+            name=cmd.name,
+            created_at=now,
+            time_zone=cmd.time_zone or server_zone_name(),
+        )
         owner = User(
             id=uow.new_id(),
             clinic_id=clinic.id,

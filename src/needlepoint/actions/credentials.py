@@ -35,7 +35,8 @@ def add_training_record(uow: UnitOfWork, actor: Actor, cmd: AddTrainingRecord) -
 
 @action(Permission.MANAGE_CLINIC, AuditAction.CLINIC_SETTINGS_CHANGED)
 def update_clinic_settings(uow: UnitOfWork, actor: Actor, cmd: UpdateClinicSettings) -> Clinic:
-    """Change the clinic's safety, credential and billing settings (owner only)."""
+    """Change the clinic's safety, credential and billing settings and its time zone
+    (owner only)."""
     changes = cmd.model_dump(exclude={"expected_version"}, exclude_unset=True)
     if changes.get("jurisdiction") is not None:
         jurisdiction(changes["jurisdiction"])
@@ -44,6 +45,7 @@ def update_clinic_settings(uow: UnitOfWork, actor: Actor, cmd: UpdateClinicSetti
         "credential_policy",
         "screening_valid_days",
         "bill_sides_separately",
+        "time_zone",
     ):
         if required in changes and changes[required] is None:
             del changes[required]  # these settings always have a value

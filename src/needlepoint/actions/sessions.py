@@ -12,6 +12,7 @@ from needlepoint.domain.audit import signed_note
 from needlepoint.domain.billing import derive_cpt
 from needlepoint.domain.commands import (
     AmendSession,
+    DiscardSession,
     RecordSession,
     SessionNote,
     SignSession,
@@ -208,6 +209,36 @@ def sign_session(uow: UnitOfWork, actor: Actor, cmd: SignSession) -> Session:
         )
         uow.commit()
     return signed
+
+
+@action(Permission.RECORD_SESSION, AuditAction.SESSION_DISCARDED)
+def discard_session(uow: UnitOfWork, actor: Actor, cmd: DiscardSession) -> Session:
+    """Discard a draft note and everything recorded in it (an unsigned draft is not yet
+    data). A signed note is never discarded: `RecordLocked`. The audit event keeps the
+    digest of what was discarded."""
+    with uow:
+        user = authorize(uow, actor, Permission.RECORD_SESSION)
+        session = load(uow, Session, cmd.session_id, actor, field="session_id")
+        check_care_team(uow, actor, user, session.patient_id)
+        ensure_editable(session)
+        check_version(session, cmd.expected_version)
+        children: list[Entity] = []
+        for kind in _CHILD_KINDS:
+            children += uow.list_by(kind, actor.clinic_id, session_id=session.id)
+        for child in children:
+            uow.delete(child)
+        uow.delete(session)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.SESSION_DISCARDED,
+            session,
+            before=[session, *children],
+            patient_id=session.patient_id,
+        )
+        uow.commit()
+    return session
 
 
 @action(Permission.AMEND_SESSION, AuditAction.SESSION_AMENDED)

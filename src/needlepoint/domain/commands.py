@@ -20,12 +20,14 @@ from pydantic import (
     model_validator,
 )
 
+from needlepoint.domain.clinic_time import is_zone_name
 from needlepoint.domain.enums import (
     AdverseEventKind,
     Approach,
     ConsentMethod,
     CredentialPolicy,
     DrugClass,
+    FollowUpKind,
     Modality,
     OverrideCode,
     Role,
@@ -82,6 +84,18 @@ QueryDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidat
 ClinicalDate = Annotated[date, AfterValidator(_date_in_range)]
 """A calendar date within the clinical years."""
 Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def _zone_name(value: str) -> str:
+    if not is_zone_name(value):
+        raise ValueError(
+            f"{value!r} is not a time zone name: use an IANA name such as America/Los_Angeles"
+        )
+    return value
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone_name)]
+"""An IANA time zone name (`America/Los_Angeles`), as the tz database spells it."""
 Text = Annotated[str, Field(max_length=20_000)]
 # A password exactly as typed: every character counts, leading and trailing spaces too
 # (commands otherwise strip surrounding whitespace).
@@ -107,6 +121,7 @@ class RegisterClinic(Command):
     owner_email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     owner_name: Annotated[str, Field(min_length=1, max_length=200)]
     owner_password: Password | None = None
+    time_zone: TimeZoneName | None = None  # None: the server's zone
 
 
 class TrainingCourse(Command):
@@ -314,6 +329,41 @@ class SignSession(Command):
     expected_version: int
 
 
+class DiscardSession(Command):
+    """Discard a draft note (a signed note is never discarded)."""
+
+    session_id: UUID
+    expected_version: int
+
+
+class AdverseEventReport(Command):
+    """An adverse event learned of after the session (delayed symptoms, next-day
+    bruising), recorded against the signed note of that session."""
+
+    kind: AdverseEventKind
+    severity: Severity
+    onset_at: AwareDatetime
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    action_taken: Annotated[str, Field(max_length=4000)] | None = None
+    reportable: bool = False
+
+
+class RecordAdverseEvent(AdverseEventReport):
+    session_id: UUID
+
+
+class FollowUpIn(Command):
+    """One entry of an adverse event's follow-up (appended, never edited)."""
+
+    kind: FollowUpKind
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    occurred_at: AwareDatetime
+
+
+class AddAdverseEventFollowUp(FollowUpIn):
+    adverse_event_id: UUID
+
+
 class AmendmentText(Command):
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
     text: Annotated[str, Field(min_length=1, max_length=20_000)]
@@ -510,6 +560,7 @@ class ClinicSettingsIn(Command):
     bill_sides_separately: bool | None = None
     min_training_hours: Annotated[float, Field(ge=0, le=2000)] | None = None
     min_licence_years: Annotated[float, Field(ge=0, le=50)] | None = None
+    time_zone: TimeZoneName | None = None
 
 
 class UpdateClinicSettings(ClinicSettingsIn):

@@ -22,6 +22,7 @@ from needlepoint.domain.enums import (
     CredentialPolicy,
     DrugClass,
     EpisodeStatus,
+    FollowUpKind,
     Modality,
     OverrideCode,
     Role,
@@ -52,6 +53,7 @@ class Clinic:
     bill_sides_separately: bool = False
     min_training_hours: float | None = None
     min_licence_years: float | None = None
+    time_zone: str = "UTC"  # IANA name: forms show and accept this zone; storage is UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +283,23 @@ class AdverseEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AdverseEventFollowUp:
+    """One entry appended to an adverse event's story after it was recorded: onset,
+    action taken, resolution, report to the board. Never edited; a correction is a new
+    entry."""
+
+    id: UUID
+    clinic_id: UUID
+    adverse_event_id: UUID
+    patient_id: UUID
+    kind: FollowUpKind
+    text: str
+    occurred_at: datetime
+    recorded_by: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """One instrument administration: raw item answers kept, score computed from them."""
 
@@ -488,6 +507,7 @@ Entity = (
     | NeedlingSite
     | CoIntervention
     | AdverseEvent
+    | AdverseEventFollowUp
     | Measurement
     | MedicationUse
     | Amendment

@@ -164,6 +164,20 @@ class AuditAction(StrEnum):
     MFA_RECOVERY_CODES_REISSUED = "auth.mfa_recovery_codes_reissued"
     MFA_ENROLMENT_CODE_ISSUED = "user.mfa_enrolment_code_issued"
     SIGN_IN_UNLOCKED = "user.sign_in_unlocked"
+    # the clinician's day, second round (issue 15)
+    SESSION_DISCARDED = "session.discarded"
+    ADVERSE_EVENT_RECORDED = "adverse_event.recorded"
+    ADVERSE_EVENT_FOLLOWED_UP = "adverse_event.followed_up"
+
+
+class FollowUpKind(StrEnum):
+    """What a follow-up entry of an adverse event records (appended, never edited)."""
+
+    ONSET = "onset"  # when and how the symptoms began, as learned later
+    ACTION = "action"  # what was done: advice, referral, treatment
+    RESOLUTION = "resolution"  # the event resolved (or its lasting outcome)
+    REPORTED = "reported"  # reported to the licensing board / regulator
+    NOTE = "note"
 
 
 class AccountCodePurpose(StrEnum):

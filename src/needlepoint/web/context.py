@@ -50,6 +50,7 @@ class RequestContext:
     role: Role
     check: CredentialCheck | None = None
     sink: ReadSink | None = None
+    time_zone: str = "UTC"  # the clinic's IANA zone: what a page shows and a form means
 
     def uow(self) -> SqlUnitOfWork:
         """A unit of work for one action of this request."""
@@ -296,6 +297,7 @@ class WebSignIn:
     full_name: str
     clinic_name: str
     idle_timeout_minutes: int | None  # None: the clinic keeps the default policy
+    clinic_time_zone: str = "UTC"  # the clinic's IANA zone: pages show local time in it
 
 
 _SESSION_COLUMNS = list(web_sessions.c)
@@ -306,6 +308,7 @@ _WEB_SESSION = (
         users.c.full_name,
         clinics.c.name.label("clinic_name"),
         security_settings.c.idle_timeout_minutes,
+        clinics.c.time_zone.label("clinic_time_zone"),
     )
     .join(users, users.c.id == web_sessions.c.user_id)
     .join(clinics, clinics.c.id == web_sessions.c.clinic_id)
@@ -332,7 +335,12 @@ def lookup_web_session(conn: sa.Connection, token: str, *, lock: bool = False) -
     m = row._mapping
     session = WebSession(**{c.name: m[c.name] for c in web_sessions.c})
     return WebSignIn(
-        session, Role(m["role"]), m["full_name"], m["clinic_name"], m["idle_timeout_minutes"]
+        session,
+        Role(m["role"]),
+        m["full_name"],
+        m["clinic_name"],
+        m["idle_timeout_minutes"],
+        m["clinic_time_zone"],
     )
 
 

@@ -151,6 +151,7 @@ RLS_TABLES = (
     "emergency_accesses",
     "notifications",
     "care_team_members",
+    "adverse_event_follow_ups",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).
@@ -165,6 +166,8 @@ REVOKED: dict[str, tuple[str, ...]] = {
     "audit_events": ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
     "audit_chain_heads": ("INSERT", "DELETE", "TRUNCATE"),
     "alembic_version": ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
+    # an adverse event's follow-ups are appended, never edited (issue 15)
+    "adverse_event_follow_ups": ("UPDATE", "DELETE", "TRUNCATE"),
 }
 
 

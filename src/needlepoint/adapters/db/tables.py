@@ -56,6 +56,7 @@ clinics = sa.Table(
     sa.Column("bill_sides_separately", sa.Boolean, nullable=False),
     sa.Column("min_training_hours", sa.Float),
     sa.Column("min_licence_years", sa.Float),
+    sa.Column("time_zone", sa.String(64), nullable=False, server_default="UTC"),
 )
 
 users = sa.Table(
@@ -307,6 +308,21 @@ adverse_events = sa.Table(
     _at("reported_at", nullable=True),
     sa.Index(None, "patient_id"),
     sa.Index(None, "session_id"),
+)
+
+adverse_event_follow_ups = sa.Table(
+    "adverse_event_follow_ups",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("adverse_event_id", "adverse_events"),
+    _ref("patient_id", "patients"),
+    sa.Column("kind", enum_column_type(enums.FollowUpKind), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _at("occurred_at"),
+    _ref("recorded_by", "users"),
+    _at("created_at"),
+    sa.Index(None, "adverse_event_id"),
 )
 
 measurements = sa.Table(
@@ -578,6 +594,7 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.NeedlingSite: needling_sites,
     e.CoIntervention: co_interventions,
     e.AdverseEvent: adverse_events,
+    e.AdverseEventFollowUp: adverse_event_follow_ups,
     e.Measurement: measurements,
     e.MedicationUse: medication_uses,
     e.Amendment: amendments,

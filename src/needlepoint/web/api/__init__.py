@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from needlepoint.web.api import (
     account,
+    adverse_events,
     analytics,
     audit,
     care_team,
@@ -26,6 +27,7 @@ routers: list[APIRouter] = [
     care_team.router,
     episodes.router,
     sessions.router,
+    adverse_events.router,
     outcomes.router,
     screening.router,
     catalogue.router,

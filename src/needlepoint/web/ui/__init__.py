@@ -16,11 +16,13 @@ from needlepoint.web.ui import (
     consent,
     episodes,
     errors,
+    note_signing,
     notes,
     patients,
     progress,
     screening,
     settings,
+    signed_notes,
 )
 
 routers: list[APIRouter] = [
@@ -30,7 +32,9 @@ routers: list[APIRouter] = [
     screening.router,
     consent.router,
     episodes.router,
+    note_signing.router,  # before notes: /sessions/{id}/sign is not a note id
     notes.router,
+    signed_notes.router,
     progress.router,
     settings.router,
     analytics.router,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -26,8 +27,9 @@ from needlepoint.analytics.dashboard import View, dashboards_of, responders_csv
 from needlepoint.analytics.prognosis import PatientIn
 from needlepoint.analytics.responders import DIMENSIONS
 from needlepoint.domain.catalogue import conditions
+from needlepoint.domain.clinic_time import clock
 from needlepoint.domain.errors import DomainError
-from needlepoint.web.ui.forms import CLINIC_TZ, refusal_page, render, signed_in, to_login
+from needlepoint.web.ui.forms import clinic_zone, refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,13 +37,12 @@ RELOAD_S = 5
 """How often the figures fragment asks again while the first snapshot is prepared."""
 
 
-def local_time(moment: datetime | None, *, clock_only: bool = False) -> str:
-    """A time as the clinic reads it: `27 November 2026, 09:14 UTC` (`09:14 UTC`)."""
+def local_time(moment: datetime | None, tz: ZoneInfo, *, clock_only: bool = False) -> str:
+    """A time as the clinic reads it: `27 November 2026, 09:14 PST` (`09:14 PST`)."""
     if moment is None:
         return ""
-    local = moment.astimezone(CLINIC_TZ)
-    clock = f"{local:%H:%M} {local.tzname() or ''}".strip()
-    return clock if clock_only else f"{local.day} {local:%B %Y}, {clock}"
+    local = moment.astimezone(tz)
+    return clock(moment, tz) if clock_only else f"{local.day} {local:%B %Y}, {clock(moment, tz)}"
 
 
 Benefit = Annotated[str, Query(max_length=64)]
@@ -74,10 +75,10 @@ def _labels() -> dict[str, str]:
     return {c.id: c.label for c in conditions().conditions}
 
 
-def _status(view: View) -> dict[str, Any]:
+def _status(view: View, tz: ZoneInfo) -> dict[str, Any]:
     return {
-        "as_of": local_time(view.as_of),
-        "started": local_time(view.refresh_started, clock_only=True),
+        "as_of": local_time(view.as_of, tz),
+        "started": local_time(view.refresh_started, tz, clock_only=True),
     }
 
 
@@ -98,7 +99,7 @@ def analytics_page(request: Request) -> Response:
         "analytics.html",
         view=view,
         figures_url="/analytics/figures" + (f"?{query}" if query else ""),
-        **_status(view),
+        **_status(view, clinic_zone(ctx)),
     )
 
 
@@ -133,7 +134,7 @@ def analytics_figures(
             again_s=RELOAD_S,
             figures_url=str(request.url.path)
             + (f"?{request.url.query}" if request.url.query else ""),
-            **_status(view),
+            **_status(view, clinic_zone(ctx)),
         )
     snapshot = view.computed
     result, fitted = snapshot.dashboard, snapshot.fitted
@@ -178,7 +179,7 @@ def analytics_figures(
         },
         prognosis_status=fitted.prognosis.model.status,
         reliability=fitted.prognosis.reliability,
-        **_status(view),
+        **_status(view, clinic_zone(ctx)),
     )
 
 

@@ -19,7 +19,8 @@ from needlepoint.queries.patients import get_patient
 from needlepoint.queries.reader import Reader
 from needlepoint.queries.screening import needling_status, screening_history
 from needlepoint.queries.timeline import patient_timeline
-from needlepoint.web.ui.forms import now, refusal_page, render, signed_in, to_login
+from needlepoint.web.ui.forms import clinic_zone, now, refusal_page, render, signed_in, to_login
+from needlepoint.web.ui.forms import today as clinic_today
 
 router = APIRouter(include_in_schema=False)
 TIMELINE_PAGE = 200
@@ -78,7 +79,7 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         labels=labels,
         needling=needling,
         links=LINKS,
-        age=age_on(patient.birth_date, now().date()),
+        age=age_on(patient.birth_date, clinic_today(clinic_zone(ctx))),
         adult_age=questionnaire().adult_age_years,
         history=history,
         team=team,

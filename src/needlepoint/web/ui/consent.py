@@ -20,6 +20,7 @@ from needlepoint.queries.patients import get_patient
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
+    clinic_zone,
     field_errors,
     now,
     optional,
@@ -30,6 +31,9 @@ from needlepoint.web.ui.forms import (
     signed_in,
     text,
     to_login,
+)
+from needlepoint.web.ui.forms import (
+    today as clinic_today,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -56,7 +60,7 @@ def _page(
         patient = get_patient(r, patient_id)
     chosen = text(form, "template") or current_templates()[0].id
     template = next(t for t in current_templates() if t.id == chosen)
-    age = age_on(patient.birth_date, now().date())
+    age = age_on(patient.birth_date, clinic_today(clinic_zone(ctx)))
     minor = age < questionnaire().adult_age_years
     if minor:
         form.setdefault("signer_relationship", "parent")

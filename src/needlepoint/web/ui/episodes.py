@@ -21,6 +21,7 @@ from needlepoint.queries.patients import get_patient
 from needlepoint.queries.sessions import episode_sessions
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
+    clinic_zone,
     field_errors,
     optional,
     posted_form,
@@ -76,7 +77,7 @@ def new_episode_form(request: Request, patient_id: UUID) -> Response:
     ctx = signed_in(request)
     if ctx is None:
         return to_login()
-    form = {"opened_on": today().isoformat(), "plan-dry_needling": "on"}
+    form = {"opened_on": today(clinic_zone(ctx)).isoformat(), "plan-dry_needling": "on"}
     try:
         return _form_page(request, ctx, patient_id, form, {})
     except DomainError as err:

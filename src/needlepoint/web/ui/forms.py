@@ -18,6 +18,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 from pydantic import ValidationError
 
+from needlepoint.domain import clinic_time
 from needlepoint.domain.errors import DomainError, NotFound, PermissionDenied
 from needlepoint.web.context import RequestContext
 from needlepoint.web.pages import _web_context
@@ -61,6 +62,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("clinic_name", getattr(request.state, "clinic_name", None))
     context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
     context.setdefault("errors", {})
+    context.setdefault("clinic_tz", getattr(request.state, "clinic_time_zone", None))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
@@ -169,26 +171,68 @@ def optional(value: str) -> str | None:
     return value or None
 
 
-CLINIC_TZ = ZoneInfo("UTC")
+# --- the clinic's local time (issue 15): forms show and accept it, storage stays UTC ------
+
+
+def clinic_zone(where: RequestContext | Request | str | None) -> ZoneInfo:
+    """The clinic's zone: from the request's context (`ctx.time_zone`), the signed-in
+    request (`request.state`), or a zone name; UTC when none is known."""
+    if isinstance(where, RequestContext):
+        name: object = where.time_zone
+    elif isinstance(where, Request):
+        name = getattr(where.state, "clinic_time_zone", None)
+    else:
+        name = where
+    return clinic_time.zone(name if isinstance(name, str) else clinic_time.DEFAULT_ZONE)
 
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def local_input(moment: datetime) -> str:
-    """A time as a `datetime-local` input shows it."""
-    return moment.astimezone(CLINIC_TZ).strftime("%Y-%m-%dT%H:%M")
+def local_input(moment: datetime, tz: ZoneInfo) -> str:
+    """A stored time as a `datetime-local` input shows it, in the clinic's zone."""
+    return clinic_time.input_value(moment, tz)
 
 
-def parse_local(value: str) -> datetime | str:
-    """A `datetime-local` value as an aware time (the clinic's zone); the raw text when it
-    does not parse, so the command's validation names the field."""
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=CLINIC_TZ)
-    except ValueError:
-        return value
+def parse_local(value: str, tz: ZoneInfo) -> datetime | str:
+    """A `datetime-local` value as an aware UTC time (read in the clinic's zone); the raw
+    text when it does not parse, so the command's validation names the field."""
+    parsed = clinic_time.parse_input(value, tz)
+    return value if parsed is None else parsed
 
 
-def today() -> date:
-    return now().date()
+def today(tz: ZoneInfo) -> date:
+    """The clinic's date now (an evening in Los Angeles is still today there)."""
+    return clinic_time.local_date(now(), tz)
+
+
+@pass_context
+def _when(context: Context, moment: datetime | None) -> str:
+    """`2026-11-27 21:30 PST`: a stored time in the page's clinic zone, with its zone."""
+    if moment is None:
+        return ""
+    return clinic_time.when(moment, clinic_zone(context.get("clinic_tz")))
+
+
+@pass_context
+def _clock(context: Context, moment: datetime | None) -> str:
+    """`21:30 PST`."""
+    if moment is None:
+        return ""
+    return clinic_time.clock(moment, clinic_zone(context.get("clinic_tz")))
+
+
+@pass_context
+def _local_date(context: Context, moment: datetime | date | None) -> str:
+    """`2026-11-27`, the clinic's date of a stored time (a calendar date as it is)."""
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):
+        return moment.isoformat()
+    return clinic_time.local_date(moment, clinic_zone(context.get("clinic_tz"))).isoformat()
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["clock"] = _clock
+templates.env.filters["local_date"] = _local_date

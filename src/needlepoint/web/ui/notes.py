@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from needlepoint.actions.sessions import amend_session, record_session, sign_session, update_session
+from needlepoint.actions.sessions import amend_session, record_session, update_session
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
+from needlepoint.domain.clinic_time import clock
 from needlepoint.domain.commands import (
     AdverseEventIn,
     AmendSession,
@@ -29,7 +31,6 @@ from needlepoint.domain.commands import (
     NeedlingSiteIn,
     RecordSession,
     ScreeningAnswers,
-    SignSession,
     UpdateSession,
 )
 from needlepoint.domain.entities import Episode, NeedlingSite, Session
@@ -59,6 +60,7 @@ from needlepoint.web.ui import body_chart
 from needlepoint.web.ui.forms import (
     Errors,
     checked_form,
+    clinic_zone,
     field_errors,
     in_thread,
     local_input,
@@ -73,6 +75,8 @@ from needlepoint.web.ui.forms import (
     text,
     to_login,
 )
+from needlepoint.web.ui.sign_refusals import sign_problems
+from needlepoint.web.ui.signed_notes import signed_page as _signed_page
 
 router = APIRouter(include_in_schema=False)
 SITE_FIELDS = (
@@ -193,9 +197,9 @@ class Built:
     errors: Errors
 
 
-def build(note: NoteForm, episode: Episode) -> Built:
+def build(note: NoteForm, episode: Episode, tz: ZoneInfo) -> Built:
     errors: Errors = {}
-    started = parse_local(note.started_at)
+    started = parse_local(note.started_at, tz)  # the clinic's local time, stored as UTC
     sites: list[NeedlingSiteIn] = []
     site_index: list[int] = []
     for i, row in enumerate(note.sites):
@@ -313,7 +317,7 @@ def save(
 ) -> Saved:
     """Record or update the draft. `partial` (autosave) leaves out the sites that are
     incomplete or refused and saves the rest; otherwise all or nothing."""
-    built = build(note, episode)
+    built = build(note, episode, clinic_zone(ctx))
     errors = dict(built.errors)
     if errors and not partial:
         return Saved(None, errors, [])
@@ -501,6 +505,7 @@ def _note_page(
     message: str | None = None,
     left_out: list[int] | None = None,
     region: str = "",
+    sign_refused: bool = False,
 ) -> Response:
     with ctx.reader() as r:
         detail = episode_detail(r, episode_id)
@@ -510,6 +515,9 @@ def _note_page(
         due = _due(r, episode, session)
         has_last = bool(_last_sites(r, episode, session.id if session else None))
     cond = conditions().get(episode.condition)
+    problems = sign_problems(errors, note.sites) if sign_refused else []
+    if problems:  # listed below the save status instead of above it (issue 15)
+        errors = {k: v for k, v in errors.items() if k}
     return render(
         request,
         "note.html",
@@ -529,6 +537,7 @@ def _note_page(
         left_out=left_out or [],
         marks=chart_marks(note),
         region=region if region in body_chart.muscles_by_region() else "",
+        sign_problems=problems,
         **_options(),
     )
 
@@ -555,9 +564,9 @@ def _co_rows(plan_modalities: list[Modality], stored: list[CoInterventionIn] | N
     return rows
 
 
-def _blank_note(plan_modalities: list[Modality]) -> NoteForm:
+def _blank_note(plan_modalities: list[Modality], tz: ZoneInfo) -> NoteForm:
     return NoteForm(
-        started_at=local_input(now()),
+        started_at=local_input(now(), tz),
         soap={"subjective": "", "objective": "", "assessment": "", "plan": ""},
         sites=[],
         adverse_events=[],
@@ -583,7 +592,7 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
             due_instrument = m.instrument_id
             due = {k: "" if v is None else f"{v:g}" for k, v in m.answers.items()}
     note = NoteForm(
-        started_at=local_input(s.started_at),
+        started_at=local_input(s.started_at, clinic_zone(ctx)),
         soap={
             "subjective": s.subjective,
             "objective": s.objective,
@@ -632,7 +641,7 @@ def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "
         with ctx.reader() as r:
             detail = episode_detail(r, episode_id)
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
-        note = _blank_note([p.modality for p in detail.plan])
+        note = _blank_note([p.modality for p in detail.plan], clinic_zone(ctx))
         note.sites = [
             {**row, "override_reason": "", "override_code": ""} for row in site_rows(last)
         ]
@@ -661,42 +670,6 @@ def show_note(request: Request, session_id: UUID, copy: str = "", region: str = 
         return _note_page(request, ctx, session.episode_id, session, note, {}, region=region)
     except DomainError as err:
         return refusal_page(request, err)
-
-
-def _signed_page(
-    request: Request,
-    ctx: RequestContext,
-    session_id: UUID,
-    errors: Errors | None = None,
-    amendment: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    with ctx.reader() as r:
-        d = session_detail(r, session_id)
-        if d.session.status is not SessionStatus.SIGNED:  # drafts are edited, not amended
-            return see_other(f"/sessions/{session_id}")
-        episode = episode_detail(r, d.session.episode_id).episode
-        patient = get_patient(r, d.session.patient_id)
-    catalogue = {m.id: m for m in muscles().muscles}
-    cpt = next((c for c in billing_data().cpt.codes if c.code == d.session.cpt_code), None)
-    return render(
-        request,
-        "note_signed.html",
-        status,
-        d=d,
-        episode=episode,
-        patient=patient,
-        catalogue=catalogue,
-        cpt=cpt,
-        instruments=library(),
-        split_mark=body_chart.split_mark,
-        marks=chart_marks(
-            NoteForm("", {}, site_rows(d.sites), [], [])  # the stored sites, as drawn
-        ),
-        regions=body_chart.regions(),
-        errors=errors or {},
-        amendment=amendment or {},
-    )
 
 
 @router.post("/episodes/{episode_id}/sessions", response_model=None)
@@ -746,19 +719,18 @@ def _post_note(
             else None
         )
         return _note_page(
-            request, ctx, episode.id, session, note, saved.errors, status=400, message=message
+            request,
+            ctx,
+            episode.id,
+            session,
+            note,
+            saved.errors,
+            status=400,
+            message=message,
+            sign_refused=text(form, "intent") == "sign" and not saved.stale,
         )
-    if text(form, "intent") == "sign":
-        try:
-            sign_session(
-                ctx.uow(),
-                ctx.actor,
-                SignSession(session_id=saved.session.id, expected_version=saved.session.version),
-            )
-        except DomainError as err:
-            return _note_page(
-                request, ctx, episode.id, saved.session, note, field_errors(err), status=400
-            )
+    if text(form, "intent") == "sign":  # saved: the summary to confirm before locking
+        return see_other(f"/sessions/{saved.session.id}/sign")
     return see_other(f"/sessions/{saved.session.id}")
 
 
@@ -802,7 +774,7 @@ def _autosave(request: Request, submitted: dict[str, Any]) -> Response:
             version=saved.session.version,
             url=f"/sessions/{saved.session.id}",
             action=f"/sessions/{saved.session.id}",
-            saved_at=saved.session.updated_at.strftime("%H:%M:%S"),
+            saved_at=clock(saved.session.updated_at, clinic_zone(ctx)),
         )
     return JSONResponse(body, status_code=409 if saved.stale else 200)
 

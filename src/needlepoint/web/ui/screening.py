@@ -29,6 +29,7 @@ from needlepoint.queries.screening import CLEARANCE_WORDS, patient_screenings
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
+    clinic_zone,
     field_errors,
     many,
     now,
@@ -39,6 +40,9 @@ from needlepoint.web.ui.forms import (
     signed_in,
     text,
     to_login,
+)
+from needlepoint.web.ui.forms import (
+    today as clinic_today,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -108,7 +112,7 @@ def _page(
         patient = get_patient(r, patient_id)
         earlier = patient_screenings(r, patient_id)
     facts = patient_facts(patient)
-    today = now().date()
+    today = clinic_today(clinic_zone(ctx))
     cleared = rules.cleared_findings(rules.latest_before(earlier, now()), result) if result else {}
     return render(
         request,
@@ -158,7 +162,9 @@ def _post(
     try:
         with ctx.reader() as r:
             facts = patient_facts(get_patient(r, patient_id))
-        result = rules.evaluate(ScreeningAnswers.model_validate(data), facts, now().date())
+        result = rules.evaluate(
+            ScreeningAnswers.model_validate(data), facts, clinic_today(clinic_zone(ctx))
+        )
     except (DomainError, ValidationError) as err:
         return _page(request, ctx, patient_id, form, field_errors(err), status=400)
     if text(form, "intent") != "record":

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from needlepoint.actions.credentials import update_clinic_settings
+from needlepoint.domain import clinic_time
 from needlepoint.domain.commands import UpdateClinicSettings
 from needlepoint.domain.credentials import jurisdictions
 from needlepoint.domain.enums import CredentialPolicy, Role
@@ -20,6 +21,7 @@ from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
+    now,
     optional,
     posted_form,
     render,
@@ -60,6 +62,8 @@ def _page(
         jurisdictions=sorted(jurisdictions().values(), key=lambda j: j.name),
         policies=list(CredentialPolicy),
         overrides=overrides,
+        zone_names=sorted(clinic_time.zone_names()),
+        zone_now=clinic_time.when(now(), clinic_time.zone(clinic.time_zone)),
     )
 
 
@@ -87,6 +91,7 @@ def _post(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Respon
                 "bill_sides_separately": text(form, "bill_sides_separately") == "on",
                 "min_training_hours": optional(text(form, "min_training_hours")),
                 "min_licence_years": optional(text(form, "min_licence_years")),
+                "time_zone": optional(text(form, "time_zone")),
             }
         )
         update_clinic_settings(ctx.uow(), ctx.actor, cmd)
