@@ -107,7 +107,7 @@ def unconfirmed_sections(
         same = _section(data, cat, asked) == _section(last, cat, asked)
         if same and text(form, f"unchanged-{cat}") != "yes":
             errors[f"unchanged.{cat}"] = [
-                "Ask the patient again: tick \"nothing has changed\" for this section, or "
+                'Ask the patient again: tick "nothing has changed" for this section, or '
                 "change the answers that changed."
             ]
     return errors
