@@ -135,8 +135,13 @@ def _answers(form: dict[str, Any]) -> dict[str, Any]:
         "local_exclusions": exclusions,
         "notes": notes,
     }
+    # A detail counts only under a yes: a re-screening that turns a yes into a no (the areas
+    # of the last one still ticked) does not keep the areas.
+    said_yes = {q.detail for q in q.questions if answers.get(q.id)}
     for detail, (name, _) in CHOICES.items():
-        data[detail] = many(form, name)
+        data[detail] = many(form, name) if detail in said_yes else []
+    if "local_exclusions" not in said_yes:
+        data["local_exclusions"] = []
     return data
 
 
