@@ -164,6 +164,9 @@ class AuditAction(StrEnum):
     MFA_RECOVERY_CODES_REISSUED = "auth.mfa_recovery_codes_reissued"
     MFA_ENROLMENT_CODE_ISSUED = "user.mfa_enrolment_code_issued"
     SIGN_IN_UNLOCKED = "user.sign_in_unlocked"
+    # templates and favourites (issue 15 item 7)
+    NOTE_SNIPPET_ADDED = "clinic.note_snippet_added"
+    FAVOURITES_SET = "user.favourites_set"
 
 
 class AccountCodePurpose(StrEnum):
@@ -202,3 +205,19 @@ class OverrideCode(StrEnum):
     CONDITION_RESOLVED = "condition_resolved"
     SPECIALIST_CLEARANCE = "specialist_clearance"
     INFORMED_PATIENT_CHOICE = "informed_patient_choice"
+
+
+class SoapSection(StrEnum):
+    """The section of a session note a text snippet is written for."""
+
+    SUBJECTIVE = "subjective"
+    OBJECTIVE = "objective"
+    ASSESSMENT = "assessment"
+    PLAN = "plan"
+
+
+class FavouriteKind(StrEnum):
+    """What a clinician keeps at hand in the note: a muscle, or a needle size."""
+
+    MUSCLE = "muscle"
+    NEEDLE = "needle"

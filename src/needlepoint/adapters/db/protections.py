@@ -151,6 +151,8 @@ RLS_TABLES = (
     "emergency_accesses",
     "notifications",
     "care_team_members",
+    "note_snippets",
+    "favourites",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).
