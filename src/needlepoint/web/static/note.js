@@ -162,6 +162,26 @@
     e.preventDefault();
     addSite(b.value, b.textContent.trim());
   });
+  var favs = document.getElementById("fav-muscles");
+  if (favs) favs.addEventListener("click", function (e) {
+    var b = e.target.closest("button.muscle");
+    if (!b) return;
+    e.preventDefault();
+    region = null;  // a favourite has no clicked side: it is asked
+    addSite(b.value, b.textContent.trim());
+  });
+  // SOAP snippets: the chosen one is appended to its section's text, to edit there.
+  document.querySelectorAll("select.snippet-pick").forEach(function (pick) {
+    pick.addEventListener("change", function (e) {
+      e.stopPropagation();
+      if (!pick.value) return;
+      var area = document.getElementById(pick.dataset.target);
+      area.value = area.value ? area.value.replace(/\s*$/, "") + "\n" + pick.value : pick.value;
+      pick.value = "";
+      changed();
+      area.focus();
+    });
+  });
   sites.addEventListener("click", function (e) {
     var b = e.target.closest("button.remove");
     if (!b) return;
@@ -202,7 +222,7 @@
     timer = setTimeout(saveDraft, 700);
   }
   form.addEventListener("input", function (e) { if (e.target !== search) changed(); });
-  form.addEventListener("change", function (e) { if (e.target !== search && e.target !== tpAllSelect) changed(); });
+  form.addEventListener("change", function (e) { if (e.target !== search && e.target !== tpAllSelect && !e.target.classList.contains("snippet-pick")) changed(); });
 
   function showProblems(body) {
     var blockers = document.getElementById("blockers");

@@ -20,6 +20,7 @@ from needlepoint.web.ui import (
     progress,
     screening,
     settings,
+    templates_page,
 )
 
 routers: list[APIRouter] = [
@@ -34,4 +35,5 @@ routers: list[APIRouter] = [
     settings.router,
     analytics.router,
     accounts.router,
+    templates_page.router,
 ]

@@ -48,6 +48,7 @@ from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefus
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
 from needlepoint.domain.site_safety import review_sites, site_rules
+from needlepoint.queries import templates
 from needlepoint.queries.episodes import episode_detail
 from needlepoint.queries.outcomes import patient_measurements
 from needlepoint.queries.patients import get_patient
@@ -545,7 +546,18 @@ def _note_page(
         screening = current_screening(
             patient_screenings(r, episode.patient_id), now(), r.clinic().screening_valid_days
         )
+        kept = templates.snippets(r)
+        favs = templates.favourites(r)
     cond = conditions().get(episode.condition)
+    options = _options()
+    if favs.needles:  # a new site starts from the clinician's first needle size
+        gauge, length = favs.needles[0]
+        options["blank_site"] = {
+            **options["blank_site"],
+            "needle_gauge_mm": gauge,
+            "needle_length_mm": length,
+        }
+    catalogue = options["catalogue"]
     return render(
         request,
         "note.html",
@@ -567,9 +579,11 @@ def _note_page(
         region=region if region in body_chart.muscles_by_region() else "",
         carried=carried,
         screening_answers=screening.answers if screening else None,
+        snippets=kept,
+        favourite_muscles=[catalogue[m] for m in favs.muscles if m in catalogue],
         answer_choices=questionnaires.choices,
         extra_instruments=questionnaires.on_demand(cond.function_instrument if cond else None),
-        **_options(),
+        **options,
     )
 
 
