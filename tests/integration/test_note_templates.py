@@ -6,12 +6,13 @@ their answer wording and on demand, and no silent side for a muscle or a ROM."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.enums import Role
-from needlepoint.queries.outcomes import patient_measurements
+from needlepoint.queries.outcomes import patient_measurements, patient_medication
 from needlepoint.queries.reader import open_reader
 from tests.conftest import make_clinic
 from tests.integration.test_web_app import note_form, patient_with_episode, sign_in, site
@@ -132,3 +133,42 @@ def test_the_next_note_starts_from_the_last_signed_one_and_no_side_is_assumed(
     assert ">DN twice weekly.</textarea>" in second
     assert '<option value="right" selected>' in second.split('id="f-rom_side"')[1][:400]
     assert 'id="tp-all"' in second  # one control for every site's trigger point
+
+
+def test_the_analgesic_log_and_the_discharge_are_in_the_app(engine: sa.Engine) -> None:
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    patient, episode = patient_with_episode(clinic)
+    today = datetime.now(UTC).date().isoformat()
+    assert f'href="/episodes/{episode.id}/care"' in client.get(f"/episodes/{episode.id}").text
+    bad = client.post(
+        f"/episodes/{episode.id}/medications",
+        data={"drug": "Ibuprofen", "drug_class": "nsaid", "days_per_week": "9"},
+    )
+    assert bad.status_code == 400
+    assert 'data-field="days_per_week"' in bad.text
+    logged = client.post(
+        f"/episodes/{episode.id}/medications",
+        data={
+            "drug": "Ibuprofen",
+            "drug_class": "nsaid",
+            "dose_mg": "400",
+            "days_per_week": "5",
+            "recorded_on": today,
+        },
+    )
+    assert logged.status_code == 200, logged.text
+    assert "Ibuprofen" in logged.text
+    assert "400 mg" in logged.text
+    no_reason = client.post(f"/episodes/{episode.id}/close", data={"closed_on": today})
+    assert no_reason.status_code == 400
+    assert 'data-field="discharge_reason"' in no_reason.text
+    closed = client.post(
+        f"/episodes/{episode.id}/close",
+        data={"closed_on": today, "discharge_reason": "Goals met; self-managing."},
+    )
+    assert closed.status_code == 200, closed.text
+    assert "New session note" not in closed.text  # a closed episode takes no more notes
+    assert f"closed {today}" in closed.text
+    with open_reader(engine, clinic.owner.clinic_id, Role.CLINICIAN, clinic.clinician.id) as r:
+        assert [m.days_per_week for m in patient_medication(r, patient.id)] == [5]

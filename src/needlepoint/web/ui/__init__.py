@@ -14,6 +14,7 @@ from needlepoint.web.ui import (
     care_team,
     chart,
     consent,
+    episode_care,
     episodes,
     notes,
     patients,
@@ -36,4 +37,5 @@ routers: list[APIRouter] = [
     analytics.router,
     accounts.router,
     templates_page.router,
+    episode_care.router,
 ]
