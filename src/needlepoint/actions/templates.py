@@ -16,7 +16,7 @@ from needlepoint.ports import UnitOfWork
 
 
 def _snippet(uow: UnitOfWork, actor: Actor, cmd: AddNoteSnippet, *, own: bool) -> NoteSnippet:
-    snippet = NoteSnippet(
+    return NoteSnippet(
         id=uow.new_id(),
         clinic_id=actor.clinic_id,
         owner_id=actor.user_id if own else None,
@@ -26,10 +26,6 @@ def _snippet(uow: UnitOfWork, actor: Actor, cmd: AddNoteSnippet, *, own: bool) -
         created_by=actor.user_id,
         created_at=uow.now(),
     )
-    uow.add(snippet)
-    audit(uow, actor, actor.clinic_id, AuditAction.NOTE_SNIPPET_ADDED, snippet, after=[snippet])
-    uow.commit()
-    return snippet
 
 
 @action(Permission.MANAGE_CLINIC, AuditAction.NOTE_SNIPPET_ADDED)
@@ -37,7 +33,11 @@ def add_clinic_snippet(uow: UnitOfWork, actor: Actor, cmd: AddNoteSnippet) -> No
     """A snippet every clinician of the clinic may insert (the owner writes them)."""
     with uow:
         authorize(uow, actor, Permission.MANAGE_CLINIC)
-        return _snippet(uow, actor, cmd, own=False)
+        snippet = _snippet(uow, actor, cmd, own=False)
+        uow.add(snippet)
+        audit(uow, actor, actor.clinic_id, AuditAction.NOTE_SNIPPET_ADDED, snippet, after=[snippet])
+        uow.commit()
+    return snippet
 
 
 @action(Permission.RECORD_SESSION, AuditAction.NOTE_SNIPPET_ADDED)
@@ -45,7 +45,11 @@ def add_my_snippet(uow: UnitOfWork, actor: Actor, cmd: AddNoteSnippet) -> NoteSn
     """A snippet of the clinician's own, offered only in their notes."""
     with uow:
         authorize(uow, actor, Permission.RECORD_SESSION)
-        return _snippet(uow, actor, cmd, own=True)
+        snippet = _snippet(uow, actor, cmd, own=True)
+        uow.add(snippet)
+        audit(uow, actor, actor.clinic_id, AuditAction.NOTE_SNIPPET_ADDED, snippet, after=[snippet])
+        uow.commit()
+    return snippet
 
 
 @action(Permission.RECORD_SESSION, AuditAction.FAVOURITES_SET)
