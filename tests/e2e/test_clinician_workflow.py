@@ -333,3 +333,59 @@ def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(
     assert "overridden" in page.locator("ul.flags").inner_text()
     shot(page, "23-override-signed")
     _amend_a_signed_note(page)
+
+
+def test_a_muscle_found_by_name_asks_its_side_and_the_chart_is_one_tab_stop_per_view(
+    page: Any, clinic_server: str
+) -> None:
+    """No side is assumed for a muscle added without the chart (Both adds one per side);
+    snippets and favourite muscles are one tap; the chart is reached past a skip link and
+    crossed with the arrow keys."""
+    sign_in(page, clinic_server)
+    page.goto(f"{clinic_server}/snippets")
+    page.get_by_label("Section").select_option("plan")
+    page.get_by_label("Title").fill("Home exercise")
+    page.get_by_label("Text").fill("Chin tucks 3x10 daily.")
+    page.get_by_role("button", name="Add snippet").click()
+    page.locator("#f-muscles").select_option(["sternocleidomastoid"])
+    page.get_by_role("button", name="Save favourites").click()
+    page.wait_for_selector("text=Home exercise")
+    page.goto(f"{clinic_server}/patients")
+    _register_patient(page, "Ines", "Moreau", "MRN-E2E-003", shots=False)
+    _screen(page, shots=False)
+    _consent(page, shots=False)
+    _episode(page, "Moreau", shots=False)
+    page.get_by_role("link", name="New session note").click()
+    page.wait_for_selector("#note")
+
+    page.get_by_label("Insert a snippet into plan").select_option(label="Home exercise")
+    assert page.get_by_label("Plan", exact=True).input_value() == "Chin tucks 3x10 daily."
+
+    page.get_by_label("Find a muscle").fill("levator")
+    page.keyboard.press("Enter")
+    ask = page.locator("#site-0 .side-ask")
+    assert "Which side?" in ask.inner_text()
+    assert page.locator("#site-0").get_by_label("Side", exact=True).input_value() == ""  # not assumed
+    ask.get_by_role("button", name="Both").click()
+    assert page.locator("#sites li.site").count() == 2
+    assert page.locator("#site-0").get_by_label("Side", exact=True).input_value() == "left"
+    assert page.locator("#site-1").get_by_label("Side", exact=True).input_value() == "right"
+    assert page.locator(".side-ask").count() == 0
+
+    page.locator("#fav-muscles").get_by_role("button", name="Sternocleidomastoid").click()
+    page.locator("#site-2 .side-ask").get_by_role("button", name="Right").click()
+    assert page.locator("#site-2").get_by_label("Side", exact=True).input_value() == "right"
+
+    # the keyboard: a skip link before the chart, one tab stop per view, arrows inside
+    assert page.locator("a.skip-chart").get_attribute("href") == "#muscle-search"
+    tabbable = page.locator("svg.body-chart a.region[tabindex='0']")
+    assert tabbable.count() == 2
+    assert page.locator("svg.body-chart a.region").count() == 68
+    first = page.locator("svg[data-view=front] a.region").first
+    first.focus()
+    page.keyboard.press("ArrowRight")
+    second = page.locator("svg[data-view=front] a.region").nth(1)
+    assert second.evaluate("e => e === document.activeElement")
+    assert second.get_attribute("tabindex") == "0"
+    assert first.get_attribute("tabindex") == "-1"
+    shot(page, "24-side-asked")
