@@ -365,7 +365,8 @@ def test_a_muscle_found_by_name_asks_its_side_and_the_chart_is_one_tab_stop_per_
     page.keyboard.press("Enter")
     ask = page.locator("#site-0 .side-ask")
     assert "Which side?" in ask.inner_text()
-    assert page.locator("#site-0").get_by_label("Side", exact=True).input_value() == ""  # not assumed
+    side = page.locator("#site-0").get_by_label("Side", exact=True)
+    assert side.input_value() == ""  # not assumed
     ask.get_by_role("button", name="Both").click()
     assert page.locator("#sites li.site").count() == 2
     assert page.locator("#site-0").get_by_label("Side", exact=True).input_value() == "left"

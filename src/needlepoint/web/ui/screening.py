@@ -167,7 +167,7 @@ def _page(
         earlier = patient_screenings(r, patient_id)
     facts = patient_facts(patient)
     today = now().date()
-    last = rules.latest_before(earlier, now())
+    last = earlier[0] if earlier else None  # the newest (a second ago counts too)
     if not form and last is not None:
         form = form_from(last.answers)
     cleared = rules.cleared_findings(rules.latest_before(earlier, now()), result) if result else {}
@@ -227,7 +227,8 @@ def _post(
     try:
         with ctx.reader() as r:
             facts = patient_facts(get_patient(r, patient_id))
-            last = rules.latest_before(patient_screenings(r, patient_id), now())
+            earlier = patient_screenings(r, patient_id)  # newest first
+            last = earlier[0] if earlier else None
         result = rules.evaluate(ScreeningAnswers.model_validate(data), facts, now().date())
     except (DomainError, ValidationError) as err:
         return _page(request, ctx, patient_id, form, field_errors(err), status=400)
