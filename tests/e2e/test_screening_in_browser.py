@@ -55,10 +55,17 @@ def test_findings_name_the_limb_and_clearing_one_says_why(page: Any, clinic_serv
     card = page.locator("section.status").inner_text()
     assert "Lymphoedema of the left arm" in card
     assert "the left knee" in card
+    # the finding drawn: the left arm greyed on the chart card's body chart
+    assert page.locator(".avoid-chart polygon.avoid").count() >= 4
+    assert "lymphoedema" in page.locator("#avoid-cap").inner_text()
     shot(page, "32-chart-status-card")
 
     page.get_by_role("link", name="Screen again").click()
+    # a re-screening starts from the last answers
+    assert page.locator("#q-lymphoedema-yes").is_checked()
     _answer_all_no(page)
+    page.get_by_label("Nothing has changed in this section", exact=False).first.check()
+    page.locator("#unchanged-precaution").check()
     page.get_by_role("button", name="Review decision").click()
     page.wait_for_selector("#clearance")
     assert "Lymphoedema of the left arm" in page.locator("#clearance").inner_text()

@@ -35,6 +35,7 @@ from needlepoint.actions import (
     screening,
     sessions,
     staff,
+    templates,
 )
 from needlepoint.actions.context import Actor
 from needlepoint.actions.registry import Declared, all_actions
@@ -45,6 +46,7 @@ from needlepoint.adapters.totp import code_at
 from needlepoint.domain.commands import (
     AddAdverseEventFollowUp,
     AddCareTeamMember,
+    AddNoteSnippet,
     AddTrainingRecord,
     AmendSession,
     ChangePassword,
@@ -60,6 +62,7 @@ from needlepoint.domain.commands import (
     RegisterUser,
     ReissueRecoveryCodes,
     RequestEmergencyAccess,
+    SetFavourites,
     SignSession,
     UpdateClinicSettings,
     UpdatePatient,
@@ -716,6 +719,24 @@ def _(w: World) -> Call:
     p, _e, _s = w.charted()  # the clinician is the episode's clinician: on the team
     cmd = AddCareTeamMember(user_id=w.users[Role.STUDENT].id, reason="Supervised placement")
     return lambda uow, actor: care_team.add_care_team_member(uow, actor, p.id, cmd)
+
+
+@scenario("templates.add_clinic_snippet", A.NOTE_SNIPPET_ADDED)
+def _(w: World) -> Call:
+    cmd = AddNoteSnippet(section="plan", title="Home exercise", text="Chin tucks 3x10 daily.")
+    return lambda uow, actor: templates.add_clinic_snippet(uow, actor, cmd)
+
+
+@scenario("templates.add_my_snippet", A.NOTE_SNIPPET_ADDED)
+def _(w: World) -> Call:
+    cmd = AddNoteSnippet(section="subjective", title="Desk", text="Worse after desk work.")
+    return lambda uow, actor: templates.add_my_snippet(uow, actor, cmd)
+
+
+@scenario("templates.set_favourites", A.FAVOURITES_SET)
+def _(w: World) -> Call:
+    cmd = SetFavourites(muscles=["upper_trapezius", "levator_scapulae"], needles=["0.25x30"])
+    return lambda uow, actor: templates.set_favourites(uow, actor, cmd)
 
 
 # -- what the registry promises ---------------------------------------------------------

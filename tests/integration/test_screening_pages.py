@@ -70,6 +70,8 @@ def test_clearing_a_contraindication_is_explained_and_listed_on_the_chart(
     assert "Lymphoedema of the left arm: never needle this limb." in chart  # the status card
     page = client.get(f"/patients/{patient.id}/screening").text
     answers = {f"q-{q}": "no" for q in re.findall(r'name="q-([a-z_]+)" value="no"', page)}
+    # a re-screening: the sections left as they were are confirmed with the patient
+    answers |= {"unchanged-absolute": "yes", "unchanged-precaution": "yes"}
     review = client.post(f"/patients/{patient.id}/screening", data=answers)
     assert "Earlier findings this screening clears" in review.text
     assert "Lymphoedema of the left arm" in review.text

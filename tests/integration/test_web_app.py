@@ -166,7 +166,8 @@ def test_a_note_is_documented_and_signed_without_javascript(engine: sa.Engine) -
     _, episode = patient_with_episode(clinic)
     page = client.get(f"/episodes/{episode.id}/sessions/new")
     assert page.status_code == 200
-    assert page.text.count('class="region"') == 66  # every chart polygon, server-rendered
+    # every chart polygon, server-rendered, and the soles of the feet drawn under the heels
+    assert page.text.count('class="region"') == 68
     assert 'data-chart-key="trapezius"' in page.text
     chest = client.get(f"/episodes/{episode.id}/sessions/new", params={"region": "chest"}).text
     assert 'value="pectoralis_major"' in chest  # without JavaScript the link filters

@@ -34,6 +34,7 @@ from needlepoint.domain.enums import (
     Severity,
     Sex,
     Side,
+    SoapSection,
     Technique,
     Tolerance,
     TriggerPoint,
@@ -631,3 +632,29 @@ class AddCareTeamMember(Command):
 
     user_id: UUID
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+# --- templates and favourites (issue 15 item 7) -------------------------------------------
+
+NeedleSize = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^0\.\d{1,2}x\d{2,3}$", max_length=16)
+]
+"""A needle size as "gauge x length" in mm, e.g. "0.25x30"."""
+
+
+class AddNoteSnippet(Command):
+    """A text snippet for one SOAP section: a title to pick it by, and its text."""
+
+    section: SoapSection
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=80)]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=4000)]
+
+
+class SetFavourites(Command):
+    """A clinician's favourite muscles (catalogue ids) and needle sizes, in order; replaces
+    the earlier list."""
+
+    muscles: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=12)
+    ]
+    needles: Annotated[list[NeedleSize], Field(max_length=6)] = []

@@ -22,6 +22,7 @@ from needlepoint.domain.enums import (
     CredentialPolicy,
     DrugClass,
     EpisodeStatus,
+    FavouriteKind,
     FollowUpKind,
     Modality,
     OverrideCode,
@@ -31,6 +32,7 @@ from needlepoint.domain.enums import (
     Severity,
     Sex,
     Side,
+    SoapSection,
     Technique,
     Tolerance,
     TriggerPoint,
@@ -491,6 +493,36 @@ class CareTeamMember:
     added_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class NoteSnippet:
+    """A text snippet for one SOAP section of a session note: the clinic's (owner_id None,
+    written by the owner) or one clinician's own. Inserted by the clinician, never signed
+    unseen."""
+
+    id: UUID
+    clinic_id: UUID
+    owner_id: UUID | None
+    section: SoapSection
+    title: str
+    text: str
+    created_by: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Favourite:
+    """A clinician's favourite muscle (`value` its catalogue id) or needle size (`value`
+    "gauge x length" in mm, e.g. "0.25x30"), in the clinician's order."""
+
+    id: UUID
+    clinic_id: UUID
+    user_id: UUID
+    kind: FavouriteKind
+    value: str
+    position: int
+    created_at: datetime
+
+
 Entity = (
     Clinic
     | AccountCode
@@ -519,4 +551,6 @@ Entity = (
     | EmergencyAccess
     | Notification
     | CareTeamMember
+    | NoteSnippet
+    | Favourite
 )

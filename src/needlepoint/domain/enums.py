@@ -169,6 +169,10 @@ class AuditAction(StrEnum):
     ADVERSE_EVENT_RECORDED = "adverse_event.recorded"
     ADVERSE_EVENT_FOLLOWED_UP = "adverse_event.followed_up"
 
+    # templates and favourites (issue 15 item 7)
+    NOTE_SNIPPET_ADDED = "clinic.note_snippet_added"
+    FAVOURITES_SET = "user.favourites_set"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""
@@ -216,3 +220,19 @@ class OverrideCode(StrEnum):
     CONDITION_RESOLVED = "condition_resolved"
     SPECIALIST_CLEARANCE = "specialist_clearance"
     INFORMED_PATIENT_CHOICE = "informed_patient_choice"
+
+
+class SoapSection(StrEnum):
+    """The section of a session note a text snippet is written for."""
+
+    SUBJECTIVE = "subjective"
+    OBJECTIVE = "objective"
+    ASSESSMENT = "assessment"
+    PLAN = "plan"
+
+
+class FavouriteKind(StrEnum):
+    """What a clinician keeps at hand in the note: a muscle, or a needle size."""
+
+    MUSCLE = "muscle"
+    NEEDLE = "needle"

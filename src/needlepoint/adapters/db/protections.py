@@ -152,6 +152,8 @@ RLS_TABLES = (
     "notifications",
     "care_team_members",
     "adverse_event_follow_ups",
+    "note_snippets",
+    "favourites",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).

@@ -579,6 +579,35 @@ rate_usage = sa.Table(
     sa.Index(None, "updated_at"),
 )
 
+# -- templates and favourites (issue 15 item 7) ----------------------------------------------
+
+note_snippets = sa.Table(
+    "note_snippets",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("owner_id", "users", nullable=True),
+    sa.Column("section", enum_column_type(enums.SoapSection), nullable=False),
+    sa.Column("title", sa.String(80), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _ref("created_by", "users"),
+    _at("created_at"),
+    sa.Index(None, "clinic_id", "owner_id"),
+)
+
+favourites = sa.Table(
+    "favourites",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("user_id", "users"),
+    sa.Column("kind", enum_column_type(enums.FavouriteKind), nullable=False),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    _at("created_at"),
+    sa.Index(None, "clinic_id", "user_id"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
@@ -607,5 +636,7 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.Notification: notifications,
     e.CareTeamMember: care_team_members,
     e.AccountCode: account_codes,
+    e.NoteSnippet: note_snippets,
+    e.Favourite: favourites,
 }
 """Which table holds each kind of entity."""

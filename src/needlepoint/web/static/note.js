@@ -68,6 +68,23 @@
     });
   });
 
+  // One tab stop per view: arrow keys move between its regions (Enter lists the muscles).
+  document.querySelectorAll("svg.body-chart").forEach(function (svg) {
+    var links = Array.prototype.slice.call(svg.querySelectorAll("a.region"));
+    links.forEach(function (a, k) {
+      a.setAttribute("tabindex", k === 0 ? "0" : "-1");
+      a.addEventListener("keydown", function (e) {
+        var step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+        if (!step) return;
+        e.preventDefault();
+        var next = links[(k + step + links.length) % links.length];
+        links.forEach(function (x) { x.setAttribute("tabindex", "-1"); });
+        next.setAttribute("tabindex", "0");
+        next.focus();
+      });
+    });
+  });
+
   // --- site rows ------------------------------------------------------------------------
   function nextIndex() {
     var n = 0;
@@ -85,7 +102,7 @@
     t.textContent = name; c.appendChild(t);
     svg.appendChild(c);
   }
-  function addSite(muscleId, name) {
+  function addSite(muscleId, name, opts) {
     var i = nextIndex();
     var html = template.innerHTML.replace(/__i__/g, String(i));
     var holder = document.createElement("ol");
@@ -95,21 +112,75 @@
     li.querySelector("[name$='-muscle_id']").value = muscleId;
     li.querySelector(".site-name").textContent = name;
     li.querySelector("button.remove").setAttribute("aria-label", "Remove " + name);
-    if (region) {
-      li.querySelector("[name$='-side']").value = region.side;
+    var side = opts && opts.side;
+    if (region && !side) {
+      side = region.side;
       li.querySelector("[name$='-mark']").value = region.mark;
       drawMark(region.mark, name);
       region.mark = "";  // one clicked point marks one site
     }
     sites.appendChild(li);
+    if (side) {
+      li.querySelector("[name$='-side']").value = side;
+      changed();
+      if (!opts || !opts.quiet) li.querySelector("input.depth").focus();
+    } else {
+      askSide(li, muscleId, name);
+    }
+    return li;
+  }
+  // A muscle added by name has no side yet: ask (left, right or both), never assume one.
+  function askSide(li, muscleId, name) {
+    var box = document.createElement("div");
+    box.className = "side-ask";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Which side for " + name + "?");
+    var q = document.createElement("span"); q.textContent = "Which side?"; box.appendChild(q);
+    ["left", "right", "both"].forEach(function (s) {
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "secondary"; b.dataset.side = s;
+      b.textContent = s.charAt(0).toUpperCase() + s.slice(1);
+      box.appendChild(b);
+    });
+    box.addEventListener("click", function (e) {
+      var b = e.target.closest("button[data-side]");
+      if (!b) return;
+      var s = b.dataset.side;
+      li.querySelector("[name$='-side']").value = s === "both" ? "left" : s;
+      box.remove();
+      if (s === "both") addSite(muscleId, name, { side: "right", quiet: true });
+      changed();
+      li.querySelector("input.depth").focus();
+    });
+    li.querySelector(".site-head").after(box);
     changed();
-    li.querySelector("input.depth").focus();
+    box.querySelector("button").focus();
   }
   list.addEventListener("click", function (e) {
     var b = e.target.closest("button.muscle");
     if (!b) return;
     e.preventDefault();
     addSite(b.value, b.textContent.trim());
+  });
+  var favs = document.getElementById("fav-muscles");
+  if (favs) favs.addEventListener("click", function (e) {
+    var b = e.target.closest("button.muscle");
+    if (!b) return;
+    e.preventDefault();
+    region = null;  // a favourite has no clicked side: it is asked
+    addSite(b.value, b.textContent.trim());
+  });
+  // SOAP snippets: the chosen one is appended to its section's text, to edit there.
+  document.querySelectorAll("select.snippet-pick").forEach(function (pick) {
+    pick.addEventListener("change", function (e) {
+      e.stopPropagation();
+      if (!pick.value) return;
+      var area = document.getElementById(pick.dataset.target);
+      area.value = area.value ? area.value.replace(/\s*$/, "") + "\n" + pick.value : pick.value;
+      pick.value = "";
+      changed();
+      area.focus();
+    });
   });
   sites.addEventListener("click", function (e) {
     var b = e.target.closest("button.remove");
@@ -118,8 +189,19 @@
     changed();
   });
 
+  // After "copy last session's needling": the trigger point state of every site at once.
+  var tpAll = document.getElementById("tp-all");
+  var tpAllSelect = document.getElementById("tp-all-select");
+  if (tpAllSelect) tpAllSelect.addEventListener("change", function (e) {
+    e.stopPropagation();
+    if (!tpAllSelect.value) return;
+    sites.querySelectorAll("select[name$='-trigger_point']").forEach(function (s) { s.value = tpAllSelect.value; });
+    changed();
+  });
+
   function updateCount() {
     var rows = sites.querySelectorAll("li.site");
+    if (tpAll) tpAll.hidden = rows.length < 2;
     document.getElementById("site-count").textContent = "(" + rows.length + ")";
     var muscles = {};
     rows.forEach(function (li) { muscles[li.dataset.muscle] = true; });
@@ -140,7 +222,7 @@
     timer = setTimeout(saveDraft, 700);
   }
   form.addEventListener("input", function (e) { if (e.target !== search) changed(); });
-  form.addEventListener("change", function (e) { if (e.target !== search) changed(); });
+  form.addEventListener("change", function (e) { if (e.target !== search && e.target !== tpAllSelect && !e.target.classList.contains("snippet-pick")) changed(); });
 
   function showProblems(body) {
     var blockers = document.getElementById("blockers");

@@ -14,6 +14,7 @@ from needlepoint.web.ui import (
     care_team,
     chart,
     consent,
+    episode_care,
     episodes,
     errors,
     note_signing,
@@ -23,6 +24,7 @@ from needlepoint.web.ui import (
     screening,
     settings,
     signed_notes,
+    templates_page,
 )
 
 routers: list[APIRouter] = [
@@ -40,4 +42,6 @@ routers: list[APIRouter] = [
     analytics.router,
     accounts.router,
     errors.router,
+    templates_page.router,
+    episode_care.router,
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from needlepoint.domain.errors import DomainError, NotAuthenticated, SafetyRefus
 from needlepoint.domain.instruments import library
 from needlepoint.domain.screening import current_screening
 from needlepoint.domain.site_safety import review_sites, site_rules
+from needlepoint.queries import templates
 from needlepoint.queries.episodes import episode_detail
 from needlepoint.queries.outcomes import patient_measurements
 from needlepoint.queries.patients import get_patient
@@ -56,7 +57,7 @@ from needlepoint.queries.reader import Reader
 from needlepoint.queries.screening import needling_status, patient_screenings
 from needlepoint.queries.sessions import episode_sessions, session_detail
 from needlepoint.web.context import RequestContext
-from needlepoint.web.ui import body_chart
+from needlepoint.web.ui import body_chart, questionnaires
 from needlepoint.web.ui.forms import (
     Errors,
     checked_form,
@@ -100,7 +101,7 @@ SITE_FIELDS = (
     "estim_min",
 )
 SITE_DEFAULTS = {
-    "side": "left",
+    "side": "",  # never a silent default: the chart click or the clinician says which side
     "trigger_point": "active",
     "technique": "pistoning",
     "needle_gauge_mm": "0.25",
@@ -131,6 +132,8 @@ class NoteForm:
     rom_side: str = ""
     due: dict[str, str] = field(default_factory=dict)
     due_instrument: str = ""
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Questionnaires added on demand: instrument id → its `itemN` and `ctx-KEY` fields."""
 
 
 def read_form(form: dict[str, Any]) -> NoteForm:
@@ -152,6 +155,7 @@ def read_form(form: dict[str, Any]) -> NoteForm:
         rom_side=text(form, "rom_side"),
         due={k[4:]: text(form, k) for k in form if k.startswith("due-")},
         due_instrument=text(form, "due_instrument"),
+        extra=questionnaires.read_extra(form),
     )
 
 
@@ -253,7 +257,9 @@ def build(note: NoteForm, episode: Episode, tz: ZoneInfo) -> Built:
         keys.append("nprs")
     cond = conditions().get(episode.condition)
     if note.rom and cond and cond.rom:
-        side = note.rom_side or ("midline" if cond.rom.joint == "lumbar_spine" else "left")
+        side = note.rom_side or ("midline" if cond.rom.joint == "lumbar_spine" else "")
+        if not side:  # never silently "left": the side measured is said
+            errors.setdefault("rom_side", []).append("Choose the side measured (left or right).")
         ctx = {"joint": cond.rom.joint, "movement": cond.rom.movement, "side": side}
         measures.append(
             {"instrument_id": "rom", "answers": {"item1": _num(note.rom)}, "context": ctx}
@@ -263,6 +269,9 @@ def build(note: NoteForm, episode: Episode, tz: ZoneInfo) -> Built:
         answers = {k: _num(v) for k, v in note.due.items()}
         measures.append({"instrument_id": note.due_instrument, "answers": answers})
         keys.append("due")
+    for iid, entered in note.extra.items():
+        measures.append(questionnaires.measurement(iid, entered))
+        keys.append(f"x-{iid}")
     measurements: list[MeasurementIn] = []
     for key, m in zip(keys, measures, strict=True):
         try:
@@ -443,6 +452,29 @@ def _due(reader: Reader, episode: Episode, session: Session | None) -> Any:
     return {"instrument": instrument, "last": last, "due": due}
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What a new note starts from: the last signed note's subjective and plan (edited by
+    the clinician, never signed unseen: the page says where they come from) and the side
+    its range of motion was measured on."""
+
+    started_at: datetime
+    subjective: str
+    plan: str
+    rom_side: str
+
+
+def carry_forward(reader: Reader, episode_id: UUID) -> Carried | None:
+    """The episode's last signed note as a starting point, or None before the first."""
+    signed = [s for s in episode_sessions(reader, episode_id) if s.status is SessionStatus.SIGNED]
+    if not signed:
+        return None
+    last = signed[-1]
+    rom = [m for m in session_detail(reader, last.id).measurements if m.instrument_id == "rom"]
+    side = str((rom[0].context or {}).get("side", "")) if rom else ""
+    return Carried(last.started_at, last.subjective, last.plan, side)
+
+
 def _last_sites(reader: Reader, episode: Episode, exclude: UUID | None) -> list[NeedlingSite]:
     for s in reversed(episode_sessions(reader, episode.id)):
         if s.id == exclude:
@@ -473,6 +505,7 @@ def _options() -> dict[str, Any]:
         "regions": body_chart.regions(),
         "by_region": body_chart.muscles_by_region(),
         "region_name": body_chart.region_name,
+        "chart_keys": body_chart.chart_keys,
         "catalogue": {m.id: m for m in muscles().muscles},
         "cpt": cpt_table(),
         "blank_site": {**dict.fromkeys((*SITE_FIELDS, "estim"), ""), **SITE_DEFAULTS},
@@ -506,6 +539,7 @@ def _note_page(
     left_out: list[int] | None = None,
     region: str = "",
     sign_refused: bool = False,
+    carried: Carried | None = None,
 ) -> Response:
     with ctx.reader() as r:
         detail = episode_detail(r, episode_id)
@@ -514,10 +548,24 @@ def _note_page(
         findings, blockers = site_findings(r, episode, note)
         due = _due(r, episode, session)
         has_last = bool(_last_sites(r, episode, session.id if session else None))
+        screening = current_screening(
+            patient_screenings(r, episode.patient_id), now(), r.clinic().screening_valid_days
+        )
+        kept = templates.snippets(r)
+        favs = templates.favourites(r)
     cond = conditions().get(episode.condition)
     problems = sign_problems(errors, note.sites) if sign_refused else []
     if problems:  # listed below the save status instead of above it (issue 15)
         errors = {k: v for k, v in errors.items() if k}
+    options = _options()
+    if favs.needles:  # a new site starts from the clinician's first needle size
+        gauge, length = favs.needles[0]
+        options["blank_site"] = {
+            **options["blank_site"],
+            "needle_gauge_mm": gauge,
+            "needle_length_mm": length,
+        }
+    catalogue = options["catalogue"]
     return render(
         request,
         "note.html",
@@ -538,7 +586,13 @@ def _note_page(
         marks=chart_marks(note),
         region=region if region in body_chart.muscles_by_region() else "",
         sign_problems=problems,
-        **_options(),
+        carried=carried,
+        screening_answers=screening.answers if screening else None,
+        snippets=kept,
+        favourite_muscles=[catalogue[m] for m in favs.muscles if m in catalogue],
+        answer_choices=questionnaires.choices,
+        extra_instruments=questionnaires.on_demand(cond.function_instrument if cond else None),
+        **options,
     )
 
 
@@ -578,6 +632,10 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
     with ctx.reader() as r:
         d = session_detail(r, session_id)
     s = d.session
+    with ctx.reader() as r:
+        cond = conditions().get(episode_detail(r, s.episode_id).episode.condition)
+    function_instrument = cond.function_instrument if cond else None
+    extra: dict[str, dict[str, str]] = {}
     nprs = rom = rom_side = ""
     due: dict[str, str] = {}
     due_instrument = ""
@@ -588,9 +646,11 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
             nprs = value
         elif m.instrument_id == "rom":
             rom, rom_side = value, str((m.context or {}).get("side", ""))
-        else:
+        elif m.instrument_id == function_instrument:
             due_instrument = m.instrument_id
             due = {k: "" if v is None else f"{v:g}" for k, v in m.answers.items()}
+        else:
+            extra[m.instrument_id] = questionnaires.entered(m.answers, m.context)
     note = NoteForm(
         started_at=local_input(s.started_at, clinic_zone(ctx)),
         soap={
@@ -624,6 +684,7 @@ def _stored_note(ctx: RequestContext, session_id: UUID) -> tuple[Session, NoteFo
         rom_side=rom_side,
         due=due,
         due_instrument=due_instrument,
+        extra=extra,
     )
     return s, note
 
@@ -641,11 +702,16 @@ def new_note(request: Request, episode_id: UUID, copy: str = "", region: str = "
         with ctx.reader() as r:
             detail = episode_detail(r, episode_id)
             last = _last_sites(r, detail.episode, None) if copy == "last" else []
+            carried = carry_forward(r, episode_id)
         note = _blank_note([p.modality for p in detail.plan], clinic_zone(ctx))
+        if carried is not None:
+            note.soap["subjective"] = carried.subjective
+            note.soap["plan"] = carried.plan
+            note.rom_side = carried.rom_side
         note.sites = [
             {**row, "override_reason": "", "override_code": ""} for row in site_rows(last)
         ]
-        return _note_page(request, ctx, episode_id, None, note, {}, region=region)
+        return _note_page(request, ctx, episode_id, None, note, {}, region=region, carried=carried)
     except DomainError as err:
         return refusal_page(request, err)
 

@@ -62,6 +62,59 @@ CHOICES: dict[str, tuple[str, list[str]]] = {
 }
 """Area details answered with checkboxes: the form field and its choices."""
 CLEARANCE_REASONS = list(get_args(ClearanceReason))
+CATEGORIES = [cat for cat, _ in GROUPS]
+
+
+def form_from(answers: dict[str, Any]) -> dict[str, Any]:
+    """A stored screening's answers as the form's fields: a re-screening starts from them."""
+    form: dict[str, Any] = {}
+    for qid, yes in (answers.get("answers") or {}).items():
+        form[f"q-{qid}"] = "yes" if yes else "no"
+    for qid, note in (answers.get("notes") or {}).items():
+        form[f"note-{qid}"] = note
+    for i, lx in enumerate((answers.get("local_exclusions") or [])[:3]):
+        form[f"lx-{i}-area"] = lx.get("area", "")
+        form[f"lx-{i}-reason"] = lx.get("reason", "")
+    for detail, (name, _) in CHOICES.items():
+        form[name] = list(answers.get(detail) or [])
+    return form
+
+
+def _section(data: dict[str, Any], category: str, asked: list[Any]) -> dict[str, Any]:
+    """One section's answers (with the details its questions carry), to compare with the
+    last screening's."""
+    ids = [q.id for q in asked if q.category == category]
+    details = {q.detail for q in asked if q.category == category}
+    out: dict[str, Any] = {
+        "answers": {k: v for k, v in (data.get("answers") or {}).items() if k in ids},
+        "notes": {k: v for k, v in (data.get("notes") or {}).items() if k in ids and v},
+    }
+    for detail in CHOICES:
+        if detail in details:
+            out[detail] = sorted(data.get(detail) or [])
+    if "local_exclusions" in details:
+        out["local_exclusions"] = sorted(
+            (x.get("area", ""), x.get("reason", "")) for x in data.get("local_exclusions") or []
+        )
+    return out
+
+
+def unconfirmed_sections(
+    data: dict[str, Any], last: dict[str, Any], form: dict[str, Any], asked: list[Any]
+) -> Errors:
+    """A re-screening starts from the last answers: a section left exactly as it was must be
+    confirmed ("nothing has changed") with the patient, or it is not accepted."""
+    errors: Errors = {}
+    for cat in CATEGORIES:
+        if not any(q.category == cat for q in asked):
+            continue
+        same = _section(data, cat, asked) == _section(last, cat, asked)
+        if same and text(form, f"unchanged-{cat}") != "yes":
+            errors[f"unchanged.{cat}"] = [
+                'Ask the patient again: tick "nothing has changed" for this section, or '
+                "change the answers that changed."
+            ]
+    return errors
 
 
 def _answers(form: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +139,13 @@ def _answers(form: dict[str, Any]) -> dict[str, Any]:
         "local_exclusions": exclusions,
         "notes": notes,
     }
+    # A detail counts only under a yes: a re-screening that turns a yes into a no (the areas
+    # of the last one still ticked) does not keep the areas.
+    said_yes = {q.detail for q in q.questions if answers.get(q.id)}
     for detail, (name, _) in CHOICES.items():
-        data[detail] = many(form, name)
+        data[detail] = many(form, name) if detail in said_yes else []
+    if "local_exclusions" not in said_yes:
+        data["local_exclusions"] = []
     return data
 
 
@@ -113,6 +171,9 @@ def _page(
         earlier = patient_screenings(r, patient_id)
     facts = patient_facts(patient)
     today = clinic_today(clinic_zone(ctx))
+    last = earlier[0] if earlier else None  # the newest (a second ago counts too)
+    if not form and last is not None:
+        form = form_from(last.answers)
     cleared = rules.cleared_findings(rules.latest_before(earlier, now()), result) if result else {}
     return render(
         request,
@@ -136,6 +197,7 @@ def _page(
         cleared=cleared,
         clearance_reasons=CLEARANCE_REASONS,
         clearance_words=CLEARANCE_WORDS,
+        last=last,
     )
 
 
@@ -158,16 +220,30 @@ async def screening_post(request: Request, patient_id: UUID) -> Response:
 def _post(
     request: Request, ctx: RequestContext, patient_id: UUID, form: dict[str, Any]
 ) -> Response:
+    intent = text(form, "intent")
+    if intent.startswith("none-"):  # without JavaScript: answer a section "no" in one tap
+        form = dict(form)
+        for q in rules.questionnaire().questions:
+            if q.category == intent[5:]:
+                form[f"q-{q.id}"] = "no"
+        return _page(request, ctx, patient_id, form, {})
     data = _answers(form)
     try:
         with ctx.reader() as r:
             facts = patient_facts(get_patient(r, patient_id))
+            earlier = patient_screenings(r, patient_id)  # newest first
+            last = earlier[0] if earlier else None
         result = rules.evaluate(
             ScreeningAnswers.model_validate(data), facts, clinic_today(clinic_zone(ctx))
         )
     except (DomainError, ValidationError) as err:
         return _page(request, ctx, patient_id, form, field_errors(err), status=400)
-    if text(form, "intent") != "record":
+    if last is not None:
+        asked = rules.questionnaire().asked(facts)
+        unconfirmed = unconfirmed_sections(data, last.answers, form, asked)
+        if unconfirmed:
+            return _page(request, ctx, patient_id, form, unconfirmed, status=400)
+    if intent != "record":
         return _page(request, ctx, patient_id, form, {}, result)
     try:
         record_screening(
