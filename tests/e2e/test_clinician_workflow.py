@@ -176,7 +176,6 @@ def test_a_new_patients_journey_takes_at_most_60_interactions(
     u.click(page.get_by_role("link", name="Open an episode"))
     u.select(page.get_by_label("Condition"), "neck_pain")
     u.fill(page.get_by_label("Onset"), "2026-09-01")
-    u.fill(page.get_by_label("Goals"), "Pain below 3/10; full rotation for driving")
     shot(page, "14-episode-new")
     u.click(page.get_by_role("button", name="Open episode"))
     page.wait_for_selector("text=Plan")
@@ -208,7 +207,10 @@ def test_a_new_patients_journey_takes_at_most_60_interactions(
     assert "/sessions/" in page.url  # the draft exists: a closed tab loses nothing
     assert "CPT 20561" in page.locator("#cpt-preview").inner_text()
     shot(page, "17-session-note")
-    u.click(page.get_by_role("button", name="Sign note"))
+    u.click(page.get_by_role("button", name="Sign note"))  # shows what it will lock
+    page.wait_for_selector("text=Sign and lock")
+    shot(page, "18-confirm-signing")
+    u.click(page.get_by_role("button", name="Sign and lock"))
     page.wait_for_selector("#billing")
     assert "CPT 20561" in page.locator("#billing").inner_text()
     assert "locked" in page.locator("#signed-h").inner_text()
@@ -236,6 +238,7 @@ def test_a_new_patients_journey_takes_at_most_60_interactions(
     _wait_saved(page)  # then Sign at once, the ROM field still focused: the click lands
     shot(page, "19-second-visit")
     u.click(page.get_by_role("button", name="Sign note"))
+    u.click(page.get_by_role("button", name="Sign and lock"))
     page.wait_for_selector("#billing")
     assert page.locator("text=Numeric Pain Rating Scale: 4/10").count() == 1
 
@@ -329,6 +332,7 @@ def test_a_refused_site_is_shown_at_that_site_with_the_input_kept(
         "Bilateral symptoms; second side needled with a flat angle, patient informed."
     )
     page.get_by_role("button", name="Sign note").click()
+    page.get_by_role("button", name="Sign and lock").click()
     page.wait_for_selector("#billing")
     assert "overridden" in page.locator("ul.flags").inner_text()
     shot(page, "23-override-signed")

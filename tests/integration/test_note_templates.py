@@ -120,6 +120,14 @@ def test_the_next_note_starts_from_the_last_signed_one_and_no_side_is_assumed(
         follow_redirects=False,
     )
     assert signed.status_code == 303, signed.text
+    # "Sign note" saves and shows what it will lock; "Sign and lock" signs (issue 15).
+    confirm = client.get(signed.headers["location"]).text
+    version = re.search(r'name="version" value="(\d+)"', confirm)
+    assert version
+    signed = client.post(
+        signed.headers["location"], data={"version": version[1]}, follow_redirects=False
+    )
+    assert signed.status_code == 303, signed.text
     with open_reader(engine, clinic.owner.clinic_id, Role.CLINICIAN, clinic.clinician.id) as r:
         groc = patient_measurements(r, patient.id, "groc")
         psfs = patient_measurements(r, patient.id, "psfs")
