@@ -52,6 +52,7 @@ from needlepoint.domain.commands import (
     MfaCode,
     RecordMeasurement,
     RecordMedicationUse,
+    RecordReferral,
     RegisterClinic,
     RegisterUser,
     ReissueRecoveryCodes,
@@ -61,6 +62,7 @@ from needlepoint.domain.commands import (
     UpdatePatient,
     UpdateSecuritySettings,
     UpdateSession,
+    UpdateStaffMember,
     WithdrawConsent,
 )
 from needlepoint.domain.entities import AuditEvent, Entity, User, WebSession
@@ -273,6 +275,15 @@ def _(w: World) -> Call:
     return lambda uow, actor: patients.update_patient(uow, actor, cmd)
 
 
+@scenario("patients.record_referral", A.REFERRAL_RECORDED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    cmd = RecordReferral(
+        patient_id=p.id, referrer_name="Dr Ana Ruiz, MD", received_on=date(2026, 1, 5)
+    )
+    return lambda uow, actor: patients.record_referral(uow, actor, cmd)
+
+
 @scenario("episodes.open_episode", A.EPISODE_OPENED)
 def _(w: World) -> Call:
     p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
@@ -445,6 +456,15 @@ def _(w: World) -> Call:
 def _(w: World) -> Call:
     user = w.user_with_password()
     return lambda uow, actor: staff.deactivate_user(uow, actor, user.id)
+
+
+@scenario("staff.update_staff_member", A.USER_UPDATED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    cmd = UpdateStaffMember(
+        user_id=user.id, expected_version=user.version, role=Role.STUDENT, licence_number="PT-9"
+    )
+    return lambda uow, actor: staff.update_staff_member(uow, actor, cmd)
 
 
 @scenario("staff.reactivate_user", A.USER_REACTIVATED)

@@ -164,6 +164,9 @@ class AuditAction(StrEnum):
     MFA_RECOVERY_CODES_REISSUED = "auth.mfa_recovery_codes_reissued"
     MFA_ENROLMENT_CODE_ISSUED = "user.mfa_enrolment_code_issued"
     SIGN_IN_UNLOCKED = "user.sign_in_unlocked"
+    # staff and patient details in the web app (issue 15)
+    USER_UPDATED = "user.updated"
+    REFERRAL_RECORDED = "patient.referral_recorded"
 
 
 class AccountCodePurpose(StrEnum):

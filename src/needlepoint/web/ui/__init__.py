@@ -16,6 +16,7 @@ from needlepoint.web.ui import (
     consent,
     episodes,
     notes,
+    patient_details,
     patients,
     progress,
     screening,
@@ -25,6 +26,7 @@ from needlepoint.web.ui import (
 routers: list[APIRouter] = [
     patients.router,  # before chart: /patients/new must not read as a patient id
     chart.router,
+    patient_details.router,
     care_team.router,
     screening.router,
     consent.router,
