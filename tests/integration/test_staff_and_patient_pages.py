@@ -275,3 +275,26 @@ def test_the_patient_details_page_changes_demographics_and_records_the_referrer(
         assert c.scalar(sa.select(sa.func.count()).where(referrals.c.patient_id == p.id)) == 2
     assert _events(sqlite_engine, clinic.owner.clinic_id, AuditAction.REFERRAL_RECORDED) == 2
     assert _events(sqlite_engine, clinic.owner.clinic_id, AuditAction.PATIENT_UPDATED) == 1
+
+
+def test_settings_show_the_jurisdictions_rules_with_their_source_or_no_rule_recorded(
+    sqlite_engine: sa.Engine,
+) -> None:
+    _clinic, client, _owner = _owner_client(sqlite_engine)
+    page = client.get("/settings").text
+    assert page.count("<option") >= 52 + 2  # every jurisdiction, and the two policies
+    assert "United States - Wyoming (no rule recorded)" in page
+    form = {
+        "csrf": _csrf(page),
+        "version": re.search(r'name="version" value="(\d+)"', page)[1],  # type: ignore[index]
+        "jurisdiction": "us-tx",
+        "credential_policy": "warn",
+        "screening_valid_days": "90",
+    }
+    texas = client.post("/settings", data=form).text
+    assert "United States - Texas: <strong>no rule recorded</strong>" in texas
+    form["csrf"], form["version"] = _csrf(texas), str(int(form["version"]) + 1)
+    virginia = client.post("/settings", data=form | {"jurisdiction": "us-va"}).text
+    assert "training at least 54 h" in virginia
+    assert "REFERENCE §6" in virginia  # the source, named
+    assert "unverified: confirm with your regulator" in virginia

@@ -164,7 +164,14 @@ def _staff_page(request: Request, ctx: RequestContext, status: int = 200, **show
     errors: Errors = shown.pop("errors", {})
     shown.setdefault("form", {})
     return render(
-        request, "staff.html", status, accounts=accounts, errors=errors, roles=STAFF_ROLES, **shown
+        request,
+        "staff.html",
+        status,
+        accounts=accounts,
+        errors=errors,
+        roles=STAFF_ROLES,
+        me=ctx.actor.user_id,
+        **shown,
     )
 
 
