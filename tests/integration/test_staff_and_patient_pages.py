@@ -212,6 +212,8 @@ def test_an_owner_deactivates_a_colleague_and_others_cannot_manage_staff(
         ),
     )
     clinician = signed_in(sqlite_engine, f"clin-{tag}@test.example", PASSWORD)
+    assert 'href="/staff"' in client.get("/patients").text  # the owner's menu
+    assert 'href="/staff"' not in clinician.get("/patients").text
     refused = clinician.get(f"/staff/{clinic.clinician.id}")
     assert refused.status_code == 403
 
