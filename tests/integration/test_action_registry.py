@@ -58,6 +58,7 @@ from needlepoint.domain.commands import (
     RecordAdverseEvent,
     RecordMeasurement,
     RecordMedicationUse,
+    RecordReferral,
     RegisterClinic,
     RegisterUser,
     ReissueRecoveryCodes,
@@ -68,6 +69,7 @@ from needlepoint.domain.commands import (
     UpdatePatient,
     UpdateSecuritySettings,
     UpdateSession,
+    UpdateStaffMember,
     WithdrawConsent,
 )
 from needlepoint.domain.entities import AuditEvent, Entity, User, WebSession
@@ -279,6 +281,15 @@ def _(w: World) -> Call:
     p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
     cmd = UpdatePatient(patient_id=p.id, expected_version=p.version, phone="+1-555-0100")
     return lambda uow, actor: patients.update_patient(uow, actor, cmd)
+
+
+@scenario("patients.record_referral", A.REFERRAL_RECORDED)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd())
+    cmd = RecordReferral(
+        patient_id=p.id, referrer_name="Dr Ana Ruiz, MD", received_on=date(2026, 1, 5)
+    )
+    return lambda uow, actor: patients.record_referral(uow, actor, cmd)
 
 
 @scenario("episodes.open_episode", A.EPISODE_OPENED)
@@ -496,6 +507,15 @@ def _(w: World) -> Call:
 def _(w: World) -> Call:
     user = w.user_with_password()
     return lambda uow, actor: staff.deactivate_user(uow, actor, user.id)
+
+
+@scenario("staff.update_staff_member", A.USER_UPDATED)
+def _(w: World) -> Call:
+    user = w.user_with_password()
+    cmd = UpdateStaffMember(
+        user_id=user.id, expected_version=user.version, role=Role.STUDENT, licence_number="PT-9"
+    )
+    return lambda uow, actor: staff.update_staff_member(uow, actor, cmd)
 
 
 @scenario("staff.reactivate_user", A.USER_REACTIVATED)

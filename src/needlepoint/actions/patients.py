@@ -1,4 +1,4 @@
-"""Registering patients and changing their demographics."""
+"""Registering patients, changing their demographics, recording who referred them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from needlepoint.actions.context import Actor, audit, authorize, load
 from needlepoint.actions.registry import action
-from needlepoint.domain.commands import RegisterPatient, UpdatePatient
-from needlepoint.domain.entities import Patient
+from needlepoint.domain.commands import RecordReferral, RegisterPatient, UpdatePatient
+from needlepoint.domain.entities import Patient, Referral
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.versions import check_version
@@ -63,3 +63,30 @@ def update_patient(uow: UnitOfWork, actor: Actor, cmd: UpdatePatient) -> Patient
         )
         uow.commit()
     return updated
+
+
+@action(Permission.UPDATE_PATIENT, AuditAction.REFERRAL_RECORDED)
+def record_referral(uow: UnitOfWork, actor: Actor, cmd: RecordReferral) -> Referral:
+    """Record the clinician who referred the patient. Referrals are appended, never
+    edited: the latest one received is the current referring clinician."""
+    with uow:
+        authorize(uow, actor, Permission.UPDATE_PATIENT)
+        patient = load(uow, Patient, cmd.patient_id, actor, field="patient_id")
+        referral = Referral(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            created_at=uow.now(),
+            **cmd.model_dump(),
+        )
+        uow.add(referral)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.REFERRAL_RECORDED,
+            referral,
+            after=[referral],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return referral

@@ -44,6 +44,7 @@ from needlepoint.domain.commands import (
     CompletePasswordReset,
     CreateApiToken,
     MfaCode,
+    UpdateStaffMember,
 )
 from needlepoint.domain.entities import (
     AccountCode,
@@ -56,6 +57,7 @@ from needlepoint.domain.entities import (
 from needlepoint.domain.enums import AccountCodePurpose, AuditAction, Role
 from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
 from needlepoint.domain.permissions import Permission
+from needlepoint.domain.versions import check_version
 from needlepoint.ports import ConnectedUnitOfWork, UnitOfWork
 
 CODE_LIFETIME = timedelta(days=3)
@@ -130,6 +132,40 @@ def deactivate_user(uow: UnitOfWork, actor: Actor, user_id: UUID) -> User:
             actor,
             actor.clinic_id,
             AuditAction.USER_DEACTIVATED,
+            after,
+            before=[_public(user)],
+            after=[_public(after)],
+        )
+        uow.commit()
+    return after
+
+
+@action(Permission.MANAGE_ACCOUNTS, AuditAction.USER_UPDATED)
+def update_staff_member(uow: UnitOfWork, actor: Actor, cmd: UpdateStaffMember) -> User:
+    """Change a colleague's name, role or licence (owner). An owner does not change their
+    own role, and the clinic keeps at least one active owner. A role change revokes the
+    account's sessions and API tokens (they carried the old role's rights)."""
+    changes = cmd.model_dump(exclude={"user_id", "expected_version"}, exclude_unset=True)
+    with uow:
+        authorize(uow, actor, Permission.MANAGE_ACCOUNTS)
+        user = _member(uow, actor, cmd.user_id, not_self=None)
+        check_version(user, cmd.expected_version)
+        new_role = changes.get("role", user.role)
+        if new_role is not user.role:
+            if user.id == actor.user_id:
+                raise InvalidInput("you cannot change your own role", field="role")
+            if user.role is Role.OWNER:
+                owners = uow.list_by(User, actor.clinic_id, role=Role.OWNER, is_active=True)
+                if len(owners) <= 1:
+                    raise InvalidInput("the clinic needs at least one owner", field="role")
+        after = _changed(uow, user, **changes)
+        if new_role is not user.role:
+            revoke_credentials(uow, user)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.USER_UPDATED,
             after,
             before=[_public(user)],
             after=[_public(after)],

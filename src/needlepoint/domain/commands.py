@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -145,6 +146,25 @@ class RegisterUser(Command):
     training: list[TrainingCourse] = []
 
 
+class UpdateStaffMember(Command):
+    """An owner changes a colleague's name, role or licence; only the fields given
+    change (a licence number or date given as null is removed)."""
+
+    user_id: UUID
+    expected_version: int
+    full_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    role: Role | None = None
+    licence_number: Annotated[str, Field(max_length=64)] | None = None
+    licence_date: ClinicalDate | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in ("full_name", "role"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be removed")
+        return self
+
+
 class CreateApiToken(Command):
     """A new API token for oneself, proven by the password (and an authenticator code
     when the account has a second factor or the clinic requires one)."""
@@ -184,6 +204,13 @@ class PatientChanges(Command):
     phone: Annotated[str, Field(max_length=40)] | None = None
     email: Annotated[str, Field(max_length=254)] | None = None
 
+    @field_validator("birth_date")
+    @classmethod
+    def _born_in_the_past(cls, value: date | None) -> date | None:
+        if value is not None and value > date.today():
+            raise ValueError("the date of birth is in the future")
+        return value
+
     @model_validator(mode="after")
     def _required_stay_set(self) -> Self:
         for name in ("given_name", "family_name", "birth_date", "sex"):
@@ -195,6 +222,23 @@ class PatientChanges(Command):
 class UpdatePatient(PatientChanges):
     patient_id: UUID
     expected_version: int
+
+
+class RecordReferral(Command):
+    """The clinician who referred the patient. A new referral is appended (the latest
+    is the current one); earlier ones stay in the record."""
+
+    patient_id: UUID
+    referrer_name: Annotated[str, Field(min_length=1, max_length=200)]
+    received_on: ClinicalDate
+    reason: Text = ""
+
+    @field_validator("received_on")
+    @classmethod
+    def _received_in_the_past(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError("the referral date is in the future")
+        return value
 
 
 # --- episodes ---------------------------------------------------------------------------

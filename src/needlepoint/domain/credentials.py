@@ -25,6 +25,9 @@ class Jurisdiction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str
     name: str
+    no_rule_recorded: bool
+    """Our reference records no rule for this jurisdiction: nothing is checked, and the
+    screens say "no rule recorded" (not that the jurisdiction has none)."""
     min_training_hours: float | None
     min_licence_years: float | None
     consent_copy_required: bool
@@ -41,6 +44,16 @@ class _Jurisdictions(BaseModel):
     def _cited(self) -> _Jurisdictions:
         for j in self.jurisdictions:
             check_cited(f"jurisdictions.yaml:{j.id}", j.sources)
+            rules = (
+                j.min_training_hours,
+                j.min_licence_years,
+                j.adverse_event_report_days,
+                j.consent_copy_required or None,
+            )
+            if j.no_rule_recorded and (j.sources or any(v is not None for v in rules)):
+                raise ValueError(f"jurisdictions.yaml:{j.id}: no rule recorded, yet rules given")
+            if not j.no_rule_recorded and not j.sources:
+                raise ValueError(f"jurisdictions.yaml:{j.id}: a rule set without its source")
         return self
 
 

@@ -173,6 +173,10 @@ class AuditAction(StrEnum):
     NOTE_SNIPPET_ADDED = "clinic.note_snippet_added"
     FAVOURITES_SET = "user.favourites_set"
 
+    # staff and patient details in the web app (issue 15)
+    USER_UPDATED = "user.updated"
+    REFERRAL_RECORDED = "patient.referral_recorded"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""

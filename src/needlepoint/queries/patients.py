@@ -9,8 +9,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.tables import patients
-from needlepoint.domain.entities import Patient
+from needlepoint.adapters.db.tables import patients, referrals
+from needlepoint.domain.entities import Patient, Referral
 from needlepoint.domain.enums import AuditAction
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
@@ -73,3 +73,13 @@ def get_patient(reader: Reader, patient_id: UUID) -> Patient:
     """One patient of the clinic (NotFound for other clinics' patients)."""
     reader.require(Permission.READ_DEMOGRAPHICS)
     return reader.one(Patient, patient_id, field="patient_id")
+
+
+def referrals_of(reader: Reader, patient_id: UUID) -> list[Referral]:
+    """The patient's referrals, the latest received first (the current referrer)."""
+    reader.require(Permission.READ_DEMOGRAPHICS)
+    return reader.select(
+        Referral,
+        referrals.c.patient_id == patient_id,
+        order_by=(referrals.c.received_on.desc(), referrals.c.created_at.desc()),
+    )

@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -59,7 +60,6 @@ class RequestIdAndSecurityHeaders:
         rid = os.urandom(16).hex()  # a uuid4's randomness without building a UUID
         scope.setdefault("state", {})["request_id"] = rid
         path = scope.get("path", "")
-        docs = path == "/api/docs"  # Swagger UI loads its own scripts
         headers_to_add = SECURITY_HEADERS | self.extra
         if not path.startswith("/static/"):
             headers_to_add = headers_to_add | NOT_STORED
@@ -72,7 +72,7 @@ class RequestIdAndSecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = rid
                 for name, value in headers_to_add.items():
-                    if name not in headers and not (docs and name == "Content-Security-Policy"):
+                    if name not in headers:
                         headers[name] = value
             await send(message)
 
@@ -186,7 +186,7 @@ def create_app(
         version=__version__,
         summary="Dry needling: appropriateness, documentation and measured benefit.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the pinned package, not from a CDN
         redoc_url=None,
     )
     app.state.engine = engine
@@ -219,5 +219,44 @@ def create_app(
     _include_flat(app, pages.router)
     for router in ui.routers:
         _include_flat(app, router)
+    _api_docs(app)
     app.mount("/static", StaticFiles(packages=[("needlepoint.web", "static")]), name="static")
     return app
+
+
+# Swagger UI's own files, from the pinned `fastapi-offline` package (which ships them),
+# so that the API documentation works without internet. The page has no inline script:
+# `/static/api-docs.js` starts Swagger UI, so the same Content-Security-Policy as every
+# other page applies.
+API_DOCS_ASSETS = "/static/api-docs"
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Needlepoint API</title>
+<link rel="icon" href="{assets}/favicon.png">
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<script src="{assets}/swagger-ui-bundle.js" defer></script>
+<script src="/static/api-docs.js" defer></script>
+</head>
+<body>
+<main id="swagger-ui" data-openapi="{openapi}"><h1>Needlepoint API</h1>
+<p>Loading the API description&hellip;</p></main>
+</body>
+</html>
+"""
+
+
+def _api_docs(app: FastAPI) -> None:
+    page = API_DOCS_PAGE.format(assets=API_DOCS_ASSETS, openapi=app.openapi_url)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.mount(
+        API_DOCS_ASSETS,
+        StaticFiles(packages=[("fastapi_offline", "static")]),
+        name="api-docs-assets",
+    )

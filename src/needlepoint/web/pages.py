@@ -92,6 +92,7 @@ def _web_context(request: Request) -> RequestContext | None:
     request.state.user_name = found.full_name
     request.state.clinic_name = found.clinic_name
     request.state.clinic_time_zone = found.clinic_time_zone
+    request.state.user_role = found.role  # the menu shows "Staff" to owners
     request.state.web_session_id = ws.id
     actor = Actor(ws.user_id, ws.clinic_id, source="web", request_id=request_id(request))
     token = request.cookies.get(SESSION_COOKIE, "")

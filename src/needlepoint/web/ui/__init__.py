@@ -19,6 +19,7 @@ from needlepoint.web.ui import (
     errors,
     note_signing,
     notes,
+    patient_details,
     patients,
     progress,
     screening,
@@ -30,6 +31,7 @@ from needlepoint.web.ui import (
 routers: list[APIRouter] = [
     patients.router,  # before chart: /patients/new must not read as a patient id
     chart.router,
+    patient_details.router,
     care_team.router,
     screening.router,
     consent.router,

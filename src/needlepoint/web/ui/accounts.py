@@ -1,7 +1,8 @@
 """Accounts in the web app: "My account" (change the password, new recovery codes, one's
-own API tokens, sign out everywhere) and, for owners, "Staff accounts" (deactivate and
-reactivate, reset a password or a second factor, issue an enrolment code, lift sign-in
-delays, revoke API tokens). Every change goes through `actions/` (audited there); a
+own API tokens, sign out everywhere) and, for owners, "Staff accounts" (invite a
+colleague, change their role and licence, record their dry needling training, deactivate
+and reactivate, reset a password or a second factor, issue an enrolment code, lift
+sign-in delays, revoke API tokens). Every change goes through `actions/` (audited there); a
 one-time code an action returns is shown once, on the page that follows the change."""
 
 from __future__ import annotations
@@ -14,21 +15,35 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from needlepoint.actions import clinics, staff
-from needlepoint.domain.commands import ChangePassword, CreateApiToken, ReissueRecoveryCodes
+from needlepoint.actions import clinics, credentials, staff
+from needlepoint.domain.catalogue import muscles
+from needlepoint.domain.commands import (
+    AddTrainingRecord,
+    ChangePassword,
+    CreateApiToken,
+    RegisterUser,
+    ReissueRecoveryCodes,
+    UpdateStaffMember,
+)
+from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import DomainError, PermissionDenied
 from needlepoint.domain.permissions import Permission, allows
 from needlepoint.queries import accounts as queries
+from needlepoint.queries.credentials import user_credentials
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
     field_errors,
+    many,
+    optional,
     posted_form,
     refusal_page,
     render,
+    see_other,
     signed_in,
     text,
     to_login,
+    today,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -137,6 +152,9 @@ def _raw(form: dict[str, Any], key: str) -> str:
 # -- staff accounts (owners) ------------------------------------------------------------
 
 
+STAFF_ROLES = [r for r in Role if r is not Role.PATIENT]  # patients get their own links
+
+
 def _staff_page(request: Request, ctx: RequestContext, status: int = 200, **shown: Any) -> Response:
     try:
         with ctx.reader() as r:
@@ -144,7 +162,141 @@ def _staff_page(request: Request, ctx: RequestContext, status: int = 200, **show
     except PermissionDenied as err:
         return refusal_page(request, err)
     errors: Errors = shown.pop("errors", {})
-    return render(request, "staff.html", status, accounts=accounts, errors=errors, **shown)
+    shown.setdefault("form", {})
+    return render(
+        request,
+        "staff.html",
+        status,
+        accounts=accounts,
+        errors=errors,
+        roles=STAFF_ROLES,
+        me=ctx.actor.user_id,
+        **shown,
+    )
+
+
+@router.post("/staff/invite", response_model=None)
+async def invite(request: Request) -> Response:
+    """Invite a colleague: their account (no password yet) and a one-time code with which
+    they choose their password on the "Set a new password" page."""
+
+    def handle(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Response:
+        try:
+            cmd = RegisterUser.model_validate(
+                {
+                    "email": text(form, "email"),
+                    "full_name": text(form, "full_name"),
+                    "role": text(form, "role"),
+                    "licence_number": optional(text(form, "licence_number")),
+                    "licence_date": optional(text(form, "licence_date")),
+                }
+            )
+            user = clinics.register_user(ctx.uow(), ctx.actor, cmd)
+            user, code = staff.reset_password(ctx.uow(), ctx.actor, user.id)
+        except PermissionDenied as err:
+            return refusal_page(request, err)
+        except (DomainError, ValidationError) as err:
+            return _staff_page(request, ctx, 400, errors=field_errors(err, "invite-"), form=form)
+        return _staff_page(
+            request,
+            ctx,
+            saved=(
+                f"{user.full_name} is invited. Give them this code (in person or by phone); "
+                f"they choose their password at /password-reset with their email"
+            ),
+            code=code,
+        )
+
+    return await posted_form(request, handle)
+
+
+def _member_page(
+    request: Request, ctx: RequestContext, user_id: UUID, status: int = 200, **shown: Any
+) -> Response:
+    try:
+        with ctx.reader() as r:
+            r.require(Permission.MANAGE_ACCOUNTS)
+            found = user_credentials(r, user_id, today())
+            account = next(a for a in queries.staff_accounts(r) if a.user.id == user_id)
+    except DomainError as err:
+        return refusal_page(request, err)
+    shown.setdefault("errors", {})
+    shown.setdefault("form", {})
+    shown.setdefault("course", {})
+    return render(
+        request,
+        "staff_member.html",
+        status,
+        member=account.user,
+        account=account,
+        creds=found,
+        roles=STAFF_ROLES,
+        regions=sorted({m.region for m in muscles().muscles}),
+        is_self=user_id == ctx.actor.user_id,
+        **shown,
+    )
+
+
+@router.get("/staff/{user_id}", response_model=None)
+def staff_member(request: Request, user_id: UUID, saved: str = "") -> Response:
+    """One colleague: name, role and licence, dry needling training, account actions."""
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    message = {"profile": "Details saved.", "training": "Training record added."}.get(saved)
+    return _member_page(request, ctx, user_id, saved=message)
+
+
+@router.post("/staff/{user_id}/profile", response_model=None)
+async def staff_member_profile(request: Request, user_id: UUID) -> Response:
+    def handle(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Response:
+        try:
+            cmd = UpdateStaffMember.model_validate(
+                {
+                    "user_id": user_id,
+                    "expected_version": text(form, "version"),
+                    "full_name": text(form, "full_name"),
+                    "role": text(form, "role"),
+                    "licence_number": optional(text(form, "licence_number")),
+                    "licence_date": optional(text(form, "licence_date")),
+                }
+            )
+            staff.update_staff_member(ctx.uow(), ctx.actor, cmd)
+        except PermissionDenied as err:
+            return refusal_page(request, err)
+        except (DomainError, ValidationError) as err:
+            return _member_page(request, ctx, user_id, 400, errors=field_errors(err), form=form)
+        return see_other(f"/staff/{user_id}?saved=profile")
+
+    return await posted_form(request, handle)
+
+
+@router.post("/staff/{user_id}/training", response_model=None)
+async def staff_member_training(request: Request, user_id: UUID) -> Response:
+    def handle(request: Request, ctx: RequestContext, form: dict[str, Any]) -> Response:
+        try:
+            cmd = AddTrainingRecord.model_validate(
+                {
+                    "user_id": user_id,
+                    "provider": text(form, "provider"),
+                    "course": text(form, "course"),
+                    "hours_in_person": text(form, "hours_in_person"),
+                    "hours_online": text(form, "hours_online") or "0",
+                    "completed_on": text(form, "completed_on"),
+                    "exam_passed": text(form, "exam_passed") == "on",
+                    "regions": [r.strip() for r in many(form, "regions") if r.strip()],
+                    "supervised_sessions": optional(text(form, "supervised_sessions")),
+                }
+            )
+            credentials.add_training_record(ctx.uow(), ctx.actor, cmd)
+        except PermissionDenied as err:
+            return refusal_page(request, err)
+        except (DomainError, ValidationError) as err:
+            errors = field_errors(err, "course-")
+            return _member_page(request, ctx, user_id, 400, errors=errors, course=form)
+        return see_other(f"/staff/{user_id}?saved=training")
+
+    return await posted_form(request, handle)
 
 
 @router.get("/staff", response_model=None)

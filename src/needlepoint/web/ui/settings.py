@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from needlepoint.actions.credentials import update_clinic_settings
 from needlepoint.domain import clinic_time
 from needlepoint.domain.commands import UpdateClinicSettings
-from needlepoint.domain.credentials import jurisdictions
+from needlepoint.domain.credentials import jurisdiction, jurisdictions
 from needlepoint.domain.enums import CredentialPolicy, Role
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.permissions import GRANTS, Permission
+from needlepoint.domain.sources import sources
 from needlepoint.queries.overrides import override_review
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
@@ -47,6 +48,7 @@ def _page(
         # the owner's review of written safety overrides (issue 13)
         may_review = ctx.role in GRANTS[Permission.READ_AUDIT]
         overrides = override_review(r, limit=100) if may_review else None
+    rules = jurisdiction(clinic.jurisdiction)
     return render(
         request,
         "settings.html",
@@ -59,7 +61,9 @@ def _page(
         sides_checked=(text(form, "bill_sides_separately") == "on")
         if form
         else clinic.bill_sides_separately,
-        jurisdictions=sorted(jurisdictions().values(), key=lambda j: j.name),
+        jurisdictions=sorted(jurisdictions().values(), key=lambda j: (j.id != "none", j.name)),
+        rules=rules,
+        rule_sources=[sources()[i] for i in rules.sources],
         policies=list(CredentialPolicy),
         overrides=overrides,
         zone_names=sorted(clinic_time.zone_names()),
