@@ -33,6 +33,7 @@ from needlepoint.queries.credentials import user_credentials
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
+    clinic_zone,
     field_errors,
     many,
     optional,
@@ -216,7 +217,7 @@ def _member_page(
     try:
         with ctx.reader() as r:
             r.require(Permission.MANAGE_ACCOUNTS)
-            found = user_credentials(r, user_id, today())
+            found = user_credentials(r, user_id, today(clinic_zone(ctx)))
             account = next(a for a in queries.staff_accounts(r) if a.user.id == user_id)
     except DomainError as err:
         return refusal_page(request, err)
