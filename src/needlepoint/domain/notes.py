@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from needlepoint.domain.catalogue import muscle_ids
 from needlepoint.domain.commands import NeedlingSiteIn
@@ -39,9 +39,10 @@ def check_not_future(moment: datetime, now: datetime, field: str) -> None:
     `FUTURE_TOLERANCE` after `now`, naming the field."""
     if moment > now + FUTURE_TOLERANCE:
         raise InvalidInput(
-            f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the future; a note records what "
-            f"has already happened (up to {FUTURE_TOLERANCE.seconds // 60} minutes ahead allowed "
-            "for clock differences)",
+            # No clock time in the words: the form shows the time as the clinic reads
+            # it, and this rule does not know the clinic's zone (UTC would mislead).
+            "This time is in the future; a note records what has already happened (up to "
+            f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead allowed for clock differences)",
             field=field,
         )
 
