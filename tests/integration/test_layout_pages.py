@@ -90,3 +90,21 @@ def test_a_server_error_on_a_page_is_a_styled_500_that_shows_nothing_inside(
     assert "Something went wrong" in r.text
     assert "secret internals" not in r.text
     assert r.headers["content-security-policy"]
+
+
+def test_a_value_out_of_range_in_a_pages_address_is_a_page_naming_it(engine: sa.Engine) -> None:
+    """A page's query value the route refuses (the prognosis form's age, a negative
+    NPRS) is answered with a page in words naming each value, not a JSON document; a
+    caller that does not ask for a page keeps the problem document."""
+    browser = sign_in(engine, make_clinic(engine))
+    r = browser.get(
+        "/analytics/figures", params={"age": "500", "baseline_nprs": "-3"}, headers=BROWSER
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<h1>Check what was entered</h1>" in r.text
+    assert re.search(r"<li>age: Input should be less than or equal to 120", r.text)
+    assert re.search(r"<li>baseline nprs: Input should be greater than or equal to 0", r.text)
+    plain = browser.get("/analytics/figures", params={"age": "500"})  # not a browser
+    assert plain.status_code == 422
+    assert plain.headers["content-type"].startswith("application/problem+json")

@@ -78,11 +78,22 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem document."""
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
             for e in exc.errors()
         ]
+        # A page's address with a value out of range (a browser, outside the API): a
+        # page in words naming each value, not a JSON document.
+        page = error_page(
+            request,
+            422,
+            details=[
+                f"{e['field'].split('.')[-1].replace('_', ' ')}: {e['message']}" for e in errors
+            ],
+        )
+        if page is not None:
+            return page
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         return problem(
             422,
@@ -160,11 +171,14 @@ def install(app: FastAPI) -> None:
         return error_page(request, 500) or answer
 
 
-ErrorPage = Callable[[Request, int, dict[str, str] | None], Response]
+ErrorPage = Callable[..., Response]
 
 
 def error_page(
-    request: Request, status: int, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    headers: dict[str, str] | None = None,
+    details: list[str] | None = None,
 ) -> Response | None:
     """The error as a page of the web app (its layout, in words) for a browser asking
     for a page outside the API; None otherwise (a problem document answers). The page
@@ -175,7 +189,7 @@ def error_page(
         return None
     if "text/html" not in request.headers.get("accept", ""):
         return None
-    return render(request, status, headers)
+    return render(request, status, headers, details)
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str] | None:

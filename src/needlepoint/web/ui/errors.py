@@ -27,6 +27,7 @@ HEADINGS = {
         "This page cannot be used like this (the wrong kind of request).",
     ),
     413: ("Too large", "What was sent is larger than the clinic's records accept."),
+    422: ("Check what was entered", "A value is outside what this page accepts:"),
     429: ("Too many requests", "Too many requests in a short time: wait a moment and try again."),
     500: (
         "Something went wrong",
@@ -36,8 +37,14 @@ HEADINGS = {
 }
 
 
-def error_page(request: Request, status: int, headers: dict[str, str] | None = None) -> Response:
-    """The page for an HTTP error `status`, with the app's layout."""
+def error_page(
+    request: Request,
+    status: int,
+    headers: dict[str, str] | None = None,
+    details: list[str] | None = None,
+) -> Response:
+    """The page for an HTTP error `status`, with the app's layout; `details` in words
+    (e.g. which value of the address was refused, and why)."""
     heading, message = HEADINGS.get(status, ("Not available", "This page is not available."))
     page = render(
         request,
@@ -46,6 +53,7 @@ def error_page(request: Request, status: int, headers: dict[str, str] | None = N
         message=message,
         heading=heading,
         code=status,
+        details=details or [],
         request_id=getattr(request.state, "request_id", None),
     )
     page.headers.update(headers or {})
