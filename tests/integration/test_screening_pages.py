@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -96,3 +97,41 @@ def test_clearing_a_contraindication_is_explained_and_listed_on_the_chart(
     assert "lymphoedema clinic discharged her" in chart
     assert "Web Clinician" in chart
     assert "upper_limb" not in chart
+
+
+def test_a_screening_recorded_earlier_in_the_same_second_is_the_one_reviewed_against(
+    engine: sa.Engine, monkeypatch: Any
+) -> None:
+    """The review of a re-screening compares with the latest screening made before it.
+    One recorded a fraction of a second earlier, within the same whole second, counts:
+    the page once compared it with the time cut to whole seconds, missed it, and showed
+    no findings to clear (a flaky browser test found it)."""
+    import needlepoint.web.ui.screening as screening_page
+
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    patient = register_patient(
+        clinic.uow(), clinic.as_clinician, patient_cmd(mrn=f"S-{uuid.uuid4().hex[:6]}")
+    )
+    moment = datetime.now(UTC) - timedelta(seconds=2)
+    second = moment.replace(microsecond=0)
+    body = screening_body(lymphoedema=True)
+    record_screening(
+        clinic.uow(),
+        clinic.as_clinician,
+        screening_cmd(
+            patient.id,
+            answers=body["answers"],
+            lymphoedema_areas=["upper_limb:left"],
+            acknowledged_precautions=["lymphoedema"],
+            screened_at=second.replace(microsecond=900_000),
+        ),
+    )
+    # the page's clock reads whole seconds: the same second as the screening
+    monkeypatch.setattr(screening_page, "now", lambda: second, raising=False)
+    page = client.get(f"/patients/{patient.id}/screening").text
+    answers = {f"q-{q}": "no" for q in re.findall(r'name="q-([a-z_]+)" value="no"', page)}
+    answers |= {"unchanged-absolute": "yes", "unchanged-precaution": "yes"}
+    review = client.post(f"/patients/{patient.id}/screening", data=answers)
+    assert "Earlier findings this screening clears" in review.text
+    assert "Lymphoedema of the left arm" in review.text

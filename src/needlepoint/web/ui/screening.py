@@ -5,6 +5,7 @@ earlier contraindication no longer applies (step 2), record it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, get_args
 from uuid import UUID
 
@@ -32,7 +33,6 @@ from needlepoint.web.ui.forms import (
     clinic_zone,
     field_errors,
     many,
-    now,
     posted_form,
     refusal_page,
     render,
@@ -174,7 +174,10 @@ def _page(
     last = earlier[0] if earlier else None  # the newest (a second ago counts too)
     if not form and last is not None:
         form = form_from(last.answers)
-    cleared = rules.cleared_findings(rules.latest_before(earlier, now()), result) if result else {}
+    # The precise time, not `now()` (whole seconds): a screening recorded earlier in this
+    # same second is the one this review replaces, and must not be missed.
+    at = datetime.now(UTC)
+    cleared = rules.cleared_findings(rules.latest_before(earlier, at), result) if result else {}
     return render(
         request,
         "screening.html",
