@@ -22,8 +22,8 @@ from needlepoint.queries.patients import get_patient
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
+    clinic_zone,
     field_errors,
-    now,
     posted_form,
     refusal_page,
     render,
@@ -31,6 +31,7 @@ from needlepoint.web.ui.forms import (
     signed_in,
     text,
     to_login,
+    today,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -60,7 +61,7 @@ def _page(
         patient=patient,
         log=log,
         drug_classes=[d.value for d in DrugClass],
-        today=now().date().isoformat(),
+        today=today(clinic_zone(ctx)).isoformat(),  # the clinic's date
         form=form,
         errors=errors,
     )

@@ -187,7 +187,10 @@ def clinic_zone(where: RequestContext | Request | str | None) -> ZoneInfo:
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    """The time now, to the microsecond as stored records are: a time cut to whole
+    seconds would read a record made earlier in the same second as not made yet (the
+    chart just after a screening, the review of a re-screening)."""
+    return datetime.now(UTC)
 
 
 def local_input(moment: datetime, tz: ZoneInfo) -> str:
