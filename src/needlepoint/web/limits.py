@@ -326,9 +326,8 @@ class RateLimit:
                 credential = "token:" + hashlib.sha256(value).hexdigest()[:32]
                 break
         now = self.clock()
-        wait = self._take("address:" + address, self.rate * 2, self.burst * 2, now)
-        if credential != address:
-            wait = max(wait, self._take(credential, self.rate, self.burst, now))
+        keys = ["address:" + address] + ([credential] if credential != address else [])
+        wait = max(self._take(key, *self._limits(key), now) for key in keys)
         if wait > 0:
             retry = max(1, math.ceil(wait))
             await problems.too_many(Request(scope), retry)(scope, receive, send)
