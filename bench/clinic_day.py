@@ -268,15 +268,16 @@ def _tree(pid: int) -> list[int]:
     return sorted(set(found))
 
 
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by the server and each of its processes."""
+    used: dict[int, float] = {}
     for p in _tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        used[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
 
 
 def rss_mb(pid: int) -> float:
@@ -343,6 +344,7 @@ class Stats:
     busy: int = 0
     wall: float = 0.0  # the measured window: after the sign-ins, until the last answer
     server_cpu: float = 0.0
+    process_cpu: list[float] = field(default_factory=list)
     own_cpu: float = 0.0
     requests: int = 0
     samples: list[str] = field(default_factory=list)
@@ -496,7 +498,7 @@ async def run_level(
 
     try:
         await asyncio.gather(*(signed_in(i) for i in range(clients)))
-        cpu0, t0, own0 = cpu_seconds(server_pid), time.perf_counter(), time.process_time()
+        cpu0, t0, own0 = cpu_by_process(server_pid), time.perf_counter(), time.process_time()
         stop = time.monotonic() + seconds
         await asyncio.gather(
             *(
@@ -505,7 +507,13 @@ async def run_level(
             )
         )
         stats.wall = time.perf_counter() - t0
-        stats.server_cpu = cpu_seconds(server_pid) - cpu0
+        cpu1 = cpu_by_process(server_pid)
+        # Per process: an uneven share shows connections bunched on one worker.
+        stats.process_cpu = sorted(
+            (cpu1[p] - cpu0.get(p, 0.0) for p in cpu1 if cpu1[p] - cpu0.get(p, 0.0) > 0.01),
+            reverse=True,
+        )
+        stats.server_cpu = sum(stats.process_cpu)
         stats.own_cpu = time.process_time() - own0
     finally:
         for b in browsers:
@@ -527,7 +535,8 @@ def report(db: str, clients: int, stats: Stats, wall: float, cpu: float, mem: fl
     print(
         f"\n{db} · {clients} clients · {rate:.0f} req/s · p50 {pct(all_times, 0.5):.0f} ms · "
         f"p95 {pct(all_times, 0.95):.0f} ms · p99 {pct(all_times, 0.99):.0f} ms · "
-        f"errors {errors} (503: {stats.busy}) · server CPU {cpu / wall * 100:.0f} % · "
+        f"errors {errors} (503: {stats.busy}) · server CPU {cpu / wall * 100:.0f} % "
+        f"({' + '.join(f'{c / wall * 100:.0f}' for c in stats.process_cpu)}) · "
         f"RSS {mem:.0f} MB",
         flush=True,
     )
