@@ -406,7 +406,8 @@ def _benefit_blocks(b: BenefitSummary) -> list[Block]:
             )
     for f in b.facts:
         value = "not known" if f.value is None else str(f.value)
-        out.append(Paragraph(f"{f.label}: {value}{' ' + f.unit if f.unit else ''}"))
+        unit = f.unit[:-1] if f.value == 1 and f.unit.endswith("s") else f.unit
+        out.append(Paragraph(f"{f.label}: {value}{' ' + unit if unit else ''}"))
     if not b.measured and b.id != "tissue_healing":
         out.append(Paragraph(f"Nothing recorded in this episode informs {b.name.lower()}."))
     ev = b.evidence
@@ -591,6 +592,20 @@ def report_document(ctx: RequestContext, episode_id: UUID, *, export: bool) -> P
             "hint",
         )
     )
+    blocks.append(
+        Table(
+            ["Benefit", "Result", "Measured by"],
+            [
+                [
+                    b.name,
+                    headline(b),
+                    ", ".join(dict.fromkeys(m.name for m in b.measures)) or "—",
+                ]
+                for b in summary.benefits
+            ],
+            widths=[5, 5, 6],
+        )
+    )
     for b in summary.benefits:
         blocks.extend(_benefit_blocks(b))
     blocks.append(Heading("Signature"))
@@ -680,11 +695,12 @@ def consent_document(ctx: RequestContext, consent_id: UUID, *, export: bool) -> 
             f"withdrawn {when(consent.withdrawn_at)}" if consent.withdrawn_at else "in force",
         ),
     ]
-    blocks += [Heading("Signature"), Facts(signed)]
+    blocks.append(Heading("Signature"))
     if consent.signature and consent.signature.lstrip().startswith("M"):
         blocks.append(Signature(consent.signature, f"Signature of {consent.signer_name}"))
     elif consent.signature:
         blocks.append(Paragraph("A signature image was captured (not reproduced here).", "hint"))
+    blocks.append(Facts(signed))
     return Printed(
         Document(
             title="Informed consent — patient's copy",
