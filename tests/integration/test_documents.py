@@ -193,12 +193,14 @@ def _words(text: str) -> str:
 def _plot_blue_pixels(page: Path) -> int:
     """Pixels of the plots' line colour (#0b5cad), give or take anti-aliasing."""
     image = Image.open(page).convert("RGB")
-    return sum(1 for r, g, b in image.getdata() if r < 60 and 60 < g < 130 and 140 < b < 210)
+    return sum(
+        1 for r, g, b in image.get_flattened_data() if r < 60 and 60 < g < 130 and 140 < b < 210
+    )
 
 
 def _ink_pixels(page: Path) -> int:
     image = Image.open(page).convert("L")
-    return sum(1 for v in image.getdata() if v < 128)
+    return sum(1 for v in image.get_flattened_data() if v < 128)
 
 
 def _visible(html: str) -> str:

@@ -5,21 +5,29 @@ Fonts: fpdf2's built-in PDF fonts cover Latin-1 only (no "≥", "−", "→" or 
 outside Western Europe), so the text is set in DejaVu Sans, embedded in the file. The
 TTF files are the ones matplotlib ships in its `mpl-data/fonts/ttf/` (matplotlib is
 already a locked dependency; DejaVu's licence, `LICENSE_DEJAVU`, is beside them): no
-system font and no download is needed. Only the glyphs used are embedded (subsetting)."""
+system font and no download is needed. Only the glyphs used are embedded (subsetting).
+Text is shaped with HarfBuzz (`uharfbuzz`, a locked binary wheel for Linux and macOS), so
+right-to-left and joined scripts (Arabic, Hebrew) read as written. DejaVu Sans has no
+Chinese, Japanese or Korean glyphs: a character the font cannot show is replaced by "?"
+and the document opens with a notice saying so (the print view, in the browser's fonts,
+shows it) - a name is never silently shortened."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from functools import cache
 from pathlib import Path
 
 import matplotlib
 import PIL.Image
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from needlepoint.adapters.documents.model import (
+    Block,
     Document,
     Facts,
     Figure,
@@ -30,7 +38,7 @@ from needlepoint.adapters.documents.model import (
 )
 
 FAMILY = "DejaVu"
-_FACES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+_FACES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 _INK = (27, 31, 36)
 _GREY = (90, 96, 104)
 _WARN = (164, 22, 26)
@@ -38,13 +46,75 @@ _WARN = (164, 22, 26)
 
 @cache
 def font_files() -> dict[str, Path]:
-    """The DejaVu Sans faces matplotlib ships (regular, bold, oblique)."""
+    """The DejaVu Sans faces matplotlib ships (regular and bold: all the documents use)."""
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     found = {style: folder / name for style, name in _FACES.items()}
     missing = [str(p) for p in found.values() if not p.is_file()]
     if missing:  # a broken matplotlib install: say which file, not a glyph error later
         raise FileNotFoundError(f"the PDF fonts are missing: {', '.join(missing)}")
     return found
+
+
+@cache
+def _covered() -> frozenset[int]:
+    """The code points every face of the font can draw."""
+    faces = []
+    for path in font_files().values():
+        with TTFont(str(path), lazy=True) as font:
+            faces.append(frozenset(font.getBestCmap()))
+    return frozenset.intersection(*faces)
+
+
+MISSING_NOTICE = (
+    "Some characters of this record cannot be shown in this PDF's font and are replaced "
+    'by "?": read them in the print view, or in the record itself.'
+)
+
+
+def _shown(text: str, missing: set[str]) -> str:
+    covered = _covered()
+    out = []
+    for ch in text:
+        if ch in "\n\t" or ord(ch) in covered:
+            out.append(ch)
+        else:
+            missing.add(ch)
+            out.append("?")
+    return "".join(out)
+
+
+def printable(document: Document) -> tuple[Document, set[str]]:
+    """The document with every character the font cannot draw replaced by "?", and the
+    characters replaced."""
+    missing: set[str] = set()
+
+    def block(b: Block) -> Block:
+        if isinstance(b, Heading | Paragraph):
+            return dataclasses.replace(b, text=_shown(b.text, missing))
+        if isinstance(b, Facts):
+            return Facts([(_shown(k, missing), _shown(v, missing)) for k, v in b.rows])
+        if isinstance(b, Table):
+            return dataclasses.replace(
+                b,
+                header=[_shown(h, missing) for h in b.header],
+                rows=[[_shown(v, missing) for v in row] for row in b.rows],
+                caption=_shown(b.caption, missing),
+            )
+        return dataclasses.replace(b, caption=_shown(b.caption, missing))
+
+    shown = dataclasses.replace(
+        document,
+        title=_shown(document.title, missing),
+        subject=_shown(document.subject, missing),
+        clinic=_shown(document.clinic, missing),
+        produced=_shown(document.produced, missing),
+        blocks=[block(b) for b in document.blocks],
+    )
+    if missing:
+        shown = dataclasses.replace(
+            shown, blocks=[Paragraph(MISSING_NOTICE, "warning"), *shown.blocks]
+        )
+    return shown, missing
 
 
 class _Pdf(FPDF):
@@ -55,6 +125,7 @@ class _Pdf(FPDF):
         self.document = document
         for style, path in font_files().items():
             self.add_font(FAMILY, style, str(path))
+        self.set_text_shaping(True)  # HarfBuzz: Arabic and Hebrew read as written
         self.set_margins(18, 16, 18)
         self.set_auto_page_break(auto=True, margin=18)
         self.set_title(document.title)
@@ -88,6 +159,7 @@ class _Pdf(FPDF):
 
 def render_pdf(document: Document) -> bytes:
     """The document as PDF bytes."""
+    document, _missing = printable(document)
     pdf = _Pdf(document)
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
