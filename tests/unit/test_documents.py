@@ -23,7 +23,13 @@ from needlepoint.adapters.documents.model import (
     Signature,
     Table,
 )
-from needlepoint.adapters.documents.pdf import MISSING_NOTICE, font_files, printable, render_pdf
+from needlepoint.adapters.documents.pdf import (
+    MISSING_NOTICE,
+    font_files,
+    needs_shaping,
+    printable,
+    render_pdf,
+)
 from needlepoint.adapters.documents.plots import Series, measure_png
 from needlepoint.web.ui.documents import with_unit
 
@@ -140,3 +146,10 @@ def test_a_document_the_font_can_draw_has_no_notice() -> None:
     shown, missing = printable(doc)
     assert not missing
     assert shown == dataclasses.replace(doc)
+
+
+def test_only_right_to_left_or_marked_text_is_shaped() -> None:
+    assert not needs_shaping(_doc(Paragraph("Łukasiewicz, Zoë: depth ≥ 5 mm; Дмитрий, Ελένη")))
+    assert needs_shaping(_doc(Facts([("Patient", "محمد")])))
+    assert needs_shaping(_doc(Table(["Name"], [["שרה"]])))
+    assert needs_shaping(_doc(Paragraph("Zoe\u0308")))  # e + combining diaeresis

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import unicodedata
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -83,6 +85,35 @@ def _shown(text: str, missing: set[str]) -> str:
     return "".join(out)
 
 
+def _texts(document: Document) -> Iterator[str]:
+    yield from (document.title, document.subject, document.clinic, document.produced)
+    for b in document.blocks:
+        if isinstance(b, Heading | Paragraph):
+            yield b.text
+        elif isinstance(b, Facts):
+            for k, v in b.rows:
+                yield k
+                yield v
+        elif isinstance(b, Table):
+            yield from b.header
+            for row in b.rows:
+                yield from row
+            yield b.caption
+        else:
+            yield b.caption
+
+
+def needs_shaping(document: Document) -> bool:
+    """Whether any text is right-to-left or carries combining marks (Arabic, Hebrew,
+    decomposed accents): text that reads wrongly unless shaped."""
+    return any(
+        unicodedata.bidirectional(ch) in ("R", "AL") or unicodedata.category(ch) == "Mn"
+        for text in _texts(document)
+        for ch in text
+        if ord(ch) > 0x2FF
+    )
+
+
 def printable(document: Document) -> tuple[Document, set[str]]:
     """The document with every character the font cannot draw replaced by "?", and the
     characters replaced."""
@@ -125,7 +156,8 @@ class _Pdf(FPDF):
         self.document = document
         for style, path in font_files().items():
             self.add_font(FAMILY, style, str(path))
-        self.set_text_shaping(True)  # HarfBuzz: Arabic and Hebrew read as written
+        if needs_shaping(document):  # HarfBuzz: Arabic and Hebrew read as written
+            self.set_text_shaping(True)  # (only then: shaping every line costs ~5×)
         self.set_margins(18, 16, 18)
         self.set_auto_page_break(auto=True, margin=18)
         self.set_title(document.title)

@@ -37,7 +37,7 @@ def _day(moment: datetime) -> float:
     return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]
 
 
-def measure_png(series: Series, tz: ZoneInfo, *, dpi: int = 150) -> bytes:
+def measure_png(series: Series, tz: ZoneInfo, *, dpi: int = 120) -> bytes:
     """The plot as PNG bytes (about 16 × 6 cm at print size)."""
     fig = Figure(figsize=(6.4, 2.5))
     ax = fig.add_subplot()
