@@ -24,22 +24,28 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from needlepoint.actions.accounts import update_security_settings
+from needlepoint.actions.adverse_events import add_follow_up, record_adverse_event
 from needlepoint.actions.clinics import register_user
 from needlepoint.actions.consent import record_consent
 from needlepoint.actions.credentials import update_clinic_settings
-from needlepoint.actions.episodes import open_episode
+from needlepoint.actions.episodes import close_episode, open_episode
 from needlepoint.actions.patients import register_patient
 from needlepoint.actions.screening import record_screening
 from needlepoint.actions.sessions import amend_session, record_session, sign_session
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.commands import (
+    AddAdverseEventFollowUp,
     AmendSession,
+    CloseEpisode,
+    RecordAdverseEvent,
     RegisterUser,
     SignSession,
     UpdateClinicSettings,
+    UpdateSecuritySettings,
 )
 from needlepoint.domain.entities import Clinic
-from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.enums import AdverseEventKind, AuditAction, FollowUpKind, Role, Severity
 from needlepoint.web.app import create_app
 from tests.conftest import ClinicFixture
 from tests.factories import (
@@ -131,6 +137,27 @@ def _chart(clinic: ClinicFixture) -> Chart:
             text="The levator scapulae depth was 25 mm, not 30 mm.",
         ),
     )
+    event = record_adverse_event(
+        clinic.uow(),
+        clinic.as_clinician,
+        RecordAdverseEvent(
+            session_id=signed[0].id,
+            kind=AdverseEventKind.BRUISING,
+            severity=Severity.MILD,
+            onset_at=STARTED + timedelta(hours=20),
+            description="Bruise over the left upper trapezius",
+        ),
+    )
+    add_follow_up(
+        clinic.uow(),
+        clinic.as_clinician,
+        AddAdverseEventFollowUp(
+            adverse_event_id=event.id,
+            kind=FollowUpKind.RESOLUTION,
+            text="Resolved without treatment",
+            occurred_at=STARTED + timedelta(days=5),
+        ),
+    )
     draft = record_session(
         clinic.uow(),
         clinic.as_clinician,
@@ -139,7 +166,9 @@ def _chart(clinic: ClinicFixture) -> Chart:
     return Chart(patient.id, episode.id, signed[0].id, draft.id, consent.id)
 
 
-def _web(engine: sa.Engine, clinic: ClinicFixture, name: str = "Wendy Web") -> TestClient:
+def _web(
+    engine: sa.Engine, clinic: ClinicFixture, name: str = "Wendy Web", role: Role = Role.CLINICIAN
+) -> TestClient:
     tag = re.sub(r"[^a-z0-9]", "", name.lower()) + str(clinic.owner.clinic_id)[:8]
     register_user(
         clinic.uow(),
@@ -147,7 +176,7 @@ def _web(engine: sa.Engine, clinic: ClinicFixture, name: str = "Wendy Web") -> T
         RegisterUser(
             email=f"{tag}@test.example",
             full_name=name,
-            role=Role.CLINICIAN,
+            role=role,
             password=PASSWORD,
             licence_number="PT-12345",
             licence_date=date(2015, 6, 1),
@@ -269,6 +298,9 @@ def test_the_signed_note_prints_and_downloads_with_signer_zone_sites_and_amendme
         "Depth corrected",
         "The levator scapulae depth was 25 mm, not 30 mm.",
         "Amended by Pat Therapist",
+        "Adverse event (recorded after signing, onset 2026-02-03 21:30 PST): bruising, mild:",
+        "Bruise over the left upper trapezius",
+        "Resolution, 2026-02-08 01:30 PST: Resolved without treatment (Pat Therapist)",
         "Produced",
         "page 1 of",
     ):
@@ -409,3 +441,69 @@ def test_signed_out_is_sent_to_sign_in(engine: sa.Engine, clinic: ClinicFixture)
     r = anonymous.get(f"/sessions/{chart.signed_id}/pdf", follow_redirects=False)
     assert r.status_code == 303
     assert r.headers["location"] == "/login"
+
+
+def test_a_closed_episode_gives_a_discharge_report(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    chart = _chart(clinic)
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.select(t.episodes.c.version).where(t.episodes.c.id == chart.episode_id)
+        ).scalar_one()
+    close_episode(
+        clinic.uow(),
+        clinic.as_clinician,
+        CloseEpisode(
+            episode_id=chart.episode_id,
+            expected_version=version,
+            closed_on=date(2026, 3, 1),
+            discharge_reason="Goals met",
+        ),
+    )
+    web = _web(engine, clinic)
+    page = web.get(f"/episodes/{chart.episode_id}/report")
+    seen = _visible(page.text)
+    assert "Discharge report" in seen
+    assert "2026-03-01: Goals met" in seen
+    pdf = web.get(f"/episodes/{chart.episode_id}/report/pdf")
+    assert pdf.headers["content-disposition"].startswith('attachment; filename="discharge-report-')
+
+
+def test_the_front_desk_cannot_print_clinical_documents(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    chart = _chart(clinic)
+    desk = _web(engine, clinic, "Dana Desk", Role.ASSISTANT)
+    for url in (
+        f"/sessions/{chart.signed_id}/pdf",
+        f"/episodes/{chart.episode_id}/report/pdf",
+        f"/consents/{chart.consent_id}/pdf",
+        f"/consents/{chart.consent_id}/print",
+    ):
+        r = desk.get(url)
+        assert r.status_code == 403, url
+        assert "Lovelace" not in r.text
+    assert not _exports(engine, clinic.owner.clinic_id, desk)
+
+
+def test_outside_the_care_team_a_clinician_cannot_print(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    chart = _chart(clinic)
+    update_security_settings(
+        clinic.uow(),
+        clinic.as_owner,
+        UpdateSecuritySettings(mfa_required=False, care_team_restriction=True),
+        expected_version=1,
+    )
+    outsider = _web(engine, clinic, "Nora Notteam")
+    for url in (
+        f"/sessions/{chart.signed_id}/pdf",
+        f"/episodes/{chart.episode_id}/report",
+        f"/consents/{chart.consent_id}/pdf",
+    ):
+        r = outsider.get(url)
+        assert r.status_code == 403, url
+        assert "Lovelace" not in r.text
+    assert not _exports(engine, clinic.owner.clinic_id, outsider)
