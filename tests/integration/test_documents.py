@@ -412,6 +412,7 @@ def test_a_draft_has_no_printed_form(engine: sa.Engine, clinic: ClinicFixture) -
         r = web.get(url)
         assert r.status_code == 404, url
         assert r.headers["content-type"].startswith("text/html")
+        assert "only a signed note is printed" in r.text
     assert not _exports(engine, clinic.owner.clinic_id, web)
 
 

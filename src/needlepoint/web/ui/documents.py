@@ -77,6 +77,10 @@ METHOD_WORDS = {
 }
 
 
+class DraftNote(NotFound):
+    """A draft has no printed form: it is not yet part of the record (404)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Printed:
     """A document and the patient it is about (the print page links back to them)."""
@@ -167,8 +171,9 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
         d = session_detail(r, session_id)
         s = d.session
         if s.status is not SessionStatus.SIGNED or s.signed_at is None:
-            raise NotFound(
-                "only a signed note is printed: this note is a draft", field="session_id"
+            raise DraftNote(
+                "This note is a draft: only a signed note is printed. Sign it first.",
+                field="session_id",
             )
         episode = episode_detail(r, s.episode_id).episode
         patient = get_patient(r, s.patient_id)
@@ -744,6 +749,8 @@ def _print(request: Request, build: Builder, record_id: UUID, pdf_url: str, back
         return to_login()
     try:
         printed = build(ctx, record_id, export=False)
+    except DraftNote as err:
+        return render(request, "error.html", 404, message=err.detail)
     except DomainError as err:
         return refusal_page(request, err)
     doc = printed.document
@@ -764,6 +771,8 @@ def _pdf(request: Request, build: Builder, record_id: UUID) -> Response:
         return to_login()
     try:
         doc = build(ctx, record_id, export=True).document
+    except DraftNote as err:
+        return render(request, "error.html", 404, message=err.detail)
     except DomainError as err:
         return refusal_page(request, err)
     return Response(
