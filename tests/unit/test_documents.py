@@ -124,8 +124,8 @@ def test_a_signature_path_is_read_as_strokes() -> None:
 
 
 def test_units_are_spaced_but_fractions_and_angles_stay_attached() -> None:
-    assert with_unit(25, "mm") == "25 mm"
-    assert with_unit(34.0, "%") == "34 %"
+    assert with_unit(25, "mm") == "25\u00a0mm"  # a space that never breaks the line
+    assert with_unit(34.0, "%") == "34\u00a0%"
     assert with_unit(4, "/10") == "4/10"
     assert with_unit(59, "°") == "59°"
     assert with_unit(0.25, "") == "0.25"

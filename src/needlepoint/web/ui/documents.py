@@ -65,6 +65,7 @@ from needlepoint.web.ui.signed_notes import FOLLOW_UP_WORDS
 
 router = APIRouter(include_in_schema=False)
 
+NBSP = "\u00a0"
 RELATIONSHIP_WORDS = {
     "patient": "the patient",
     "parent": "a parent",
@@ -103,7 +104,9 @@ def with_unit(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
     u = unit.strip()
-    return f"{number(value)}{u}" if not u or u.startswith(("/", "°")) else f"{number(value)} {u}"
+    if not u or u.startswith(("/", "°")):
+        return f"{number(value)}{u}"
+    return f"{number(value)}{NBSP}{u}"  # a value and its unit never part at a line's end
 
 
 def person(p: Signatory | None) -> str:
@@ -139,7 +142,7 @@ def _muscle_names() -> dict[str, str]:
 
 def needle(site: NeedlingSite) -> str:
     """The needle as the note records it: diameter × length, "0.3 × 40 mm"."""
-    return f"{number(site.needle_gauge_mm)} × {number(site.needle_length_mm)} mm"
+    return f"{number(site.needle_gauge_mm)}{NBSP}×{NBSP}{number(site.needle_length_mm)}{NBSP}mm"
 
 
 def estim(site: NeedlingSite) -> str:
@@ -148,9 +151,9 @@ def estim(site: NeedlingSite) -> str:
     params = site.estim_params or {}
     parts = []
     if params.get("frequency_hz") is not None:
-        parts.append(f"{params['frequency_hz']} Hz")
+        parts.append(f"{params['frequency_hz']}{NBSP}Hz")
     if params.get("minutes") is not None:
-        parts.append(f"{params['minutes']} min")
+        parts.append(f"{params['minutes']}{NBSP}min")
     return ", ".join(parts) or "yes"
 
 
@@ -251,7 +254,7 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     site.trigger_point.value,
                     label(site.technique),
                     needle(site),
-                    f"{number(site.depth_mm)} mm",
+                    with_unit(site.depth_mm, "mm"),
                     str(site.insertions),
                     str(site.local_twitch_responses),
                     estim(site),
@@ -273,7 +276,7 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     "Tolerance",
                 ],
                 rows,
-                widths=[20, 7, 10, 12, 18, 9, 12, 11, 8, 11],
+                widths=[18, 7, 10, 13, 18, 9, 13, 12, 9, 13],
                 caption="Needle: diameter × length. Twitches: local twitch responses.",
             )
         )
@@ -306,7 +309,7 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
     if outcome_rows:
         blocks.append(Table(["Measure", "Score"], outcome_rows, widths=[3, 1]))
     for c in d.co_interventions:
-        minutes = f" ({c.minutes} min)" if c.minutes else ""
+        minutes = f" ({c.minutes}{NBSP}min)" if c.minutes else ""
         blocks.append(Paragraph(f"{label(c.modality).capitalize()}: {c.description}{minutes}"))
     for a in d.adverse_events:
         recorded = people.get(a.recorded_by)
@@ -521,7 +524,7 @@ def report_document(ctx: RequestContext, episode_id: UUID, *, export: bool) -> P
                 "; ".join(
                     f"{names.get(x.muscle_id, label(x.muscle_id))} ({x.side.value}, "
                     f"{x.insertions} insertion{'' if x.insertions == 1 else 's'}, "
-                    f"{number(x.depth_mm)} mm)"
+                    f"{with_unit(x.depth_mm, 'mm')})"
                     for x in here
                 )
                 or "no needling",
