@@ -27,7 +27,7 @@ from PIL import Image
 from needlepoint.actions.accounts import update_security_settings
 from needlepoint.actions.adverse_events import add_follow_up, record_adverse_event
 from needlepoint.actions.clinics import register_user
-from needlepoint.actions.consent import record_consent
+from needlepoint.actions.consent import record_consent, withdraw_consent
 from needlepoint.actions.credentials import update_clinic_settings
 from needlepoint.actions.episodes import close_episode, open_episode
 from needlepoint.actions.patients import register_patient
@@ -43,6 +43,7 @@ from needlepoint.domain.commands import (
     SignSession,
     UpdateClinicSettings,
     UpdateSecuritySettings,
+    WithdrawConsent,
 )
 from needlepoint.domain.entities import Clinic
 from needlepoint.domain.enums import AdverseEventKind, AuditAction, FollowUpKind, Role, Severity
@@ -279,6 +280,9 @@ def test_the_signed_note_prints_and_downloads_with_signer_zone_sites_and_amendme
         assert words in seen, words
     assert not UUID_RE.search(seen), "an internal id on the print page"
     assert f'href="/sessions/{chart.signed_id}/pdf"' in page.text
+    note_page = web.get(f"/sessions/{chart.signed_id}").text  # linked from the signed note
+    assert f'href="/sessions/{chart.signed_id}/print"' in note_page
+    assert f'href="/sessions/{chart.signed_id}/pdf"' in note_page
 
     pdf = web.get(f"/sessions/{chart.signed_id}/pdf")
     assert pdf.status_code == 200
@@ -508,3 +512,22 @@ def test_outside_the_care_team_a_clinician_cannot_print(
         assert r.status_code == 403, url
         assert "Lovelace" not in r.text
     assert not _exports(engine, clinic.owner.clinic_id, outsider)
+
+
+def test_a_withdrawn_consent_says_so_on_its_copy(
+    engine: sa.Engine, clinic: ClinicFixture, tmp_path: Path
+) -> None:
+    chart = _chart(clinic)
+    withdraw_consent(
+        clinic.uow(),
+        clinic.as_clinician,
+        WithdrawConsent(
+            consent_id=chart.consent_id,
+            expected_version=1,
+            withdrawn_at=STARTED + timedelta(weeks=6),
+        ),
+    )
+    web = _web(engine, clinic)
+    text, _pages = _pdf_pages(web.get(f"/consents/{chart.consent_id}/pdf").content, tmp_path, "w")
+    assert "withdrawn 2026-03-17 09:30 UTC" in _words(text)
+    assert "in force" not in _words(text)
