@@ -104,7 +104,7 @@ def _build(engine: sa.Engine) -> dict[str, UUID]:
     uow = lambda: SqlUnitOfWork(engine)  # noqa: E731
     patient = register_patient(uow(), clinician, patient_cmd(given_name="Ada", family_name="Lind"))
     screening.record_screening(uow(), clinician, screening_cmd(patient.id))
-    consent.record_consent(uow(), clinician, consent_cmd(patient.id))
+    given = consent.record_consent(uow(), clinician, consent_cmd(patient.id))
     record_referral(
         uow(),
         clinician,
@@ -150,6 +150,7 @@ def _build(engine: sa.Engine) -> dict[str, UUID]:
         "demo_signed": demo_signed.id,
         "demo_episode": demo_signed.episode_id,
         "colleague": clinician_id,
+        "consent": given.id,
     }
 
 
@@ -194,6 +195,9 @@ def _signed_in_pages(ids: dict[str, UUID]) -> list[tuple[str, str]]:
         ("note-signed", f"/sessions/{ids['signed']}"),
         ("note-signed-demo", f"/sessions/{ids['demo_signed']}"),
         ("progress", f"/episodes/{ids['demo_episode']}/progress"),
+        ("note-print", f"/sessions/{ids['signed']}/print"),
+        ("report-print", f"/episodes/{ids['demo_episode']}/report"),
+        ("consent-print", f"/consents/{ids['consent']}/print"),
         ("analytics", "/analytics"),
         ("settings", "/settings"),
         ("staff", "/staff"),

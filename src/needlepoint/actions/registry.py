@@ -95,6 +95,10 @@ OTHER_EVENTS: dict[AuditAction, str] = {
         "the read side: the audit report's export (web/api/audit.py) notes the "
         "disclosure on its reader"
     ),
+    AuditAction.DOCUMENT_EXPORTED: (
+        "the read side: a PDF download of a signed note, progress report or consent "
+        "copy (web/ui/documents.py) notes the export on its reader"
+    ),
 }
 """Audit event kinds that no single action declares, and who writes them."""
 

@@ -177,6 +177,9 @@ class AuditAction(StrEnum):
     USER_UPDATED = "user.updated"
     REFERRAL_RECORDED = "patient.referral_recorded"
 
+    # printable documents (issue 17 item 3): a PDF of health information left the system
+    DOCUMENT_EXPORTED = "record.document_exported"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""

@@ -14,6 +14,7 @@ from needlepoint.web.ui import (
     care_team,
     chart,
     consent,
+    documents,
     episode_care,
     episodes,
     errors,
@@ -46,4 +47,5 @@ routers: list[APIRouter] = [
     errors.router,
     templates_page.router,
     episode_care.router,
+    documents.router,
 ]

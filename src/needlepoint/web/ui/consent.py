@@ -17,6 +17,7 @@ from needlepoint.domain.enums import ConsentMethod
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.queries.patients import get_patient
+from needlepoint.queries.screening import patient_consents
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
@@ -58,6 +59,7 @@ def _page(
 ) -> Response:
     with ctx.reader() as r:
         patient = get_patient(r, patient_id)
+        signed = patient_consents(r, patient_id)
     chosen = text(form, "template") or current_templates()[0].id
     template = next(t for t in current_templates() if t.id == chosen)
     age = age_on(patient.birth_date, clinic_today(clinic_zone(ctx)))
@@ -80,6 +82,7 @@ def _page(
         age=age,
         form=form,
         errors=errors,
+        signed=signed,
     )
 
 

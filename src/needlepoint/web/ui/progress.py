@@ -123,6 +123,17 @@ def _tick(value: float) -> str:
     return f"{round(value, 6):g}"
 
 
+def meaningful_change(m: MeasureSummary) -> float | None:
+    """The change this patient's baseline needs to count as meaningful, against the
+    instrument's governing threshold (both criteria where the rule needs both: 2 points
+    and 30 % of 7 is 2.1 points); None without a baseline or a published threshold."""
+    inst = library().get(m.instrument_id)
+    threshold = meaningful_threshold(inst, m.context) if inst else None
+    if threshold is None or m.baseline is None:
+        return None
+    return required_change(threshold, m.baseline)
+
+
 def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     """Scale one series into the plot's pixel box."""
     inst = library().get(m.instrument_id)
@@ -134,14 +145,7 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     if m.instrument_id in ("rom", "ppt") or hi - lo > 100:
         lo, hi = min(scores) * 0.9, max(scores) * 1.1 or 1.0
     lo, hi = min([lo, *scores]), max([hi, *scores])  # derived counts may exceed the range
-    threshold = meaningful_threshold(inst, m.context) if inst else None
-    # The band is the change this patient's baseline needs (both criteria where the rule
-    # needs both: 2 points and 30 % of 7 is 2.1 points).
-    mcid = (
-        required_change(threshold, m.baseline)
-        if threshold is not None and m.baseline is not None
-        else None
-    )
+    mcid = meaningful_change(m)
     if m.baseline is not None and mcid is not None:
         lo, hi = min(lo, m.baseline - mcid), max(hi, m.baseline + mcid)
     whole = all(float(v).is_integer() for v in scores) and m.unit not in ("%", "°")
