@@ -177,6 +177,9 @@ class AuditAction(StrEnum):
     USER_UPDATED = "user.updated"
     REFERRAL_RECORDED = "patient.referral_recorded"
 
+    # the de-identified research export (issue 17 item 4): a disclosure, audited as such
+    RESEARCH_EXPORTED = "research.exported"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""
