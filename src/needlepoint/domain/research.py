@@ -27,6 +27,7 @@ is handled, in `SAFE_HARBOR`):
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from needlepoint.domain.commands import Command
 from needlepoint.domain.entities import (
     AdverseEvent,
     Episode,
+    JSONDict,
     Measurement,
     MedicationUse,
     NeedlingSite,
@@ -303,6 +305,8 @@ class TableSpec:
 _STUDY = "random study id drawn for this release; no mapping to the record is kept"
 _CODED = "coded value (catalogue id or enumeration), kept"
 _NUMBER = "number, kept"
+_CONTEXT = "coded value kept when it is a catalogue id; anything else (possibly typed) dropped"
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def _date_column(name: str, meaning: str, mode: DateMode) -> ColumnSpec:
@@ -468,6 +472,9 @@ def table_specs(mode: DateMode) -> tuple[TableSpec, ...]:
                     "instrument's unit",
                     _NUMBER,
                 ),
+                ColumnSpec("joint", "string", "range of motion: the joint", "", _CONTEXT),
+                ColumnSpec("movement", "string", "range of motion: the movement", "", _CONTEXT),
+                ColumnSpec("side", "string", "range of motion: the side", "", _CONTEXT),
                 _date_column("date", "when it was taken (clinic's time zone)", mode),
                 _day("measurement"),
             ),
@@ -550,6 +557,17 @@ class _EpisodeRow:
     episode: Episode
     patient: Patient
     key: Key
+
+
+def _int(value: Value) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _coded(context: JSONDict | None, key: str) -> str | None:
+    """A coded context value (a catalogue id such as "cervical_spine"); anything else,
+    which could be text someone typed, is left out."""
+    value = (context or {}).get(key)
+    return value if isinstance(value, str) and _CODE.fullmatch(value) else None
 
 
 def _region(episode: Episode, known: frozenset[str]) -> str:
@@ -686,6 +704,9 @@ def deidentify(
                 "instrument": m.instrument_id,
                 "instrument_version": m.instrument_version,
                 "score": m.score,
+                "joint": _coded(m.context, "joint"),
+                "movement": _coded(m.context, "movement"),
+                "side": _coded(m.context, "side"),
                 "date": when(day, m.patient_id),
                 "day": (day - opened[m.episode_id]).days,
             }
@@ -721,6 +742,15 @@ def deidentify(
                 "day": (u.recorded_on - opened[u.episode_id]).days,
             }
         )
+
+    # Rows in an order that says nothing about the records: by (random) study id, then
+    # by day or position within it.
+    episode_rows.sort(key=lambda r: (str(r["patient"]), str(r["episode"])))
+    session_rows.sort(key=lambda r: (str(r["episode"]), _int(r["day"]), str(r["session"])))
+    site_rows.sort(key=lambda r: (str(r["session"]), _int(r["position"])))
+    measurement_rows.sort(key=lambda r: (str(r["episode"]), _int(r["day"]), str(r["instrument"])))
+    event_rows.sort(key=lambda r: (str(r["session"]), _int(r["day"])))
+    medication_rows.sort(key=lambda r: (str(r["episode"]), _int(r["day"])))
 
     specs = {s.name: s for s in table_specs(dates)}
     rows = {
