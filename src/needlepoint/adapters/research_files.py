@@ -73,8 +73,19 @@ def data_dictionary(release: ResearchRelease) -> str:
         "",
         f"De-identified under the HIPAA Safe Harbor method, {SAFE_HARBOR_CITATION}.",
         f"Dates: {mode}. Only signed session notes are released. Study ids are random for "
-        "this release: the same patient has a different id in another release, and no "
-        "table of study ids to records exists anywhere.",
+        "this release (164.514(c): not derived from any information about the patient): the "
+        "same patient has a different id in another release, and no table of study ids to "
+        "records exists anywhere.",
+        "",
+        (
+            "Dates in this release are reduced to the year, as the Safe Harbor text requires."
+            if release.dates == "year"
+            else "Note: shifted dates are still full dates. The Safe Harbor text keeps no date "
+            "element but the year; a release with shifted dates rests on the shift being "
+            "random and unreleased, and is best treated as needing an expert determination "
+            "(164.514(b)(1)) or shared as a limited data set under a data use agreement "
+            "(164.514(e)). Take `dates=year` for a literal Safe Harbor release."
+        ),
         "",
         f"k-anonymity: episodes whose class on ({', '.join(release.report.quasi_identifiers)}) "
         f"holds fewer than {release.report.k} patients are suppressed with everything "
