@@ -169,6 +169,8 @@ def test_the_k_anonymity_report_is_right_on_a_crafted_clinic(engine: sa.Engine) 
     assert sorted(r["sessions"] for r in rows) == ["0", "1", "1", "1", "1", "1"]
     assert len(_csv_rows(files["sessions.csv"])) == 5
     assert len(_csv_rows(files["needling_sites.csv"])) == 5 * 4
+    # the NPRS and ROM of each signed note; none from the draft
+    assert len(_csv_rows(files["measurements.csv"])) == 5 * 2
 
     files = export(2)
     report = json.loads(files[REPORT_JSON])

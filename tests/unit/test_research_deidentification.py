@@ -10,7 +10,7 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -199,6 +199,11 @@ class Synthetic:
 
 @st.composite
 def clinics(draw: st.DrawFn) -> Synthetic:
+    ids = random.Random(draw(st.integers(min_value=0, max_value=2**32)))
+
+    def uuid4() -> UUID:  # drawn through hypothesis, so a failing example replays
+        return UUID(int=ids.getrandbits(128), version=4)
+
     clinic_id = uuid4()
     identifiers: list[str] = []
     patients: list[Patient] = []
@@ -380,7 +385,11 @@ def _cells(release: ResearchRelease) -> list[str]:
     ]
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @SETTINGS
@@ -454,6 +463,8 @@ def test_only_signed_notes_and_coded_context_leave(clinic: Synthetic) -> None:
     release = deidentify(clinic.records, k=1, dates="shift", rng=random.Random(1))
     signed = [s for s in clinic.records.sessions if s.status is SessionStatus.SIGNED]
     assert len(release.table("sessions").rows) == len(signed)
+    # a measurement taken in a draft note does not leave
+    assert len(release.table("measurements").rows) == len(signed)
     for row in release.table("measurements").rows:
         assert row["joint"] == "knee"
         assert row["side"] is None  # "Left knee …" is text someone typed: dropped

@@ -458,8 +458,7 @@ def table_specs(mode: DateMode) -> tuple[TableSpec, ...]:
                 ColumnSpec(
                     "session",
                     "string",
-                    "the session it was taken at, empty when on its "
-                    "own (or the session is not released)",
+                    "the signed session it was taken at, empty when taken on its own",
                     "",
                     _STUDY,
                 ),
@@ -696,11 +695,13 @@ def deidentify(
     for m in sorted(records.measurements, key=lambda m: (m.taken_at, str(m.id))):
         if m.episode_id not in episode_ids:
             continue
+        if m.session_id is not None and m.session_id not in session_ids:
+            continue  # taken in a note still in draft: it does not count until signed
         day = local(m.taken_at)
         measurement_rows.append(
             {
                 "episode": episode_ids[m.episode_id],
-                "session": session_ids.get(m.session_id) if m.session_id else None,
+                "session": session_ids[m.session_id] if m.session_id else None,
                 "instrument": m.instrument_id,
                 "instrument_version": m.instrument_version,
                 "score": m.score,
