@@ -98,6 +98,15 @@ def test_only_the_owner_may_export_and_each_export_is_audited_as_a_disclosure(
         r = api.client.post("/api/v1/research-exports", json={}, headers=api.headers(who))
         assert r.status_code == 403, r.text
     assert _events(engine, c.owner.clinic_id) == []
+    with engine.connect() as conn:
+        refused = conn.execute(
+            sa.select(t.audit_events.c.actor_user_id).where(
+                t.audit_events.c.clinic_id == c.owner.clinic_id,
+                t.audit_events.c.action == "access.denied",
+                t.audit_events.c.entity_type == "export_research",
+            )
+        ).scalars()
+        assert set(refused) == {c.clinician.id, c.assistant.id}  # each refusal is on the trail
 
     r = api.client.post(
         "/api/v1/research-exports", json={"k": 2, "dates": "year"}, headers=api.headers("owner")

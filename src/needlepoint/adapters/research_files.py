@@ -71,7 +71,7 @@ def data_dictionary(release: ResearchRelease) -> str:
     lines = [
         "# Data dictionary: de-identified research release",
         "",
-        f"De-identified under the HIPAA Safe Harbor method, {SAFE_HARBOR_CITATION}.",
+        f"Identifiers removed following {SAFE_HARBOR_CITATION}.",
         f"Dates: {mode}. Only signed session notes are released. Study ids are random for "
         "this release (164.514(c): not derived from any information about the patient): the "
         "same patient has a different id in another release, and no table of study ids to "
