@@ -711,5 +711,9 @@ def restore_cmd(
     console.print(f"audit trail OK: {report.events} events in {report.clinics} chains")
 
 
+from needlepoint.commands.research_export import export_research  # noqa: E402
+
+app.command("export-research")(export_research)
+
 if __name__ == "__main__":
     app()

@@ -337,6 +337,7 @@ BODIES: dict[str, Any] = {
     "MfaCode": _first_code,
     "ConfirmMfaEnrolment": _first_code,
     "BeginMfaEnrolment": lambda r, u: ({}, False),
+    "ExportResearch": lambda r, u: ({"k": 2, "dates": "year"}, False),
     "CreateApiToken": _new_token,
     "ChangePassword": _new_password,
     "ReissueRecoveryCodes": _current_code,

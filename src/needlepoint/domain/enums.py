@@ -180,6 +180,9 @@ class AuditAction(StrEnum):
     # printable documents (issue 17 item 3): a PDF of health information left the system
     DOCUMENT_EXPORTED = "record.document_exported"
 
+    # the de-identified research export (issue 17 item 4): a disclosure, audited as such
+    RESEARCH_EXPORTED = "research.exported"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""

@@ -51,6 +51,7 @@ class Permission(StrEnum):
     EMERGENCY_ACCESS = "emergency_access"
     REVIEW_EMERGENCY_ACCESS = "review_emergency_access"
     MANAGE_CARE_TEAM = "manage_care_team"
+    EXPORT_RESEARCH = "export_research"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -84,6 +85,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.EMERGENCY_ACCESS: _LICENSED,
     Permission.REVIEW_EMERGENCY_ACCESS: frozenset({Role.OWNER, Role.AUDITOR}),
     Permission.MANAGE_CARE_TEAM: _LICENSED,
+    # the de-identified research export: a disclosure of the whole clinic's care
+    Permission.EXPORT_RESEARCH: frozenset({Role.OWNER}),
 }
 
 
