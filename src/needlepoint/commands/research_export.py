@@ -66,10 +66,11 @@ def export_research(
     dates: Annotated[
         str,
         typer.Option(
-            help="shift: every date of a patient moved by one random offset (intervals "
-            "kept); year: dates reduced to the year"
+            help="year (Safe Harbor to the letter): dates reduced to the year; shift: every "
+            "date of a patient moved by one random offset (intervals kept; needs an expert "
+            "determination or a data use agreement)"
         ),
-    ] = "shift",
+    ] = "year",
     owner: Annotated[
         str | None,
         typer.Option("--owner", help="The owner's e-mail (when the database has several)"),

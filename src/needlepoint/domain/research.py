@@ -73,7 +73,9 @@ class ExportResearch(Command):
     """Ask for a de-identified research release of the clinic's records."""
 
     k: Annotated[int, Field(ge=2, le=1000)] = DEFAULT_K
-    dates: DateMode = "shift"
+    # Safe Harbor keeps no element of a date but the year: that is the default; shifted
+    # dates are full dates (an expert determination or a data use agreement).
+    dates: DateMode = "year"
 
 
 @dataclass(frozen=True, slots=True)
