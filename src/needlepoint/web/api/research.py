@@ -28,9 +28,9 @@ def create_research_export(ctx: ApiContext, body: ExportResearch) -> Response:
     """A de-identified research release of the clinic's signed care (HIPAA Safe Harbor,
     45 CFR 164.514(b)(2)): dates reduced to the year (`dates: "year"`, the default: Safe
     Harbor to the letter) or shifted per patient (`"shift"`, intervals kept: full dates,
-    for an expert determination or a data use agreement); episodes in classes of fewer than `k` patients on
-    age band, sex, condition and region suppressed. Answers a zip archive; nothing is
-    stored on the server and no mapping to the records exists."""
+    for an expert determination or a data use agreement); episodes in classes of fewer
+    than `k` patients on age band, sex, condition and region suppressed. Answers a zip
+    archive; nothing is stored on the server and no mapping to the records exists."""
     release = export_research(ctx.uow(), ctx.actor, body)
     today = datetime.now(UTC).date()
     return Response(
