@@ -23,6 +23,7 @@ A dry run does steps 1-3 and writes nothing."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -46,7 +47,8 @@ from needlepoint.adapters.db.unit_of_work import (
     prepare_inserts,
     write_prepared,
 )
-from needlepoint.domain.catalogue import muscle_ids
+from needlepoint.domain.billing import billing_data
+from needlepoint.domain.catalogue import conditions, muscle_ids
 from needlepoint.domain.commands import (
     AdverseEventIn,
     CloseEpisode,
@@ -385,6 +387,19 @@ def check_patient(
     return found
 
 
+@functools.cache
+def known_icd10_codes() -> frozenset[str]:
+    """The ICD-10-CM codes of our catalogue: each condition's default and the billable
+    codes offered in `billing.yaml` (each verified against the FY2026 tabular list, see
+    its sources). An imported episode coded otherwise is reported, not stored unverified."""
+    table = billing_data().icd10cm
+    codes = {c.code for c in table.myofascial}
+    codes |= {c.code for cs in table.by_condition.values() for c in cs}
+    codes |= {code for beneath in table.headers.values() for code in beneath}
+    codes |= {c.icd10.code for c in conditions().conditions}
+    return frozenset(codes)
+
+
 def _check_episode(
     episode: ImportedEpisode, known: _Clinic, ext: str, now: datetime
 ) -> list[Problem]:
@@ -398,6 +413,17 @@ def _check_episode(
         diagnose(episode.condition, episode.icd10_code, episode.body_region)
     except DomainError as exc:
         found += _problems_of(o, ext, exc)
+    else:
+        if episode.icd10_code and episode.icd10_code.upper() not in known_icd10_codes():
+            found.append(
+                Problem(
+                    o,
+                    "icd10_code",
+                    f"{episode.icd10_code} is not an ICD-10-CM code of our catalogue "
+                    "(billing.yaml); code the episode with one of its codes",
+                    ext,
+                )
+            )
     try:
         OpenEpisode(
             patient_id=uuid.UUID(int=0),
