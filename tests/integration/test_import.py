@@ -6,6 +6,8 @@ imported into a new clinic holding the same staff (`copy_staff`)."""
 from __future__ import annotations
 
 import csv
+import json
+import os
 import re
 import shutil
 import uuid
@@ -140,7 +142,9 @@ def _first_row_of(folder: Path, name: str, patient: str, start: int = 0) -> int:
 
 @pytest.fixture
 def source(engine: sa.Engine, tmp_path: Path) -> Source:
-    return Source(engine, tmp_path / "export", patients=6, seed=int(uuid.uuid4().int % 10_000))
+    # a new clinic each time (IMPORT_SEED=n repeats one)
+    seed = int(os.environ.get("IMPORT_SEED") or uuid.uuid4().int % 10_000)
+    return Source(engine, tmp_path / "export", patients=6, seed=seed)
 
 
 def _snapshot(engine: sa.Engine, clinic_id: uuid.UUID, owner: User) -> list[dict[str, Any]]:
@@ -189,7 +193,8 @@ def _snapshot(engine: sa.Engine, clinic_id: uuid.UUID, owner: User) -> list[dict
                     {
                         "session": note,
                         **{
-                            kind: [clean(x) for x in d[kind]]
+                            # in the API's order, ties (same time, same instrument) by content
+                            kind: _canonical(kind, [clean(x) for x in d[kind]])
                             for kind in (
                                 "sites",
                                 "co_interventions",
@@ -206,13 +211,16 @@ def _snapshot(engine: sa.Engine, clinic_id: uuid.UUID, owner: User) -> list[dict
             {
                 "patient": clean(p),
                 "episodes": eps,
-                "measurements": sorted(
-                    (clean(m) for m in measurements),
-                    key=lambda m: (m["taken_at"], m["instrument_id"], str(m["answers"])),
-                ),
+                "measurements": _canonical("measurements", [clean(m) for m in measurements]),
             }
         )
     return out
+
+
+def _canonical(kind: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if kind in ("sites", "co_interventions"):
+        return records  # ordered by their position in the note
+    return sorted(records, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
 
 # -- the whole round -----------------------------------------------------------------------
@@ -415,10 +423,10 @@ def test_a_patient_that_cannot_be_written_leaves_nothing_and_the_others_go_on(
     doomed = patients[2]["mrn"]
     write = import_engine._write
 
-    def failing(engine: sa.Engine, clinic_id: uuid.UUID, adds: list[Any]) -> None:
-        if any(getattr(a, "mrn", None) == doomed for a in adds):
+    def failing(engine: sa.Engine, clinic_id: uuid.UUID, batch: list[Any]) -> None:
+        if any(p.mrn == doomed for p in batch):
             raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
-        write(engine, clinic_id, adds)
+        write(engine, clinic_id, batch)
 
     monkeypatch.setattr(import_engine, "_write", failing)
     report = source.run(batch_patients=3)
@@ -526,3 +534,27 @@ def test_the_command_reports_every_problem_and_writes_nothing_in_a_dry_run(
     )
     assert result.exit_code == 0, result.output
     assert "imported 6 patients" in result.output
+
+
+def test_worker_processes_import_the_same_records(source: Source) -> None:
+    report = source.run(workers=2, batch_patients=4)
+    assert report.problems == []
+    assert report.patients_imported == 6
+    after = _counts(source.engine, source.owner.clinic_id)
+    whole = _counts(source.engine, source.report.clinic_id)
+    for table in ("patients", "episodes", "sessions", "needling_sites", "measurements"):
+        assert after[table] == whole[table], table
+    with source.engine.connect() as conn:
+        chains = verify_chains(conn, source.owner.clinic_id)
+        order = conn.execute(
+            sa.select(t.imported_records.c.external_id)
+            .where(
+                t.imported_records.c.clinic_id == source.owner.clinic_id,
+                t.imported_records.c.kind == "patient",
+            )
+            .order_by(t.imported_records.c.imported_at, t.imported_records.c.id)
+        ).scalars()
+        imported_order = list(order)
+    assert chains.ok
+    _, patients = _rows(source.folder / "patients.csv")
+    assert sorted(imported_order) == sorted(p["external_id"] for p in patients)

@@ -23,10 +23,15 @@ A dry run does steps 1-3 and writes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import multiprocessing
+import os
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,10 +45,11 @@ from needlepoint.actions import importing as import_actions
 from needlepoint.actions import outcomes as outcome_actions
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.analytics_marks import mark_changes
-from needlepoint.adapters.db.engine import WRITE_OPTION, scope_to_clinic
-from needlepoint.adapters.db.tables import imported_records, patients, users
+from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine, scope_to_clinic
+from needlepoint.adapters.db.tables import imported_records, metadata, patients, users
 from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
+    PreparedRows,
     prepare_inserts,
     write_prepared,
 )
@@ -80,8 +86,29 @@ from needlepoint.importing.records import (
     Problem,
 )
 
-BATCH_PATIENTS = 25
-"""Patients written per transaction (each patient is checked whole in memory first)."""
+BATCH_PATIENTS = 100
+"""Patients written per transaction (each patient is checked whole in memory first; a
+batch that fails is written again patient by patient)."""
+
+
+class TimeOrderedIds:
+    """UUID version 7 ids (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then a
+    per-process sequence and random bits. Ids made later sort later, so a large import
+    appends to the primary-key indexes instead of scattering its writes over them (what
+    the synthetic generator's seeded ids do, too)."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+
+    def __call__(self) -> UUID:
+        self._seq += 1
+        ms = time.time_ns() // 1_000_000
+        field74 = ((self._seq & ((1 << 42) - 1)) << 32) | secrets.randbits(32)
+        rand_a, rand_b = field74 >> 62, field74 & ((1 << 62) - 1)
+        return UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+
+
+_IDS = TimeOrderedIds()
 
 
 @dataclass
@@ -195,11 +222,16 @@ def run_import(
     problems: Iterable[Problem] = (),
     on_patient: Callable[[ImportedPatient], None] | None = None,
     batch_patients: int = BATCH_PATIENTS,
+    workers: int | None = None,
     fail_after: int | None = None,
 ) -> ImportReport:
     """Import `patients_in` (read by a reader, which found `problems`) into the actor's
-    clinic through the actions. `fail_after`: stop (raise) after writing that many
-    batches — a test's way to interrupt a run."""
+    clinic through the actions.
+
+    `workers`: processes that check patients and run their actions in parallel (the
+    writing stays in this process, in input order); default: up to 4 for a large import,
+    none for a small one. `fail_after`: stop (raise) after writing that many batches — a
+    test's way to interrupt a run."""
     started = time.perf_counter()
     report = ImportReport(dry_run=dry_run, source=source, problems=list(problems))
     failed_ids = {p.patient_external_id for p in report.problems if p.patient_external_id}
@@ -209,37 +241,52 @@ def run_import(
     me = next((u for u in known.staff if u.id == actor.user_id), None)
     if me is None or not me.is_active or not allows(me.role, Permission.IMPORT_RECORDS):
         raise PermissionDenied("only the clinic's owner imports records from another system")
-    preload: list[Entity] = [known.clinic, *known.staff, *known.training]
-    pending: list[tuple[ImportedPatient, list[Entity], int, int]] = []
-    batches = 0
+    todo: list[ImportedPatient] = []
     seen_mrns: dict[str, str] = {}
+    for patient in patients_in:
+        report.patients_read += 1
+        if patient.external_id in known.imported:
+            report.patients_skipped += 1
+            if on_patient is not None:
+                on_patient(patient)
+            continue
+        clash = _mrn_problem(patient, known, seen_mrns)
+        if clash is not None:  # checked here, in input order, across all patients
+            report.patients_failed += 1
+            report.problems.append(clash)
+            if on_patient is not None:
+                on_patient(patient)
+            continue
+        todo.append(patient)
+    pending: list[_Prepared] = []
+    batches = 0
 
     def flush() -> None:
         nonlocal batches
         if not pending:
             return
         if dry_run:
-            for _patient, _, sessions, measurements in pending:
-                _count(report, sessions, measurements)
+            for done in pending:
+                _count(report, done)
             pending.clear()
             return
         try:
-            _write(engine, actor.clinic_id, [e for _, adds, _, _ in pending for e in adds])
-            for _, _, sessions, measurements in pending:
-                _count(report, sessions, measurements)
+            _write(engine, actor.clinic_id, pending)
+            for done in pending:
+                _count(report, done)
         except Exception:  # one of them cannot be written: each on its own
-            for patient, adds, sessions, measurements in pending:
+            for done in pending:
                 try:
-                    _write(engine, actor.clinic_id, adds)
-                    _count(report, sessions, measurements)
+                    _write(engine, actor.clinic_id, [done])
+                    _count(report, done)
                 except Exception as exc:  # reported, the others go on
                     report.patients_failed += 1
                     report.problems.append(
                         Problem(
-                            patient.origin,
+                            done.origin,
                             "-",
                             f"could not be written: {getattr(exc, 'detail', None) or exc}",
-                            patient.external_id,
+                            done.external_id,
                         )
                     )
         pending.clear()
@@ -247,42 +294,168 @@ def run_import(
         if fail_after is not None and batches >= fail_after:
             raise RuntimeError(f"interrupted after {batches} batches (fail_after)")
 
-    for patient in patients_in:
-        report.patients_read += 1
-        if patient.external_id in known.imported:
-            report.patients_skipped += 1
-        else:
-            found = check_patient(patient, known, seen_mrns)
-            if not found:
-                adds, found, sessions, measurements = _run_actions(
-                    patient, actor, source, preload, known
-                )
-                if not found:
-                    pending.append((patient, adds, sessions, measurements))
-            if found:
+    job = _Job(actor, source, known, engine.url.render_as_string(hide_password=False))
+    n_workers = (
+        workers if workers is not None else (min(os.cpu_count() or 1, 4) if len(todo) >= 400 else 1)
+    )
+    with _cyclic_gc_paused():
+        for patient, done in zip(
+            todo, _prepared(job, todo, n_workers, engine.dialect), strict=True
+        ):
+            if done.problems:
                 report.patients_failed += 1
-                report.problems += found
-        if on_patient is not None:
-            on_patient(patient)
-        if len(pending) >= batch_patients:
-            flush()
-    flush()
+                report.problems += done.problems
+            else:
+                pending.append(done)
+            if on_patient is not None:
+                on_patient(patient)
+            if len(pending) >= batch_patients:
+                flush()
+        flush()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _count(report: ImportReport, sessions: int, measurements: int) -> None:
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """An import creates hundreds of thousands of small records that live until written;
+    the cyclic garbage collector would scan them again and again (doubling the time).
+    Reference counting still frees everything; the collector resumes afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every patient's preparation needs (sent once to each worker process)."""
+
+    actor: Actor
+    source: str
+    known: _Clinic
+    url: str
+
+
+@dataclass
+class _Prepared:
+    """One patient checked and run through the actions: the rows to write (ready for the
+    driver), one record of each kind written (for the analytics' version mark), counts,
+    or the problems found (then there is nothing to write)."""
+
+    external_id: str
+    mrn: str
+    origin: Origin
+    rows: PreparedRows
+    markers: list[Entity]
+    sessions: int = 0
+    measurements: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _prepare(job: _Job, patient: ImportedPatient, dialect: sa.Dialect) -> _Prepared:
+    """Steps 2 and 3 for one patient: pure work (no database), run in a worker process
+    when there are several."""
+    found = check_patient(patient, job.known)
+    if found:
+        return _Prepared(patient.external_id, patient.mrn, patient.origin, [], [], problems=found)
+    preload: list[Entity] = [job.known.clinic, *job.known.staff, *job.known.training]
+    adds, found, sessions, measurements = _run_actions(
+        patient, job.actor, job.source, preload, job.known
+    )
+    if found:
+        return _Prepared(patient.external_id, patient.mrn, patient.origin, [], [], problems=found)
+    markers = list({type(a): a for a in adds}.values())
+    return _Prepared(
+        patient.external_id,
+        patient.mrn,
+        patient.origin,
+        prepare_inserts(dialect, adds),
+        markers,
+        sessions,
+        measurements,
+    )
+
+
+_worker: tuple[_Job, list[ImportedPatient], sa.Dialect] | None = None
+
+
+def _worker_init(job: _Job, patients: list[ImportedPatient]) -> None:
+    global _worker
+    engine = make_engine(job.url)
+    if engine.dialect.name != "sqlite":  # let the dialect learn the server's settings
+        engine.connect().close()
+    _worker = (job, patients, engine.dialect)
+    gc.disable()  # see _cyclic_gc_paused: a worker lives for one import
+
+
+def _worker_chunk(bounds: tuple[int, int]) -> list[_Prepared]:
+    assert _worker is not None
+    job, patients, dialect = _worker
+    return [_prepare(job, patients[i], dialect) for i in range(*bounds)]
+
+
+def _prepared(
+    job: _Job, patients: list[ImportedPatient], workers: int, dialect: sa.Dialect
+) -> Iterator[_Prepared]:
+    """Each patient prepared, in input order: here, or by a pool of worker processes
+    (forked where the system can: the patients are then not copied to them)."""
+    if workers <= 1:
+        for patient in patients:
+            yield _prepare(job, patient, dialect)
+        return
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    step = 10
+    chunks = [(i, min(i + step, len(patients))) for i in range(0, len(patients), step)]
+    with context.Pool(workers, initializer=_worker_init, initargs=(job, patients)) as pool:
+        for chunk in pool.imap(_worker_chunk, chunks):
+            yield from chunk
+
+
+def _mrn_problem(
+    patient: ImportedPatient, known: _Clinic, seen_mrns: dict[str, str]
+) -> Problem | None:
+    ext = patient.external_id
+    if patient.mrn in known.mrns:
+        return Problem(
+            patient.origin,
+            "mrn",
+            "a patient with this chart number (MRN) is already in the clinic",
+            ext,
+        )
+    if seen_mrns.setdefault(patient.mrn, ext) != ext:
+        return Problem(
+            patient.origin, "mrn", f"the same chart number as patient {seen_mrns[patient.mrn]}", ext
+        )
+    return None
+
+
+def _count(report: ImportReport, done: _Prepared) -> None:
     report.patients_imported += 1
-    report.sessions_imported += sessions
-    report.measurements_imported += measurements
+    report.sessions_imported += done.sessions
+    report.measurements_imported += done.measurements
 
 
-def _write(engine: sa.Engine, clinic_id: UUID, adds: list[Entity]) -> None:
+_ORDER = {table.name: i for i, table in enumerate(metadata.sorted_tables)}
+
+
+def _write(engine: sa.Engine, clinic_id: UUID, batch: list[_Prepared]) -> None:
+    """One transaction: the batch's rows, table by table in foreign-key order."""
+    by_table: dict[str, list[Any]] = {}
+    for done in batch:
+        for name, rows in done.rows:
+            by_table.setdefault(name, []).extend(rows)
+    prepared: PreparedRows = sorted(by_table.items(), key=lambda item: _ORDER[item[0]])
     with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
         conn.begin()
         scope_to_clinic(conn, clinic_id)
-        write_prepared(conn, prepare_inserts(conn.dialect, adds))
-        mark_changes(conn, [], adds, [])
+        write_prepared(conn, prepared)
+        mark_changes(conn, [], [m for done in batch for m in done.markers], [])
         conn.commit()
 
 
@@ -353,34 +526,15 @@ def _user(
     return user, []
 
 
-def check_patient(
-    patient: ImportedPatient, known: _Clinic, seen_mrns: dict[str, str]
-) -> list[Problem]:
-    """Every problem of one patient's records (empty: the actions may run)."""
+def check_patient(patient: ImportedPatient, known: _Clinic) -> list[Problem]:
+    """Every problem of one patient's records (empty: the actions may run). The chart
+    number's uniqueness is checked by `run_import`, across the whole input."""
     ext = patient.external_id
     found: list[Problem] = []
     try:
         _patient_command(patient, "csv")
     except ValidationError as exc:
         found += _problems_of(patient.origin, ext, exc)
-    if patient.mrn in known.mrns:
-        found.append(
-            Problem(
-                patient.origin,
-                "mrn",
-                "a patient with this chart number (MRN) is already in the clinic",
-                ext,
-            )
-        )
-    elif seen_mrns.setdefault(patient.mrn, ext) != ext:
-        found.append(
-            Problem(
-                patient.origin,
-                "mrn",
-                f"the same chart number as patient {seen_mrns[patient.mrn]}",
-                ext,
-            )
-        )
     now = datetime.now(UTC)
     for episode in patient.episodes:
         found += _check_episode(episode, known, ext, now)
@@ -665,7 +819,7 @@ def _run_actions(
 ) -> tuple[list[Entity], list[Problem], int, int]:
     """Run the patient's actions on an in-memory unit of work: the records to write, or
     the problem an action found (then nothing of the patient is kept)."""
-    uow = BulkUnitOfWork(None)
+    uow = BulkUnitOfWork(None, ids=_IDS)
     uow.preload(preload)
     ext = patient.external_id
     origin = patient.origin
