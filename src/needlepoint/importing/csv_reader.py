@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from needlepoint.importing.gc_pause import cyclic_gc_paused
 from needlepoint.importing.records import (
     Answer,
     ClinicianRef,
@@ -312,6 +313,11 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
 def read_csv_folder(folder: Path) -> ReadResult:
     """Read the layout's files in `folder` into patients; every problem found is in the
     result (a patient with any problem is left out)."""
+    with cyclic_gc_paused():
+        return _read(folder)
+
+
+def _read(folder: Path) -> ReadResult:
     problems: list[Problem] = []
     files = {layout.name: _rows(folder, layout, problems) for layout in LAYOUT}
     if any(rows is None for rows in files.values()):

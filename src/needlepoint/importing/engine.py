@@ -23,7 +23,6 @@ A dry run does steps 1-3 and writes nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import multiprocessing
@@ -75,6 +74,7 @@ from needlepoint.domain.notes import FUTURE_TOLERANCE
 from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission, allows
 from needlepoint.domain.site_safety import check_named_sites
+from needlepoint.importing.gc_pause import cyclic_gc_paused
 from needlepoint.importing.records import (
     ClinicianRef,
     ImportedEpisode,
@@ -298,7 +298,7 @@ def run_import(
     n_workers = (
         workers if workers is not None else (min(os.cpu_count() or 1, 4) if len(todo) >= 400 else 1)
     )
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         for patient, done in zip(
             todo, _prepared(job, todo, n_workers, engine.dialect), strict=True
         ):
@@ -314,20 +314,6 @@ def run_import(
         flush()
     report.seconds = time.perf_counter() - started
     return report
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """An import creates hundreds of thousands of small records that live until written;
-    the cyclic garbage collector would scan them again and again (doubling the time).
-    Reference counting still frees everything; the collector resumes afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -389,7 +375,7 @@ def _worker_init(job: _Job, patients: list[ImportedPatient]) -> None:
     if engine.dialect.name != "sqlite":  # let the dialect learn the server's settings
         engine.connect().close()
     _worker = (job, patients, engine.dialect)
-    gc.disable()  # see _cyclic_gc_paused: a worker lives for one import
+    gc.disable()  # see cyclic_gc_paused: a worker lives for one import
 
 
 def _worker_chunk(bounds: tuple[int, int]) -> list[_Prepared]:
