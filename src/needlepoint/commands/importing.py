@@ -80,7 +80,8 @@ def import_records(
         )
         raise typer.Exit(2)
     actor = Actor(found[0].id, found[0].clinic_id, source="import")
-    read = reader(path)
+    with err.status(f"reading {path}"):
+        read = reader(path)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),

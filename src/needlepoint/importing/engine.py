@@ -27,6 +27,7 @@ import functools
 import gc
 import multiprocessing
 import os
+import re
 import secrets
 import time
 import uuid
@@ -45,7 +46,14 @@ from needlepoint.actions import outcomes as outcome_actions
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.analytics_marks import mark_changes
 from needlepoint.adapters.db.engine import WRITE_OPTION, make_engine, scope_to_clinic
-from needlepoint.adapters.db.tables import imported_records, metadata, patients, users
+from needlepoint.adapters.db.tables import (
+    clinics,
+    imported_records,
+    metadata,
+    patients,
+    training_records,
+    users,
+)
 from needlepoint.adapters.db.unit_of_work import (
     BulkUnitOfWork,
     PreparedRows,
@@ -167,8 +175,6 @@ class _Clinic:
 
 
 def _load_clinic(engine: sa.Engine, actor: Actor, source: str) -> _Clinic:
-    from needlepoint.adapters.db.tables import clinics, training_records
-
     with engine.connect() as conn, conn.begin():
         scope_to_clinic(conn, actor.clinic_id)
         clinic_row = (
@@ -452,8 +458,11 @@ def _problems_of(origin: Origin, patient: str, exc: ValidationError | DomainErro
     if isinstance(exc, ValidationError):
         out = []
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "-"
-            out.append(Problem(origin, _column(loc), str(err["msg"]), patient))
+            loc = ".".join(str(x) for x in err["loc"])
+            message = str(err["msg"])
+            if not loc:  # a rule across fields ("depth_mm is deeper than …"): its first field
+                loc = next((w for w in re.findall(r"[a-z_]+", message) if "_" in w), "-")
+            out.append(Problem(origin, _column(loc), message, patient))
         return out
     fields = exc.errors or [{"field": exc.field, "message": exc.detail}]
     return [

@@ -91,5 +91,6 @@ def post_import(
         source=body.format,
         dry_run=dry_run,
         problems=read.problems,
+        workers=1,  # no worker processes forked from the (threaded) server
     )
     return respond(report.as_dict())
