@@ -101,6 +101,8 @@ def import_only(target_url: str, folder: Path, owner_email: str) -> None:
     )
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # the worker processes (forked: their RSS counts the pages they share with this one)
+    worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(
         json.dumps(
             {
@@ -112,6 +114,7 @@ def import_only(target_url: str, folder: Path, owner_email: str) -> None:
                 "problems": len(report.problems),
                 "first_problems": [str(p) for p in report.problems[:5]],
                 "peak_rss_mb": peak_kb / 1024,
+                "worker_peak_rss_mb": worker_kb / 1024,
             }
         )
     )
@@ -142,7 +145,8 @@ def bench(name: str, source_url: str, target_url: str, folder: Path, owner_email
         f"{result['measurements']} measurements in {seconds:.1f} s "
         f"(reading the CSV {result['read_seconds']:.1f} s) → "
         f"{result['patients'] / seconds:.0f} patients/s, {result['sessions'] / seconds:.0f} "
-        f"sessions/s; peak RSS {result['peak_rss_mb']:.0f} MB; "
+        f"sessions/s; peak RSS {result['peak_rss_mb']:.0f} MB (largest worker "
+        f"{result['worker_peak_rss_mb']:.0f} MB); "
         f"{seconds / GOAL_SECONDS:.2f} × the {GOAL_SECONDS:.0f} s goal "
         f"({'met' if seconds < GOAL_SECONDS else 'NOT met'}); {result['problems']} problems; "
         f"before: {load_before}; after: {_load()}",
