@@ -238,12 +238,14 @@ def _context_value(text: str) -> str | int | float | bool:
 class _Row:
     """One data row of a file, with its origin and its problems."""
 
-    values: dict[str, str]
+    cells: list[str]
+    index: dict[str, int]  # the file's column → position (shared by its rows)
     origin: Origin
     problems: list[Problem] = field(default_factory=list)
 
     def text(self, column: str) -> str:
-        return (self.values.get(column) or "").strip()
+        i = self.index.get(column)
+        return self.cells[i].strip() if i is not None and i < len(self.cells) else ""
 
     def optional_text(self, column: str) -> str | None:
         return self.text(column) or None
@@ -272,8 +274,9 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
             return None
         return iter(())
     handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    header = reader.fieldnames or []
+    reader = csv.reader(handle)
+    header = [c.strip() for c in next(reader, [])]
+    index = {column: i for i, column in enumerate(header)}
     header_origin = Origin(layout.name, "row 1")
     bad = False
     for column in layout.required:
@@ -296,16 +299,16 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
 
     def generate() -> Iterator[_Row]:
         with handle:
-            for number, values in enumerate(reader, start=2):
+            for number, cells in enumerate(reader, start=2):
+                if not any(c.strip() for c in cells):
+                    continue  # an empty line
                 origin = Origin(layout.name, f"row {number}")
-                if None in values:  # more fields than the header has
-                    row = _Row({}, origin)
+                row = _Row(cells, index, origin)
+                if len(cells) > len(header):
                     row.problems.append(
                         Problem(origin, "-", "the row has more fields than the header")
                     )
-                    yield row
-                    continue
-                yield _Row(values, origin)
+                yield row
 
     return generate()
 
@@ -322,7 +325,8 @@ def _read(folder: Path) -> ReadResult:
     files = {layout.name: _rows(folder, layout, problems) for layout in LAYOUT}
     if any(rows is None for rows in files.values()):
         return ReadResult((), tuple(problems))
-    tables: dict[str, list[_Row]] = {name: list(rows or ()) for name, rows in files.items()}
+    # the patients first (every other row names one); the other files are streamed
+    tables: dict[str, Iterator[_Row]] = {name: rows or iter(()) for name, rows in files.items()}
 
     broken: dict[str, list[Problem]] = defaultdict(list)  # patient external id → problems
     patients: dict[str, _Row] = {}
@@ -351,7 +355,7 @@ def _read(folder: Path) -> ReadResult:
             continue
         for row in tables[name]:
             if row.problems:  # a malformed row: attributed if it names its patient
-                named = row.values.get("patient_external_id") or ""
+                named = row.text("patient_external_id")
                 (broken[named] if named in patients else problems).extend(row.problems)
                 continue
             owner = owner_of(row)
@@ -360,7 +364,8 @@ def _read(folder: Path) -> ReadResult:
 
     out: list[ImportedPatient] = []
     for ext, row in patients.items():
-        patient, found = _patient(row, grouped.get(ext, {}))
+        # each patient's rows are let go once read into records (a bounded peak)
+        patient, found = _patient(row, grouped.pop(ext, {}))
         found = broken.get(ext, []) + found
         if found:
             problems += [
