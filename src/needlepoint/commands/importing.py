@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -113,7 +114,10 @@ def import_records(
         f"already imported; {result.patients_failed} not imported; "
         f"{len(result.problems)} problems; {result.seconds:.1f} s"
     )
-    if report is not None:
-        report.write_text(json.dumps(result.as_dict(), indent=1))
+    if report is not None:  # names patients (their ids there): readable by its owner only
+        fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(result.as_dict(), indent=1))
+        report.chmod(0o600)
     if result.problems:
         raise typer.Exit(1)
