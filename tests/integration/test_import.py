@@ -558,3 +558,54 @@ def test_worker_processes_import_the_same_records(source: Source) -> None:
     assert chains.ok
     _, patients = _rows(source.folder / "patients.csv")
     assert sorted(imported_order) == sorted(p["external_id"] for p in patients)
+
+
+def test_a_killed_import_resumes_without_duplicates_or_gaps(
+    sqlite_engine: sa.Engine, tmp_path: Path
+) -> None:
+    # SQLite: the command's process is killed (SIGKILL) once a first batch is committed
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = Source(sqlite_engine, tmp_path / "export", patients=40, seed=2024)
+    db = str(sqlite_engine.url.database)
+    command = [
+        sys.executable,
+        "-m",
+        "needlepoint.cli",
+        "import",
+        str(source.folder),
+        "--owner-email",
+        source.owner.email,
+        "--clinic",
+        str(source.owner.clinic_id),
+        "--db",
+        db,
+        "--batch",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while _counts(sqlite_engine, source.owner.clinic_id)["patients"] == 0:
+        assert process.poll() is None, "the import ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = _counts(sqlite_engine, source.owner.clinic_id)["patients"]
+    assert 0 < partial < 40
+    report = source.run()
+    assert report.problems == []
+    assert report.patients_skipped == partial
+    assert report.patients_imported == 40 - partial
+    after = _counts(sqlite_engine, source.owner.clinic_id)
+    whole = _counts(sqlite_engine, source.report.clinic_id)
+    for table in ("patients", "episodes", "sessions", "needling_sites", "measurements"):
+        assert after[table] == whole[table], table
+    with sqlite_engine.connect() as conn:
+        assert verify_chains(conn, source.owner.clinic_id).ok

@@ -37,6 +37,9 @@ def import_records(
         bool,
         typer.Option("--dry-run", help="Check everything and report every problem; write nothing"),
     ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Patients written per transaction")
+    ] = 100,
     report: Annotated[
         Path | None, typer.Option(help="Also write the report (JSON) to this file")
     ] = None,
@@ -101,6 +104,7 @@ def import_records(
                 dry_run=dry_run,
                 problems=read.problems,
                 on_patient=lambda _p: progress.advance(task),
+                batch_patients=batch,
             )
         except DomainError as exc:
             err.print(f"[bold red]error:[/] {exc.detail}")
