@@ -196,3 +196,29 @@ def test_a_column_the_layout_does_not_know_stops_the_whole_import(name: str, ext
     assert (name, "row 1", extra) in {
         (p.origin.source, p.origin.locator, p.field) for p in result.problems
     }
+
+
+def test_a_file_that_is_not_utf8_csv_is_named_and_nothing_is_read() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write(folder, {name: make() for name, make in FILES.items()})
+        with (folder / "sessions.csv").open("ab") as f:
+            f.write(b"P1,E-P1,S-9,2026-02-03T09:30:00+00:00,caf\xe9@clinic.example\n")
+        result = read_csv_folder(folder)
+    assert result.patients == ()
+    assert [(p.origin.source, p.origin.locator) for p in result.problems] == [
+        ("sessions.csv", "file")
+    ]
+    assert "UTF-8" in result.problems[0].reason
+
+
+def test_a_nul_character_is_named_by_its_cell() -> None:
+    tables = {name: make() for name, make in FILES.items()}
+    tables["sessions.csv"][1]["subjective"] = "Pain\x00 6/10"
+    with tempfile.TemporaryDirectory() as tmp:
+        _write(Path(tmp), tables)
+        result = read_csv_folder(Path(tmp))
+    assert [(p.origin.source, p.origin.locator, p.field) for p in result.problems] == [
+        ("sessions.csv", "row 3", "subjective")
+    ]
+    assert [p.external_id for p in result.patients] == ["P1"]

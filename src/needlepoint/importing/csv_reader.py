@@ -266,6 +266,15 @@ class _Row:
             return None
 
 
+class _Unreadable(Exception):
+    """A file that is not UTF-8 CSV (a NUL byte, another encoding)."""
+
+    def __init__(self, name: str, cause: Exception) -> None:
+        super().__init__(f"{name}: {cause}")
+        self.name = name
+        self.cause = cause
+
+
 def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator[_Row] | None:
     path = folder / layout.name
     if not path.exists():
@@ -275,7 +284,11 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
         return iter(())
     handle = path.open(newline="", encoding="utf-8-sig")
     reader = csv.reader(handle)
-    header = [c.strip() for c in next(reader, [])]
+    try:
+        header = [c.strip() for c in next(reader, [])]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        handle.close()
+        raise _Unreadable(layout.name, exc) from exc
     index = {column: i for i, column in enumerate(header)}
     header_origin = Origin(layout.name, "row 1")
     bad = False
@@ -299,7 +312,14 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
 
     def generate() -> Iterator[_Row]:
         with handle:
-            for number, cells in enumerate(reader, start=2):
+            numbered = enumerate(reader, start=2)
+            while True:
+                try:
+                    number, cells = next(numbered)
+                except StopIteration:
+                    return
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise _Unreadable(layout.name, exc) from exc
                 if not any(c.strip() for c in cells):
                     continue  # an empty line
                 origin = Origin(layout.name, f"row {number}")
@@ -308,6 +328,9 @@ def _rows(folder: Path, layout: FileLayout, problems: list[Problem]) -> Iterator
                     row.problems.append(
                         Problem(origin, "-", "the row has more fields than the header")
                     )
+                for column, cell in zip(header, cells, strict=False):
+                    if "\x00" in cell:  # no database stores it; no clinical text holds it
+                        row.problems.append(Problem(origin, column, "holds a NUL character"))
                 yield row
 
     return generate()
@@ -317,7 +340,13 @@ def read_csv_folder(folder: Path) -> ReadResult:
     """Read the layout's files in `folder` into patients; every problem found is in the
     result (a patient with any problem is left out)."""
     with cyclic_gc_paused():
-        return _read(folder)
+        try:
+            return _read(folder)
+        except _Unreadable as exc:  # not CSV, or not UTF-8: nothing is imported
+            problem = Problem(
+                Origin(exc.name, "file"), "-", f"cannot be read as UTF-8 CSV: {exc.cause}"
+            )
+            return ReadResult((), (problem,))
 
 
 def _read(folder: Path) -> ReadResult:
