@@ -383,13 +383,11 @@ def _read(folder: Path) -> ReadResult:
         if name == "patients.csv":
             continue
         for row in tables[name]:
-            if row.problems:  # a malformed row: attributed if it names its patient
-                named = row.text("patient_external_id")
-                (broken[named] if named in patients else problems).extend(row.problems)
-                continue
             owner = owner_of(row)
-            if owner is not None:
+            if owner is not None:  # its problems, if any, are its patient's
                 grouped[owner][name].append(row)
+            else:
+                problems.extend(row.problems)
 
     out: list[ImportedPatient] = []
     for ext, row in patients.items():
