@@ -115,8 +115,8 @@ LAYOUT: tuple[FileLayout, ...] = (
     ),
     FileLayout(
         "measurements.csv",
-        ("patient_external_id", "episode_external_id", "instrument_id", "answers", "taken_at"),
-        ("session_external_id", "score", "context"),
+        ("patient_external_id", "episode_external_id", "instrument_id", "taken_at"),
+        ("answers", "session_external_id", "score", "context"),
     ),
     FileLayout(
         "co_interventions.csv",
@@ -678,11 +678,15 @@ def _measurement(r: _Row) -> ImportedMeasurement | None:
     score = r.read("score", _float)
     context = r.read("context", lambda t: _pairs(t, _context_value))
     r.read("instrument_id", str)
-    if r.problems or answers is None or taken_at is None:
+    if not r.text("answers") and not r.text("score"):
+        r.problems.append(
+            Problem(r.origin, "answers", "the item answers (or the score) are needed")
+        )
+    if r.problems or taken_at is None:
         return None
     return ImportedMeasurement(
         instrument_id=r.text("instrument_id"),
-        answers=answers,
+        answers=answers or {},
         taken_at=taken_at,
         score=score,
         context=context,

@@ -60,6 +60,7 @@ from needlepoint.adapters.db.unit_of_work import (
     prepare_inserts,
     write_prepared,
 )
+from needlepoint.domain import instruments
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscle_ids
 from needlepoint.domain.commands import (
@@ -84,6 +85,7 @@ from needlepoint.domain.permissions import Permission, allows
 from needlepoint.domain.site_safety import check_named_sites
 from needlepoint.importing.gc_pause import cyclic_gc_paused
 from needlepoint.importing.records import (
+    Answer,
     ClinicianRef,
     ImportedEpisode,
     ImportedMeasurement,
@@ -700,10 +702,35 @@ def _check_site(site: ImportedSite, known_muscles: frozenset[str], ext: str) -> 
     return []
 
 
+def answers_of(m: ImportedMeasurement) -> dict[str, Answer]:
+    """The item answers of a measurement. A single-item instrument (NPRS, headache days,
+    a range of motion) given by its score alone is answered by that score; any other
+    instrument needs its item answers, from which our scoring computes the score."""
+    if m.answers or m.score is None:
+        return dict(m.answers)
+    try:
+        instrument = instruments.get(m.instrument_id)
+    except DomainError:
+        return {}
+    if instrument.items != 1:
+        return {}
+    return {instrument.item_names[0]: int(m.score) if m.score.is_integer() else m.score}
+
+
 def _check_measurement(m: ImportedMeasurement, ext: str, now: datetime) -> list[Problem]:
+    if not answers_of(m) and m.instrument_id in instruments.library():
+        return [
+            Problem(
+                m.origin,
+                "answers",
+                "the item answers are needed (our score is computed from them); only a "
+                "single-item instrument may be given by its score alone",
+                ext,
+            )
+        ]
     try:
         scored = score_submission(
-            m.instrument_id, dict(m.answers), dict(m.context) if m.context else None
+            m.instrument_id, answers_of(m), dict(m.context) if m.context else None
         )
     except DomainError as exc:
         field = exc.field or "-"
@@ -799,7 +826,7 @@ def _adverse_event(ae: Any) -> AdverseEventIn:
 def _measurement(m: ImportedMeasurement) -> MeasurementIn:
     return MeasurementIn(
         instrument_id=m.instrument_id,
-        answers=dict(m.answers),
+        answers=answers_of(m),
         taken_at=m.taken_at,
         context=dict(m.context) if m.context else None,
     )
@@ -899,7 +926,7 @@ def _run_actions(
                         patient_id=registered.id,
                         episode_id=opened.id,
                         instrument_id=m.instrument_id,
-                        answers=dict(m.answers),
+                        answers=answers_of(m),
                         taken_at=m.taken_at,
                         context=dict(m.context) if m.context else None,
                     ),
