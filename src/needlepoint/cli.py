@@ -715,5 +715,9 @@ from needlepoint.commands.research_export import export_research  # noqa: E402
 
 app.command("export-research")(export_research)
 
+from needlepoint.commands.importing import import_records  # noqa: E402
+
+app.command("import")(import_records)
+
 if __name__ == "__main__":
     app()

@@ -13,6 +13,7 @@ from needlepoint.web.api import (
     catalogue,
     clinic,
     episodes,
+    imports,
     outcomes,
     patients,
     research,
@@ -37,4 +38,5 @@ routers: list[APIRouter] = [
     account.router,
     analytics.router,
     research.router,
+    imports.router,
 ]
