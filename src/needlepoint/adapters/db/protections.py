@@ -154,6 +154,10 @@ RLS_TABLES = (
     "adverse_event_follow_ups",
     "note_snippets",
     "favourites",
+    "questionnaire_plans",
+    "questionnaire_assignments",
+    "questionnaire_responses",
+    "outbox_messages",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).
