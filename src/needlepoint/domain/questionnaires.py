@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from needlepoint.domain.catalogue import conditions, load_data
 from needlepoint.domain.enums import TimePoint
-from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.errors import DomainError, InvalidInput
 from needlepoint.domain.instruments import Instrument, library
 
 TIME_POINT_ORDER = {tp: i for i, tp in enumerate(TimePoint)}
@@ -220,6 +220,17 @@ def time_point_now(opened_on: date, closed_on: date | None, today: date) -> Time
 
 
 # -- links ---------------------------------------------------------------------------------
+
+
+class LinkClosed(DomainError):
+    """A questionnaire link that does not open: `reason` is unknown, expired, used,
+    superseded or revoked (the patient's page says which, in plain words)."""
+
+    def __init__(self, reason: str, *, link: object = None) -> None:
+        super().__init__(f"the link does not open ({reason})", field="token")
+        self.reason = reason
+        self.link = link
+
 
 TOKEN_BYTES = 32
 
