@@ -25,14 +25,13 @@ from needlepoint.domain.commands import (
     SetQuestionnairePlan,
 )
 from needlepoint.domain.entities import OutboxMessage
-from needlepoint.domain.enums import AuditAction, LinkEnd, OutboxState, TimePoint
+from needlepoint.domain.enums import AuditAction, LinkEnd, OutboxState, Role, TimePoint
 from needlepoint.domain.errors import InvalidInput, NotFound, PermissionDenied
 from needlepoint.domain.questionnaires import LinkClosed, hash_link_token
 from needlepoint.outbox import OutboxWorker
-from needlepoint.domain.enums import Role
 from needlepoint.queries.questionnaires import outbox, patient_reported_ids
 from needlepoint.queries.reader import open_reader
-from tests.conftest import ClinicFixture, make_clinic
+from tests.conftest import ClinicFixture
 from tests.factories import episode_cmd, patient_cmd
 
 BASE = "http://clinic.test"
