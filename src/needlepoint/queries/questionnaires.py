@@ -9,13 +9,17 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from needlepoint.adapters.db.tables import outbox_messages, questionnaire_responses
+from needlepoint.adapters.db.tables import TABLE_OF, outbox_messages, questionnaire_responses
 from needlepoint.domain.entities import (
+    Measurement,
     OutboxMessage,
     QuestionnaireAssignment,
     QuestionnaireLink,
+    QuestionnairePlan,
 )
+from needlepoint.domain.enums import TimePoint
 from needlepoint.domain.permissions import Permission
+from needlepoint.domain.questionnaires import Schedule, default_schedule
 from needlepoint.queries.reader import Reader
 
 OUTBOX_PAGE_SIZE = 100
@@ -87,3 +91,24 @@ def patient_questionnaires(reader: Reader, patient_id: UUID) -> PatientQuestionn
     )
     links = reader.select_by(QuestionnaireLink, patient_id=patient_id, order_by=("-created_at",))
     return PatientQuestionnaireState(assignments, links[0] if links else None)
+
+
+def schedule_for(reader: Reader, condition: str) -> Schedule:
+    """The clinic's schedule for a condition: its plan, else the product's default."""
+    plans = reader.select_by(QuestionnairePlan, condition=condition)
+    if not plans:
+        return default_schedule(condition)
+    plan = plans[0]
+    return Schedule(
+        {iid: frozenset(TimePoint(p) for p in points) for iid, points in plan.instruments.items()},
+        plan.every_n_days,
+        tuple(plan.follow_up_days),
+    )
+
+
+def reported_scores(reader: Reader, measurement_ids: list[UUID]) -> dict[UUID, Measurement]:
+    """The measurements the patient submitted, by id (read on the patient's record)."""
+    if not measurement_ids:
+        return {}
+    found = reader.select(Measurement, TABLE_OF[Measurement].c.id.in_(measurement_ids))
+    return {m.id: m for m in found}

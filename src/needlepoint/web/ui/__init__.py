@@ -20,8 +20,10 @@ from needlepoint.web.ui import (
     note_signing,
     notes,
     patient_details,
+    patient_questionnaires,
     patients,
     progress,
+    questionnaire_sending,
     screening,
     settings,
     signed_notes,
@@ -46,4 +48,6 @@ routers: list[APIRouter] = [
     errors.router,
     templates_page.router,
     episode_care.router,
+    questionnaire_sending.router,
+    patient_questionnaires.router,
 ]
