@@ -15,6 +15,7 @@ from needlepoint.web.api import (
     episodes,
     outcomes,
     patients,
+    questionnaires,
     screening,
     sessions,
     users,
@@ -35,4 +36,5 @@ routers: list[APIRouter] = [
     audit.router,
     account.router,
     analytics.router,
+    questionnaires.router,
 ]
