@@ -14,6 +14,7 @@ from needlepoint.web.ui import (
     care_team,
     chart,
     consent,
+    demo_mail,
     episode_care,
     episodes,
     errors,
@@ -50,4 +51,5 @@ routers: list[APIRouter] = [
     episode_care.router,
     questionnaire_sending.router,
     patient_questionnaires.router,
+    demo_mail.router,
 ]
