@@ -31,9 +31,11 @@ from needlepoint.domain.questionnaires import LinkClosed, hash_link_token
 from needlepoint.outbox import OutboxWorker
 from needlepoint.queries.questionnaires import outbox, patient_reported_ids
 from needlepoint.queries.reader import open_reader
-from tests.conftest import ClinicFixture
+from tests.conftest import ClinicFixture, make_clinic
 from tests.factories import episode_cmd, patient_cmd
+from tests.integration import test_row_level_security
 
+app_engine = test_row_level_security.app_engine  # the fixture: PostgreSQL's application role
 BASE = "http://clinic.test"
 LINK = re.compile(r"http://clinic\.test/q/([A-Za-z0-9_\-]+)")
 NDI_ALL_TWO = {f"item{i}": 2 for i in range(1, 11)}  # 20 of 50 points = 40 %
@@ -408,3 +410,36 @@ def test_assigning_twice_does_not_ask_twice(clinic: ClinicFixture) -> None:
             AssignQuestionnaires(episode_id=ep.id, instrument_ids=["ndi"]),
         )
     assert date.today()  # the assignment above stays the only one
+
+
+def test_the_whole_path_works_as_the_application_role_under_row_level_security(
+    app_engine: sa.Engine, catcher: MailCatcher
+) -> None:
+    """PostgreSQL, connected as a member of needlepoint_app (not the tables' owner): the
+    link is found by its hash before the clinic is known, the worker reads each clinic's
+    outbox scoped to it, and the patient's answers land in the right clinic only."""
+    c = make_clinic(app_engine)
+    p, ep = _patient_with_episode(c, "rls@patient.test")
+    _send_ndi(c, ep.id)
+    assert _worker(c, catcher).run_once().sent == 1
+    token = _token_from(catcher, "rls@patient.test")
+    opened = questionnaires.open_questionnaires(SqlUnitOfWork(app_engine), token)
+    a = opened.due[0][0].id
+    questionnaires.save_questionnaire_answers(
+        SqlUnitOfWork(app_engine),
+        token,
+        SaveQuestionnaireAnswers(assignment_id=a, answers=NDI_ALL_TWO),
+    )
+    m = questionnaires.submit_questionnaire(SqlUnitOfWork(app_engine), token, a)
+    assert m.clinic_id == p.clinic_id
+    with app_engine.connect() as conn:  # no clinic chosen: the application role sees nothing
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(t.outbox_messages)).scalar_one()
+            == 0
+        )
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(t.questionnaire_responses)
+            ).scalar_one()
+            == 0
+        )
