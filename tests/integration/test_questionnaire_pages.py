@@ -119,9 +119,14 @@ def test_send_answer_and_see_the_patient_reported_score(
     assert again.status_code == 410
     assert "already sent your answers" in again.text
 
-    chart = client.get(f"/episodes/{ep.id}/questionnaires")
-    assert "20%" in chart.text  # 10 of 50 points
-    assert "patient-reported" in chart.text
+    page = client.get(f"/episodes/{ep.id}/questionnaires")
+    assert "20%" in page.text  # 10 of 50 points
+    assert "patient-reported" in page.text
+    chart = client.get(f"/patients/{p.id}")
+    assert re.search(r"score 20%[^<]*patient-reported", chart.text)
+    progress = client.get(f"/episodes/{ep.id}/progress")
+    assert "Answered by the patient from home" in progress.text
+    assert "patient-reported" in progress.text
 
 
 def test_an_unknown_link_gets_a_plain_page_and_no_details(clinic: ClinicFixture) -> None:
