@@ -102,6 +102,7 @@ REFERENCE_DATA = {
     "muscle_id": "sternocleidomastoid",
     "template_id": "dry_needling",
     "version": "1.0",
+    "condition": "neck_pain",
 }
 """Path parameters naming shared reference data, not a record of one clinic."""
 
@@ -354,6 +355,7 @@ BODIES: dict[str, Any] = {
     "ConsentIn": lambda r, u: (consent_body(), False),
     "ConsentWithdrawal": lambda r, u: ({}, False),
     "ClinicSettingsIn": lambda r, u: ({"screening_valid_days": 60}, False),
+    "PlanIn": lambda r, u: ({"instruments": {"ndi": ["intake", "discharge"]}}, False),
     "QuestionnaireRequest": lambda r, u: ({"instrument_ids": ["ndi"], "send": False}, False),
     "TrainingForm": lambda r, u: (
         {

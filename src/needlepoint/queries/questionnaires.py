@@ -112,3 +112,8 @@ def reported_scores(reader: Reader, measurement_ids: list[UUID]) -> dict[UUID, M
         return {}
     found = reader.select(Measurement, TABLE_OF[Measurement].c.id.in_(measurement_ids))
     return {m.id: m for m in found}
+
+
+def clinic_plans(reader: Reader) -> set[str]:
+    """The conditions the clinic chose a plan for."""
+    return {p.condition for p in reader.select_by(QuestionnairePlan)}

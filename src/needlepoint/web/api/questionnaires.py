@@ -12,10 +12,16 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from needlepoint.actions import questionnaires as actions
-from needlepoint.domain.commands import AssignQuestionnaires, ClinicalDate, InstrumentId
+from needlepoint.domain.commands import (
+    AssignQuestionnaires,
+    ClinicalDate,
+    InstrumentId,
+    SetQuestionnairePlan,
+)
 from needlepoint.domain.entities import OutboxMessage, QuestionnaireAssignment
 from needlepoint.domain.enums import LinkEnd, MessageKind, OutboxState, TimePoint
 from needlepoint.domain.permissions import Permission
+from needlepoint.domain.questionnaires import Schedule
 from needlepoint.queries import questionnaires as queries
 from needlepoint.web.context import ApiContext, requires, respond
 
@@ -137,3 +143,76 @@ def outbox(ctx: ApiContext) -> Response:
     with ctx.reader() as r:
         found = queries.outbox(r)
         return respond([_entry(m) for m in found.messages])
+
+
+class PlanIn(BaseModel):
+    """The clinic's questionnaires for a condition: each questionnaire with its time
+    points; during care every N days (null: before each visit); follow-ups in days after
+    discharge."""
+
+    model_config = ConfigDict(extra="forbid")
+    instruments: Annotated[dict[InstrumentId, list[TimePoint]], Field(min_length=1, max_length=12)]
+    every_n_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    follow_up_days: Annotated[list[Annotated[int, Field(ge=1, le=730)]], Field(max_length=6)] = [
+        42,
+        91,
+    ]
+
+
+class PlanOut(BaseModel):
+    condition: str
+    instruments: dict[str, list[TimePoint]]
+    every_n_days: int | None
+    follow_up_days: list[int]
+    chosen_by_clinic: bool
+
+
+def _plan_out(condition: str, schedule: Schedule, chosen: bool) -> dict[str, object]:
+    return {
+        "condition": condition,
+        "instruments": {
+            iid: sorted(points, key=list(TimePoint).index)
+            for iid, points in sorted(schedule.instruments.items())
+        },
+        "every_n_days": schedule.every_n_days,
+        "follow_up_days": list(schedule.follow_up_days),
+        "chosen_by_clinic": chosen,
+    }
+
+
+@router.get(
+    "/questionnaire-plans",
+    response_model=list[PlanOut],
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
+def plans(ctx: ApiContext) -> Response:
+    """For each condition, the questionnaires its patients answer and when: the clinic's
+    plan, or the product's default (`chosen_by_clinic` false)."""
+    from needlepoint.domain.catalogue import conditions
+
+    with ctx.reader() as r:
+        r.require(Permission.READ_CLINICAL)
+        chosen = queries.clinic_plans(r)
+        out = [
+            _plan_out(c.id, queries.schedule_for(r, c.id), c.id in chosen)
+            for c in conditions().conditions
+        ]
+        return respond(out)
+
+
+@router.put(
+    "/questionnaire-plans/{condition}",
+    response_model=PlanOut,
+    openapi_extra=requires(Permission.MANAGE_CLINIC),
+)
+def set_plan(ctx: ApiContext, condition: str, body: PlanIn) -> Response:
+    """Choose the questionnaires and schedule for a condition (owner). Once a condition
+    has a plan, the outbox worker sends what falls due by itself."""
+    cmd = SetQuestionnairePlan(condition=condition, **body.model_dump())
+    plan = actions.set_questionnaire_plan(ctx.uow(), ctx.actor, cmd)
+    schedule = Schedule(
+        {iid: frozenset(TimePoint(p) for p in pts) for iid, pts in plan.instruments.items()},
+        plan.every_n_days,
+        tuple(plan.follow_up_days),
+    )
+    return respond(_plan_out(condition, schedule, True))
