@@ -24,12 +24,13 @@ from needlepoint.adapters import mail
 from needlepoint.adapters.db.questionnaire_links import (
     clinic_ids,
     due_messages,
+    episodes_on_a_plan,
     open_links_issued_before,
 )
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.entities import OutboxMessage
-from needlepoint.domain.errors import StaleVersion
-from needlepoint.domain.questionnaires import defaults
+from needlepoint.domain.errors import DomainError, StaleVersion
+from needlepoint.domain.questionnaires import MAX_FOLLOW_UP_DAYS, SEND_WINDOW_DAYS, defaults
 
 log = logging.getLogger("needlepoint.outbox")
 
@@ -50,6 +51,7 @@ class Pass:
     failed: int = 0
     skipped: int = 0
     reminders: int = 0
+    scheduled: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -91,18 +93,42 @@ class OutboxWorker:
         """Queue the due reminders, then send every due message of every clinic."""
         done = Pass()
         if self.base_url:
+            done.scheduled = self.send_scheduled()
             done.reminders = self.queue_reminders()
-        clinics = self.only_clinics
-        if clinics is None:
-            with self.engine.connect() as conn:
-                clinics = clinic_ids(conn)
-        for clinic in clinics:
+        for clinic in self._clinics():
             now = self.clock()
             with self.engine.connect() as conn, conn.begin():
                 due = due_messages(conn, clinic, now, now - self.lease, self.batch)
             for clinic_id, message_id in due:
                 self._deliver(clinic_id, message_id, done)
         return done
+
+    def _clinics(self) -> list[UUID]:
+        if self.only_clinics is not None:
+            return self.only_clinics
+        with self.engine.connect() as conn:
+            return clinic_ids(conn)
+
+    def send_scheduled(self) -> int:
+        """Queue what the clinics' plans say is due now, episode by episode (an episode
+        closed long ago has nothing left: its last follow-up is within two years)."""
+        assert self.base_url is not None
+        since = (self.clock() - timedelta(days=MAX_FOLLOW_UP_DAYS + SEND_WINDOW_DAYS)).date()
+        sent = 0
+        for clinic in self._clinics():
+            with self.engine.connect() as conn, conn.begin():
+                episode_ids = episodes_on_a_plan(conn, clinic, since)
+            for episode_id in episode_ids:
+                try:
+                    if questionnaires.send_due_questionnaires(
+                        self.uow(), clinic, episode_id, self.base_url
+                    ):
+                        sent += 1
+                except StaleVersion:
+                    continue  # another worker sent it
+                except DomainError as exc:  # one episode's problem must not stop the rest
+                    log.warning("outbox: episode %s not scheduled: %s", episode_id, exc)
+        return sent
 
     def queue_reminders(self) -> int:
         """Queue a reminder for each open link whose reminder is due."""

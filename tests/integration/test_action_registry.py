@@ -861,6 +861,27 @@ def _(w: World) -> Call:
     return lambda uow, actor: questionnaires.request_new_link(uow, token, _BASE)
 
 
+@scenario(
+    "questionnaires.send_due_questionnaires",
+    A.QUESTIONNAIRES_ASSIGNED,
+    A.QUESTIONNAIRE_LINK_ISSUED,
+)
+def _(w: World) -> Call:
+    c = w.clinic
+    questionnaires.set_questionnaire_plan(
+        w.uow(),
+        c.as_owner,
+        SetQuestionnairePlan(
+            condition="neck_pain", instruments={"ndi": ["during_care"]}, every_n_days=1
+        ),
+    )
+    p = patients.register_patient(w.uow(), c.as_clinician, patient_cmd(email="due@p.test"))
+    ep = episodes.open_episode(w.uow(), c.as_clinician, episode_cmd(p.id))
+    return lambda uow, actor: questionnaires.send_due_questionnaires(
+        uow, ep.clinic_id, ep.id, _BASE
+    )
+
+
 @scenario("outbox.claim_message")
 def _(w: World) -> Call:
     done, _token = _questionnaire_sent(w)

@@ -20,6 +20,7 @@ from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.mail import MailCatcher, SmtpServer
 from needlepoint.domain.commands import (
     AssignQuestionnaires,
+    CloseEpisode,
     SaveQuestionnaireAnswers,
     SendQuestionnaireLink,
     SetQuestionnairePlan,
@@ -443,3 +444,47 @@ def test_the_whole_path_works_as_the_application_role_under_row_level_security(
             ).scalar_one()
             == 0
         )
+
+
+def test_with_a_plan_the_worker_sends_what_falls_due_once(
+    clinic: ClinicFixture, catcher: MailCatcher
+) -> None:
+    """Once the clinic chose a plan for neck pain, the worker sends the 6-week follow-up
+    of a discharged episode by itself, once; without a plan nothing is sent by itself."""
+    p, ep = _patient_with_episode(clinic, "plan@patient.test")
+    discharged = episodes.close_episode(
+        clinic.uow(),
+        clinic.as_clinician,
+        CloseEpisode(
+            episode_id=ep.id,
+            expected_version=ep.version,
+            closed_on=date.today() - timedelta(days=42),
+            discharge_reason="goals met",
+        ),
+    )
+    assert discharged.closed_on is not None
+    assert _worker(clinic, catcher).run_once().scheduled == 0  # no plan: by hand only
+    questionnaires.set_questionnaire_plan(
+        clinic.uow(),
+        clinic.as_owner,
+        SetQuestionnairePlan(
+            condition="neck_pain",
+            instruments={"ndi": ["discharge", "follow_up"], "groc": ["follow_up"]},
+            follow_up_days=[42, 91],
+        ),
+    )
+    first = _worker(clinic, catcher).run_once()
+    assert first.scheduled == 1
+    assert first.sent == 1
+    assert _worker(clinic, catcher).run_once().scheduled == 0  # never twice
+    with clinic.engine.connect() as conn:
+        asked = conn.execute(
+            sa.select(
+                t.questionnaire_assignments.c.instrument_id,
+                t.questionnaire_assignments.c.time_point,
+            ).where(t.questionnaire_assignments.c.patient_id == p.id)
+        ).all()
+    assert sorted(asked) == [("groc", "follow_up"), ("ndi", "follow_up")]
+    token = _token_from(catcher, "plan@patient.test")
+    opened = questionnaires.open_questionnaires(SqlUnitOfWork(clinic.engine), token)
+    assert {a.instrument_id for a, _r in opened.due} == {"groc", "ndi"}

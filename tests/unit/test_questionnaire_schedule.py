@@ -174,3 +174,36 @@ def test_reminders_follow_their_schedule_and_stop() -> None:
     assert reminder_due(sent, 0, sent + timedelta(days=3), [3, 7])
     assert reminder_due(sent, 1, sent + timedelta(days=7), [3, 7])
     assert not reminder_due(sent, 2, sent + timedelta(days=70), [3, 7])
+
+
+@given(episodes(), st.integers(0, 400), st.integers(0, 5))
+def test_what_is_sent_now_is_due_recently_and_never_twice(
+    ep: tuple,  # type: ignore[type-arg]
+    offset: int,
+    window: int,
+) -> None:
+    from needlepoint.domain.questionnaires import due_now
+
+    schedule, opened, visits, closed, _until = ep
+    today = opened + timedelta(days=offset)
+    now = due_now(
+        schedule,
+        opened_on=opened,
+        visits=visits,
+        closed_on=closed,
+        today=today,
+        already=set(),
+        window_days=window,
+    )
+    assert all(today - timedelta(days=window) <= d.due_on <= today for d in now)
+    sent = {(d.instrument_id, d.time_point, d.due_on) for d in now}
+    again = due_now(
+        schedule,
+        opened_on=opened,
+        visits=visits,
+        closed_on=closed,
+        today=today,
+        already=sent,
+        window_days=window,
+    )
+    assert again == []

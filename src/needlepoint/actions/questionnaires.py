@@ -708,3 +708,93 @@ def request_new_link(
         _patient_audit(uow, new, AuditAction.QUESTIONNAIRE_LINK_REQUESTED, new, address)
         uow.commit()
     return True
+
+
+# -- sending by the clinic's plan (run by the outbox worker) -----------------------------
+
+
+@action(
+    None,
+    AuditAction.QUESTIONNAIRES_ASSIGNED,
+    AuditAction.QUESTIONNAIRE_LINK_ISSUED,
+    unauthenticated="the outbox worker, a system process, on the clinic's questionnaire plan",
+)
+def send_due_questionnaires(
+    uow: UnitOfWork, clinic_id: UUID, episode_id: UUID, base_url: str
+) -> Assigned | None:
+    """Send the episode's patient what the clinic's plan for the condition says is due
+    now (`domain.questionnaires.due_now`: due in the last few days, not asked yet), in
+    the name of the episode's clinician. Only for conditions the clinic chose a plan for
+    (without one, clinicians send by hand) and patients with an e-mail address. Returns
+    None when nothing was due."""
+    from needlepoint.domain.entities import Session
+    from needlepoint.domain.enums import TimePoint
+    from needlepoint.domain.questionnaires import Schedule, due_now
+
+    with uow:
+        episode = uow.get(Episode, episode_id, clinic_id)
+        if episode is None:
+            return None
+        plans = uow.list_by(QuestionnairePlan, clinic_id, condition=episode.condition)
+        patient = uow.get(Patient, episode.patient_id, clinic_id)
+        clinic = uow.get(Clinic, clinic_id, clinic_id)
+        if not plans or patient is None or clinic is None or not patient.email:
+            return None
+        plan = plans[0]
+        schedule = Schedule(
+            {i: frozenset(TimePoint(p) for p in pts) for i, pts in plan.instruments.items()},
+            plan.every_n_days,
+            tuple(plan.follow_up_days),
+        )
+        tz = zone(clinic.time_zone)
+        now = uow.now()
+        visits = [
+            local_date(s.started_at, tz)
+            for s in uow.list_by(Session, clinic_id, episode_id=episode.id)
+        ]
+        asked = uow.list_by(QuestionnaireAssignment, clinic_id, episode_id=episode.id)
+        due = due_now(
+            schedule,
+            opened_on=episode.opened_on,
+            visits=visits,
+            closed_on=episode.closed_on,
+            today=local_date(now, tz),
+            already={(a.instrument_id, a.time_point, a.due_on) for a in asked},
+        )
+        if not due:
+            return None
+        made = [
+            QuestionnaireAssignment(
+                id=uow.new_id(),
+                clinic_id=clinic_id,
+                patient_id=patient.id,
+                episode_id=episode.id,
+                instrument_id=d.instrument_id,
+                time_point=d.time_point,
+                due_on=d.due_on,
+                assigned_by=episode.clinician_id,
+                created_at=now,
+            )
+            for d in due
+        ]
+        for a in made:
+            uow.add(a)
+        link, message = _issue_link(
+            uow, episode.clinician_id, clinic, patient, episode.id, base_url, MessageKind.INVITATION
+        )
+        for kind, subject, after in (
+            (AuditAction.QUESTIONNAIRES_ASSIGNED, made[0], list(made)),
+            (AuditAction.QUESTIONNAIRE_LINK_ISSUED, link, [link, message]),
+        ):
+            audit(
+                uow,
+                None,
+                clinic_id,
+                kind,
+                subject,
+                after=after,  # type: ignore[arg-type]
+                patient_id=patient.id,
+                source="outbox-worker",
+            )
+        uow.commit()
+    return Assigned(made, link, message)

@@ -278,3 +278,33 @@ def retry_delay(attempts: int) -> timedelta:
 def gives_up(attempts: int) -> bool:
     """Whether a message that failed `attempts` times is given up (state failed)."""
     return attempts >= MAX_ATTEMPTS
+
+
+# -- sending by the schedule -----------------------------------------------------------------
+
+SEND_WINDOW_DAYS = 3
+"""How late the worker still sends a questionnaire by the schedule: one due up to this many
+days ago (a server that was down catches up); older ones are left to the clinician."""
+
+
+def due_now(
+    schedule: Schedule,
+    *,
+    opened_on: date,
+    visits: Iterable[date],
+    closed_on: date | None,
+    today: date,
+    already: set[tuple[str, TimePoint, date]],
+    window_days: int = SEND_WINDOW_DAYS,
+) -> list[Due]:
+    """The questionnaires of the schedule due now (on a day from `window_days` ago to
+    today) that were not already asked (`already`: instrument, time point, due day)."""
+    earliest = today - timedelta(days=window_days)
+    return [
+        d
+        for d in due_dates(
+            schedule, opened_on=opened_on, visits=visits, closed_on=closed_on, until=today
+        )
+        if earliest <= d.due_on <= today
+        and (d.instrument_id, d.time_point, d.due_on) not in already
+    ]

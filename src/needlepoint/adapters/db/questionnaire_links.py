@@ -7,7 +7,7 @@ Also the outbox worker's one read across clinics: which clinics have messages to
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -63,3 +63,23 @@ def due_messages(
         .limit(limit)
     )
     return [(clinic_id, r.id) for r in rows]
+
+
+def episodes_on_a_plan(conn: sa.Connection, clinic_id: UUID, closed_since: date) -> list[UUID]:
+    """The clinic's episodes whose condition has a questionnaire plan: open, or closed on
+    or after `closed_since` (their follow-ups may still fall due)."""
+    from needlepoint.adapters.db.engine import scope_to_clinic
+    from needlepoint.adapters.db.tables import episodes as e
+    from needlepoint.adapters.db.tables import questionnaire_plans as p
+
+    scope_to_clinic(conn, clinic_id)
+    rows = conn.execute(
+        sa.select(e.c.id)
+        .join(p, sa.and_(p.c.clinic_id == e.c.clinic_id, p.c.condition == e.c.condition))
+        .where(
+            e.c.clinic_id == clinic_id,
+            sa.or_(e.c.status == "open", e.c.closed_on >= closed_since),
+        )
+        .order_by(e.c.id)
+    )
+    return [r.id for r in rows]
