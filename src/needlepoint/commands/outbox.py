@@ -66,11 +66,18 @@ def demo_patient(engine: sa.Engine, clinician_user_id: object, clinic_id: object
     from datetime import UTC, datetime, timedelta
     from uuid import UUID
 
-    from needlepoint.actions import episodes, patients
+    from needlepoint.actions import consent, episodes, patients, screening
     from needlepoint.actions.context import Actor
     from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-    from needlepoint.domain.commands import OpenEpisode, PlanItemIn, RegisterPatient
-    from needlepoint.domain.enums import Modality, Sex
+    from needlepoint.domain.commands import (
+        OpenEpisode,
+        PlanItemIn,
+        RecordConsent,
+        RecordScreening,
+        RegisterPatient,
+    )
+    from needlepoint.domain.enums import ConsentMethod, Modality, Sex
+    from needlepoint.domain.screening import questionnaire
 
     actor = Actor(UUID(str(clinician_user_id)), UUID(str(clinic_id)), source="cli")
     today = datetime.now(UTC).date()
@@ -84,6 +91,30 @@ def demo_patient(engine: sa.Engine, clinician_user_id: object, clinic_id: object
             birth_date=today.replace(year=today.year - 41),
             sex=Sex.FEMALE,
             email=DEMO_PATIENT_EMAIL,
+        ),
+    )
+    # Screened (all clear) and consented a week ago, as every demo patient under way is.
+    before = datetime.now(UTC) - timedelta(days=7, hours=1)
+    screening.record_screening(
+        SqlUnitOfWork(engine),
+        actor,
+        RecordScreening(
+            patient_id=p.id,
+            answers={q.id: False for q in questionnaire().questions},
+            screened_at=before,
+        ),
+    )
+    consent.record_consent(
+        SqlUnitOfWork(engine),
+        actor,
+        RecordConsent(
+            patient_id=p.id,
+            template_id="dry_needling",
+            template_version="1.0",
+            signer_name="Nora Example",
+            method=ConsentMethod.TYPED_NAME,
+            signed_at=before,
+            copy_given=True,
         ),
     )
     episodes.open_episode(

@@ -53,7 +53,6 @@ def _base_url(request: Request) -> str:
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"  # answers never stay in a shared cache
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token never leaves in a Referer
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 
