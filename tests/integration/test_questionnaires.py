@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -488,3 +489,29 @@ def test_with_a_plan_the_worker_sends_what_falls_due_once(
     token = _token_from(catcher, "plan@patient.test")
     opened = questionnaires.open_questionnaires(SqlUnitOfWork(clinic.engine), token)
     assert {a.instrument_id for a, _r in opened.due} == {"groc", "ndi"}
+
+
+def test_the_outbox_command_sends_what_waits_and_says_what_it_needs(
+    tmp_path: Path, catcher: MailCatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from needlepoint.adapters.db.engine import make_engine
+    from needlepoint.adapters.db.migrate import upgrade
+    from needlepoint.cli import app
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'o.db'}")
+    upgrade(engine)
+    c = make_clinic(engine)
+    _p, ep = _patient_with_episode(c, "cli@patient.test")
+    _send_ndi(c, ep.id)
+    runner = CliRunner()
+    monkeypatch.delenv("NEEDLEPOINT_SMTP_URL", raising=False)
+    refused = runner.invoke(app, ["outbox", "--once", "--db", str(tmp_path / "o.db")])
+    assert refused.exit_code == 2
+    assert "NEEDLEPOINT_SMTP_URL" in refused.output
+    monkeypatch.setenv("NEEDLEPOINT_SMTP_URL", catcher.url)
+    done = runner.invoke(app, ["outbox", "--once", "--db", str(tmp_path / "o.db")])
+    assert done.exit_code == 0, done.output
+    assert "sent 1" in done.output
+    assert any("cli@patient.test" in m.recipients for m in catcher.messages)
