@@ -180,6 +180,15 @@ def test_the_error_page_names_the_question_and_passes_axe(
     patient.goto(link[1])
     first = patient.locator("form.p-form").first
     first.locator("li.p-item").first.locator("input[type=radio]").first.click()
+    # Saved the moment it was chosen (static/patient.js): a new page shows it, no button
+    # pressed.
+    again = patient.context.new_page()
+    for _ in range(50):
+        again.goto(link[1])
+        if again.locator("input[type=radio]:checked").count() == 1:
+            break
+        time.sleep(0.1)
+    assert again.locator("input[type=radio]:checked").count() == 1
     first.get_by_role("button", name="Send my answers").click()
     assert patient.get_by_role("alert").is_visible()
     assert "Please answer this question" in patient.get_by_role("alert").inner_text()

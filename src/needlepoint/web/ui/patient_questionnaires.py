@@ -5,7 +5,8 @@ credential, and it opens only that patient's questionnaires (`actions.questionna
 Every form posts back to the same token's address, so a page of another site cannot
 post here without the token (no CSRF token needed). Plain form posts, no script: every
 post saves the answers given so far ("Save and finish later"), "Send my answers" saves
-and then submits; an answer out of range comes back with the item named. A link that
+and then submits; with scripts on, `static/patient.js` also saves each answer the moment
+it is chosen (the same post); an answer out of range comes back with the item named. A link that
 does not open gets a page saying why, in plain words, with a button to ask for a new
 link. Requests to `/q/` are rate limited per address (`web.limits.RateLimit`)."""
 
@@ -22,7 +23,7 @@ from needlepoint.actions import questionnaires
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.answer_wording import choices
 from needlepoint.domain.commands import SaveQuestionnaireAnswers
-from needlepoint.domain.errors import DomainError, InvalidInput, NotFound
+from needlepoint.domain.errors import DomainError, InvalidInput, NotFound, StaleVersion
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.questionnaires import LinkClosed
 from needlepoint.web.ui.forms import in_thread, submitted_form, templates
@@ -162,15 +163,7 @@ async def answer(request: Request, token: str) -> Response:
                 request, token, opened, values={mine.id: posted}, errors=bad, status=422
             )
         try:
-            if answers:
-                questionnaires.save_questionnaire_answers(
-                    _uow(request),
-                    token,
-                    SaveQuestionnaireAnswers(assignment_id=mine.id, answers=answers),
-                    address=address,
-                )
-            if form.get("send"):
-                questionnaires.submit_questionnaire(_uow(request), token, mine.id, address=address)
+            _save_and_send(request, token, mine.id, answers, bool(form.get("send")), address)
         except LinkClosed as err:
             return _closed(request, token, err)
         except (InvalidInput, NotFound, ValidationError) as err:
@@ -188,6 +181,36 @@ async def answer(request: Request, token: str) -> Response:
         return RedirectResponse(f"/q/{token}?saved=1#top", status_code=303)
 
     return await in_thread(work)
+
+
+def _save_and_send(
+    request: Request,
+    token: str,
+    assignment_id: UUID,
+    answers: dict[str, Any],
+    send: bool,
+    address: str | None,
+) -> None:
+    """Save the answers, then (with `send`) submit. The page's script saves each answer
+    as it is chosen: a save racing this one (`StaleVersion`) is retried once, on the
+    newer version."""
+    for attempt in (1, 2):
+        try:
+            if answers:
+                questionnaires.save_questionnaire_answers(
+                    _uow(request),
+                    token,
+                    SaveQuestionnaireAnswers(assignment_id=assignment_id, answers=answers),
+                    address=address,
+                )
+            if send:
+                questionnaires.submit_questionnaire(
+                    _uow(request), token, assignment_id, address=address
+                )
+            return
+        except StaleVersion:
+            if attempt == 2:
+                raise
 
 
 def _plain(field: str, detail: str, names: list[str], labels: list[str]) -> str:
