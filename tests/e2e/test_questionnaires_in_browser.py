@@ -195,3 +195,26 @@ def test_the_error_page_names_the_question_and_passes_axe(
     findings = Findings()
     findings.check(patient, "q-patient-missing-answer", 390)
     assert not findings.problems, "\n".join(findings.problems)
+
+
+@pytest.mark.parametrize("width", [1366, 820])
+def test_the_patients_page_passes_axe_on_larger_screens(
+    browser: Any, world: dict[str, Any], width: int
+) -> None:
+    url = world["url"]
+    before = len([m for m in world["catcher"].messages if PATIENT_EMAIL in m.recipients])
+    clinician = browser.new_context(viewport=PHONE).new_page()
+    clinician.goto(f"{url}/login")
+    clinician.get_by_label("Email").fill(EMAIL)
+    clinician.get_by_label("Password").fill(PASSWORD)
+    clinician.get_by_role("button", name="Sign in").click()
+    clinician.goto(f"{url}/episodes/{world['episode']}/questionnaires")
+    clinician.get_by_role("button", name="Send to the patient by e-mail").click()
+    mail = _mail(world["catcher"], before + 1)
+    link = re.search(r"(http://127\.0\.0\.1:\d+/q/[A-Za-z0-9_\-]+)", mail.body)
+    assert link
+    patient = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    patient.goto(link[1])
+    findings = Findings()
+    findings.check(patient, "q-patient-questionnaire", width)
+    assert not findings.problems, "\n".join(findings.problems)
