@@ -155,6 +155,8 @@ def test_a_patient_answers_ndi_on_a_phone_from_the_e_mailed_link(
     outbox.goto(f"{url}/outbox")
     assert "sent" in outbox.locator("tbody").inner_text()
     findings.check(outbox, "q-outbox", 390)
+    outbox.goto(f"{url}/settings/questionnaires")
+    findings.check(outbox, "q-plan", 390)
 
     print(f"\npatient interactions (link open + answers + send): {interactions}")
     assert interactions == 12
@@ -217,4 +219,16 @@ def test_the_patients_page_passes_axe_on_larger_screens(
     patient.goto(link[1])
     findings = Findings()
     findings.check(patient, "q-patient-questionnaire", width)
+    staff = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    staff.goto(f"{url}/login")
+    staff.get_by_label("Email").fill(EMAIL)
+    staff.get_by_label("Password").fill(PASSWORD)
+    staff.get_by_role("button", name="Sign in").click()
+    for path, name in (
+        (f"/episodes/{world['episode']}/questionnaires", "q-clinician-send"),
+        ("/outbox", "q-outbox"),
+        ("/settings/questionnaires", "q-plan"),
+    ):
+        staff.goto(f"{url}{path}")
+        findings.check(staff, name, width)
     assert not findings.problems, "\n".join(findings.problems)

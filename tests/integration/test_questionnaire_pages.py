@@ -144,3 +144,48 @@ def test_link_entry_is_rate_limited_per_address(sqlite_engine: sa.Engine) -> Non
     codes = [patient.get(f"/q/guess-{i}").status_code for i in range(100)]
     assert 429 in codes
     assert codes[0] == 404
+
+
+def test_the_owner_sets_the_clinics_plan_on_a_page(clinic: ClinicFixture) -> None:
+    owner_email = f"own-{clinic.owner.clinic_id.hex[:8]}@test.example"
+    register_user(
+        SqlUnitOfWork(clinic.engine),
+        clinic.as_owner,
+        RegisterUser(email=owner_email, full_name="Page Owner", role=Role.OWNER, password=PASSWORD),
+    )
+    client = TestClient(create_app(clinic.engine, secret_key="k" * 40))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf
+    client.post("/login", data={"email": owner_email, "password": PASSWORD, "csrf": csrf[1]})
+    page = client.get("/settings/questionnaires?condition=low_back_pain")
+    assert page.status_code == 200
+    assert 'value="odi:intake" checked' in page.text  # the default: ODI throughout
+    saved = client.post(
+        "/settings/questionnaires/low_back_pain",
+        data={
+            "csrf": _csrf(page.text),
+            "asked": ["odi:intake", "odi:discharge", "pgic:follow_up"],
+            "every_n_days": "14",
+            "follow_up_days": "42, 91",
+        },
+    )
+    assert "Plan saved" in saved.text
+    assert 'value="pgic:follow_up" checked' in saved.text
+    assert 'value="odi:during_care" checked' not in saved.text
+    bad = client.post(
+        "/settings/questionnaires/low_back_pain",
+        data={"csrf": _csrf(page.text), "asked": ["odi:intake"], "follow_up_days": "0"},
+    )
+    assert bad.status_code == 400
+    clinician = _signed_in(clinic)
+    refused = clinician.post(
+        "/settings/questionnaires/low_back_pain",
+        data={
+            "csrf": _csrf(clinician.get("/settings/questionnaires").text),
+            "asked": ["odi:intake"],
+        },
+    )
+    assert refused.status_code == 400
+    assert (
+        "Only the clinic's owner changes the plan" in clinician.get("/settings/questionnaires").text
+    )

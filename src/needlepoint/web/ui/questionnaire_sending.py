@@ -15,8 +15,10 @@ from pydantic import ValidationError
 from needlepoint.actions.questionnaires import assign_questionnaires, revoke_questionnaire_link
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.commands import AssignQuestionnaires
+from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import library
+from needlepoint.domain.permissions import Permission
 from needlepoint.domain.questionnaires import (
     TIME_POINT_WORDS,
     self_report_instruments,
@@ -150,3 +152,83 @@ def outbox_page(request: Request) -> Response:
     except DomainError as err:
         return refusal_page(request, err)
     return render(request, "outbox.html", outbox=found)
+
+
+# -- the clinic's plan per condition (the owner) -------------------------------------------
+
+
+def _plan_page(
+    request: Request,
+    ctx: RequestContext,
+    condition: str,
+    errors: Errors,
+    status: int = 200,
+    saved: bool = False,
+) -> Response:
+    from needlepoint.domain.enums import TimePoint
+    from needlepoint.queries.questionnaires import clinic_plans
+
+    if conditions().get(condition) is None:
+        condition = conditions().conditions[0].id
+    try:
+        with ctx.reader() as r:
+            r.require(Permission.READ_CLINICAL)
+            schedule = schedule_for(r, condition)
+            chosen = clinic_plans(r)
+    except DomainError as err:
+        return refusal_page(request, err)
+    return render(
+        request,
+        "questionnaire_plan.html",
+        status,
+        conditions=conditions().conditions,
+        condition=conditions().get(condition),
+        schedule=schedule,
+        chosen=chosen,
+        instruments=self_report_instruments(),
+        time_points=list(TimePoint),
+        time_point_words=TIME_POINT_WORDS,
+        is_owner=ctx.role is Role.OWNER,
+        errors=errors,
+        saved=saved,
+    )
+
+
+@router.get("/settings/questionnaires", response_model=None)
+def plan_page(request: Request, condition: str = "neck_pain") -> Response:
+    ctx = signed_in(request)
+    if ctx is None:
+        return to_login()
+    return _plan_page(request, ctx, condition, {}, saved="saved" in request.query_params)
+
+
+@router.post("/settings/questionnaires/{condition}", response_model=None)
+async def save_plan(request: Request, condition: str) -> Response:
+    return await posted_form(request, _save_plan, condition)
+
+
+def _save_plan(
+    request: Request, ctx: RequestContext, condition: str, form: dict[str, Any]
+) -> Response:
+    from needlepoint.actions.questionnaires import set_questionnaire_plan
+    from needlepoint.domain.commands import SetQuestionnairePlan
+
+    chosen: dict[str, list[str]] = {}
+    for value in many(form, "asked"):
+        iid, _, point = value.partition(":")
+        chosen.setdefault(iid, []).append(point)
+    every = text(form, "every_n_days")
+    days = [d.strip() for d in text(form, "follow_up_days").split(",") if d.strip()]
+    try:
+        cmd = SetQuestionnairePlan.model_validate(
+            {
+                "condition": condition,
+                "instruments": chosen,
+                "every_n_days": every or None,
+                "follow_up_days": days,
+            }
+        )
+        set_questionnaire_plan(ctx.uow(), ctx.actor, cmd)
+    except (DomainError, ValidationError) as err:
+        return _plan_page(request, ctx, condition, field_errors(err), status=400)
+    return see_other(f"/settings/questionnaires?condition={condition}&saved=1")
