@@ -36,6 +36,9 @@ log = logging.getLogger("needlepoint.outbox")
 
 DEFAULT_SENDER = "Needlepoint <no-reply@needlepoint.invalid>"
 LINK_PLACEHOLDER = "{link}"
+SCHEDULE_EVERY = timedelta(minutes=1)
+"""How often a running worker looks for scheduled questionnaires and due reminders (it
+sends queued messages on every pass)."""
 
 Fault = Callable[[str, OutboxMessage], None]
 """A test's hook, called at each step of a message ("claimed", "accepted" — the SMTP
@@ -82,6 +85,8 @@ class OutboxWorker:
         self.clock = clock
         self.fault = fault
         self.only_clinics = only_clinics
+        self.schedule_every = SCHEDULE_EVERY
+        self._last_schedule: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,7 +97,13 @@ class OutboxWorker:
     def run_once(self) -> Pass:
         """Queue the due reminders, then send every due message of every clinic."""
         done = Pass()
-        if self.base_url:
+        now = self.clock()
+        if self.base_url and (
+            self._last_schedule is None or now - self._last_schedule >= self.schedule_every
+        ):
+            # Each episode on a plan is looked at in a write transaction of its own: not
+            # every pass (SQLite has one write lock), once a minute is soon enough.
+            self._last_schedule = now
             done.scheduled = self.send_scheduled()
             done.reminders = self.queue_reminders()
         for clinic in self._clinics():
