@@ -62,7 +62,7 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
     configure_sealing(settings)
     limits = settings.limits()
     engine = engine or open_database(settings.resolved_database_url(), limits=limits)
-    return create_app(
+    app = create_app(
         engine,
         secret_key=settings.resolved_secret_key(),
         secure_cookies=settings.secure_cookies,
@@ -74,6 +74,9 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         processes=settings.resolved_workers(),
         demo=settings.demo,
     )
+    # The demo's caught e-mails (`needlepoint demo` runs a local SMTP server): /demo/mail.
+    app.state.demo_mail_dir = settings.data_dir / "mail" if settings.demo else None
+    return app
 
 
 def app_from_environment() -> FastAPI:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from needlepoint.adapters.checkpoints import Checkpoint
     from needlepoint.queries.audit import ChainReport
 
+from needlepoint.commands.outbox import outbox_command
 from needlepoint.config import Settings
 from needlepoint.domain.errors import DomainError
 
@@ -256,9 +257,24 @@ def demo(
         ),
     )
     token = issue_operator_token(unit_of_work(engine), user, "demo")
+    # Questionnaires from home: a real SMTP server catches the mail (shown at /demo/mail).
+    from needlepoint.adapters.mail import MailCatcher
+    from needlepoint.commands.outbox import demo_patient
+
+    for stale in (folder / "mail").glob("*.eml"):
+        stale.unlink()
+    catcher = MailCatcher(folder=folder / "mail").start()
+    nora = demo_patient(engine, user.id, report.clinic_id)
     # One process: a demo has one user, and the processes' settings travel by environment.
     settings = Settings(
-        database_url=url, data_dir=folder, host=host, port=port, workers=1, demo=True
+        database_url=url,
+        data_dir=folder,
+        host=host,
+        port=port,
+        workers=1,
+        demo=True,
+        smtp_url=catcher.url,
+        public_url=f"http://{host}:{port}",
     )
     console.print(
         f"\n[bold]Needlepoint demo[/] — {report.patients} synthetic patients in {db_file}"
@@ -266,7 +282,11 @@ def demo(
     console.print(f"  open      http://{host}:{port}/")
     console.print(f"  sign in   {email} / {password}  (a clinician)")
     console.print(f"  owner     {owner_email} / {owner_password}  (the clinic's owner)")
-    console.print(f"  API token {token}  (API docs: http://{host}:{port}/api/docs)\n")
+    console.print(f"  API token {token}  (API docs: http://{host}:{port}/api/docs)")
+    console.print(
+        f"  patient   {nora}: open her episode, 'Questionnaires from home', send; the mail "
+        f"arrives at http://{host}:{port}/demo/mail ({catcher.url})\n"
+    )
     if serve_:
         _serve(settings)
 
@@ -297,13 +317,21 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from needlepoint.bootstrap import build_app, open_database
+    from needlepoint.commands.outbox import worker_for
 
     workers = settings.resolved_workers()
     if workers == 1:
-        uvicorn.run(build_app(settings), **settings.server_options())
+        web = build_app(settings)
+        mailer = worker_for(settings, web.state.engine)
+        if mailer is not None:  # sends what the actions queued; nothing sent from requests
+            mailer.start()
+        uvicorn.run(web, **settings.server_options())
         return
     url = settings.resolved_database_url()
     open_database(url).dispose()  # migrate once, before any worker starts
+    mailer = worker_for(settings, open_database(url, migrate=False))
+    if mailer is not None:  # one outbox worker, in the supervisor: state is in the database
+        mailer.start()
     # The workers read their settings from the environment (they are new processes).
     os.environ["NEEDLEPOINT_DATABASE_URL"] = url
     os.environ["NEEDLEPOINT_SECRET_KEY"] = settings.resolved_secret_key()
@@ -718,6 +746,9 @@ app.command("export-research")(export_research)
 from needlepoint.commands.importing import import_records  # noqa: E402
 
 app.command("import")(import_records)
+
+app.command("outbox")(outbox_command)
+
 
 if __name__ == "__main__":
     app()

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # serving process's interpreter time under load (bench/clinic_day.py profile), the
     # reverse proxy in front logs every request, and the audit trail records who did what.
     access_log: bool = False
+    # E-mail to patients (issue 16, docs/operator-guide.md "E-mail"): the SMTP server the
+    # outbox worker sends through (smtp://, smtp+starttls://user:pass@host:587 or
+    # smtps://…; unset: nothing is sent, messages wait in the outbox), the sender, and
+    # the address patients reach the server at (the links in reminders).
+    smtp_url: str | None = None
+    mail_from: str = "Needlepoint <no-reply@needlepoint.invalid>"
+    public_url: str | None = None
 
     def limits(self) -> Limits:
         """The database limits of one serving process."""

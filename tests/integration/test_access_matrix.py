@@ -103,6 +103,7 @@ REFERENCE_DATA = {
     "muscle_id": "sternocleidomastoid",
     "template_id": "dry_needling",
     "version": "1.0",
+    "condition": "neck_pain",
 }
 """Path parameters naming shared reference data, not a record of one clinic."""
 
@@ -367,6 +368,8 @@ BODIES: dict[str, Any] = {
     "ConsentIn": lambda r, u: (consent_body(), False),
     "ConsentWithdrawal": lambda r, u: ({}, False),
     "ClinicSettingsIn": lambda r, u: ({"screening_valid_days": 60}, False),
+    "PlanIn": lambda r, u: ({"instruments": {"ndi": ["intake", "discharge"]}}, False),
+    "QuestionnaireRequest": lambda r, u: ({"instrument_ids": ["ndi"], "send": False}, False),
     "TrainingForm": lambda r, u: (
         {
             "provider": "Course Co",
@@ -406,11 +409,98 @@ def world(engine: sa.Engine) -> World:
         for role, user in users.items()
     }
     other = make_records(other_clinic, OTHER_NAME)
-    markers = [OTHER_NAME, other.patient.mrn, other_clinic.owner.email]
+    _invited(other)  # the other clinic's outbox holds an invitation to OTHER_EMAIL
+    markers = [OTHER_NAME, other.patient.mrn, other_clinic.owner.email, OTHER_EMAIL]
     markers.append(other_clinic.clinician.email)
     client = TestClient(create_app(engine, secret_key=SECRET))
     own = make_records(own_clinic, "Ownperson")
     return World(client, own, other, tokens, users, markers)
+
+
+OTHER_EMAIL = "elsewhere@patient.test"
+
+
+def _invited(recs: Records) -> str:
+    """An invitation e-mailed to the records' patient (given the address OTHER_EMAIL):
+    the link's token, as the e-mail will carry it."""
+    from needlepoint.actions.questionnaires import assign_questionnaires
+    from needlepoint.adapters.db.tables import outbox_messages
+    from needlepoint.domain.commands import AssignQuestionnaires, UpdatePatient
+
+    c = recs.clinic
+    p = patients.update_patient(
+        c.uow(),
+        c.as_owner,
+        UpdatePatient(
+            patient_id=recs.patient.id,
+            expected_version=recs.patient.version,
+            email=OTHER_EMAIL
+            if recs.patient.family_name == OTHER_NAME
+            else f"{recs.patient.mrn.lower()}@patient.test",
+        ),
+    )
+    done = assign_questionnaires(
+        c.uow(),
+        c.as_owner,
+        AssignQuestionnaires(
+            episode_id=recs.episode.id,
+            instrument_ids=["nprs"],
+            send=True,
+            base_url="http://testserver",
+        ),
+    )
+    assert done.message is not None
+    assert p.email
+    with c.engine.connect() as conn:
+        url = conn.execute(
+            sa.select(outbox_messages.c.link_url).where(outbox_messages.c.id == done.message.id)
+        ).scalar_one()
+    return str(url).rsplit("/", 1)[-1]
+
+
+def test_a_patients_link_opens_only_that_patients_questionnaires(world: World) -> None:
+    """The patient role, by link: patient A's link shows A's questionnaire, never the
+    other clinic's patient nor another patient of the same clinic, and cannot answer
+    another patient's questionnaire; no staff page or API answers to it."""
+    import re
+
+    own = world.own
+    second = make_records(own.clinic, "Secondperson")
+    token_a = _invited(own)
+    _invited(second)
+    page = world.client.get(f"/q/{token_a}")
+    assert page.status_code == 200
+    assert "Numeric Pain Rating Scale" in page.text
+    for marker in [*world.markers, "Secondperson", second.patient.mrn, "Ownperson"]:
+        assert marker not in page.text
+    with own.clinic.engine.connect() as conn:
+        from needlepoint.adapters.db.tables import questionnaire_assignments as qa
+
+        theirs = conn.execute(
+            sa.select(qa.c.id).where(qa.c.patient_id == second.patient.id)
+        ).scalar_one()
+    before = world.client.get(f"/q/{token_a}").text
+    posted = world.client.post(
+        f"/q/{token_a}",
+        data={"assignment": str(theirs), "item1": "3", "send": "1"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303  # not theirs to answer: back to their own page
+    assert re.sub(r'value="[^"]+"', "", world.client.get(f"/q/{token_a}").text) == re.sub(
+        r'value="[^"]+"', "", before
+    )
+    with own.clinic.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(qa.c.completed_at).where(qa.c.id == theirs)).scalar_one() is None
+        )
+    # The link is no credential anywhere else.
+    assert (
+        world.client.get(
+            "/api/v1/outbox", headers={"Authorization": f"Bearer {token_a}"}
+        ).status_code
+        == 401
+    )
+    assert world.client.get("/outbox", follow_redirects=False).status_code == 303
 
 
 @pytest.mark.parametrize(

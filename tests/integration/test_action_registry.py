@@ -31,9 +31,11 @@ from needlepoint.actions import (
     credentials,
     episodes,
     importing,
+    outbox,
     outcomes,
     patients,
     research,
+    questionnaires,
     screening,
     sessions,
     staff,
@@ -51,6 +53,7 @@ from needlepoint.domain.commands import (
     AddNoteSnippet,
     AddTrainingRecord,
     AmendSession,
+    AssignQuestionnaires,
     ChangePassword,
     CloseEpisode,
     CompletePasswordReset,
@@ -68,7 +71,10 @@ from needlepoint.domain.commands import (
     RegisterUser,
     ReissueRecoveryCodes,
     RequestEmergencyAccess,
+    SaveQuestionnaireAnswers,
+    SendQuestionnaireLink,
     SetFavourites,
+    SetQuestionnairePlan,
     SignSession,
     UpdateClinicSettings,
     UpdatePatient,
@@ -824,6 +830,156 @@ def _(w: World) -> Call:
         text="Left side, not right.",
     )
     return lambda uow, actor: importing.import_amendment(uow, actor, amend)
+
+
+# -- questionnaires from home (issue 16) ------------------------------------------------
+
+_BASE = "http://clinic.test"
+
+
+def _questionnaire_sent(
+    w: World, *, days_ago: float = 0, email: str | None = "pat@patient.test"
+) -> tuple[Any, Any]:
+    """A patient with an open episode who was sent NDI `days_ago` days ago: the assigned
+    result and the link's token (as the e-mail carries it)."""
+    c = w.clinic
+    p = patients.register_patient(w.uow(), c.as_clinician, patient_cmd(email=email))
+    ep = episodes.open_episode(w.uow(), c.as_clinician, episode_cmd(p.id))
+    then = datetime.now(UTC) - timedelta(days=days_ago)
+    done = questionnaires.assign_questionnaires(
+        w.uow(lambda: then),
+        c.as_clinician,
+        AssignQuestionnaires(episode_id=ep.id, instrument_ids=["ndi"], send=True, base_url=_BASE),
+    )
+    with w.engine.connect() as conn:
+        url = conn.execute(
+            sa.select(t.outbox_messages.c.link_url).where(t.outbox_messages.c.id == done.message.id)
+        ).scalar_one()
+    return done, str(url).rsplit("/", 1)[-1]
+
+
+@scenario("questionnaires.set_questionnaire_plan", A.QUESTIONNAIRE_PLAN_SET)
+def _(w: World) -> Call:
+    cmd = SetQuestionnairePlan(condition="neck_pain", instruments={"ndi": ["intake"]})
+    return lambda uow, actor: questionnaires.set_questionnaire_plan(uow, actor, cmd)
+
+
+@scenario(
+    "questionnaires.assign_questionnaires",
+    A.QUESTIONNAIRES_ASSIGNED,
+    A.QUESTIONNAIRE_LINK_ISSUED,
+)
+def _(w: World) -> Call:
+    p = patients.register_patient(w.uow(), w.clinic.as_clinician, patient_cmd(email="x@p.test"))
+    ep = episodes.open_episode(w.uow(), w.clinic.as_clinician, episode_cmd(p.id))
+    cmd = AssignQuestionnaires(
+        episode_id=ep.id, instrument_ids=["ndi", "nprs"], send=True, base_url=_BASE
+    )
+    return lambda uow, actor: questionnaires.assign_questionnaires(uow, actor, cmd)
+
+
+@scenario("questionnaires.send_questionnaire_link", A.QUESTIONNAIRE_LINK_ISSUED)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    cmd = SendQuestionnaireLink(patient_id=done.assignments[0].patient_id, base_url=_BASE)
+    return lambda uow, actor: questionnaires.send_questionnaire_link(uow, actor, cmd)
+
+
+@scenario("questionnaires.revoke_questionnaire_link", A.QUESTIONNAIRE_LINK_REVOKED)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    return lambda uow, actor: questionnaires.revoke_questionnaire_link(uow, actor, done.link.id)
+
+
+@scenario("questionnaires.queue_reminder", A.QUESTIONNAIRE_REMINDER_QUEUED)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w, days_ago=4)
+    link = done.link
+    return lambda uow, actor: questionnaires.queue_reminder(uow, link.clinic_id, link.id, _BASE)
+
+
+@scenario("questionnaires.open_questionnaires", A.QUESTIONNAIRE_OPENED)
+def _(w: World) -> Call:
+    _done, token = _questionnaire_sent(w)
+    return lambda uow, actor: questionnaires.open_questionnaires(uow, token)
+
+
+@scenario("questionnaires.save_questionnaire_answers", A.QUESTIONNAIRE_ANSWER_SAVED)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w)
+    cmd = SaveQuestionnaireAnswers(assignment_id=done.assignments[0].id, answers={"item1": 3})
+    return lambda uow, actor: questionnaires.save_questionnaire_answers(uow, token, cmd)
+
+
+@scenario("questionnaires.submit_questionnaire", A.QUESTIONNAIRE_SUBMITTED)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w)
+    a = done.assignments[0].id
+    answers = {f"item{i}": 1 for i in range(1, 11)}
+    questionnaires.save_questionnaire_answers(
+        w.uow(), token, SaveQuestionnaireAnswers(assignment_id=a, answers=answers)
+    )
+    return lambda uow, actor: questionnaires.submit_questionnaire(uow, token, a)
+
+
+@scenario("questionnaires.request_new_link", A.QUESTIONNAIRE_LINK_REQUESTED)
+def _(w: World) -> Call:
+    _done, token = _questionnaire_sent(w, days_ago=15)  # expired
+    return lambda uow, actor: questionnaires.request_new_link(uow, token, _BASE)
+
+
+@scenario(
+    "questionnaires.send_due_questionnaires",
+    A.QUESTIONNAIRES_ASSIGNED,
+    A.QUESTIONNAIRE_LINK_ISSUED,
+)
+def _(w: World) -> Call:
+    c = w.clinic
+    questionnaires.set_questionnaire_plan(
+        w.uow(),
+        c.as_owner,
+        SetQuestionnairePlan(
+            condition="neck_pain", instruments={"ndi": ["during_care"]}, every_n_days=1
+        ),
+    )
+    p = patients.register_patient(w.uow(), c.as_clinician, patient_cmd(email="due@p.test"))
+    ep = episodes.open_episode(w.uow(), c.as_clinician, episode_cmd(p.id))
+    return lambda uow, actor: questionnaires.send_due_questionnaires(
+        uow, ep.clinic_id, ep.id, _BASE
+    )
+
+
+@scenario("outbox.claim_message")
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    m = done.message
+    return lambda uow, actor: outbox.claim_message(uow, m.clinic_id, m.id)
+
+
+@scenario("outbox.mark_sent", A.MESSAGE_SENT)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    claimed = outbox.claim_message(w.uow(), done.message.clinic_id, done.message.id)
+    return lambda uow, actor: outbox.mark_sent(uow, claimed.clinic_id, claimed)
+
+
+@scenario("outbox.mark_failed", label="retried later")
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    claimed = outbox.claim_message(w.uow(), done.message.clinic_id, done.message.id)
+    return lambda uow, actor: outbox.mark_failed(uow, claimed.clinic_id, claimed, "421 busy")
+
+
+@scenario("outbox.mark_failed", A.MESSAGE_FAILED, label="given up")
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    m = done.message
+    with w.engine.begin() as conn:
+        conn.execute(
+            sa.update(t.outbox_messages).where(t.outbox_messages.c.id == m.id).values(attempts=7)
+        )
+    claimed = outbox.claim_message(w.uow(), m.clinic_id, m.id)
+    return lambda uow, actor: outbox.mark_failed(uow, claimed.clinic_id, claimed, "550 no user")
 
 
 # -- what the registry promises ---------------------------------------------------------

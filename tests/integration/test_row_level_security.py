@@ -155,6 +155,7 @@ OUTSIDE_ROW_LEVEL_SECURITY = {
     "security_settings": "the clinic's session policy is applied at sign-in",
     "training_records": "staff credentials, not health information",
     "account_codes": "an enrolment or reset code is looked up by its hash before sign-in",
+    "questionnaire_links": "a patient's link is looked up by its hash before the clinic is known",
 }
 
 

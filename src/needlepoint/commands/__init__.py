@@ -1,1 +1,2 @@
-"""CLI commands that live in their own modules (registered in `cli.py`)."""
+"""Commands of the `needlepoint` CLI that live in modules of their own (each registered
+in `cli.py` with one line)."""

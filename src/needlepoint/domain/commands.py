@@ -37,6 +37,7 @@ from needlepoint.domain.enums import (
     Side,
     SoapSection,
     Technique,
+    TimePoint,
     Tolerance,
     TriggerPoint,
 )
@@ -748,3 +749,56 @@ class ImportAmendment(Command):
     written_at: AwareDatetime
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
     text: Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+# --- questionnaires from home (issue 16) ---------------------------------------------------
+
+InstrumentId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class SetQuestionnairePlan(Command):
+    """The clinic's questionnaires for one condition: each questionnaire with the time
+    points it is asked at, how often during care (None: before each visit) and the
+    follow-ups in days after discharge. Replaces the condition's earlier plan."""
+
+    condition: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    instruments: Annotated[dict[InstrumentId, list[TimePoint]], Field(min_length=1, max_length=12)]
+    every_n_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    follow_up_days: Annotated[list[Annotated[int, Field(ge=1, le=730)]], Field(max_length=6)] = [
+        42,
+        91,
+    ]
+
+
+class AssignQuestionnaires(Command):
+    """Ask the patient of an episode to answer questionnaires, due today (or on
+    `due_on`), at the time point the episode is at (or `time_point`). With `send`, a
+    link is e-mailed to the patient in the same transaction (`base_url` is the address
+    the patient's pages are served at)."""
+
+    episode_id: UUID
+    instrument_ids: Annotated[list[InstrumentId], Field(min_length=1, max_length=12)]
+    time_point: TimePoint | None = None
+    due_on: ClinicalDate | None = None
+    send: bool = False
+    base_url: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class SendQuestionnaireLink(Command):
+    """E-mail the patient a new link to every questionnaire they still have to answer;
+    any earlier link of theirs stops opening."""
+
+    patient_id: UUID
+    base_url: Annotated[str, StringConstraints(min_length=8, max_length=300)]
+
+
+QuestionnaireAnswer = int | float | None
+
+
+class SaveQuestionnaireAnswers(Command):
+    """Answers a patient gave so far to one questionnaire (item → value; None clears)."""
+
+    assignment_id: UUID
+    answers: Annotated[
+        dict[Annotated[str, Field(max_length=16)], QuestionnaireAnswer], Field(max_length=60)
+    ]

@@ -24,7 +24,10 @@ from needlepoint.domain.enums import (
     EpisodeStatus,
     FavouriteKind,
     FollowUpKind,
+    LinkEnd,
+    MessageKind,
     Modality,
+    OutboxState,
     OverrideCode,
     Role,
     ScreeningDecision,
@@ -34,6 +37,7 @@ from needlepoint.domain.enums import (
     Side,
     SoapSection,
     Technique,
+    TimePoint,
     Tolerance,
     TriggerPoint,
 )
@@ -543,6 +547,114 @@ class ImportedRecord:
     imported_at: datetime
 
 
+# ---- questionnaires from home (issue 16) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnairePlan:
+    """The clinic's choice for one condition: which questionnaires its patients answer at
+    which time points (`instruments`: instrument id → time point values), how often during
+    care (`every_n_days`; None = before each visit) and the follow-ups after discharge
+    (`follow_up_days`, days after discharge). Without a plan the defaults of
+    `domain.questionnaires` apply."""
+
+    id: UUID
+    clinic_id: UUID
+    condition: str
+    instruments: JSONDict
+    follow_up_days: list[int]
+    updated_by: UUID
+    updated_at: datetime
+    every_n_days: int | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireAssignment:
+    """One questionnaire a patient is asked to answer at one time point of an episode,
+    due on `due_on`; done when `measurement_id` names the stored (patient-reported)
+    outcome; `cancelled_at` when the clinic withdrew it."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    episode_id: UUID
+    instrument_id: str
+    time_point: TimePoint
+    due_on: date
+    assigned_by: UUID
+    created_at: datetime
+    completed_at: datetime | None = None
+    measurement_id: UUID | None = None
+    cancelled_at: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireLink:
+    """A link e-mailed to a patient: opens that patient's due questionnaires until
+    `expires_at`. Only the token's hash is stored. It ends when used (everything it
+    opened was submitted), superseded by a newer link, or revoked by the clinic."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    token_hash: str
+    issued_by: UUID
+    created_at: datetime
+    expires_at: datetime
+    episode_id: UUID | None = None
+    ended_at: datetime | None = None
+    ended_because: LinkEnd | None = None
+    reminders_sent: int = 0
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireResponse:
+    """A patient's answers to one assigned questionnaire, saved as they go (resumable);
+    scored only once submitted (`submitted_at`, `measurement_id`)."""
+
+    id: UUID
+    clinic_id: UUID
+    patient_id: UUID
+    assignment_id: UUID
+    link_id: UUID
+    answers: JSONDict
+    started_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    measurement_id: UUID | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An e-mail waiting to go, written in the same transaction as the act that caused
+    it; sent by the outbox worker (`actions.outbox`). The body never holds health
+    information; the link (`link_url`, sealed at rest) is put into the body only when
+    sending and forgotten once sent."""
+
+    id: UUID
+    clinic_id: UUID
+    kind: MessageKind
+    recipient: str
+    subject: str
+    body: str
+    state: OutboxState
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    patient_id: UUID | None = None
+    link_id: UUID | None = None
+    link_url: str | None = None
+    claimed_at: datetime | None = None
+    claim_id: UUID | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    version: int = 1
+
+
 Entity = (
     Clinic
     | AccountCode
@@ -574,4 +686,9 @@ Entity = (
     | NoteSnippet
     | Favourite
     | ImportedRecord
+    | QuestionnairePlan
+    | QuestionnaireAssignment
+    | QuestionnaireLink
+    | QuestionnaireResponse
+    | OutboxMessage
 )

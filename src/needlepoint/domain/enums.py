@@ -187,6 +187,19 @@ class AuditAction(StrEnum):
     # the de-identified research export (issue 17 item 4): a disclosure, audited as such
     RESEARCH_EXPORTED = "research.exported"
 
+    # patient-reported questionnaires from home (issue 16)
+    QUESTIONNAIRE_PLAN_SET = "questionnaire.plan_set"
+    QUESTIONNAIRES_ASSIGNED = "questionnaire.assigned"
+    QUESTIONNAIRE_LINK_ISSUED = "questionnaire.link_issued"
+    QUESTIONNAIRE_LINK_REVOKED = "questionnaire.link_revoked"
+    QUESTIONNAIRE_OPENED = "questionnaire.opened"
+    QUESTIONNAIRE_ANSWER_SAVED = "questionnaire.answer_saved"
+    QUESTIONNAIRE_SUBMITTED = "questionnaire.submitted"
+    QUESTIONNAIRE_LINK_REQUESTED = "questionnaire.link_requested"
+    QUESTIONNAIRE_REMINDER_QUEUED = "questionnaire.reminder_queued"
+    MESSAGE_SENT = "outbox.message_sent"
+    MESSAGE_FAILED = "outbox.message_failed"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""
@@ -250,3 +263,40 @@ class FavouriteKind(StrEnum):
 
     MUSCLE = "muscle"
     NEEDLE = "needle"
+
+
+# ---- issue 16, questionnaires from home ---------------------------------------------------
+
+
+class TimePoint(StrEnum):
+    """When a patient-reported questionnaire is due in an episode of care."""
+
+    INTAKE = "intake"  # when the episode opens
+    DURING_CARE = "during_care"  # before each visit, or every N days while the episode is open
+    DISCHARGE = "discharge"  # when the episode closes
+    FOLLOW_UP = "follow_up"  # after discharge (default 6 weeks and 3 months)
+
+
+class LinkEnd(StrEnum):
+    """Why a questionnaire link no longer opens (an expired link simply passed its time)."""
+
+    USED = "used"  # every questionnaire it opened was submitted
+    SUPERSEDED = "superseded"  # a newer link was sent to the same patient
+    REVOKED = "revoked"  # the clinic withdrew it
+
+
+class MessageKind(StrEnum):
+    """What an outbox message is."""
+
+    INVITATION = "invitation"  # a new questionnaire link
+    REMINDER = "reminder"  # the same questionnaires, still unanswered
+    LINK_REQUEST = "link_request"  # a patient asked for a new link: told to the clinic
+
+
+class OutboxState(StrEnum):
+    """Where an outbox message is on its way out (`actions.outbox` explains the claims)."""
+
+    PENDING = "pending"  # waiting for its next attempt time
+    SENDING = "sending"  # claimed by a worker (a stale claim is taken over)
+    SENT = "sent"  # accepted by the SMTP server
+    FAILED = "failed"  # given up after the last attempt

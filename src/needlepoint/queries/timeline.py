@@ -11,7 +11,9 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import (
     amendments,
+    measurements,
     needling_sites,
+    questionnaire_responses,
     sessions,
 )
 from needlepoint.domain.catalogue import conditions
@@ -57,6 +59,24 @@ _AMENDMENTS = (
         amendments.c.clinic_id == sa.bindparam("clinic_id"),
     )
 )
+
+# A measurement the patient submitted through a questionnaire link names its response:
+# read in the same query, so marking it patient-reported costs the chart nothing.
+_MEASUREMENTS = (
+    sa.select(measurements, questionnaire_responses.c.id.label("reported_by_patient"))
+    .outerjoin(
+        questionnaire_responses,
+        sa.and_(
+            questionnaire_responses.c.measurement_id == measurements.c.id,
+            questionnaire_responses.c.clinic_id == measurements.c.clinic_id,
+        ),
+    )
+    .where(
+        measurements.c.patient_id == sa.bindparam("patient_id"),
+        measurements.c.clinic_id == sa.bindparam("clinic_id"),
+    )
+)
+PATIENT_REPORTED = "patient-reported"
 
 
 def _day(d: date) -> datetime:
@@ -116,7 +136,12 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
         )
 
     instruments = library()
-    for m in reader.select_by(Measurement, patient_id=patient_id):
+    rows = reader.conn.execute(
+        _MEASUREMENTS, {"patient_id": patient_id, "clinic_id": reader.clinic_id}
+    ).mappings()
+    for row in rows:
+        reported = row["reported_by_patient"] is not None
+        m = Measurement(**{k: v for k, v in row.items() if k != "reported_by_patient"})
         known = instruments.get(m.instrument_id)
         name = known.name if known else m.instrument_id
         score = known.format(m.score) if known else str(m.score)
@@ -134,7 +159,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "measurement",
                 m.id,
                 f"{name}{where}",
-                f"score {score}{pending}",
+                f"score {score}{pending}" + (f" · {PATIENT_REPORTED}" if reported else ""),
                 m.episode_id,
             )
         )

@@ -23,7 +23,12 @@ from needlepoint.adapters.db.engine import Limits
 from needlepoint.domain import knowledge
 from needlepoint.web import api, pages, problems, ui
 from needlepoint.web.deferred_writes import DeferredWrites
-from needlepoint.web.limits import RateLimit, RequestLimits
+from needlepoint.web.limits import (
+    PATIENT_LINK_BURST,
+    PATIENT_LINK_RATE,
+    RateLimit,
+    RequestLimits,
+)
 from needlepoint.web.rate_sharing import RateSharing
 
 SECURITY_HEADERS = {
@@ -212,6 +217,9 @@ def create_app(
     app.add_middleware(AdmissionLimit, limit=max_in_flight)
     if rate_limit is not None:
         app.add_middleware(RateLimit, per_caller=rate_limit, burst=rate_burst, share=sharing)
+    app.add_middleware(
+        RateLimit, per_caller=PATIENT_LINK_RATE, burst=PATIENT_LINK_BURST, prefix="/q/"
+    )
     app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestIdAndSecurityHeaders, https_only=secure_cookies)
     for router in api.routers:

@@ -15,7 +15,10 @@ characters and numbers, and its caller's rate.
   `--workers N` the processes share the limit through the database about twice a
   second (`web.rate_sharing`, `adapters.db.rate_usage`), so a caller gets the
   configured rate across all of them, give or take one interval's admissions. Sign-in
-  has its own limits, kept in the database (`login_attempts`).
+  has its own limits, kept in the database (`login_attempts`). The patient's
+  questionnaire links (`/q/`) have their own, stricter bucket per address
+  (`PATIENT_LINK_RATE`, `PATIENT_LINK_BURST`): a patient answers in a few requests, and
+  link entry is never a place to try tokens.
 
 Plain ASGI, on the event loop, no database."""
 
@@ -40,6 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from needlepoint.web import problems
 
 MAX_JSON_DEPTH = 64
+PATIENT_LINK_RATE = 0.5  # requests a second per address on /q/ (30 a minute) …
+PATIENT_LINK_BURST = 40  # … in bursts of 40 (an address's twice that: see RateLimit)
 INT_LIMIT = 2**63  # the databases' largest integers are signed 64-bit
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -253,8 +258,10 @@ class RateLimit:
         max_keys: int = 10_000,
         clock: Any = time.monotonic,
         share: Any = None,
+        prefix: str = "/api/",
     ) -> None:
         self.app = app
+        self.prefix = prefix
         self.rate = per_caller
         self.burst = burst
         self.max_keys = max_keys
@@ -315,7 +322,7 @@ class RateLimit:
                 bucket.tokens = max(0.0, bucket.tokens - count)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

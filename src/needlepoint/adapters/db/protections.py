@@ -155,6 +155,10 @@ RLS_TABLES = (
     "note_snippets",
     "favourites",
     "imported_records",
+    "questionnaire_plans",
+    "questionnaire_assignments",
+    "questionnaire_responses",
+    "outbox_messages",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).

@@ -627,6 +627,108 @@ imported_records = sa.Table(
     sa.Index(None, "patient_id"),
 )
 
+# -- questionnaires from home (issue 16) ---------------------------------------------------
+
+questionnaire_plans = sa.Table(
+    "questionnaire_plans",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("condition", sa.String(64), nullable=False),
+    sa.Column("instruments", JSONType, nullable=False),
+    sa.Column("follow_up_days", JSONType, nullable=False),
+    _ref("updated_by", "users"),
+    _at("updated_at"),
+    sa.Column("every_n_days", sa.Integer),
+    _version(),
+    sa.UniqueConstraint("clinic_id", "condition"),
+)
+
+questionnaire_assignments = sa.Table(
+    "questionnaire_assignments",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    _ref("episode_id", "episodes"),
+    sa.Column("instrument_id", sa.String(32), nullable=False),
+    sa.Column("time_point", enum_column_type(enums.TimePoint), nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    _ref("assigned_by", "users"),
+    _at("created_at"),
+    _at("completed_at", nullable=True),
+    _ref("measurement_id", "measurements", nullable=True),
+    _at("cancelled_at", nullable=True),
+    _version(),
+    sa.Index(None, "clinic_id", "patient_id", "due_on"),
+    sa.Index(None, "episode_id"),
+)
+
+# Outside row-level security, like account_codes: a link is looked up by its token's hash
+# before anybody is known (the patient opening it), and its clinic is learned from it. It
+# holds no health information: ids, the hash and times.
+questionnaire_links = sa.Table(
+    "questionnaire_links",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _ref("issued_by", "users"),
+    _at("created_at"),
+    _at("expires_at"),
+    _ref("episode_id", "episodes", nullable=True),
+    _at("ended_at", nullable=True),
+    sa.Column("ended_because", enum_column_type(enums.LinkEnd)),
+    sa.Column("reminders_sent", sa.Integer, nullable=False),
+    _version(),
+    sa.Index(None, "clinic_id", "patient_id"),
+)
+
+questionnaire_responses = sa.Table(
+    "questionnaire_responses",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("patient_id", "patients"),
+    _ref("assignment_id", "questionnaire_assignments"),
+    _ref("link_id", "questionnaire_links"),
+    sa.Column("answers", JSONType, nullable=False),
+    _at("started_at"),
+    _at("updated_at"),
+    _at("submitted_at", nullable=True),
+    _ref("measurement_id", "measurements", nullable=True),
+    _version(),
+    sa.UniqueConstraint("assignment_id"),
+    sa.Index(None, "clinic_id", "patient_id"),
+    sa.Index(None, "measurement_id"),
+)
+
+outbox_messages = sa.Table(
+    "outbox_messages",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("kind", enum_column_type(enums.MessageKind), nullable=False),
+    sa.Column("recipient", sa.String(254), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", enum_column_type(enums.OutboxState), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    _at("next_attempt_at"),
+    _at("created_at"),
+    _ref("patient_id", "patients", nullable=True),
+    _ref("link_id", "questionnaire_links", nullable=True),
+    sa.Column("link_url", SealedText("outbox_messages.link_url")),
+    _at("claimed_at", nullable=True),
+    sa.Column("claim_id", sa.Uuid),
+    _at("sent_at", nullable=True),
+    sa.Column("last_error", sa.Text),
+    _version(),
+    sa.Index(None, "clinic_id", "state", "next_attempt_at"),
+    sa.Index(None, "clinic_id", "created_at"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
@@ -658,5 +760,10 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.NoteSnippet: note_snippets,
     e.Favourite: favourites,
     e.ImportedRecord: imported_records,
+    e.QuestionnairePlan: questionnaire_plans,
+    e.QuestionnaireAssignment: questionnaire_assignments,
+    e.QuestionnaireLink: questionnaire_links,
+    e.QuestionnaireResponse: questionnaire_responses,
+    e.OutboxMessage: outbox_messages,
 }
 """Which table holds each kind of entity."""

@@ -17,6 +17,7 @@ from needlepoint.web.api import (
     outcomes,
     patients,
     research,
+    questionnaires,
     screening,
     sessions,
     users,
@@ -39,4 +40,5 @@ routers: list[APIRouter] = [
     analytics.router,
     research.router,
     imports.router,
+    questionnaires.router,
 ]

@@ -29,6 +29,7 @@ from needlepoint.domain.instruments import library
 from needlepoint.domain.responders import meaningful_threshold, required_change
 from needlepoint.queries.benefits import episode_records
 from needlepoint.queries.patients import get_patient
+from needlepoint.queries.questionnaires import patient_reported_ids
 from needlepoint.web.ui.forms import refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
@@ -209,6 +210,7 @@ def progress(request: Request, episode_id: UUID) -> Response:
         with ctx.reader() as r:
             records = episode_records(r, episode_id)
             patient = get_patient(r, records.episode.patient_id)
+            reported = patient_reported_ids(r, patient.id)
     except DomainError as err:
         return refusal_page(request, err)
     summary = summarise_episode(records)
@@ -230,6 +232,8 @@ def progress(request: Request, episode_id: UUID) -> Response:
         summary=summary,
         plots=plots,
         sessions=len(records.sessions),
+        reported=[m for m in records.measurements if m.id in reported],
+        library=library(),
         fmt=fmt,
         headline=headline,
         verdict=verdict,

@@ -1,0 +1,259 @@
+"""The patient's pages (issue 16): the questionnaires a link opens, made for a phone.
+
+No account and no sign-in: the link's token (in the address) is the patient's only
+credential, and it opens only that patient's questionnaires (`actions.questionnaires`).
+Every form posts back to the same token's address, so a page of another site cannot
+post here without the token (no CSRF token needed). Plain form posts, no script: every
+post saves the answers given so far ("Save and finish later"), "Send my answers" saves
+and then submits; with scripts on, `static/patient.js` also saves each answer the moment
+it is chosen (the same post); an answer out of range comes back with the item named. A link that
+does not open gets a page saying why, in plain words, with a button to ask for a new
+link. Requests to `/q/` are rate limited per address (`web.limits.RateLimit`)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from needlepoint.actions import questionnaires
+from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.domain.answer_wording import choices
+from needlepoint.domain.commands import SaveQuestionnaireAnswers
+from needlepoint.domain.errors import DomainError, InvalidInput, NotFound, StaleVersion
+from needlepoint.domain.instruments import get as get_instrument
+from needlepoint.domain.questionnaires import LinkClosed
+from needlepoint.web.ui.forms import in_thread, submitted_form, templates
+
+router = APIRouter(include_in_schema=False)
+
+CLOSED_WORDS = {
+    "used": "You have already sent your answers with this link. Thank you.",
+    "expired": "This link has expired.",
+    "superseded": "A newer link was sent to you: please use the newest e-mail.",
+    "revoked": "Your clinic has withdrawn this link.",
+    "unknown": "This link does not work. Please check that you copied all of it.",
+}
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _uow(request: Request) -> SqlUnitOfWork:
+    return SqlUnitOfWork(request.app.state.engine)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"  # answers never stay in a shared cache
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _closed(request: Request, token: str, err: LinkClosed, status: int = 410) -> Response:
+    return _page(
+        request,
+        "patient_closed.html",
+        status if err.reason != "unknown" else 404,
+        token=token,
+        reason=err.reason,
+        words=CLOSED_WORDS.get(err.reason, CLOSED_WORDS["unknown"]),
+        can_ask=err.reason in ("expired", "superseded", "used"),
+    )
+
+
+def _questionnaire_page(
+    request: Request,
+    token: str,
+    opened: questionnaires.PatientQuestionnaires,
+    *,
+    values: dict[UUID, dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
+    saved: bool = False,
+    status: int = 200,
+) -> Response:
+    forms = []
+    for a, r in opened.due:
+        inst = get_instrument(a.instrument_id)
+        shown = {k: str(v) for k, v in r.answers.items() if v is not None}
+        shown.update((values or {}).get(a.id, {}))
+        forms.append({"assignment": a, "instrument": inst, "values": shown})
+    return _page(
+        request,
+        "patient_questionnaire.html",
+        status,
+        token=token,
+        clinic_name=opened.clinic_name,
+        forms=forms,
+        choices=choices,
+        errors=errors or {},
+        saved=saved,
+    )
+
+
+@router.get("/q/{token}", response_model=None)
+async def open_link(request: Request, token: str) -> Response:
+    """The patient opens the link from the e-mail: their questionnaires, with the
+    answers saved so far."""
+
+    def work() -> Response:
+        try:
+            opened = questionnaires.open_questionnaires(
+                _uow(request), token, address=_address(request)
+            )
+        except LinkClosed as err:
+            return _closed(request, token, err)
+        if not opened.due:
+            return _page(request, "patient_done.html", clinic_name=opened.clinic_name)
+        return _questionnaire_page(request, token, opened, saved="saved" in request.query_params)
+
+    return await in_thread(work)
+
+
+def _answers(form: dict[str, Any], item_names: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The posted answers as numbers (blank: not answered yet), and the fields that are
+    not numbers."""
+    out: dict[str, Any] = {}
+    bad: dict[str, str] = {}
+    for item in item_names:
+        raw = form.get(item)
+        value = (raw[-1] if isinstance(raw, list) else str(raw or "")).strip().replace(",", ".")
+        if not value:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            bad[f"answers.{item}"] = "Please give a number."
+            continue
+        out[item] = int(number) if number.is_integer() else number
+    return out, bad
+
+
+@router.post("/q/{token}", response_model=None)
+async def answer(request: Request, token: str) -> Response:
+    """Save the answers of one questionnaire; with "Send my answers", submit it."""
+    form = await submitted_form(request)
+
+    def work() -> Response:
+        address = _address(request)
+        try:
+            assignment_id = UUID(str(form.get("assignment", "")))
+        except ValueError:
+            return RedirectResponse(f"/q/{token}", status_code=303)
+        try:
+            opened = questionnaires.open_questionnaires(_uow(request), token, address=address)
+        except LinkClosed as err:
+            return _closed(request, token, err)
+        mine = next((a for a, _r in opened.due if a.id == assignment_id), None)
+        if mine is None:
+            return RedirectResponse(f"/q/{token}", status_code=303)
+        inst = get_instrument(mine.instrument_id)
+        answers, bad = _answers(form, inst.item_names)
+        posted = {k: str(form.get(k, "")) for k in inst.item_names if form.get(k)}
+        if bad:
+            return _questionnaire_page(
+                request, token, opened, values={mine.id: posted}, errors=bad, status=422
+            )
+        try:
+            _save_and_send(request, token, mine.id, answers, bool(form.get("send")), address)
+        except LinkClosed as err:
+            return _closed(request, token, err)
+        except (InvalidInput, NotFound, ValidationError) as err:
+            field = getattr(err, "field", None) or "answers"
+            detail = getattr(err, "detail", None) or "Please check your answers."
+            errors = {field: _plain(field, detail, inst.item_names, inst.item_labels)}
+            again = questionnaires.open_questionnaires(_uow(request), token, address=address)
+            return _questionnaire_page(
+                request, token, again, values={mine.id: posted}, errors=errors, status=422
+            )
+        except DomainError:
+            return RedirectResponse(f"/q/{token}", status_code=303)
+        if form.get("send"):
+            return RedirectResponse(f"/q/{token}/thanks", status_code=303)
+        return RedirectResponse(f"/q/{token}?saved=1#top", status_code=303)
+
+    return await in_thread(work)
+
+
+def _save_and_send(
+    request: Request,
+    token: str,
+    assignment_id: UUID,
+    answers: dict[str, Any],
+    send: bool,
+    address: str | None,
+) -> None:
+    """Save the answers, then (with `send`) submit. The page's script saves each answer
+    as it is chosen: a save racing this one (`StaleVersion`) is retried once, on the
+    newer version."""
+    for attempt in (1, 2):
+        try:
+            if answers:
+                questionnaires.save_questionnaire_answers(
+                    _uow(request),
+                    token,
+                    SaveQuestionnaireAnswers(assignment_id=assignment_id, answers=answers),
+                    address=address,
+                )
+            if send:
+                questionnaires.submit_questionnaire(
+                    _uow(request), token, assignment_id, address=address
+                )
+            return
+        except StaleVersion:
+            if attempt == 2:
+                raise
+
+
+def _plain(field: str, detail: str, names: list[str], labels: list[str]) -> str:
+    """An item's error in the patient's words, naming the question."""
+    item = field.removeprefix("answers.")
+    if item in names:
+        label = labels[names.index(item)]
+        if detail.startswith("please answer"):
+            return f"Please answer this question ({label})."
+        return f"This answer is not one of the choices for “{label}”: {detail}."
+    return detail
+
+
+@router.get("/q/{token}/thanks", response_model=None)
+async def thanks(request: Request, token: str) -> Response:
+    """After sending: what is left to answer, or thanks."""
+
+    def work() -> Response:
+        try:
+            opened = questionnaires.open_questionnaires(
+                _uow(request), token, address=_address(request)
+            )
+        except LinkClosed as err:
+            if err.reason == "used":
+                return _page(request, "patient_done.html", clinic_name=None)
+            return _closed(request, token, err)
+        if not opened.due:
+            return _page(request, "patient_done.html", clinic_name=opened.clinic_name)
+        return _questionnaire_page(request, token, opened)
+
+    return await in_thread(work)
+
+
+@router.post("/q/{token}/new-link", response_model=None)
+async def ask_new_link(request: Request, token: str) -> Response:
+    """Ask for a new link (sent to the e-mail address the clinic has, at most once an
+    hour); the answer is the same whether or not one was sent."""
+
+    def work() -> Response:
+        questionnaires.request_new_link(
+            _uow(request), token, _base_url(request), address=_address(request)
+        )
+        return _page(request, "patient_new_link.html")
+
+    await submitted_form(request)
+    return await in_thread(work)
