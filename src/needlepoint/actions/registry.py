@@ -95,6 +95,10 @@ OTHER_EVENTS: dict[AuditAction, str] = {
         "the read side: the audit report's export (web/api/audit.py) notes the "
         "disclosure on its reader"
     ),
+    AuditAction.RECORDS_DISCLOSED: (
+        "the read side: the FHIR export (queries/fhir.py, $everything and each patient "
+        "of a bulk export) notes each patient's record disclosed on its reader"
+    ),
 }
 """Audit event kinds that no single action declares, and who writes them."""
 

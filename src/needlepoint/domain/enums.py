@@ -177,6 +177,9 @@ class AuditAction(StrEnum):
     USER_UPDATED = "user.updated"
     REFERRAL_RECORDED = "patient.referral_recorded"
 
+    # FHIR export (issue 17 item 1): a patient's record disclosed ($everything, bulk export)
+    RECORDS_DISCLOSED = "records.disclosed"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""

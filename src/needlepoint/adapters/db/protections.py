@@ -154,6 +154,8 @@ RLS_TABLES = (
     "adverse_event_follow_ups",
     "note_snippets",
     "favourites",
+    "fhir_export_jobs",
+    "fhir_export_chunks",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).
