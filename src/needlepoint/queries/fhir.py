@@ -17,7 +17,6 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.resource import Resource
 
 from needlepoint.adapters.db.tables import (
     TABLE_OF,
@@ -142,13 +141,13 @@ def note_disclosed(reader: Reader, what: str, entity_id: UUID, patient_id: UUID 
     reader.note(AuditAction.RECORDS_DISCLOSED, what, entity_id, patient_id)
 
 
-def everything(reader: Reader, patient_id: UUID, base_url: str) -> Bundle:
+def everything(reader: Reader, patient_id: UUID, base_url: str) -> mapping.Json:
     """`Patient/{id}/$everything`: a searchset Bundle of every resource of the patient's
     record, the practitioners it names and the questionnaires it answers."""
     patient = reader.patient_record(patient_id)  # permission, clinic, care team, audited
     record = load_records(reader, [patient])[0]
     note_disclosed(reader, "fhir_everything", patient.id, patient.id)
-    resources: list[Resource] = list(mapping.patient_resources(record))
+    resources: list[mapping.Json] = list(mapping.patient_resources(record))
     resources += [
         mapping.practitioner_resource(p) for p in practitioners(reader, record.staff_ids())
     ]
@@ -156,22 +155,24 @@ def everything(reader: Reader, patient_id: UUID, base_url: str) -> Bundle:
     return bundle(resources, base_url)
 
 
-def bundle(resources: Sequence[Resource], base_url: str) -> Bundle:
+def bundle(resources: Sequence[mapping.Json], base_url: str) -> mapping.Json:
+    """A searchset Bundle of the resources, validated by the R4B Bundle model."""
     base = base_url.rstrip("/")
-    return Bundle.model_validate(
-        {
-            "type": "searchset",
-            "total": len(resources),
-            "entry": [
-                {
-                    "fullUrl": f"{base}/{r.get_resource_type()}/{r.id}",
-                    "resource": r,
-                    "search": {"mode": "match"},
-                }
-                for r in resources
-            ],
-        }
-    )
+    found: mapping.Json = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }
+    Bundle.model_validate(found)
+    return found
 
 
 def require_clinic_export(reader: Reader) -> None:

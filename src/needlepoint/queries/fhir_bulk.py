@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
-from fhir.resources.R4B.resource import Resource
 
 from needlepoint.adapters.db import fhir_exports as store
 from needlepoint.adapters.fhir import mapping
@@ -123,9 +123,9 @@ def run(
     try:
         files = {t: _File(t) for t in job.types}
 
-        def emit(resource: Resource) -> None:
-            out = files.get(resource.get_resource_type())
-            if out is not None and out.add(resource.model_dump_json(exclude_none=True)):
+        def emit(resource: mapping.Json) -> None:
+            out = files.get(resource["resourceType"])
+            if out is not None and out.add(orjson.dumps(resource).decode()):
                 out.flush(engine, job)
 
         if "Questionnaire" in files:

@@ -96,7 +96,7 @@ def patient_everything(ctx: ApiContext, request: Request, patient_id: UUID) -> R
     disclosure of the patient's record."""
     with ctx.reader() as r:
         found = fhir.everything(r, patient_id, base_url(request))
-    return _fhir(found.model_dump_json(exclude_none=True))
+    return _fhir(orjson.dumps(found))
 
 
 @router.get(

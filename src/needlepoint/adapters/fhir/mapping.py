@@ -1,8 +1,9 @@
 """Our records → FHIR R4 resources (`fhir.resources.R4B` models), as pure functions.
 
 Input: one patient's record as the read side loads it (`PatientRecord`, entities of
-`domain.entities`) and the clinic's practitioners (`Practitioner` below). Output:
-validated R4B models; nothing here reads a database or a clock.
+`domain.entities`) and the clinic's practitioners (`Practitioner` below). Output: FHIR JSON
+(dicts) each validated by its R4B model (`_make`); nothing here reads a database or a
+clock.
 
 Ids: a resource that is one of our rows keeps the row's UUID as its id (Patient,
 Encounter = session, EpisodeOfCare = episode, Procedure per needling site, Observation =
@@ -54,6 +55,19 @@ from needlepoint.domain.entities import (
     User,
 )
 from needlepoint.domain.enums import EpisodeStatus, SessionStatus, Sex, Side
+
+Json = dict[str, Any]
+"""A resource as FHIR JSON, validated by its R4B model (`_make`)."""
+
+
+def _make(model: type[Resource], data: Json) -> Json:
+    """`data` as the resource `model` (an R4B model class), validated by it: the JSON
+    written out is exactly what the model accepted (a ValidationError otherwise).
+    Serialising through the model would cost twice as much again (bench/fhir_export.py)."""
+    found = {"resourceType": model.get_resource_type(), **data}
+    model.model_validate(found)
+    return found
+
 
 # The namespace of ids derived from our rows (a fixed, random UUID: never change it).
 _DERIVED = UUID("5d0c7a3e-51a4-4a8e-9d53-2f6f2b1c0f17")
@@ -154,13 +168,14 @@ def mrn_system(clinic_id: UUID) -> str:
     return f"urn:needlepoint:clinic:{clinic_id}:mrn"
 
 
-def patient_resource(p: Patient) -> FhirPatient:
+def patient_resource(p: Patient) -> Json:
     telecom = []
     if p.phone:
         telecom.append({"system": "phone", "value": p.phone})
     if p.email:
         telecom.append({"system": "email", "value": p.email})
-    return FhirPatient.model_validate(
+    return _make(
+        FhirPatient,
         {
             "id": str(p.id),
             "identifier": [
@@ -175,7 +190,7 @@ def patient_resource(p: Patient) -> FhirPatient:
             "gender": _GENDER[p.sex],
             "birthDate": _day(p.birth_date),
             **({"telecom": telecom} if telecom else {}),
-        }
+        },
     )
 
 
@@ -186,7 +201,7 @@ def _training_text(t: TrainingRecord) -> str:
     return f"Dry needling training: {t.course} ({t.provider}); {hours}; {exam}; regions: {regions}"
 
 
-def practitioner_resource(pr: Practitioner) -> FhirPractitioner:
+def practitioner_resource(pr: Practitioner) -> Json:
     u = pr.user
     qualifications: list[dict[str, Any]] = []
     identifiers: list[dict[str, Any]] = []
@@ -223,14 +238,15 @@ def practitioner_resource(pr: Practitioner) -> FhirPractitioner:
     name: dict[str, Any] = {"text": u.full_name}
     if family:
         name |= {"family": given, "given": family.split()}
-    return FhirPractitioner.model_validate(
+    return _make(
+        FhirPractitioner,
         {
             "id": str(u.id),
             "active": u.is_active,
             "name": [name],
             **({"identifier": identifiers} if identifiers else {}),
             **({"qualification": qualifications} if qualifications else {}),
-        }
+        },
     )
 
 
@@ -245,11 +261,12 @@ def _icd10_title(code: str) -> str | None:
     return None
 
 
-def condition_resource(e: Episode) -> Condition:
+def condition_resource(e: Episode) -> Json:
     label = conditions().get(e.condition)
     text = label.label if label is not None else e.condition.replace("_", " ")
     closed = e.status == EpisodeStatus.CLOSED
-    return Condition.model_validate(
+    return _make(
+        Condition,
         {
             "id": derived_id(e.id, "condition"),
             "clinicalStatus": concept(
@@ -274,16 +291,17 @@ def condition_resource(e: Episode) -> Condition:
             "recordedDate": instant(e.created_at),
             "recorder": ref("Practitioner", e.clinician_id),
             **({"abatementDateTime": _day(e.closed_on)} if e.closed_on else {}),
-        }
+        },
     )
 
 
-def episode_resource(e: Episode) -> EpisodeOfCare:
+def episode_resource(e: Episode) -> Json:
     closed = e.status == EpisodeStatus.CLOSED
     period: dict[str, str] = {"start": _day(e.opened_on)}
     if e.closed_on:
         period["end"] = _day(e.closed_on)
-    return EpisodeOfCare.model_validate(
+    return _make(
+        EpisodeOfCare,
         {
             "id": str(e.id),
             "status": "finished" if closed else "active",
@@ -291,15 +309,16 @@ def episode_resource(e: Episode) -> EpisodeOfCare:
             "patient": ref("Patient", e.patient_id),
             "period": period,
             "careManager": ref("Practitioner", e.clinician_id),
-        }
+        },
     )
 
 
 # -- sessions: encounter, procedures, signatures and amendments --------------------------------
 
 
-def encounter_resource(s: Session) -> Encounter:
-    return Encounter.model_validate(
+def encounter_resource(s: Session) -> Json:
+    return _make(
+        Encounter,
         {
             "id": str(s.id),
             "status": "finished",
@@ -309,7 +328,7 @@ def encounter_resource(s: Session) -> Encounter:
             "participant": [{"individual": ref("Practitioner", s.clinician_id)}],
             "period": {"start": instant(s.started_at)},
             "reasonReference": [ref("Condition", derived_id(s.episode_id, "condition"))],
-        }
+        },
     )
 
 
@@ -330,7 +349,7 @@ def _annotation(text: str, moment: datetime, author: UUID | None = None) -> dict
     return found
 
 
-def session_procedure_resource(s: Session, amendments: Sequence[Amendment] = ()) -> Procedure:
+def session_procedure_resource(s: Session, amendments: Sequence[Amendment] = ()) -> Json:
     """The session's claim-relevant procedure: the CPT code (when the note billed one),
     the SOAP note and its amendments as annotations."""
     code_codings = [_DRY_NEEDLING]
@@ -354,7 +373,8 @@ def session_procedure_resource(s: Session, amendments: Sequence[Amendment] = ())
     muscles_text = (
         f"{s.billing_muscles} muscle(s) counted for billing" if s.billing_muscles else None
     )
-    return Procedure.model_validate(
+    return _make(
+        Procedure,
         {
             "id": derived_id(s.id, "procedure"),
             "status": "completed",
@@ -366,7 +386,7 @@ def session_procedure_resource(s: Session, amendments: Sequence[Amendment] = ())
             "reasonReference": [ref("Condition", derived_id(s.episode_id, "condition"))],
             **({"outcome": {"text": muscles_text}} if muscles_text else {}),
             **({"note": notes} if notes else {}),
-        }
+        },
     )
 
 
@@ -405,13 +425,14 @@ def _site_text(site: NeedlingSite) -> str:
     return "; ".join(parts)
 
 
-def site_procedure_resource(s: Session, site: NeedlingSite) -> Procedure:
+def site_procedure_resource(s: Session, site: NeedlingSite) -> Json:
     notes = [_annotation(_site_text(site), s.started_at)]
     if site.notes:
         notes.append(_annotation(site.notes, s.started_at))
     if site.override_reason:
         notes.append(_annotation(f"Site caution overridden: {site.override_reason}", s.started_at))
-    return Procedure.model_validate(
+    return _make(
+        Procedure,
         {
             "id": str(site.id),
             "partOf": [ref("Procedure", derived_id(s.id, "procedure"))],
@@ -430,21 +451,22 @@ def site_procedure_resource(s: Session, site: NeedlingSite) -> Procedure:
             ],
             "outcome": {"text": f"tolerance: {site.tolerance}"},
             "note": notes,
-        }
+        },
     )
 
 
 _AUTHOR_SIGNATURE = coding(codes.SIGNATURE_TYPE, "1.2.840.10065.1.12.1.1", "Author's Signature")
 
 
-def signature_provenance(s: Session, sites: Sequence[NeedlingSite]) -> Provenance | None:
+def signature_provenance(s: Session, sites: Sequence[NeedlingSite]) -> Json | None:
     """Who signed the note and when (None for a note not signed)."""
     if s.status != SessionStatus.SIGNED or s.signed_by is None or s.signed_at is None:
         return None
     targets = [ref("Encounter", s.id), ref("Procedure", derived_id(s.id, "procedure"))]
     targets += [ref("Procedure", site.id) for site in sites]
     signer = ref("Practitioner", s.signed_by)
-    return Provenance.model_validate(
+    return _make(
+        Provenance,
         {
             "id": derived_id(s.id, "signature"),
             "target": targets,
@@ -459,13 +481,14 @@ def signature_provenance(s: Session, sites: Sequence[NeedlingSite]) -> Provenanc
             "signature": [
                 {"type": [_AUTHOR_SIGNATURE], "when": instant(s.signed_at), "who": signer}
             ],
-        }
+        },
     )
 
 
-def amendment_provenance(s: Session, a: Amendment) -> Provenance:
+def amendment_provenance(s: Session, a: Amendment) -> Json:
     author = ref("Practitioner", a.author_id)
-    return Provenance.model_validate(
+    return _make(
+        Provenance,
         {
             "id": str(a.id),
             "target": [ref("Encounter", s.id), ref("Procedure", derived_id(s.id, "procedure"))],
@@ -481,7 +504,7 @@ def amendment_provenance(s: Session, a: Amendment) -> Provenance:
             "signature": [
                 {"type": [_AUTHOR_SIGNATURE], "when": instant(a.created_at), "who": author}
             ],
-        }
+        },
     )
 
 
@@ -503,9 +526,10 @@ def _score_coding(instrument: instruments.Instrument) -> dict[str, str]:
     return coding(codes.INSTRUMENT, instrument.id, instrument.name)
 
 
-def questionnaire_resource(instrument: instruments.Instrument) -> Questionnaire:
+def questionnaire_resource(instrument: instruments.Instrument) -> Json:
     item_type = "integer" if instrument.integer else "decimal"
-    return Questionnaire.model_validate(
+    return _make(
+        Questionnaire,
         {
             "id": questionnaire_id(instrument.id, instrument.version),
             "url": questionnaire_url(instrument.id),
@@ -519,7 +543,7 @@ def questionnaire_resource(instrument: instruments.Instrument) -> Questionnaire:
                 {"linkId": name, "text": label, "type": item_type}
                 for name, label in zip(instrument.item_names, instrument.item_labels, strict=True)
             ],
-        }
+        },
     )
 
 
@@ -535,7 +559,7 @@ def _context_text(context: Mapping[str, Any] | None) -> str | None:
     return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(context.items()))
 
 
-def response_resource(m: Measurement, instrument: instruments.Instrument) -> QuestionnaireResponse:
+def response_resource(m: Measurement, instrument: instruments.Instrument) -> Json:
     items = []
     for name, label in zip(instrument.item_names, instrument.item_labels, strict=True):
         value = m.answers.get(name)
@@ -543,7 +567,8 @@ def response_resource(m: Measurement, instrument: instruments.Instrument) -> Que
         if value is not None:
             item["answer"] = [_answer(instrument, value)]
         items.append(item)
-    return QuestionnaireResponse.model_validate(
+    return _make(
+        QuestionnaireResponse,
         {
             "id": derived_id(m.id, "response"),
             "questionnaire": f"{questionnaire_url(instrument.id)}|{m.instrument_version}",
@@ -553,16 +578,17 @@ def response_resource(m: Measurement, instrument: instruments.Instrument) -> Que
             "authored": instant(m.taken_at),
             "author": ref("Practitioner", m.recorded_by),
             "item": items,
-        }
+        },
     )
 
 
-def observation_resource(m: Measurement, instrument: instruments.Instrument) -> Observation | None:
+def observation_resource(m: Measurement, instrument: instruments.Instrument) -> Json | None:
     """The score, when the answers were scorable (None: not scorable, no Observation)."""
     if m.score is None:
         return None
     context = _context_text(m.context)
-    return Observation.model_validate(
+    return _make(
+        Observation,
         {
             "id": str(m.id),
             "status": "final",
@@ -575,16 +601,17 @@ def observation_resource(m: Measurement, instrument: instruments.Instrument) -> 
             "valueQuantity": {"value": m.score, "unit": instrument.unit.strip()},
             "derivedFrom": [ref("QuestionnaireResponse", derived_id(m.id, "response"))],
             **({"note": [{"text": context}]} if context else {}),
-        }
+        },
     )
 
 
 # -- consent and adverse events ------------------------------------------------------------------
 
 
-def consent_resource(c: Consent) -> FhirConsent:
+def consent_resource(c: Consent) -> Json:
     signer = c.signer_name + (f" ({c.signer_relationship})" if c.signer_relationship else "")
-    return FhirConsent.model_validate(
+    return _make(
+        FhirConsent,
         {
             "id": str(c.id),
             "status": "inactive" if c.withdrawn_at else "active",
@@ -617,13 +644,14 @@ def consent_resource(c: Consent) -> FhirConsent:
                     else []
                 ),
             ],
-        }
+        },
     )
 
 
-def adverse_event_resource(a: AdverseEvent) -> FhirAdverseEvent:
+def adverse_event_resource(a: AdverseEvent) -> Json:
     kind = str(a.kind)
-    return FhirAdverseEvent.model_validate(
+    return _make(
+        FhirAdverseEvent,
         {
             "id": str(a.id),
             "actuality": "actual",
@@ -656,14 +684,14 @@ def adverse_event_resource(a: AdverseEvent) -> FhirAdverseEvent:
                     else []
                 ),
             ],
-        }
+        },
     )
 
 
 # -- one patient's resources ----------------------------------------------------------------------
 
 
-def patient_resources(record: PatientRecord) -> Iterator[Resource]:
+def patient_resources(record: PatientRecord) -> Iterator[Json]:
     """Every resource of one patient's record (Practitioners and Questionnaires are the
     clinic's: `practitioner_resource`, `questionnaires_for`)."""
     yield patient_resource(record.patient)
@@ -696,13 +724,13 @@ def patient_resources(record: PatientRecord) -> Iterator[Resource]:
         yield adverse_event_resource(event)
 
 
-def questionnaires_for(measurements: Sequence[Measurement]) -> list[Questionnaire]:
+def questionnaires_for(measurements: Sequence[Measurement]) -> list[Json]:
     """One Questionnaire per instrument the measurements used."""
     used = sorted({m.instrument_id for m in measurements})
     library = instruments.library()
     return [questionnaire_resource(library[i]) for i in used if i in library]
 
 
-def all_questionnaires() -> list[Questionnaire]:
+def all_questionnaires() -> list[Json]:
     """One Questionnaire per instrument of the library."""
     return [questionnaire_resource(i) for _, i in sorted(instruments.library().items())]
