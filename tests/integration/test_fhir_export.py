@@ -27,6 +27,7 @@ from needlepoint.domain.commands import (
 )
 from needlepoint.domain.entities import Patient
 from needlepoint.domain.enums import AuditAction, Role
+from needlepoint.domain.permissions import Permission
 from tests.conftest import Api, ClinicFixture, make_api, make_clinic
 from tests.factories import episode_cmd, patient_cmd, session_cmd
 
@@ -372,3 +373,49 @@ def test_the_export_pages_through_the_clinic(page_size: int, engine: sa.Engine) 
     assert finished.patients_done == 3
     lines = "".join(store.read_chunks(engine, finished, "Patient")).splitlines()
     assert {orjson.loads(line)["id"] for line in lines} == {str(i) for i in made}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_gets_exactly_what_read_clinical_allows(api: Api, role: Role) -> None:
+    """The FHIR endpoints follow the one permission table, role by role."""
+    from needlepoint.domain.permissions import allows
+
+    c = api.clinic
+    mine = chart(c)
+    user = clinics.register_user(
+        SqlUnitOfWork(c.engine),
+        c.as_owner,
+        RegisterUser(email=f"{role}@fhir.example", full_name=f"Some {role}", role=role),
+    )
+    token = clinics.issue_operator_token(SqlUnitOfWork(c.engine), user, "t", source="test")
+    auth = {"Authorization": f"Bearer {token}"}
+    got = api.client.get(f"/fhir/R4/Patient/{mine.id}/$everything", headers=auth)
+    started = api.client.get("/fhir/R4/$export", headers={**auth, "Prefer": "respond-async"})
+    if allows(role, Permission.READ_CLINICAL):
+        assert got.status_code == 200, got.text
+        assert started.status_code == 202, started.text
+        assert wait_for(api, started.headers["Content-Location"]).status_code == 200
+    else:
+        assert got.status_code == 403, got.text
+        assert started.status_code == 403, started.text
+
+
+def test_a_read_only_token_may_export_but_not_delete(api: Api) -> None:
+    c = api.clinic
+    chart(c)
+    # the owner has no password in the fixtures: a token made read-only directly
+    from needlepoint.adapters.db.tables import api_tokens
+
+    token = clinics.issue_operator_token(SqlUnitOfWork(c.engine), c.owner, "ro", source="test")
+    with c.engine.begin() as conn:
+        conn.execute(
+            sa.update(api_tokens)
+            .where(api_tokens.c.label == "ro", api_tokens.c.user_id == c.owner.id)
+            .values(scopes="read")
+        )
+    auth = {"Authorization": f"Bearer {token}"}
+    started = api.client.get("/fhir/R4/$export", headers={**auth, "Prefer": "respond-async"})
+    assert started.status_code == 202
+    status_url = started.headers["Content-Location"]
+    assert wait_for(api, status_url).status_code == 200
+    assert api.client.delete(status_url, headers=auth).status_code == 403
