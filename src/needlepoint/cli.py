@@ -711,5 +711,9 @@ def restore_cmd(
     console.print(f"audit trail OK: {report.events} events in {report.clinics} chains")
 
 
+from needlepoint.commands.importing import import_records  # noqa: E402
+
+app.command("import")(import_records)
+
 if __name__ == "__main__":
     app()

@@ -32,6 +32,7 @@ from needlepoint.domain.entities import Consent, Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import RecordLocked
 from needlepoint.domain.permissions import GRANTS, Permission
+from needlepoint.importing.csv_reader import LAYOUT_BY_NAME
 from needlepoint.web.app import create_app
 from needlepoint.web.context import PERMISSION_KEY, SAFE_METHODS
 from tests.conftest import ClinicFixture, make_clinic
@@ -350,6 +351,17 @@ BODIES: dict[str, Any] = {
         True,
     ),
     "ScreeningAnswers": lambda r, u: (screening_body(), False),
+    # an export with no patients: the import runs (owner) or is refused (everyone else)
+    "ImportRequest": lambda r, u: (
+        {
+            "files": {
+                name: ",".join(layout.required) + "\n"
+                for name, layout in LAYOUT_BY_NAME.items()
+                if layout.required_file
+            }
+        },
+        False,
+    ),
     "ScreeningForm": lambda r, u: (screening_body(), False),
     "ConsentIn": lambda r, u: (consent_body(), False),
     "ConsentWithdrawal": lambda r, u: ({}, False),

@@ -30,6 +30,7 @@ from needlepoint.actions import (
     consent,
     credentials,
     episodes,
+    importing,
     outcomes,
     patients,
     screening,
@@ -54,6 +55,9 @@ from needlepoint.domain.commands import (
     CompletePasswordReset,
     CreateApiToken,
     DiscardSession,
+    ImportAmendment,
+    ImportPatient,
+    ImportSession,
     MfaCode,
     RecordAdverseEvent,
     RecordMeasurement,
@@ -757,6 +761,61 @@ def _(w: World) -> Call:
 def _(w: World) -> Call:
     cmd = SetFavourites(muscles=["upper_trapezius", "levator_scapulae"], needles=["0.25x30"])
     return lambda uow, actor: templates.set_favourites(uow, actor, cmd)
+
+
+# -- import from another system (issue 17 item 2) -----------------------------------------
+
+
+def _imported_episode(w: World) -> Any:
+    p = importing.import_patient(
+        w.uow(),
+        w.clinic.as_owner,
+        ImportPatient(**patient_cmd().model_dump(), source="csv", external_id=f"ext-{uuid4().hex}"),
+    )
+    return episodes.open_episode(w.uow(), w.clinic.as_owner, episode_cmd(p.id))
+
+
+def _import_session_cmd(w: World, episode: Any, *, signed: bool = True) -> ImportSession:
+    body = session_cmd(episode.id).model_dump(exclude={"episode_id", "clinician_id"})
+    started = body["started_at"]
+    return ImportSession(
+        **body,
+        episode_id=episode.id,
+        clinician_id=w.clinic.clinician.id,
+        source="csv",
+        external_id=f"ext-{uuid4().hex}",
+        signed_by=w.clinic.clinician.id if signed else None,
+        signed_at=started + timedelta(hours=1) if signed else None,
+    )
+
+
+@scenario("importing.import_patient", A.PATIENT_IMPORTED)
+def _(w: World) -> Call:
+    cmd = ImportPatient(
+        **patient_cmd().model_dump(), source="csv", external_id=f"ext-{uuid4().hex}"
+    )
+    return lambda uow, actor: importing.import_patient(uow, actor, cmd)
+
+
+@scenario("importing.import_session", A.SESSION_IMPORTED)
+def _(w: World) -> Call:
+    cmd = _import_session_cmd(w, _imported_episode(w))
+    return lambda uow, actor: importing.import_session(uow, actor, cmd)
+
+
+@scenario("importing.import_amendment", A.SESSION_AMENDED)
+def _(w: World) -> Call:
+    episode = _imported_episode(w)
+    cmd = _import_session_cmd(w, episode)
+    note = importing.import_session(w.uow(), w.clinic.as_owner, cmd)
+    amend = ImportAmendment(
+        session_id=note.id,
+        author_id=w.clinic.clinician.id,
+        written_at=cmd.signed_at + timedelta(days=1),  # type: ignore[operator]
+        reason="Typo",
+        text="Left side, not right.",
+    )
+    return lambda uow, actor: importing.import_amendment(uow, actor, amend)
 
 
 # -- what the registry promises ---------------------------------------------------------

@@ -702,3 +702,49 @@ class SetFavourites(Command):
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=12)
     ]
     needles: Annotated[list[NeedleSize], Field(max_length=6)] = []
+
+
+# --- import from another system (issue 17 item 2, docs/import.md) --------------------------
+
+ExternalId = Annotated[str, Field(min_length=1, max_length=300)]
+ImportSource = Literal["csv", "fhir"]
+
+
+class ImportPatient(RegisterPatient):
+    """Register a patient brought from another system, with its id there (`external_id`,
+    unique per clinic and source: a re-run of the import skips the patient)."""
+
+    source: ImportSource
+    external_id: ExternalId
+
+
+class ImportSession(SessionNote):
+    """A note brought from another system, as it was there: its clinician of record, and
+    for a signed note the original signer and time (kept, not re-signed). `external_id`
+    is the other system's id of the note, unique within the patient."""
+
+    episode_id: UUID
+    clinician_id: UUID
+    source: ImportSource
+    external_id: ExternalId
+    signed_by: UUID | None = None
+    signed_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _signature_whole(self) -> Self:
+        if (self.signed_by is None) != (self.signed_at is None):
+            raise ValueError("a signature needs both the signer and the time it was signed")
+        if self.signed_at is not None and self.signed_at < self.started_at:
+            raise ValueError("signed_at is before the session started")
+        return self
+
+
+class ImportAmendment(Command):
+    """An amendment written in the other system on a signed note: its author and time
+    are kept."""
+
+    session_id: UUID
+    author_id: UUID
+    written_at: AwareDatetime
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    text: Annotated[str, Field(min_length=1, max_length=20_000)]

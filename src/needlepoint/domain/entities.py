@@ -523,6 +523,26 @@ class Favourite:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ImportedRecord:
+    """Provenance of a record that came from another system (docs/import.md): which of our
+    records (`kind`: patient, episode or session; `record_id`), which record of the other
+    system (`source`: csv or fhir; `external_id`: the patient's id there, or
+    `patient id/episode id` and `patient id/session id` for the records inside it), who
+    imported it and when. A re-run finds imported patients here and skips them; the note
+    page shows an imported note as imported."""
+
+    id: UUID
+    clinic_id: UUID
+    kind: str
+    record_id: UUID
+    patient_id: UUID
+    source: str
+    external_id: str
+    imported_by: UUID
+    imported_at: datetime
+
+
 Entity = (
     Clinic
     | AccountCode
@@ -553,4 +573,5 @@ Entity = (
     | CareTeamMember
     | NoteSnippet
     | Favourite
+    | ImportedRecord
 )

@@ -173,6 +173,10 @@ class AuditAction(StrEnum):
     NOTE_SNIPPET_ADDED = "clinic.note_snippet_added"
     FAVOURITES_SET = "user.favourites_set"
 
+    # import from another system (issue 17 item 2)
+    PATIENT_IMPORTED = "patient.imported"
+    SESSION_IMPORTED = "session.imported"
+
     # staff and patient details in the web app (issue 15)
     USER_UPDATED = "user.updated"
     REFERRAL_RECORDED = "patient.referral_recorded"

@@ -51,6 +51,7 @@ class Permission(StrEnum):
     EMERGENCY_ACCESS = "emergency_access"
     REVIEW_EMERGENCY_ACCESS = "review_emergency_access"
     MANAGE_CARE_TEAM = "manage_care_team"
+    IMPORT_RECORDS = "import_records"
 
 
 _CLINICAL_WRITERS = frozenset({Role.OWNER, Role.CLINICIAN, Role.STUDENT})
@@ -75,6 +76,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.SCREEN_PATIENT: _CLINICAL_WRITERS,
     Permission.RECORD_CONSENT: _CLINICAL_WRITERS,
     Permission.MANAGE_CLINIC: frozenset({Role.OWNER}),
+    # Bringing another system's records in (docs/import.md): the owner answers for them.
+    Permission.IMPORT_RECORDS: frozenset({Role.OWNER}),
     Permission.RECORD_TRAINING: frozenset({Role.OWNER}),
     Permission.READ_CREDENTIALS: _LICENSED,
     Permission.USE_ACCOUNT: frozenset(Role),

@@ -10,6 +10,7 @@ from needlepoint.domain.entities import (
     Amendment,
     CoIntervention,
     Episode,
+    ImportedRecord,
     Measurement,
     NeedlingSite,
     Session,
@@ -26,6 +27,9 @@ class SessionDetail:
     adverse_events: list[AdverseEvent]
     measurements: list[Measurement]
     amendments: list[Amendment]
+    imported: ImportedRecord | None = None
+    """Set when the note came from another system (docs/import.md): its source, its id
+    there, who imported it and when. Its signer and signing time are the original ones."""
 
 
 def episode_sessions(reader: Reader, episode_id: UUID) -> list[Session]:
@@ -52,4 +56,12 @@ def session_detail(reader: Reader, session_id: UUID) -> SessionDetail:
             Measurement, session_id=session_id, order_by=("taken_at", "instrument_id")
         ),
         amendments=reader.select_by(Amendment, session_id=session_id, order_by=("created_at",)),
+        imported=next(
+            (
+                r
+                for r in reader.select_by(ImportedRecord, record_id=session_id)
+                if r.kind == "session"
+            ),
+            None,
+        ),
     )

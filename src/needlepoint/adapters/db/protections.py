@@ -156,6 +156,7 @@ RLS_TABLES = (
     "favourites",
     "fhir_export_jobs",
     "fhir_export_chunks",
+    "imported_records",
 )
 _CLINIC_OF_TRANSACTION = "NULLIF(current_setting('needlepoint.clinic_id', true), '')::uuid"
 # The policy's expression as PostgreSQL prints it back (pg_policies.qual / with_check).

@@ -645,6 +645,25 @@ fhir_export_chunks = sa.Table(
     sa.UniqueConstraint("job_id", "resource_type", "seq"),
 )
 
+# Provenance of imported records (migration 0018): one row per imported patient, episode
+# and session; a re-run of an import skips the patients found here.
+imported_records = sa.Table(
+    "imported_records",
+    metadata,
+    _id(),
+    _clinic(),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("record_id", sa.Uuid, nullable=False),
+    _ref("patient_id", "patients"),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(300), nullable=False),
+    _ref("imported_by", "users"),
+    _at("imported_at"),
+    sa.UniqueConstraint("clinic_id", "source", "kind", "external_id"),
+    sa.Index(None, "record_id"),
+    sa.Index(None, "patient_id"),
+)
+
 TABLE_OF: dict[type[Any], sa.Table] = {
     e.Clinic: clinics,
     e.User: users,
@@ -675,5 +694,6 @@ TABLE_OF: dict[type[Any], sa.Table] = {
     e.AccountCode: account_codes,
     e.NoteSnippet: note_snippets,
     e.Favourite: favourites,
+    e.ImportedRecord: imported_records,
 }
 """Which table holds each kind of entity."""

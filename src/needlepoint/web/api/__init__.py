@@ -13,6 +13,7 @@ from needlepoint.web.api import (
     catalogue,
     clinic,
     episodes,
+    imports,
     outcomes,
     patients,
     screening,
@@ -35,4 +36,5 @@ routers: list[APIRouter] = [
     audit.router,
     account.router,
     analytics.router,
+    imports.router,
 ]

@@ -9,7 +9,7 @@ answer the status poll and serve the files.
 * PostgreSQL: both under row-level security like the clinical tables.
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import op
 import needlepoint.adapters.db.types
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

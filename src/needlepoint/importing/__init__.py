@@ -1,0 +1,1 @@
+"""Importing another system's records through the actions (docs/import.md)."""
