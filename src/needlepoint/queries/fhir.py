@@ -9,7 +9,6 @@ closes."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -77,28 +76,24 @@ def load_records(reader: Reader, page: Sequence[Patient]) -> list[mapping.Patien
     for a in sorted(_in(reader, Amendment, "session_id", session_ids), key=lambda x: x.created_at):
         amendments[a.session_id].append(a)
 
-    def outside_drafts(row: Any) -> Any:
-        """A record made in a draft note: kept, without pointing at the unexported note."""
-        if row.session_id is not None and row.session_id not in signed:
-            return dataclasses.replace(row, session_id=None)
-        return row
+    def not_in_a_draft(row: Any) -> bool:
+        """Whether a record is not part of a draft note (a draft, and what was recorded
+        in it, is not yet the record)."""
+        return row.session_id is None or row.session_id in signed
 
     group(
-        [
-            outside_drafts(m)
-            for m in sorted(
-                _in(reader, Measurement, "patient_id", ids),
-                key=lambda m: (m.taken_at, m.instrument_id),
-            )
-        ],
+        sorted(
+            filter(not_in_a_draft, _in(reader, Measurement, "patient_id", ids)),
+            key=lambda m: (m.taken_at, m.instrument_id),
+        ),
         "measurements",
     )
     group(sorted(_in(reader, Consent, "patient_id", ids), key=lambda c: c.signed_at), "consents")
     group(
-        [
-            outside_drafts(a)
-            for a in sorted(_in(reader, AdverseEvent, "patient_id", ids), key=lambda a: a.onset_at)
-        ],
+        sorted(
+            filter(not_in_a_draft, _in(reader, AdverseEvent, "patient_id", ids)),
+            key=lambda a: a.onset_at,
+        ),
         "adverse_events",
     )
     records = []

@@ -32,6 +32,7 @@ SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
 # Local code systems (our own concepts; no standard code was verified for them).
 INSTRUMENT = INSTRUMENT_SYSTEM  # urn:needlepoint:instrument (already used by the API)
 MUSCLE = "urn:needlepoint:muscle"
+CONDITION = "urn:needlepoint:condition"
 PROCEDURE = "urn:needlepoint:procedure"
 TECHNIQUE = "urn:needlepoint:needling-technique"
 ADVERSE_EVENT_KIND = "urn:needlepoint:adverse-event-kind"
@@ -108,6 +109,7 @@ SYSTEMS: tuple[System, ...] = (
         "FHIR R4B Signature.type (value set signature-type)",
     ),
     System(INSTRUMENT, "local: instrument", "instrument id (nprs, ndi …)", "ours"),
+    System(CONDITION, "local: condition", "condition id of domain/data/conditions.yaml", "ours"),
     System(MUSCLE, "local: muscle", "muscle id of domain/data/muscles.yaml", "ours"),
     System(PROCEDURE, "local: procedure", "dry-needling", "ours: no SNOMED concept found"),
     System(TECHNIQUE, "local: needling technique", "static, pistoning …", "ours"),

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
 from fhir.resources.R4B.adverseevent import AdverseEvent as FhirAdverseEvent
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.consent import Consent as FhirConsent
@@ -64,7 +65,8 @@ def _make(model: type[Resource], data: Json) -> Json:
     """`data` as the resource `model` (an R4B model class), validated by it: the JSON
     written out is exactly what the model accepted (a ValidationError otherwise).
     Serialising through the model would cost twice as much again (bench/fhir_export.py)."""
-    found = {"resourceType": model.get_resource_type(), **data}
+    found = {"resourceType": model.get_resource_type()}
+    found |= {k: v for k, v in data.items() if v != []}  # FHIR has no empty arrays
     model.model_validate(found)
     return found
 
@@ -147,6 +149,13 @@ def concept(*codings: dict[str, str], text: str | None = None) -> dict[str, Any]
     if text:
         found["text"] = text
     return found
+
+
+def ext(name: str, **value: Any) -> dict[str, Any]:
+    """One of our extensions (`urn:needlepoint:extension:{name}`), e.g.
+    `ext("depth-mm", valueDecimal=15)`: the values a reader needs to rebuild the record
+    (`importing.fhir_reader`), beside the text a person reads."""
+    return {"url": f"{codes.EXTENSION}:{name}", **value}
 
 
 def instant(moment: datetime) -> str:
@@ -234,15 +243,13 @@ def practitioner_resource(pr: Practitioner) -> Json:
                 "issuer": {"display": t.provider},
             }
         )
-    family, _, given = u.full_name.rpartition(" ")
-    name: dict[str, Any] = {"text": u.full_name}
-    if family:
-        name |= {"family": given, "given": family.split()}
+    name: dict[str, Any] = {"text": u.full_name}  # one string in our record: not split
     return _make(
         FhirPractitioner,
         {
             "id": str(u.id),
             "active": u.is_active,
+            "telecom": [{"system": "email", "value": u.email, "use": "work"}],
             "name": [name],
             **({"identifier": identifiers} if identifiers else {}),
             **({"qualification": qualifications} if qualifications else {}),
@@ -278,7 +285,9 @@ def condition_resource(e: Episode) -> Json:
                 )
             ],
             "code": concept(
-                coding(codes.ICD10CM, e.icd10_code, _icd10_title(e.icd10_code)), text=text
+                coding(codes.ICD10CM, e.icd10_code, _icd10_title(e.icd10_code)),
+                coding(codes.CONDITION, e.condition, text),
+                text=text,
             ),
             "bodySite": [
                 concept(
@@ -309,6 +318,14 @@ def episode_resource(e: Episode) -> Json:
             "patient": ref("Patient", e.patient_id),
             "period": period,
             "careManager": ref("Practitioner", e.clinician_id),
+            "extension": [
+                ext("goals", valueString=e.goals),
+                *(
+                    [ext("discharge-reason", valueString=e.discharge_reason)]
+                    if e.discharge_reason
+                    else []
+                ),
+            ],
         },
     )
 
@@ -451,8 +468,36 @@ def site_procedure_resource(s: Session, site: NeedlingSite) -> Json:
             ],
             "outcome": {"text": f"tolerance: {site.tolerance}"},
             "note": notes,
+            "extension": _site_extensions(site),
         },
     )
+
+
+def _site_extensions(site: NeedlingSite) -> list[dict[str, Any]]:
+    """The site's values, machine-readable (the annotation says the same in words)."""
+    found = [
+        ext("side", valueCode=str(site.side)),
+        ext("trigger-point", valueCode=str(site.trigger_point)),
+        ext("needle-gauge-mm", valueDecimal=site.needle_gauge_mm),
+        ext("needle-length-mm", valueDecimal=site.needle_length_mm),
+        ext("depth-mm", valueDecimal=site.depth_mm),
+        ext("insertions", valueInteger=site.insertions),
+        ext("local-twitch-responses", valueInteger=site.local_twitch_responses),
+        ext("electrical-stimulation", valueBoolean=site.electrical_stimulation),
+        ext("tolerance", valueCode=str(site.tolerance)),
+    ]
+    if site.approach:
+        found.append(ext("approach", valueCode=str(site.approach)))
+    for key, value in sorted((site.estim_params or {}).items()):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found.append(ext(f"estim-{key.replace('_', '-')}", valueDecimal=value))
+    if site.notes:
+        found.append(ext("site-note", valueString=site.notes))
+    if site.override_reason:
+        found.append(ext("override-reason", valueString=site.override_reason))
+    if site.override_code:
+        found.append(ext("override-code", valueCode=str(site.override_code)))
+    return found
 
 
 _AUTHOR_SIGNATURE = coding(codes.SIGNATURE_TYPE, "1.2.840.10065.1.12.1.1", "Author's Signature")
@@ -495,6 +540,7 @@ def amendment_provenance(s: Session, a: Amendment) -> Json:
             "recorded": instant(a.created_at),
             "activity": concept(coding(codes.DATA_OPERATION, "UPDATE", "revise")),
             "reason": [concept(text=a.reason)],
+            "extension": [ext("amendment-text", valueString=a.text)],
             "agent": [
                 {
                     "type": concept(coding(codes.PROVENANCE_PARTICIPANT, "author", "Author")),
@@ -578,6 +624,25 @@ def response_resource(m: Measurement, instrument: instruments.Instrument) -> Jso
             "authored": instant(m.taken_at),
             "author": ref("Practitioner", m.recorded_by),
             "item": items,
+            "extension": [
+                *(
+                    [ext("episode", valueReference=ref("EpisodeOfCare", m.episode_id))]
+                    if m.episode_id
+                    else []
+                ),
+                *(
+                    [
+                        ext(
+                            "context",
+                            valueString=orjson.dumps(
+                                m.context, option=orjson.OPT_SORT_KEYS
+                            ).decode(),
+                        )
+                    ]
+                    if m.context
+                    else []
+                ),
+            ],
         },
     )
 
