@@ -6,6 +6,7 @@ trail records each disclosure."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -419,3 +420,26 @@ def test_a_read_only_token_may_export_but_not_delete(api: Api) -> None:
     status_url = started.headers["Content-Location"]
     assert wait_for(api, status_url).status_code == 200
     assert api.client.delete(status_url, headers=auth).status_code == 403
+
+
+def test_an_everything_bundle_reads_back_as_one_patients_import_record(
+    api: Api, tmp_path: Path
+) -> None:
+    from needlepoint.importing.fhir_reader import read_fhir
+
+    mine = chart(api.clinic)
+    r = everything(api, mine.id)
+    (tmp_path / "bundle.json").write_text(r.text, encoding="utf-8")
+    read = read_fhir(tmp_path / "bundle.json")
+    assert read.problems == ()
+    [patient] = read.patients
+    assert (patient.external_id, patient.family_name) == (str(mine.id), mine.family_name)
+    [episode] = patient.episodes
+    assert episode.condition == "neck_pain"
+    [note] = episode.sessions  # the signed note only
+    assert note.signature is not None
+    assert note.signature.signer.email == api.clinic.clinician.email
+    assert [a.text for a in note.amendments] == ["Levator scapulae was right."]
+    assert len(note.sites) == 4
+    assert {m.instrument_id for m in note.measurements} == {"nprs", "rom"}
+    assert [e.kind for e in note.adverse_events] == ["bruising"]

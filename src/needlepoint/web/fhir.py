@@ -176,9 +176,7 @@ def export_status(ctx: ApiContext, job_id: UUID) -> Response:
             "output": job.output or [],
             "error": [],
         }
-        return Response(
-            _json(manifest), media_type="application/json", headers={"Expires": _expires()}
-        )
+        return Response(_json(manifest), media_type="application/json")
     if status == store.CANCELLED:
         raise NotFound(f"export {job_id} was cancelled", field="job_id")
     outcome = {
@@ -196,10 +194,6 @@ def export_status(ctx: ApiContext, job_id: UUID) -> Response:
 
 def _json(body: object) -> bytes:
     return orjson.dumps(body)
-
-
-def _expires() -> str:
-    return "Thu, 01 Jan 1970 00:00:00 GMT"  # files are kept until deleted; do not cache
 
 
 @router.delete(
