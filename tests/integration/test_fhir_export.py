@@ -443,3 +443,53 @@ def test_an_everything_bundle_reads_back_as_one_patients_import_record(
     assert len(note.sites) == 4
     assert {m.instrument_id for m in note.measurements} == {"nprs", "rom"}
     assert [e.kind for e in note.adverse_events] == ["bruising"]
+
+
+def test_a_cancelled_export_leaves_no_files(engine: sa.Engine) -> None:
+    """Cancelled at any point (here: before the job starts), the job writes nothing that
+    stays, and its status is gone."""
+    from needlepoint.adapters.db import fhir_exports as store
+    from needlepoint.adapters.db.tables import fhir_export_chunks
+    from needlepoint.queries import fhir_bulk
+    from needlepoint.queries.reader import open_reader
+
+    c = make_clinic(engine)
+    chart(c)
+    with open_reader(engine, c.owner.clinic_id, Role.OWNER, c.owner.id) as r:
+        job = fhir_bulk.kick_off(r, engine, "test", ["Patient", "Questionnaire"])
+    store.cancel(engine, job)
+    requester = fhir_bulk.Requester(c.owner.clinic_id, c.owner.id, Role.OWNER)
+    fhir_bulk.run(engine, job, requester, lambda t: t)
+    finished = store.load_job(engine, c.owner.clinic_id, job.id)
+    assert finished is not None
+    assert finished.status == store.CANCELLED
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count()).where(fhir_export_chunks.c.job_id == job.id)
+        ).scalar_one()
+    assert left == 0
+
+
+def test_a_job_whose_process_stopped_is_seen_as_failed() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from needlepoint.adapters.db import fhir_exports as store
+
+    then = datetime(2026, 1, 1, tzinfo=UTC)
+    job = store.ExportJob(
+        id=UUID(int=1),
+        clinic_id=UUID(int=2),
+        requested_by=UUID(int=3),
+        request_url="x",
+        types=["Patient"],
+        status=store.RUNNING,
+        requested_at=then,
+        updated_at=then,
+        finished_at=None,
+        patients_total=10,
+        patients_done=3,
+        output=None,
+        error=None,
+    )
+    assert job.current_status(then + timedelta(minutes=1)) == store.RUNNING
+    assert job.current_status(then + store.STALE_AFTER + timedelta(seconds=1)) == store.FAILED

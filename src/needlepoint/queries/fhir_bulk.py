@@ -158,7 +158,8 @@ def run(
             for t, out in files.items()
             if out.count
         ]
-        store.finish(engine, job, store.COMPLETED, output=output)
+        if not store.finish(engine, job, store.COMPLETED, output=output):
+            store.delete_chunks(engine, job)  # cancelled while the last pieces were written
     except Exception as exc:  # the job fails; the poller sees why
         store.finish(engine, job, store.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise

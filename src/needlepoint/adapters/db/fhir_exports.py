@@ -143,16 +143,17 @@ def finish(
     *,
     output: list[dict[str, Any]] | None = None,
     error: str | None = None,
-) -> None:
-    """End a running job (a job cancelled meanwhile stays cancelled)."""
+) -> bool:
+    """End a running job; False when it was cancelled meanwhile (it stays cancelled)."""
     now = _now()
     with engine.begin() as conn:
         scope_to_clinic(conn, job.clinic_id)
-        conn.execute(
+        done = conn.execute(
             sa.update(fhir_export_jobs)
             .where(fhir_export_jobs.c.id == job.id, fhir_export_jobs.c.status == RUNNING)
             .values(status=status, output=output, error=error, updated_at=now, finished_at=now)
         )
+    return bool(done.rowcount)
 
 
 def cancel(engine: sa.Engine, job: ExportJob) -> None:
