@@ -1,7 +1,8 @@
 """FHIR bulk export benchmark: the clinic-level `$export` of a generated clinic.
 
 Builds (or, with --reuse, reuses) a generated clinic in an SQLite file under /tmp (or
-exports an existing PostgreSQL database with --db), then runs the bulk export job exactly
+exports the database at --db, generating the clinic into it first when it has none, e.g. a
+new PostgreSQL database), then runs the bulk export job exactly
 as the server's background thread does (`queries.fhir_bulk.run`: pages of patients, R4B
 models, NDJSON pieces written to the database as it goes) and prints patients/s,
 resources/s, the bytes written and the process's peak resident memory (the high-water
@@ -11,6 +12,8 @@ running with twice the patients should not raise the peak (compare --patients 20
 --patients 4000).
 
     .venv/bin/python bench/fhir_export.py [--patients 2000] [--db URL] [--reuse] [--page 100]
+    createdb -h 127.0.0.1 -U postgres fhir_bench && .venv/bin/python bench/fhir_export.py \
+        --db postgresql+psycopg://postgres@127.0.0.1:5432/fhir_bench
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ def main() -> None:
 
     if args.db:
         engine = make_engine(args.db)
+        upgrade(engine)
+        with engine.connect() as conn:
+            empty = conn.execute(sa.select(sa.func.count()).select_from(clinics)).scalar_one() == 0
+        if empty:  # a new database: generate the clinic into it first
+            start = time.perf_counter()
+            report = generate_clinic(engine, patients_count=args.patients, seed=SEED)
+            print(
+                f"generated {args.patients:,} patients, {report.sessions:,} sessions in "
+                f"{time.perf_counter() - start:.0f} s -> {args.db}"
+            )
     else:
         engine = build(Path(f"/tmp/fhir-export-{args.patients}.db"), args.patients, args.reuse)
     with engine.connect() as conn:
