@@ -12,6 +12,7 @@ running with twice the patients should not raise the peak (compare --patients 20
 --patients 4000).
 
     .venv/bin/python bench/fhir_export.py [--patients 2000] [--db URL] [--reuse] [--page 100]
+        [--import]   (then read the files back and import them into a new clinic: FHIR in)
     createdb -h 127.0.0.1 -U postgres fhir_bench && .venv/bin/python bench/fhir_export.py \
         --db postgresql+psycopg://postgres@127.0.0.1:5432/fhir_bench
 """
@@ -23,6 +24,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -66,6 +68,12 @@ def main() -> None:
     parser.add_argument("--db", help="an existing database URL (default: a generated SQLite)")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--page", type=int, default=fhir_bulk.PAGE_SIZE)
+    parser.add_argument(
+        "--import",
+        dest="import_too",
+        action="store_true",
+        help="then read the export back (FHIR reader) and import it into a new clinic",
+    )
     args = parser.parse_args()
 
     if args.db:
@@ -117,7 +125,53 @@ def main() -> None:
     print(f"patients/s: {done.patients_done / elapsed:,.0f}")
     print(f"resources/s: {resources / elapsed:,.0f}")
     print(f"peak RSS: {before:.0f} MiB before the export, {after:.0f} MiB after")
+    if args.import_too:
+        import_back(engine, clinic_id, done)
     store.cancel(engine, job)  # delete the files again
+
+
+def import_back(engine: sa.Engine, clinic_id: UUID, job: store.ExportJob) -> None:
+    """FHIR in: the export's files read by the FHIR reader, imported into a new clinic with
+    the same staff; times and peak memory of each step."""
+    import tempfile
+
+    from needlepoint.actions.context import Actor
+    from needlepoint.importing.engine import run_import
+    from needlepoint.importing.fhir_reader import read_fhir
+    from needlepoint.synthetic.emr_export import copy_staff
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for out in job.output or []:
+            with (folder / f"{out['type']}.ndjson").open("w", encoding="utf-8") as f:
+                for piece in store.read_chunks(engine, job, out["type"]):
+                    f.write(piece)
+        start = time.perf_counter()
+        read = read_fhir(folder)
+        reading = time.perf_counter() - start
+    print(
+        f"FHIR read: {len(read.patients):,} patients, {len(read.problems)} problems, "
+        f"{reading:.1f} s; peak RSS {peak_rss_mib():.0f} MiB"
+    )
+    owner = copy_staff(engine, clinic_id, engine, "Imported from FHIR (bench)")
+    with engine.connect() as conn:
+        target = conn.execute(sa.select(users.c.clinic_id).where(users.c.id == owner)).scalar_one()
+    start = time.perf_counter()
+    report = run_import(
+        engine,
+        Actor(owner, target, source="cli"),
+        read.patients,
+        source="fhir",
+        dry_run=False,
+        problems=read.problems,
+    )
+    importing = time.perf_counter() - start
+    print(
+        f"FHIR import: {report.patients_imported:,} patients imported, "
+        f"{len(report.problems)} problems, {importing:.1f} s "
+        f"({report.patients_imported / importing:,.0f} patients/s); "
+        f"peak RSS {peak_rss_mib():.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
