@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from needlepoint.bootstrap import open_database
-from needlepoint.web import api, pages, ui
+from needlepoint.web import api, fhir, pages, ui
 from needlepoint.web.app import create_app
 
 
@@ -19,6 +19,7 @@ def test_routes_added_flat_are_the_routes_include_router_gives() -> None:
     for router in api.routers:
         included.include_router(router, prefix=api.PREFIX)
     included.include_router(pages.router)
+    included.include_router(fhir.router)
     for router in ui.routers:
         included.include_router(router)
 
@@ -39,7 +40,7 @@ def test_routes_added_flat_are_the_routes_include_router_gives() -> None:
     # every route (pages too, which the document leaves out) is there, once
     docs = {"openapi", "swagger_ui_html", "swagger_ui_redirect", "api_docs"}  # not ours
     names = [r.name for r in flat.routes if getattr(r, "methods", None) and r.name not in docs]
-    expected = sum(len(r.routes) for r in [*api.routers, pages.router, *ui.routers])
+    expected = sum(len(r.routes) for r in [*api.routers, pages.router, fhir.router, *ui.routers])
     assert len(names) == expected
     assert {s for s in signatures(flat) if s[0] != "/api/docs"} >= {
         (api.PREFIX + r.path, r.name, frozenset(r.methods))

@@ -99,6 +99,10 @@ OTHER_EVENTS: dict[AuditAction, str] = {
         "the read side: a PDF download of a signed note, progress report or consent "
         "copy (web/ui/documents.py) notes the export on its reader"
     ),
+    AuditAction.RECORDS_DISCLOSED: (
+        "the read side: the FHIR export (queries/fhir.py, $everything and each patient "
+        "of a bulk export) notes each patient's record disclosed on its reader"
+    ),
 }
 """Audit event kinds that no single action declares, and who writes them."""
 

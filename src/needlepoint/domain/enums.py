@@ -200,6 +200,9 @@ class AuditAction(StrEnum):
     MESSAGE_SENT = "outbox.message_sent"
     MESSAGE_FAILED = "outbox.message_failed"
 
+    # FHIR export (issue 17 item 1): a patient's record disclosed ($everything, bulk export)
+    RECORDS_DISCLOSED = "records.disclosed"
+
 
 class FollowUpKind(StrEnum):
     """What a follow-up entry of an adverse event records (appended, never edited)."""

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from needlepoint import __version__
 from needlepoint.adapters.db.engine import Limits
 from needlepoint.domain import knowledge
-from needlepoint.web import api, pages, problems, ui
+from needlepoint.web import api, fhir, pages, problems, ui
 from needlepoint.web.deferred_writes import DeferredWrites
 from needlepoint.web.limits import (
     PATIENT_LINK_BURST,
@@ -225,6 +225,7 @@ def create_app(
     for router in api.routers:
         _include_flat(app, router, prefix=api.PREFIX)
     _include_flat(app, pages.router)
+    _include_flat(app, fhir.router)  # FHIR R4 under /fhir/R4 (issue 17)
     for router in ui.routers:
         _include_flat(app, router)
     _api_docs(app)

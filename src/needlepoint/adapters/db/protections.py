@@ -154,6 +154,8 @@ RLS_TABLES = (
     "adverse_event_follow_ups",
     "note_snippets",
     "favourites",
+    "fhir_export_jobs",
+    "fhir_export_chunks",
     "imported_records",
     "questionnaire_plans",
     "questionnaire_assignments",

@@ -608,6 +608,43 @@ favourites = sa.Table(
     sa.Index(None, "clinic_id", "user_id"),
 )
 
+# -- FHIR bulk export (issue 17 item 1) -----------------------------------------------------
+
+# Not entities of the clinical record: a bulk export's job and its NDJSON output, written
+# by `adapters.db.fhir_exports` (outside TABLE_OF), under row-level security. The state
+# lives here so that any serving process answers the status poll and serves the files.
+fhir_export_jobs = sa.Table(
+    "fhir_export_jobs",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("requested_by", "users"),
+    sa.Column("request_url", sa.Text, nullable=False),
+    sa.Column("types", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    _at("requested_at"),
+    _at("updated_at"),
+    _at("finished_at", nullable=True),
+    sa.Column("patients_total", sa.Integer, nullable=False),
+    sa.Column("patients_done", sa.Integer, nullable=False),
+    sa.Column("output", JSONType),
+    sa.Column("error", sa.Text),
+    sa.Index(None, "clinic_id", "requested_at"),
+)
+
+fhir_export_chunks = sa.Table(
+    "fhir_export_chunks",
+    metadata,
+    _id(),
+    _clinic(),
+    _ref("job_id", "fhir_export_jobs"),
+    sa.Column("resource_type", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("job_id", "resource_type", "seq"),
+)
+
 # Provenance of imported records (migration 0018): one row per imported patient, episode
 # and session; a re-run of an import skips the patients found here.
 imported_records = sa.Table(
