@@ -12,6 +12,7 @@ from needlepoint.web.api import (
     care_team,
     catalogue,
     clinic,
+    completion,
     episodes,
     outcomes,
     patients,
@@ -37,4 +38,5 @@ routers: list[APIRouter] = [
     account.router,
     analytics.router,
     questionnaires.router,
+    completion.router,
 ]

@@ -13,6 +13,7 @@ from needlepoint.web.ui import (
     analytics,
     care_team,
     chart,
+    completion,
     consent,
     demo_mail,
     episode_care,
@@ -22,6 +23,7 @@ from needlepoint.web.ui import (
     notes,
     patient_details,
     patient_questionnaires,
+    patient_record,
     patients,
     progress,
     questionnaire_sending,
@@ -44,12 +46,14 @@ routers: list[APIRouter] = [
     signed_notes.router,
     progress.router,
     settings.router,
+    completion.router,  # before analytics: /analytics/completion
     analytics.router,
     accounts.router,
     errors.router,
     templates_page.router,
     episode_care.router,
     questionnaire_sending.router,
+    patient_record.router,  # before patient_questionnaires: /q/{token}/progress
     patient_questionnaires.router,
     demo_mail.router,
 ]
