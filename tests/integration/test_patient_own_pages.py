@@ -100,7 +100,8 @@ def test_completion_counts_only_submitted_answers(clinic: ClinicFixture) -> None
     ) as r:
         found = completion(r, today)
     assert (found.overall.completed, found.overall.asked) == (1, 2)  # not yet due: not counted
-    assert found.overall.low is not None and found.overall.low < 0.5 < found.overall.high  # type: ignore[operator]
+    assert found.overall.low is not None
+    assert found.overall.low < 0.5 < found.overall.high
     (ndi,) = found.by_questionnaire
     assert (ndi.label, ndi.completed, ndi.asked) == ("Neck Disability Index", 1, 2)
     assert [(x.key, x.completed, x.asked) for x in found.by_time_point] == [("during_care", 1, 2)]
@@ -114,7 +115,8 @@ def test_completion_counts_only_submitted_answers(clinic: ClinicFixture) -> None
     client = _client(clinic)
     page = client.get("/analytics/completion")
     assert page.status_code == 200
-    assert "1 / 2" in page.text and "doi:10.1016/j.jses.2017.03.002" in page.text
+    assert "1 / 2" in page.text
+    assert "doi:10.1016/j.jses.2017.03.002" in page.text
 
 
 def test_pending_and_overdue_on_the_chart_and_kiosk_mode(clinic: ClinicFixture) -> None:
@@ -130,9 +132,11 @@ def test_pending_and_overdue_on_the_chart_and_kiosk_mode(clinic: ClinicFixture) 
     assert target.startswith("/q/")
     # The clinician's session is over on this device: the chart asks to sign in again.
     again = client.get(f"/patients/{p.id}", follow_redirects=False)
-    assert again.status_code == 303 and again.headers["location"] == "/login"
+    assert again.status_code == 303
+    assert again.headers["location"] == "/login"
     questionnaire = client.get(target)
-    assert questionnaire.status_code == 200 and "Neck" in questionnaire.text
+    assert questionnaire.status_code == 200
+    assert "Neck" in questionnaire.text
     assert len(_events(clinic, AuditAction.KIOSK_STARTED)) == 1
     assert len(_events(clinic, AuditAction.SIGNED_OUT)) >= 1
 
@@ -158,7 +162,8 @@ def test_the_patient_sees_own_progress_and_consent_and_withdraws(clinic: ClinicF
     assert "source:" in progress.text  # the MCID with its source
     page = client.get(f"/q/{token}/consent")
     assert page.status_code == 200
-    assert "Ada Testperson" in page.text and "Withdraw my consent" in page.text
+    assert "Ada Testperson" in page.text
+    assert "Withdraw my consent" in page.text
     # Not without the confirmation box.
     r = client.post(f"/q/{token}/consent/withdraw", data={"consent": str(signed.id)})
     assert "tick the box" in r.text
@@ -167,13 +172,16 @@ def test_the_patient_sees_own_progress_and_consent_and_withdraws(clinic: ClinicF
     r = client.post(
         f"/q/{token}/consent/withdraw", data={"consent": str(signed.id), "confirm": "yes"}
     )
-    assert r.status_code == 200 and "Your consent is withdrawn" in r.text
+    assert r.status_code == 200
+    assert "Your consent is withdrawn" in r.text
     (event,) = _events(clinic, AuditAction.CONSENT_WITHDRAWN_BY_PATIENT)
-    assert event.source == "patient-link" and event.patient_id == p.id
+    assert event.source == "patient-link"
+    assert event.patient_id == p.id
     assert _events(clinic, AuditAction.PATIENT_RECORD_VIEWED)
     with open_reader(clinic.engine, clinic.owner.clinic_id, Role.OWNER, clinic.owner.id) as rd:
         status = needling_status(rd, p.id, datetime.now(UTC))
-    assert not status.may_needle and status.consent is None
+    assert not status.may_needle
+    assert status.consent is None
     chart = _client(clinic).get(f"/patients/{p.id}")
     assert "withdrew consent to dry needling through their link" in chart.text
 
