@@ -107,7 +107,11 @@ def rate(key: str, label: str, completed: int, asked: int) -> Rate:
     if not 0 <= completed <= asked:
         raise ValueError("completed must be between 0 and asked")
     low, high = wilson(completed, asked)
-    return Rate(key, label, completed, asked, completed / asked if asked else None, low, high)
+    if low is None or high is None:
+        return Rate(key, label, completed, asked, None, None, None)
+    share = completed / asked
+    # The interval holds the share itself (floating point leaves 100 % at 0.999…).
+    return Rate(key, label, completed, asked, share, min(low, share), max(high, share))
 
 
 def time_point_of(row: AskedQuestionnaire) -> tuple[str, str]:
