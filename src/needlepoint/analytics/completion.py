@@ -60,7 +60,7 @@ class Benchmark(BaseModel):
         if self.verified is True:
             return "seen in the source"
         if self.verified == "partial":
-            return "partly seen in the sources (see the source)"
+            return "partly: part of the figure was seen in the sources named"
         return NOT_VERIFIED
 
 

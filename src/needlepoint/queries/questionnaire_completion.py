@@ -20,6 +20,7 @@ from needlepoint.adapters.db.tables import (
     users,
 )
 from needlepoint.domain.enums import AuditAction, TimePoint
+from needlepoint.domain.instruments import library
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
 
@@ -96,6 +97,8 @@ class PendingQuestionnaire:
     due_on: date
     overdue_days: int
     words: str
+    name: str = ""
+    """The questionnaire's name (NDI: "Neck Disability Index")."""
 
 
 def due_words(due_on: date, today: date) -> tuple[int, str]:
@@ -131,12 +134,18 @@ def chart_questionnaires(reader: Reader, patient_id: UUID, today: date) -> Chart
             a.c.cancelled_at.is_(None),
         )
     )
+    names = library()
     pending = []
     for row in rows:
         late, words = due_words(row.due_on, today)
         pending.append(
             PendingQuestionnaire(
-                row.instrument_id, TimePoint(row.time_point), row.due_on, late, words
+                row.instrument_id,
+                TimePoint(row.time_point),
+                row.due_on,
+                late,
+                words,
+                names[row.instrument_id].name if row.instrument_id in names else row.instrument_id,
             )
         )
     pending.sort(key=lambda p: (p.due_on, p.instrument_id))

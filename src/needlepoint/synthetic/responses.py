@@ -212,4 +212,3 @@ def _delivered(engine: sa.Engine, clock: _Clock, clinic_id: UUID, message: Any) 
     if claimed is not None:
         outbox.mark_sent(SqlUnitOfWork(engine, clock), clinic_id, claimed)
     return str(url).rsplit("/", 1)[-1]
-
