@@ -195,6 +195,7 @@ def _signed_in_pages(ids: dict[str, UUID]) -> list[tuple[str, str]]:
         ("note-signed-demo", f"/sessions/{ids['demo_signed']}"),
         ("progress", f"/episodes/{ids['demo_episode']}/progress"),
         ("analytics", "/analytics"),
+        ("analytics-completion", "/analytics/completion"),
         ("settings", "/settings"),
         ("staff", "/staff"),
         ("staff-member", f"/staff/{ids['colleague']}"),
