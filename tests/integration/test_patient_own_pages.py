@@ -22,8 +22,9 @@ from needlepoint.domain.errors import NotFound
 from needlepoint.queries.questionnaire_completion import due_words
 from needlepoint.queries.reader import open_reader
 from needlepoint.queries.screening import needling_status
+from needlepoint.web.api.completion import CompletionOut
 from needlepoint.web.app import create_app
-from tests.conftest import ClinicFixture
+from tests.conftest import ClinicFixture, make_api
 from tests.factories import consent_cmd, episode_cmd, patient_cmd
 
 BASE = "http://clinic.test"
@@ -112,6 +113,15 @@ def test_completion_counts_only_submitted_answers(clinic: ClinicFixture) -> None
         "combined_effort",
     }
     assert "source not verified" in found.benchmarks[0].source  # the 42 % end is not verified
+    # The API answers the same figures, in its documented shape; the assistant may not.
+    api = make_api(clinic.engine, clinic)
+    got = api.client.get("/api/v1/analytics/completion", headers=api.headers())
+    assert got.status_code == 200
+    body = CompletionOut.model_validate(got.json())
+    assert (body.overall.completed, body.overall.asked) == (1, 2)
+    assert [p.checked for p in body.published][1] == "seen in the source"
+    refused = api.client.get("/api/v1/analytics/completion", headers=api.headers("assistant"))
+    assert refused.status_code == 403
     client = _client(clinic)
     page = client.get("/analytics/completion")
     assert page.status_code == 200
