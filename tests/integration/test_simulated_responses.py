@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from needlepoint.adapters.db import tables as t
+from needlepoint.adapters.db.engine import make_engine
 from needlepoint.analytics.completion import completion
+from needlepoint.cli import app
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.queries.reader import open_reader
 from needlepoint.synthetic.clinic import generate_clinic
@@ -63,3 +67,36 @@ def test_the_shares_are_checked() -> None:
             answer_rate=0.9,
             reminder_lift=0.2,
         )
+
+
+def test_generate_and_demo_simulate_patient_responses(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = tmp_path / "gen.db"
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--patients",
+            "12",
+            "--seed",
+            "4",
+            "--patient-responses",
+            "0.55",
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "patients answered" in result.output
+    demo = runner.invoke(
+        app, ["demo", "--path", str(tmp_path / "d"), "--patients", "12", "--no-serve"]
+    )
+    assert demo.exit_code == 0, demo.output
+    for path in (db, tmp_path / "d" / "demo.db"):
+        with make_engine(f"sqlite:///{path}").connect() as conn:
+            submitted = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.questionnaire_responses)
+                .where(t.questionnaire_responses.c.submitted_at.is_not(None))
+            ).scalar_one()
+        assert submitted > 0
