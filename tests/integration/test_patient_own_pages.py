@@ -193,7 +193,7 @@ def test_the_patient_sees_own_progress_and_consent_and_withdraws(clinic: ClinicF
     assert not status.may_needle
     assert status.consent is None
     chart = _client(clinic).get(f"/patients/{p.id}")
-    assert "withdrew consent to dry needling through their link" in chart.text
+    assert "Consent to dry needling withdrawn on" in chart.text
 
 
 def test_a_link_opens_only_its_own_patients_record(clinic: ClinicFixture) -> None:

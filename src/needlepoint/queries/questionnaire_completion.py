@@ -13,16 +13,16 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from needlepoint.adapters.db.tables import (
-    audit_events,
     episodes,
     questionnaire_assignments,
     questionnaire_responses,
     users,
 )
-from needlepoint.domain.enums import AuditAction, TimePoint
+from needlepoint.domain.enums import TimePoint
 from needlepoint.domain.instruments import library
 from needlepoint.domain.permissions import Permission
 from needlepoint.queries.reader import Reader
+from needlepoint.queries.screening import patient_consents
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +114,19 @@ def due_words(due_on: date, today: date) -> tuple[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class ChartQuestionnaires:
-    """The chart's questionnaire panel: pending ones (most overdue first) and when the
-    patient withdrew consent through their link (clinic's UTC times)."""
+    """The chart's questionnaire panel: pending ones, oldest due first, and withdrawn
+    consents."""
 
     pending: list[PendingQuestionnaire]
-    withdrawn_by_patient: list[datetime]
+    withdrawn: list[datetime]
+    """When the patient's consents were withdrawn (by the patient through their link or by
+    a clinician), newest first: from the consents the chart has already read."""
 
 
 def chart_questionnaires(reader: Reader, patient_id: UUID, today: date) -> ChartQuestionnaires:
     """What the patient still has to answer (due date in the clinic's local date,
-    "overdue" from it) and the patient's own consent withdrawals."""
+    "overdue" from it): one query; and when consents were withdrawn (the consents the
+    chart reads anyway, shared through the reader)."""
     reader.patient_record(patient_id)
     a = questionnaire_assignments
     rows = reader.conn.execute(
@@ -149,17 +152,7 @@ def chart_questionnaires(reader: Reader, patient_id: UUID, today: date) -> Chart
             )
         )
     pending.sort(key=lambda p: (p.due_on, p.instrument_id))
-    ev = audit_events
     withdrawn = [
-        r.occurred_at
-        for r in reader.conn.execute(
-            sa.select(ev.c.occurred_at)
-            .where(
-                ev.c.clinic_id == reader.clinic_id,
-                ev.c.patient_id == patient_id,
-                ev.c.action == AuditAction.CONSENT_WITHDRAWN_BY_PATIENT,
-            )
-            .order_by(ev.c.occurred_at)
-        )
+        c.withdrawn_at for c in patient_consents(reader, patient_id) if c.withdrawn_at is not None
     ]
     return ChartQuestionnaires(pending, withdrawn)
