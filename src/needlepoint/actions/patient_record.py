@@ -24,7 +24,7 @@ from uuid import UUID
 
 from needlepoint.actions.care_team import check_care_team
 from needlepoint.actions.context import Actor, audit, authorize, load
-from needlepoint.actions.questionnaires import PATIENT_SOURCE, _patient_audit, _pending
+from needlepoint.actions.questionnaires import _patient_audit, _pending
 from needlepoint.actions.registry import action
 from needlepoint.adapters.db.questionnaire_links import find_link
 from needlepoint.domain.entities import (
@@ -51,8 +51,6 @@ from needlepoint.ports import ConnectedUnitOfWork, UnitOfWork
 KIOSK_VALID = timedelta(hours=2)
 """A kiosk link (the clinic's tablet) works for two hours, never by e-mail."""
 WITHDRAWN_MESSAGE = "A patient withdrew their consent to dry needling through their link."
-
-__all__ = ["PATIENT_SOURCE", "KioskStarted", "OwnRecord", "open_own_record", "start_kiosk"]
 
 
 def _link_for_reading(uow: ConnectedUnitOfWork, token: str) -> QuestionnaireLink:
