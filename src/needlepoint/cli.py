@@ -140,6 +140,18 @@ def generate(
             "patients and pain thresholds, ROM and more function scores at every session"
         ),
     ] = GenerationProtocol.ROUTINE,
+    patient_responses: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Simulate patients answering questionnaires from home: the share who answer "
+            "an invitation (0 = none; the issue's example is 0.55)",
+        ),
+    ] = 0.0,
+    reminders: Annotated[
+        bool, typer.Option(help="With --patient-responses: e-mail reminders (≈ +26 points)")
+    ] = True,
     db: DbOption = None,
 ) -> None:
     """Generate a synthetic clinic (through the actions) with planted effects."""
@@ -168,6 +180,22 @@ def generate(
             truth_path=truth_path,
             on_patient=lambda: progress.advance(task),
             protocol=PROTOCOLS[protocol.value],
+        )
+    if patient_responses > 0:
+        from needlepoint.synthetic.responses import simulate_responses
+
+        answered = simulate_responses(
+            engine,
+            report.clinic_id,
+            seed=seed,
+            until=datetime.now(UTC).date(),
+            answer_rate=patient_responses,
+            reminders=reminders,
+            reminder_lift=min(0.26, 1 - patient_responses),
+        )
+        console.print(
+            f"patients answered {answered.submitted} of {answered.asked} questionnaires "
+            f"({answered.reminders} reminders, {answered.episodes} episodes)"
         )
     elapsed = time.perf_counter() - started
     console.print(
@@ -257,6 +285,11 @@ def demo(
         ),
     )
     token = issue_operator_token(unit_of_work(engine), user, "demo")
+    # Simulated patients answer from home (55 %, reminders +26 points): completion rates
+    # and patient-reported scores on the analytics page (`synthetic.responses`).
+    from needlepoint.synthetic.responses import simulate_responses
+
+    simulate_responses(engine, report.clinic_id, seed=seed, until=datetime.now(UTC).date())
     # Questionnaires from home: a real SMTP server catches the mail (shown at /demo/mail).
     from needlepoint.adapters.mail import MailCatcher
     from needlepoint.commands.outbox import demo_patient

@@ -199,6 +199,7 @@ def _signed_in_pages(ids: dict[str, UUID]) -> list[tuple[str, str]]:
         ("report-print", f"/episodes/{ids['demo_episode']}/report"),
         ("consent-print", f"/consents/{ids['consent']}/print"),
         ("analytics", "/analytics"),
+        ("analytics-completion", "/analytics/completion"),
         ("settings", "/settings"),
         ("staff", "/staff"),
         ("staff-member", f"/staff/{ids['colleague']}"),

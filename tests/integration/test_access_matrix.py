@@ -503,6 +503,45 @@ def test_a_patients_link_opens_only_that_patients_questionnaires(world: World) -
     assert world.client.get("/outbox", follow_redirects=False).status_code == 303
 
 
+def test_a_patients_link_opens_only_that_patients_progress_and_consent(world: World) -> None:
+    """The patient role's own pages (progress, consent, withdrawal): only the link's own
+    patient's, never another patient's consent; the link opens no clinician page."""
+    own = world.own
+    second = make_records(own.clinic, "Secondperson")
+    token_a = _invited(own)
+    _invited(second)
+    for path in (f"/q/{token_a}/progress", f"/q/{token_a}/consent"):
+        page = world.client.get(path)
+        assert page.status_code == 200
+        for marker in [*world.markers, "Secondperson", second.patient.mrn]:
+            assert marker not in page.text
+        assert str(second.consent.id) not in page.text
+    assert str(own.consent.id) in world.client.get(f"/q/{token_a}/consent").text
+    # Another patient's consent is not the link's to withdraw.
+    world.client.post(
+        f"/q/{token_a}/consent/withdraw",
+        data={"consent": str(second.consent.id), "confirm": "yes"},
+    )
+    with own.clinic.engine.connect() as conn:
+        from needlepoint.adapters.db.tables import consents
+
+        assert (
+            conn.execute(
+                sa.select(consents.c.withdrawn_at).where(consents.c.id == second.consent.id)
+            ).scalar_one()
+            is None
+        )
+    # No clinician page or API answers to the link.
+    for path in (f"/patients/{own.patient.id}", "/analytics/completion", "/analytics"):
+        assert world.client.get(path, follow_redirects=False).status_code == 303
+    assert (
+        world.client.get(
+            "/api/v1/analytics/completion", headers={"Authorization": f"Bearer {token_a}"}
+        ).status_code
+        == 401
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "path", "op"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS]
 )

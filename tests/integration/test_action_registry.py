@@ -33,6 +33,7 @@ from needlepoint.actions import (
     importing,
     outbox,
     outcomes,
+    patient_record,
     patients,
     questionnaires,
     research,
@@ -928,6 +929,28 @@ def _(w: World) -> Call:
     return lambda uow, actor: questionnaires.request_new_link(uow, token, _BASE)
 
 
+@scenario("patient_record.open_own_record", A.PATIENT_RECORD_VIEWED)
+def _(w: World) -> Call:
+    _done, token = _questionnaire_sent(w)
+    return lambda uow, actor: patient_record.open_own_record(uow, token)
+
+
+@scenario("patient_record.withdraw_own_consent", A.CONSENT_WITHDRAWN_BY_PATIENT)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w)
+    given = consent.record_consent(
+        w.uow(), w.clinic.as_clinician, consent_cmd(done.assignments[0].patient_id)
+    )
+    return lambda uow, actor: patient_record.withdraw_own_consent(uow, token, given.id)
+
+
+@scenario("patient_record.start_kiosk", A.KIOSK_STARTED)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    patient_id = done.assignments[0].patient_id
+    return lambda uow, actor: patient_record.start_kiosk(uow, actor, patient_id)
+
+
 @scenario(
     "questionnaires.send_due_questionnaires",
     A.QUESTIONNAIRES_ASSIGNED,
@@ -1047,7 +1070,10 @@ def test_an_action_writes_exactly_its_declared_audit_events_once_in_its_transact
     new = {id: action for id, action in _audit_rows(engine).items() if id not in before}
     # What the database gained is exactly the events of that one transaction.
     assert new == {e.id: str(e.action) for e in events}
-    if events and case.action not in ("accounts.sign_in", "accounts.verify_code", *EVENT_ONLY):
+    # A patient opening their own record through their link is an audited read: it
+    # changes nothing but the audit trail.
+    reads = ("accounts.sign_in", "accounts.verify_code", "patient_record.open_own_record")
+    if events and case.action not in (*reads, *EVENT_ONLY):
         # The records the action changed went into the same commit as its event (a
         # refused sign-in changes nothing but the login log, written on the same
         # transaction's connection).

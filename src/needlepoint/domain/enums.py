@@ -199,6 +199,10 @@ class AuditAction(StrEnum):
     QUESTIONNAIRE_REMINDER_QUEUED = "questionnaire.reminder_queued"
     MESSAGE_SENT = "outbox.message_sent"
     MESSAGE_FAILED = "outbox.message_failed"
+    # the patient's own pages and kiosk mode (issue 16, second part)
+    PATIENT_RECORD_VIEWED = "patient_link.record_viewed"
+    CONSENT_WITHDRAWN_BY_PATIENT = "consent.withdrawn_by_patient"
+    KIOSK_STARTED = "questionnaire.kiosk_started"
 
     # FHIR export (issue 17 item 1): a patient's record disclosed ($everything, bulk export)
     RECORDS_DISCLOSED = "records.disclosed"

@@ -12,6 +12,7 @@ from needlepoint.web.api import (
     care_team,
     catalogue,
     clinic,
+    completion,
     episodes,
     imports,
     outcomes,
@@ -41,4 +42,5 @@ routers: list[APIRouter] = [
     research.router,
     imports.router,
     questionnaires.router,
+    completion.router,
 ]

@@ -13,6 +13,7 @@ from needlepoint.web.ui import (
     analytics,
     care_team,
     chart,
+    completion,
     consent,
     demo_mail,
     documents,
@@ -23,6 +24,7 @@ from needlepoint.web.ui import (
     notes,
     patient_details,
     patient_questionnaires,
+    patient_record,
     patients,
     progress,
     questionnaire_sending,
@@ -45,6 +47,7 @@ routers: list[APIRouter] = [
     signed_notes.router,
     progress.router,
     settings.router,
+    completion.router,  # before analytics: /analytics/completion
     analytics.router,
     accounts.router,
     errors.router,
@@ -52,6 +55,7 @@ routers: list[APIRouter] = [
     episode_care.router,
     documents.router,
     questionnaire_sending.router,
+    patient_record.router,  # before patient_questionnaires: /q/{token}/progress
     patient_questionnaires.router,
     demo_mail.router,
 ]

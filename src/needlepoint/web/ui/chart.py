@@ -16,6 +16,7 @@ from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.queries.care_team import CareTeamEntry, care_team, colleagues_to_add
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient
+from needlepoint.queries.questionnaire_completion import chart_questionnaires
 from needlepoint.queries.reader import Reader
 from needlepoint.queries.screening import needling_status, screening_history
 from needlepoint.queries.timeline import patient_timeline
@@ -60,6 +61,7 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
             history = screening_history(r, patient_id)
             team = care_team(r, patient_id)
             addable = colleagues_to_add(r, patient_id) if _may_add(r, team) else []
+            pq = chart_questionnaires(r, patient_id, clinic_today(clinic_zone(ctx)))
     except PermissionDenied as err:
         if err.field != "patient_id" or ctx.role not in BREAK_GLASS:
             return refusal_page(request, err)
@@ -84,4 +86,6 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         history=history,
         team=team,
         addable=addable,
+        pq=pq,
+        kiosk_none=request.query_params.get("kiosk") == "none",
     )

@@ -1,0 +1,214 @@
+"""The patient's own pages behind their questionnaire link (issue 16): their progress and
+a copy of their signed consent (one audited read: `open_own_record`), withdrawing their
+consent (`withdraw_own_consent`), and kiosk mode: a clinician hands a tablet to the
+patient in the clinic (`start_kiosk`).
+
+What a link opens for reading: a link opens the patient's own progress and consent while
+it is valid (not expired, not revoked by the clinic, not superseded by a newer link). A
+link that ended by use (every questionnaire sent) still opens these pages until it
+expires, so that the patient sees their progress right after answering; it opens no
+questionnaire. Every access is audited with the source `patient-link`.
+
+Withdrawal: the patient withdraws every consent in force; the consent is marked
+withdrawn at that moment (the same field a clinician's withdrawal sets), so the existing
+needling rules (`domain.consent`: only a consent in force allows needling) refuse
+needling from then on, until the patient signs a new consent with the clinician.
+Withdrawal is not a record of refusal of care: the chart shows it, and the clinician who
+recorded the consent is notified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from uuid import UUID
+
+from needlepoint.actions.care_team import check_care_team
+from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.actions.questionnaires import _patient_audit, _pending
+from needlepoint.actions.registry import action
+from needlepoint.adapters.db.questionnaire_links import find_link
+from needlepoint.domain.entities import (
+    Clinic,
+    Consent,
+    Measurement,
+    Notification,
+    Patient,
+    QuestionnaireAssignment,
+    QuestionnaireLink,
+    QuestionnaireResponse,
+)
+from needlepoint.domain.enums import AuditAction, LinkEnd
+from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
+from needlepoint.domain.permissions import Permission
+from needlepoint.domain.questionnaires import (
+    LinkClosed,
+    hash_link_token,
+    is_self_report,
+    new_link_token,
+)
+from needlepoint.ports import ConnectedUnitOfWork, UnitOfWork
+
+KIOSK_VALID = timedelta(hours=2)
+"""A kiosk link (the clinic's tablet) works for two hours, never by e-mail."""
+WITHDRAWN_MESSAGE = "A patient withdrew their consent to dry needling through their link."
+
+
+def _link_for_reading(uow: ConnectedUnitOfWork, token: str) -> QuestionnaireLink:
+    """The link of this token for the patient's own pages: open, or ended by use and not
+    expired; LinkClosed otherwise."""
+    with uow.engine.connect() as conn:
+        found = find_link(conn, hash_link_token(token))
+    if found is None:
+        raise LinkClosed("unknown")
+    link = uow.get(QuestionnaireLink, found.id, found.clinic_id)
+    if link is None:
+        raise LinkClosed("unknown")
+    if link.ended_at is not None and link.ended_because is not LinkEnd.USED:
+        raise LinkClosed(str(link.ended_because or LinkEnd.REVOKED), link=link)
+    if uow.now() >= link.expires_at:
+        raise LinkClosed("expired", link=link)
+    return link
+
+
+@dataclass(frozen=True, slots=True)
+class OwnRecord:
+    """What the patient's own pages show: the clinic (name, zone), the patient's
+    measurements (each marked whether the patient sent it), the questionnaires they were
+    asked, their consents, and how many questionnaires are still to answer."""
+
+    link: QuestionnaireLink
+    clinic_name: str
+    time_zone: str
+    measurements: list[Measurement]
+    patient_reported: set[UUID]
+    asked: list[str]
+    consents: list[Consent]
+    waiting: int
+
+
+@action(
+    None,
+    AuditAction.PATIENT_RECORD_VIEWED,
+    unauthenticated="a patient, identified by the link's token",
+)
+def open_own_record(
+    uow: ConnectedUnitOfWork, token: str, *, address: str | None = None
+) -> OwnRecord:
+    """The patient's own progress and consents, through their link. Audited."""
+    with uow:
+        link = _link_for_reading(uow, token)
+        patient = uow.get(Patient, link.patient_id, link.clinic_id)
+        clinic = uow.get(Clinic, link.clinic_id, link.clinic_id)
+        if patient is None or clinic is None:
+            raise LinkClosed("unknown")
+        measurements = [
+            m
+            for m in uow.list_by(Measurement, clinic.id, patient_id=patient.id)
+            if m.score is not None and is_self_report(m.instrument_id)
+        ]
+        reported = {
+            r.measurement_id
+            for r in uow.list_by(QuestionnaireResponse, clinic.id, patient_id=patient.id)
+            if r.measurement_id is not None and r.submitted_at is not None
+        }
+        assignments = uow.list_by(QuestionnaireAssignment, clinic.id, patient_id=patient.id)
+        asked = sorted(
+            {a.instrument_id for a in assignments} | {m.instrument_id for m in measurements}
+        )
+        consents = sorted(
+            uow.list_by(Consent, clinic.id, patient_id=patient.id), key=lambda c: c.signed_at
+        )
+        waiting = len(_pending(uow, patient)) if link.ended_at is None else 0
+        _patient_audit(uow, link, AuditAction.PATIENT_RECORD_VIEWED, patient, address)
+        uow.commit()
+    return OwnRecord(
+        link, clinic.name, clinic.time_zone, measurements, reported, asked, consents, waiting
+    )
+
+
+@action(
+    None,
+    AuditAction.CONSENT_WITHDRAWN_BY_PATIENT,
+    unauthenticated="a patient, identified by the link's token",
+)
+def withdraw_own_consent(
+    uow: ConnectedUnitOfWork, token: str, consent_id: UUID, *, address: str | None = None
+) -> Consent:
+    """The patient withdraws their consent to dry needling: marked withdrawn now (no
+    needling from this moment), the clinician who recorded it notified. Audited."""
+    with uow:
+        link = _link_for_reading(uow, token)
+        consent = uow.get(Consent, consent_id, link.clinic_id)
+        if consent is None or consent.patient_id != link.patient_id:
+            raise NotFound("no such consent of yours", field="consent_id")
+        if consent.withdrawn_at is not None:
+            raise RecordLocked("this consent is already withdrawn", field="consent_id")
+        now = uow.now()
+        if now < consent.signed_at:
+            raise InvalidInput("this consent is not signed yet", field="consent_id")
+        withdrawn = replace(consent, withdrawn_at=now, version=consent.version + 1)
+        uow.replace(consent, withdrawn)
+        uow.add(
+            Notification(
+                id=uow.new_id(),
+                clinic_id=link.clinic_id,
+                recipient_id=consent.recorded_by,
+                kind="consent.withdrawn_by_patient",
+                subject_id=consent.patient_id,
+                message=WITHDRAWN_MESSAGE,
+                created_at=now,
+            )
+        )
+        _patient_audit(uow, link, AuditAction.CONSENT_WITHDRAWN_BY_PATIENT, withdrawn, address)
+        uow.commit()
+    return withdrawn
+
+
+@dataclass(frozen=True, slots=True)
+class KioskStarted:
+    """The kiosk's link (its token goes straight to the tablet's address bar, never into
+    an e-mail) and the questionnaires it opens."""
+
+    link: QuestionnaireLink
+    token: str
+    waiting: int
+
+
+@action(Permission.RECORD_MEASUREMENT, AuditAction.KIOSK_STARTED)
+def start_kiosk(uow: UnitOfWork, actor: Actor, patient_id: UUID) -> KioskStarted:
+    """Hand the tablet to the patient: a short-lived link (two hours) that opens the
+    patient's waiting questionnaires on this device. The patient's e-mailed link keeps
+    working. The web page that calls this signs the clinician out of the tablet."""
+    with uow:
+        user = authorize(uow, actor, Permission.RECORD_MEASUREMENT)
+        patient = load(uow, Patient, patient_id, actor, field="patient_id")
+        check_care_team(uow, actor, user, patient.id)
+        waiting = _pending(uow, patient)
+        if not waiting:
+            raise InvalidInput(
+                "the patient has no questionnaire waiting: assign one first", field="patient_id"
+            )
+        now = uow.now()
+        token = new_link_token()
+        link = QuestionnaireLink(
+            id=uow.new_id(),
+            clinic_id=actor.clinic_id,
+            patient_id=patient.id,
+            token_hash=hash_link_token(token),
+            issued_by=actor.user_id,
+            created_at=now,
+            expires_at=now + KIOSK_VALID,
+            episode_id=waiting[0].episode_id,
+        )
+        uow.add(link)
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.KIOSK_STARTED,
+            link,
+            after=[link],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return KioskStarted(link, token, len(waiting))

@@ -1,0 +1,119 @@
+"""A patient's own progress in plain words (issue 16), for the patient's pages: for each
+questionnaire, the first and the latest score, the change, and whether the change reached
+the instrument's published MCID (with its source), or "not measured" where nothing was
+measured, or "no published threshold" where the instrument has none. Pure and typed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from needlepoint.domain.instruments import NO_THRESHOLD, Instrument, Threshold
+
+NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One score of one questionnaire, when it was taken and whether the patient sent it."""
+
+    taken_at: datetime
+    score: float
+    patient_reported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One questionnaire's story in plain words."""
+
+    instrument_id: str
+    name: str
+    unit: str
+    scores: list[Score]
+    summary: str
+    threshold: str
+    """The MCID in words with its source, or NO_THRESHOLD."""
+
+
+def reached(threshold: Threshold, baseline: float, change_towards_better: float) -> bool:
+    """Whether an improvement of `change_towards_better` (score units, positive = better)
+    from `baseline` reaches the threshold (absolute and/or percent, as published)."""
+    absolute = threshold.value is not None and change_towards_better >= threshold.value
+    percent = (
+        threshold.percent is not None
+        and baseline != 0
+        and change_towards_better / abs(baseline) * 100 >= threshold.percent
+    )
+    if threshold.combine == "both" and threshold.value is not None and threshold.percent:
+        return absolute and percent
+    return absolute or percent
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def with_unit(x: float, unit: str) -> str:
+    """A score as written on screen: `6/10`, `40 %`, `12`."""
+    if unit.startswith("/"):
+        return f"{_number(x)}{unit}"
+    return f"{_number(x)} {unit}".strip()
+
+
+def threshold_words(instrument: Instrument) -> str:
+    """The instrument's MCID as the patient reads it, with its source."""
+    t = instrument.mcid
+    if t is None or (t.value is None and t.percent is None):
+        return NO_THRESHOLD
+    parts = []
+    if t.value is not None:
+        points = "percentage points" if instrument.unit == "%" else "points"
+        parts.append(f"{_number(t.value)} {points}")
+    if t.percent is not None:
+        parts.append(f"{_number(t.percent)} % of the first score")
+    joined = (" and " if t.combine == "both" else " or ").join(parts)
+    return (
+        f"A change of at least {joined} is the smallest change patients usually notice "
+        f"(source: {t.source})."
+    )
+
+
+def progress_of(instrument: Instrument, scores: Sequence[Score]) -> Progress:
+    """One questionnaire's progress: "not measured" without a score; one score is a
+    starting point; two or more compare the first and the latest."""
+    ordered = sorted(scores, key=lambda s: s.taken_at)
+    better = "lower" if instrument.higher_is == "worse" else "higher"
+    unit = instrument.unit
+    words = threshold_words(instrument)
+    if not ordered:
+        summary = NOT_MEASURED
+    elif len(ordered) == 1:
+        summary = (
+            f"Measured once: {with_unit(ordered[0].score, unit)} ({better} is better). "
+            "Your next answers will show how it changes."
+        )
+    else:
+        first, last = ordered[0].score, ordered[-1].score
+        towards_better = first - last if instrument.higher_is == "worse" else last - first
+        if towards_better > 0:
+            moved = "better"
+        elif towards_better < 0:
+            moved = "worse"
+        else:
+            moved = "the same"
+        summary = (
+            f"From {with_unit(first, unit)} to {with_unit(last, unit)} ({better} is better): "
+            f"{moved} than at the start."
+        )
+        if instrument.mcid is not None and words != NO_THRESHOLD and towards_better > 0:
+            if reached(instrument.mcid, first, towards_better):
+                summary += " The change is big enough that patients usually notice it."
+            else:
+                summary += " The change is smaller than patients usually notice."
+    return Progress(instrument.id, instrument.name, instrument.unit, ordered, summary, words)
+
+
+def progress(instruments: Iterable[Instrument], scores: dict[str, list[Score]]) -> list[Progress]:
+    """Each instrument's progress, in the given order."""
+    return [progress_of(i, scores.get(i.id, [])) for i in instruments]
