@@ -49,7 +49,9 @@ def peak_rss_mib() -> float:
 def build(path: Path, patients: int, reuse: bool) -> sa.Engine:
     if reuse and path.exists():
         print(f"reusing {path}")
-        return make_engine(f"sqlite:///{path}")
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)  # a clinic generated before the newest migrations
+        return engine
     path.unlink(missing_ok=True)
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)

@@ -210,6 +210,14 @@ class _Builder:
                 enc = _ref_id_or_none(target, "Encounter")
                 if enc is not None:
                     self.provenance_of[enc].append(prov)
+        self.by_encounter: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for kind in ("QuestionnaireResponse", "AdverseEvent"):
+            for r in self.t[kind].values():
+                enc = _ref_id_or_none(r.get("encounter"), "Encounter")
+                if enc is not None:
+                    self.by_encounter[enc][kind].append(r)
         self.score_of: dict[str, float] = {}
         for obs in self.t["Observation"].values():
             value = (obs.get("valueQuantity") or {}).get("value")
@@ -343,16 +351,11 @@ class _Builder:
                     )
                 )
         participant = (enc.get("participant") or [{}])[0].get("individual")
+        recorded = self.by_encounter.get(sid, {})
         measurements = tuple(
-            self.measurement(qr)
-            for qr in self.t["QuestionnaireResponse"].values()
-            if _ref_id_or_none(qr.get("encounter"), "Encounter") == sid
+            self.measurement(qr) for qr in recorded.get("QuestionnaireResponse", [])
         )
-        events = tuple(
-            self.adverse_event(a)
-            for a in self.t["AdverseEvent"].values()
-            if _ref_id_or_none(a.get("encounter"), "Encounter") == sid
-        )
+        events = tuple(self.adverse_event(a) for a in recorded.get("AdverseEvent", []))
         return ImportedSession(
             external_id=sid,
             started_at=_when((enc.get("period") or {}).get("start"), "Encounter.period.start"),
