@@ -269,3 +269,31 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     row = UUID("00000000-0000-0000-0000-000000000001")
     assert mapping.derived_id(row, "procedure") == mapping.derived_id(row, "procedure")
     assert mapping.derived_id(row, "procedure") != mapping.derived_id(row, "signature")
+
+
+@given(goals=st.sampled_from(["", " ", "\n\t"]), discharge=st.sampled_from([None, "", "  "]))
+def test_blank_free_text_is_left_out_not_exported_empty(goals: str, discharge: str | None) -> None:
+    """FHIR has no empty strings: an episode without written goals (or with blanks only)
+    exports without its goals extension, and still validates (it was a 422 on
+    `$everything` for such a patient)."""
+    p = patient()
+    e = Episode(
+        id=uuid4(),
+        clinic_id=CLINIC,
+        patient_id=p.id,
+        clinician_id=CLINICIAN,
+        condition="neck_pain",
+        icd10_code="M54.2",
+        body_region="neck",
+        onset_date=date(2026, 1, 1),
+        opened_on=date(2026, 1, 5),
+        goals=goals,
+        status=EpisodeStatus.CLOSED if discharge is not None else EpisodeStatus.OPEN,
+        created_at=NOW,
+        updated_at=NOW,
+        closed_on=date(2026, 3, 1) if discharge is not None else None,
+        discharge_reason=discharge,
+    )
+    episode = mapping.episode_resource(e)
+    parse(episode)
+    assert "extension" not in episode

@@ -66,8 +66,34 @@ def _make(model: type[Resource], data: Json) -> Json:
     written out is exactly what the model accepted (a ValidationError otherwise).
     Serialising through the model would cost twice as much again (bench/fhir_export.py)."""
     found = {"resourceType": model.get_resource_type()}
-    found |= {k: v for k, v in data.items() if v != []}  # FHIR has no empty arrays
+    found |= _pruned(data)
     model.model_validate(found)
+    return found
+
+
+def _pruned(data: Json) -> Json:
+    """`data` without what FHIR forbids: empty or blank strings, empty arrays and
+    objects, and so extensions left without a value (an episode without written goals
+    has no goals extension, rather than an invalid empty one)."""
+    found: Json = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = _pruned(value)
+            if not value or set(value) == {"url"}:
+                continue
+        elif isinstance(value, list):
+            value = [
+                v
+                for v in (_pruned(v) if isinstance(v, dict) else v for v in value)
+                if v not in ("", {}, [])
+                and not (isinstance(v, dict) and set(v) == {"url"})
+                and not (isinstance(v, str) and not v.strip())
+            ]
+            if not value:
+                continue
+        elif isinstance(value, str) and not value.strip():
+            continue
+        found[key] = value
     return found
 
 
