@@ -9,7 +9,7 @@ The resources come from `adapters.fhir.mapping` (R4B models) through `queries.fh
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
@@ -43,7 +43,17 @@ def _fhir(body: str | bytes, status: int = 200, headers: dict[str, str] | None =
     return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-@router.get("/fhir/R4/metadata", summary="FHIR CapabilityStatement")
+_FHIR_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {FHIR_JSON: {}}, "description": "a FHIR resource (JSON)"}
+}
+
+
+@router.get(
+    "/fhir/R4/metadata",
+    summary="FHIR CapabilityStatement",
+    response_class=Response,
+    responses=_FHIR_ANSWER,
+)
 def metadata(request: Request) -> Response:
     """What this server offers, as a FHIR CapabilityStatement (no health information:
     open, as FHIR clients read it before authenticating)."""
@@ -88,6 +98,8 @@ def metadata(request: Request) -> Response:
 @router.get(
     "/fhir/R4/Patient/{patient_id}/$everything",
     summary="A patient's whole record as a FHIR Bundle",
+    response_class=Response,
+    responses=_FHIR_ANSWER,
     openapi_extra=requires(Permission.READ_CLINICAL),
 )
 def patient_everything(ctx: ApiContext, request: Request, patient_id: UUID) -> Response:
@@ -215,6 +227,8 @@ def export_cancel(ctx: ApiContext, request: Request, job_id: UUID) -> Response:
 @router.get(
     "/fhir/R4/$export-file/{job_id}/{resource_type}.ndjson",
     summary="One NDJSON file of a finished Bulk Data export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {NDJSON: {}}, "description": "one resource per line"}},
     openapi_extra=requires(Permission.READ_CLINICAL),
 )
 def export_file(
