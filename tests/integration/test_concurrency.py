@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from needlepoint.adapters.db.engine import WRITE_OPTION, Limits, make_engine, writer_queue
+from needlepoint.adapters.db.engine import WRITE_OPTION, Limits, make_engine
 from needlepoint.synthetic.ready_patient import ReadyPatient, ready_patient
 from needlepoint.web.app import create_app
 from tests.factories import session_body
@@ -77,36 +77,19 @@ def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, out
 
 
-class _Started:
-    """Whether a write transaction of the engine has started and waits (see
-    `_write_transaction_started`)."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.seen = threading.Event()
-        self.queue = writer_queue(engine)
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.seen.is_set() or (self.queue is not None and self.queue.waiting):
-                return True
-            time.sleep(0.005)
-        return False
-
-
-def _write_transaction_started(engine: sa.Engine) -> _Started:
-    """Tells when a connection of `engine` starts a write transaction: on SQLite when
-    it queues for the process's writer turn or sends its `BEGIN IMMEDIATE` (then waits
-    for SQLite's lock), on PostgreSQL when it begins."""
-    started = _Started(engine)
+def _write_transaction_started(engine: sa.Engine) -> threading.Event:
+    """Set when a connection of `engine` starts a write transaction: on SQLite just
+    before its `BEGIN IMMEDIATE` (which then waits for the lock), on PostgreSQL when
+    it begins."""
+    started = threading.Event()
 
     def on_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement == "BEGIN IMMEDIATE":
-            started.seen.set()
+            started.set()
 
     def on_begin(conn: sa.Connection) -> None:
         if conn.get_execution_options().get(WRITE_OPTION) and conn.dialect.name != "sqlite":
-            started.seen.set()
+            started.set()
 
     sa.event.listen(engine, "before_cursor_execute", on_statement)
     sa.event.listen(engine, "begin", on_begin)

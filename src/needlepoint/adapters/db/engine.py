@@ -12,9 +12,6 @@ runs out raises, and the web layer answers 503 with `Retry-After` (`web/problems
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,75 +137,14 @@ def _sqlite_engine(url: URL, limits: Limits, **kwargs: Any) -> sa.Engine:
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()
 
-    writers = _WRITER_QUEUES[engine] = WriterQueue(limits.lock_timeout)
-
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         if conn.get_execution_options().get(WRITE_OPTION):
-            writers.enter(conn.connection.info)  # the pooled connection's, kept with it
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
 
-    @sa.event.listens_for(engine.pool, "checkin")
-    def _checkin(_dbapi_conn: Any, record: Any) -> None:
-        writers.leave(record.info)
-
-    @sa.event.listens_for(engine.pool, "invalidate")
-    def _invalidate(_dbapi_conn: Any, record: Any, _exc: Any) -> None:
-        writers.leave(record.info)
-
     return engine
-
-
-class WriterQueue:
-    """A process's SQLite writers queue here, in the process, for their turn at the
-    database's one write lock: held from `BEGIN IMMEDIATE` until the connection goes
-    back to the pool (after its commit or rollback).
-
-    Without it every waiting thread polls SQLite's lock through the busy handler, which
-    sleeps between tries for up to 100 ms at a time: a writer arriving just after the
-    lock is taken sleeps on long after it is free, its request thread idle (measured with
-    bench/clinic_day.py: the two serving processes used 131 % of two cores at 100
-    clients). Here the next writer of the process is woken as soon as the last one
-    leaves; only one thread per process meets SQLite's busy handler, against the other
-    processes' one. The wait is bounded by the same lock timeout: past it the begin
-    fails as SQLite's own "database is locked" would (a 503 with `Retry-After`)."""
-
-    def __init__(self, timeout: float) -> None:
-        self._lock = threading.Lock()
-        self._timeout = timeout
-        self.waiting = 0  # writers queued now (read by tests and diagnostics)
-
-    def enter(self, info: dict[Any, Any]) -> None:
-        """Wait for this process's turn; a connection already holding it (a second
-        transaction before it went back to the pool) keeps it."""
-        if info.get(_HOLDS_TURN):
-            return
-        self.waiting += 1
-        try:
-            turn = self._lock.acquire(timeout=self._timeout)
-        finally:
-            self.waiting -= 1
-        if not turn:
-            raise sa.exc.OperationalError(
-                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-            )
-        info[_HOLDS_TURN] = True
-
-    def leave(self, info: dict[Any, Any]) -> None:
-        """Give the turn to the next writer (idempotent)."""
-        if info.pop(_HOLDS_TURN, False):
-            self._lock.release()
-
-
-_HOLDS_TURN = "needlepoint_writer_turn"
-_WRITER_QUEUES: weakref.WeakKeyDictionary[sa.Engine, WriterQueue] = weakref.WeakKeyDictionary()
-
-
-def writer_queue(engine: sa.Engine) -> WriterQueue | None:
-    """The SQLite engine's writer queue (None for PostgreSQL)."""
-    return _WRITER_QUEUES.get(engine)
 
 
 def is_sqlite(engine: sa.Engine) -> bool:
