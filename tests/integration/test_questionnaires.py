@@ -402,6 +402,17 @@ def test_a_reminder_replaces_the_link_after_three_days(
     assert len(opened.due) == 1
 
 
+def _assignments(c: ClinicFixture, episode_id: UUID) -> list[tuple[str, str]]:
+    with c.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.questionnaire_assignments.c.instrument_id,
+                t.questionnaire_assignments.c.time_point,
+            ).where(t.questionnaire_assignments.c.episode_id == episode_id)
+        )
+        return sorted((r[0], str(r[1])) for r in rows)
+
+
 def test_assigning_twice_does_not_ask_twice(clinic: ClinicFixture) -> None:
     _p, ep = _patient_with_episode(clinic)
     _send_ndi(clinic, ep.id)
@@ -411,7 +422,25 @@ def test_assigning_twice_does_not_ask_twice(clinic: ClinicFixture) -> None:
             clinic.as_clinician,
             AssignQuestionnaires(episode_id=ep.id, instrument_ids=["ndi"]),
         )
-    assert date.today()  # the assignment above stays the only one
+    assert len(_assignments(clinic, ep.id)) == 1  # the first one stays the only one
+
+
+def test_an_unanswered_earlier_form_does_not_stop_the_next_time_point(
+    clinic: ClinicFixture,
+) -> None:
+    """The NDI asked during care is still unanswered at discharge: the discharge NDI is
+    asked all the same, and the earlier one stays (overdue, counted as not completed)."""
+    _p, ep = _patient_with_episode(clinic)
+    _send_ndi(clinic, ep.id)
+    first = _assignments(clinic, ep.id)
+    questionnaires.assign_questionnaires(
+        clinic.uow(),
+        clinic.as_clinician,
+        AssignQuestionnaires(
+            episode_id=ep.id, instrument_ids=["ndi"], time_point=TimePoint.DISCHARGE
+        ),
+    )
+    assert _assignments(clinic, ep.id) == sorted([*first, ("ndi", "discharge")])
 
 
 def test_the_whole_path_works_as_the_application_role_under_row_level_security(

@@ -181,10 +181,13 @@ def assign_questionnaires(uow: UnitOfWork, actor: Actor, cmd: AssignQuestionnair
         now = uow.now()
         today = local_date(now, zone(clinic.time_zone))
         point = cmd.time_point or time_point_now(episode.opened_on, episode.closed_on, today)
+        # Waiting at this time point: not asked twice. One unanswered at an earlier time
+        # point does not stop this one (an intake form left unanswered must not keep the
+        # discharge form from being asked); it stays on the chart as overdue.
         pending = {
             a.instrument_id
             for a in uow.list_by(QuestionnaireAssignment, actor.clinic_id, episode_id=episode.id)
-            if a.completed_at is None and a.cancelled_at is None
+            if a.completed_at is None and a.cancelled_at is None and a.time_point == point
         }
         made = [
             QuestionnaireAssignment(
@@ -199,7 +202,7 @@ def assign_questionnaires(uow: UnitOfWork, actor: Actor, cmd: AssignQuestionnair
                 created_at=now,
             )
             for iid in dict.fromkeys(cmd.instrument_ids)
-            if iid not in pending  # already waiting for the patient: not asked twice
+            if iid not in pending
         ]
         if not made and not cmd.send:
             raise InvalidInput(
