@@ -188,3 +188,47 @@ def test_a_malformed_resource_is_named_and_its_patient_is_not_imported(
         )
     assert len(mrns) == 11
     assert victim_mrn not in mrns
+
+
+def test_the_api_imports_a_fhir_export_and_refuses_unsafe_file_names(
+    engine: sa.Engine, source: tuple[UUID, UUID], tmp_path: Path
+) -> None:
+    """`POST /api/v1/imports` with `format: fhir` takes the NDJSON files of a Bulk Data
+    export (owner only) and imports every patient; a file name that is not a plain
+    FHIR file name is refused, naming it, and nothing is written."""
+    from fastapi.testclient import TestClient
+
+    from needlepoint.actions.clinics import issue_operator_token
+    from needlepoint.domain.entities import User
+    from needlepoint.web.app import create_app
+
+    clinic_id, owner_id = source
+    export_to(engine, clinic_id, tmp_path / "export")
+    files = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "export").iterdir()}
+    with engine.connect() as conn:
+        target = conn.execute(
+            sa.select(t.users.c.clinic_id).where(t.users.c.id == owner_id)
+        ).scalar_one()
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.users).where(t.users.c.id == owner_id)).one()
+    token = issue_operator_token(SqlUnitOfWork(engine), User(**row._mapping), "import")
+
+    # 12 patients' whole records: more than the default body limit (an operator raises
+    # NEEDLEPOINT_MAX_BODY_BYTES for API imports, or uses the CLI)
+    client = TestClient(create_app(engine, secret_key="k" * 40, max_body_bytes=16 << 20))
+    h = {"Authorization": f"Bearer {token}"}
+    for bad in ("../Patient.ndjson", "Patient.ndjson/..", "a/b.json", "Patient.txt"):
+        r = client.post("/api/v1/imports", json={"format": "fhir", "files": {bad: "{}"}}, headers=h)
+        assert r.status_code == 422, (bad, r.text)
+        assert "files.0" in r.text
+    r = client.post("/api/v1/imports", json={"format": "fhir", "files": files}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["problems"] == []
+    assert r.json()["patients_imported"] == 12
+    with engine.connect() as conn:
+        imported = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.patients)
+            .where(t.patients.c.clinic_id == target)
+        ).scalar_one()
+    assert imported == 12

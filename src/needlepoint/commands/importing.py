@@ -22,7 +22,11 @@ err = Console(stderr=True)
 
 def import_records(
     path: Annotated[
-        Path, typer.Argument(help="The export: a folder of CSV files (docs/import.md)")
+        Path,
+        typer.Argument(
+            help="The export: a folder of CSV files (docs/import.md), or FHIR NDJSON files "
+            "or Bundles (a folder or one file; docs/fhir.md)"
+        ),
     ],
     owner_email: Annotated[
         str,
@@ -32,7 +36,7 @@ def import_records(
         str | None,
         typer.Option(help="The clinic's id, when the owner's e-mail is in several clinics"),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="The export's format: csv")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="The export's format: csv or fhir")] = "csv",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Check everything and report every problem; write nothing"),

@@ -1,11 +1,13 @@
-"""Import from another system over the API (owner only; docs/import.md): the CSV layout's
-files as text in one JSON document, `dry_run` to check without writing. The report names
-every problem (file, row, column, reason). Large clinics import with the CLI
-(`needlepoint import`): a request body is limited in size (`NEEDLEPOINT_MAX_BODY_BYTES`)."""
+"""Import from another system over the API (owner only; docs/import.md): the CSV
+layout's files, or FHIR R4 NDJSON files or Bundles (docs/fhir.md), as text in one JSON
+document; `dry_run` to check without writing. The report names every problem (file, row,
+column, reason). Large clinics import with the CLI (`needlepoint import`): a request body
+is limited in size (`NEEDLEPOINT_MAX_BODY_BYTES`)."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,14 +24,19 @@ from needlepoint.web.context import ApiContext, requires, respond
 
 router = APIRouter(tags=["imports"])
 
+# A plain file name: it becomes a path in the import's private folder (no "/" or "..").
+_FHIR_FILE = re.compile(r"[A-Za-z0-9_-]{1,60}\.(ndjson|json)")
+
 
 class ImportRequest(BaseModel):
-    """The export to import: `files` maps each file name of the layout (`patients.csv`,
-    `episodes.csv`, `sessions.csv`, and the optional ones) to its text."""
+    """The export to import: `files` maps each file name to its text. `csv`: the files
+    of the layout (`patients.csv`, `episodes.csv`, `sessions.csv`, and the optional
+    ones); `fhir`: FHIR R4 NDJSON files (`Patient.ndjson`, …, as a Bulk Data export
+    writes them) or Bundles (`*.json`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "fhir"] = "csv"
     files: dict[Annotated[str, Field(max_length=64)], str]
 
 
@@ -72,9 +79,15 @@ def post_import(
     with ctx.reader() as r:
         r.require(Permission.IMPORT_RECORDS)
     for i, name in enumerate(body.files):
-        if name not in LAYOUT_BY_NAME:
+        if body.format == "csv" and name not in LAYOUT_BY_NAME:
             raise InvalidInput(
                 f"{name!r} is not a file of the layout ({', '.join(LAYOUT_BY_NAME)})",
+                field=f"files.{i}",
+            )
+        if body.format == "fhir" and not _FHIR_FILE.fullmatch(name):
+            raise InvalidInput(
+                f"{name!r} is not a FHIR file name (a resource type with .ndjson, or a "
+                "Bundle's name with .json: letters, digits, '-' and '_')",
                 field=f"files.{i}",
             )
     with tempfile.TemporaryDirectory(prefix="needlepoint-import-") as folder:
