@@ -19,6 +19,8 @@ from needlepoint.actions import episodes, patients, questionnaires
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.mail import MailCatcher, SmtpServer
+from needlepoint.analytics import dataset as analytics_dataset
+from needlepoint.analytics.dashboard import compute
 from needlepoint.domain.commands import (
     AssignQuestionnaires,
     CloseEpisode,
@@ -151,6 +153,9 @@ def test_the_clinician_assigns_ndi_the_mail_arrives_and_the_patient_answers_it(
     assert m.episode_id == ep.id
     with open_reader(clinic.engine, p.clinic_id, Role.CLINICIAN, clinic.clinician.id) as r:
         assert m.id in patient_reported_ids(r, p.id)
+        # The clinic's analytics count it among the outcome scores, as the patient's.
+        board, _fitted = compute(analytics_dataset.load(r))
+    assert (board.measurements, board.patient_reported) == (1, 1)
 
     # Submitted once: the link is used up.
     with pytest.raises(LinkClosed) as used:

@@ -196,6 +196,7 @@ def _tiny_dataset(nprs: dict[str, list[float]]) -> Dataset:
                     k: pa.array(empty, pa.string())
                     for k in ("joint", "movement", "side", "site", "location")
                 },
+                "patient_reported": pa.array([0] * len(m_rows), pa.int8()),
             }
         ),
         medication=pa.table(

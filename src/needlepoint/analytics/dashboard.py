@@ -83,6 +83,10 @@ class Dashboard:
     prognosis: PrognosisModel
     evidence_note: str
     timings_s: dict[str, float] = field(default_factory=dict)
+    # Outcome scores analysed, and how many of them patients submitted from home
+    # (questionnaires, issue 16): the provenance of the figures above.
+    measurements: int = 0
+    patient_reported: int = 0
 
 
 @dataclass
@@ -164,9 +168,10 @@ def compute(
                 pooled_summary=ev.summary,
             )
         )
-    episodes, sessions, patients = ws.one(
+    episodes, sessions, patients, measured, from_home = ws.one(
         "SELECT (SELECT count(*) FROM episodes), (SELECT count(*) FROM sessions), "
-        "(SELECT count(DISTINCT patient_id) FROM episodes)"
+        "(SELECT count(DISTINCT patient_id) FROM episodes), (SELECT count(*) FROM measurements), "
+        "(SELECT coalesce(sum(patient_reported), 0) FROM measurements)"
     )
     lap("tiles")
     ws.con.close()  # the derived tables go with the workspace's cursor
@@ -184,6 +189,8 @@ def compute(
             prognosis=fitted.prognosis.model,
             evidence_note=CONTEXT_NOTE,
             timings_s=timings,
+            measurements=int(measured),
+            patient_reported=int(from_home),
         ),
         fitted,
     )

@@ -47,7 +47,7 @@ class Dataset:
     sessions: pa.Table  # session_id episode_id started_at
     sites: pa.Table  # session_id sites active_trigger_points
     techniques: pa.Table  # episode_id technique sites
-    measurements: pa.Table  # episode_id session_id instrument_id score taken_at
+    measurements: pa.Table  # episode_id session_id instrument_id score taken_at … patient_reported
     #                         joint movement side site location
     medication: pa.Table  # episode_id drug drug_class days_per_week recorded_on created_at
     adverse_events: pa.Table  # session_id kind severity
@@ -231,6 +231,12 @@ def load(reader: Reader) -> Dataset:
         d,
     )
     m = t.measurements
+    qr = t.questionnaire_responses
+    # Provenance: 1 where the patient submitted the score from home (issue 16).
+    from_home = sa.case(
+        (sa.exists().where(qr.c.measurement_id == m.c.id, qr.c.clinic_id == clinic), 1),
+        else_=0,
+    ).label("patient_reported")
     measurements = _fetch(
         conn,
         sa.select(
@@ -240,6 +246,7 @@ def load(reader: Reader) -> Dataset:
             m.c.score,
             _raw(m.c.taken_at, d),
             sa.cast(m.c.context, sa.String).label("context"),
+            from_home,
         ).where(
             m.c.clinic_id == clinic,
             m.c.episode_id.is_not(None),
@@ -253,6 +260,7 @@ def load(reader: Reader) -> Dataset:
             score=pa.float64(),
             taken_at=_TS,
             context=pa.string(),
+            patient_reported=pa.int8(),
         ),
         d,
     )
@@ -343,7 +351,8 @@ SELECT (row_number() OVER (ORDER BY instrument_id, joint, movement, side, site, 
 FROM (SELECT DISTINCT instrument_id, {context} FROM _arrow);
 
 CREATE TABLE measurements AS
-SELECT m.episode_id, m.session_id, s.series_id, m.instrument_id, m.score, m.taken_at
+SELECT m.episode_id, m.session_id, s.series_id, m.instrument_id, m.score, m.taken_at,
+       m.patient_reported
 FROM _arrow m JOIN measurement_series s ON s.instrument_id = m.instrument_id AND {same}
 ORDER BY s.series_id, m.episode_id, m.taken_at;
 """)

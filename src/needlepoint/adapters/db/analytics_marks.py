@@ -47,10 +47,13 @@ ANALYSED: dict[str, frozenset[str]] = {
     # (its episode's insert does), only a change of these columns does.
     "patients": frozenset({"id", "birth_date", "sex"}),
     "users": frozenset({"id", "full_name"}),
+    # A score's provenance (patient-reported): set in the transaction that adds the
+    # measurement; answers saved along the way change nothing the analytics read.
+    "questionnaire_responses": frozenset({"clinic_id", "measurement_id"}),
 }
 """Per table, the columns the analytics read."""
 
-LOOKED_UP = frozenset({"patients", "users"})
+LOOKED_UP = frozenset({"patients", "users", "questionnaire_responses"})
 """Tables of `ANALYSED` whose new or deleted rows matter only through another table's."""
 
 Mark = tuple[int, datetime] | None
