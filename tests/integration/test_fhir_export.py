@@ -493,3 +493,27 @@ def test_a_job_whose_process_stopped_is_seen_as_failed() -> None:
     )
     assert job.current_status(then + timedelta(minutes=1)) == store.RUNNING
     assert job.current_status(then + store.STALE_AFTER + timedelta(seconds=1)) == store.FAILED
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "headers"),
+    [
+        ("/fhir/R4/$export", {"_since": "2026-01-01"}, {"Prefer": "respond-async"}),
+        ("/fhir/R4/$export", {"bad\x00name": "x"}, {"Prefer": "respond-async"}),
+        ("/fhir/R4/Patient/not-a-uuid/$everything", {}, {}),
+        ("/fhir/R4/$export-status/not-a-uuid", {}, {}),
+    ],
+)
+def test_fhir_errors_are_problem_documents_even_for_a_browser(
+    api: Api, path: str, params: dict[str, str], headers: dict[str, str]
+) -> None:
+    """FHIR is read by programs: a refused request gets a problem document naming the
+    field, never the web app's HTML page, whatever the client's Accept header says (the
+    fuzzer found an HTML 422 on $export), and no token is a 401, not a sign-in page."""
+    browser = {"Accept": "text/html,application/xhtml+xml", **headers}
+    r = api.client.get(path, params=params, headers={**api.headers(), **browser})
+    assert r.status_code in (400, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.text
+    anonymous = api.client.get(path, params=params, headers=browser, follow_redirects=False)
+    assert anonymous.status_code in (400, 401, 422), anonymous.headers
+    assert anonymous.headers["content-type"].startswith("application/problem+json")

@@ -83,7 +83,13 @@ def _client(c: ClinicFixture) -> TestClient:
 def _events(c: ClinicFixture, action: AuditAction) -> list[sa.Row]:  # type: ignore[type-arg]
     with c.engine.connect() as conn:
         return list(
-            conn.execute(sa.select(t.audit_events).where(t.audit_events.c.action == action))
+            conn.execute(
+                sa.select(t.audit_events).where(
+                    t.audit_events.c.action == action,
+                    # the database is the session's: other tests' clinics write these too
+                    t.audit_events.c.clinic_id == c.owner.clinic_id,
+                )
+            )
         )
 
 

@@ -128,7 +128,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
-        if not request.url.path.startswith("/api/"):
+        if not is_api(request):
             return RedirectResponse("/login", status_code=303)
         challenge = {"WWW-Authenticate": "Bearer"}
         return problem(401, "Unauthorized", exc.detail, headers=challenge, request=request)
@@ -185,7 +185,7 @@ def error_page(
     renderer is the app's `state.error_page` (`web.ui.errors`), so that this module
     needs no templates; no database work (this runs on the event loop)."""
     render: ErrorPage | None = getattr(request.app.state, "error_page", None)
-    if render is None or request.url.path.startswith("/api/"):
+    if render is None or is_api(request):
         return None
     if "text/html" not in request.headers.get("accept", ""):
         return None
@@ -302,7 +302,7 @@ def invalid_field(request: Request, field: str, message: str) -> Response:
     """422 naming the field, as a problem document (API and the web app's JSON
     endpoints) or a short page (forms), for input refused before any route runs."""
     detail = f"{field}: {message}"
-    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
+    if is_api(request):
         errors = [{"field": field, "message": message}]
         return problem(422, "Unprocessable Content", detail, errors=errors, request=request)
     return HTMLResponse(INVALID_PAGE.format(detail=html.escape(detail)), status_code=422)
@@ -314,7 +314,7 @@ def too_large(request: Request, limit: int, *, what: str = "request body") -> Re
     status = {"headers": 431, "address": 414}.get(what, 413)
     noun = "the request's headers are" if what == "headers" else f"the {what} is"
     detail = f"{noun} larger than the {limit:,} bytes this server accepts"
-    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
+    if is_api(request):
         return problem(status, _title(status), detail, request=request)
     return HTMLResponse(INVALID_PAGE.format(detail=html.escape(detail)), status_code=status)
 
@@ -342,6 +342,16 @@ INVALID_PAGE = """<!doctype html>
 
 RETRY_AFTER_SECONDS = 2
 JSON_PAGES = frozenset({"/notes/autosave"})  # the web app's own JSON endpoints
+MACHINE_PREFIXES = ("/api/", "/fhir/")  # the JSON API and FHIR: read by programs
+
+
+def is_api(request: Request) -> bool:
+    """True where programs call (the API, FHIR, the web app's JSON endpoints): errors
+    are problem documents there, never a page or a redirect to the sign-in page."""
+    path = request.url.path
+    return path.startswith(MACHINE_PREFIXES) or path in JSON_PAGES
+
+
 BUSY_DETAIL = (
     "The clinic's database is busy with other users' work right now; nothing was saved. "
     "Try again in a moment."
@@ -353,7 +363,7 @@ def busy(request: Request) -> Response:
     its bounded wait (`adapters.db.engine.Limits`), or too many requests are queued.
     Pages get a page that keeps the user's place; the API a problem document."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if request.url.path.startswith("/api/") or request.url.path in JSON_PAGES:
+    if is_api(request):
         return problem(503, "Service Unavailable", BUSY_DETAIL, headers=headers, request=request)
     body = BUSY_PAGE.format(seconds=RETRY_AFTER_SECONDS)
     return HTMLResponse(body, status_code=503, headers=headers)
