@@ -66,35 +66,31 @@ def _make(model: type[Resource], data: Json) -> Json:
     written out is exactly what the model accepted (a ValidationError otherwise).
     Serialising through the model would cost twice as much again (bench/fhir_export.py)."""
     found = {"resourceType": model.get_resource_type()}
-    found |= _pruned(data)
+    kept = _kept(data)
+    found |= {} if kept is _GONE else kept
     model.model_validate(found)
     return found
 
 
-def _pruned(data: Json) -> Json:
-    """`data` without what FHIR forbids: empty or blank strings, empty arrays and
-    objects, and so extensions left without a value (an episode without written goals
-    has no goals extension, rather than an invalid empty one)."""
-    found: Json = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = _pruned(value)
-            if not value or set(value) == {"url"}:
-                continue
-        elif isinstance(value, list):
-            value = [
-                v
-                for v in (_pruned(v) if isinstance(v, dict) else v for v in value)
-                if v not in ("", {}, [])
-                and not (isinstance(v, dict) and set(v) == {"url"})
-                and not (isinstance(v, str) and not v.strip())
-            ]
-            if not value:
-                continue
-        elif isinstance(value, str) and not value.strip():
-            continue
-        found[key] = value
-    return found
+_GONE = object()
+"""What `_kept` answers for a value with nothing left in it."""
+
+
+def _kept(value: Any) -> Any:
+    """`value` without what FHIR forbids, at any depth: blank strings, empty arrays and
+    objects, and so extensions left with only their `url` (an episode without written
+    goals has no goals extension, rather than an invalid empty one); `_GONE` when
+    nothing is left."""
+    if isinstance(value, dict):
+        pairs = ((k, _kept(v)) for k, v in value.items())
+        found = {k: v for k, v in pairs if v is not _GONE}
+        return found if found and set(found) != {"url"} else _GONE
+    if isinstance(value, list):
+        items = [v for v in map(_kept, value) if v is not _GONE]
+        return items or _GONE
+    if isinstance(value, str) and not value.strip():
+        return _GONE
+    return value
 
 
 # The namespace of ids derived from our rows (a fixed, random UUID: never change it).
