@@ -10,18 +10,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from needlepoint.actions.clinics import register_user
+from needlepoint.actions.clinics import register_clinic, register_user
 from needlepoint.actions.context import Actor
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.domain.commands import RegisterUser
+from needlepoint.domain.commands import RegisterClinic, RegisterUser
 from needlepoint.domain.enums import Role
 from needlepoint.synthetic.clinic import generate_clinic
 from needlepoint.web.app import create_app
@@ -40,6 +41,33 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def clinic_with_clinician(db: Path, email: str, password: str) -> tuple[sa.Engine, Actor]:
+    """A new database holding one clinic ("Harbour Physio") and a licensed clinician who
+    signs in with `email` and `password`; the engine and the clinician as an actor."""
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    owner = register_clinic(
+        SqlUnitOfWork(engine),
+        RegisterClinic(
+            name="Harbour Physio", owner_email=f"o-{db.stem}@e2e.example", owner_name="Owner"
+        ),
+        source="test",
+    )
+    clinician = register_user(
+        SqlUnitOfWork(engine),
+        Actor(owner.id, owner.clinic_id, source="test"),
+        RegisterUser(
+            email=email,
+            full_name="Erin Browser",
+            role=Role.CLINICIAN,
+            password=password,
+            licence_number="PT-1",
+            licence_date=date(2015, 1, 1),
+        ),
+    )
+    return engine, Actor(clinician.id, clinician.clinic_id, source="test")
 
 
 def _free_port() -> int:

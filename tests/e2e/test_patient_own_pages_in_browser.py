@@ -8,20 +8,15 @@ scrolls sideways (`tests.e2e.test_accessibility.Findings`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from needlepoint.actions import clinics, consent, episodes, patients, questionnaires
-from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.engine import make_engine
-from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.actions import consent, episodes, patients, questionnaires
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
-from needlepoint.domain.commands import AssignQuestionnaires, RegisterClinic, RegisterUser
-from needlepoint.domain.enums import Role
-from tests.e2e.conftest import serve_engine, shot
+from needlepoint.domain.commands import AssignQuestionnaires
+from tests.e2e.conftest import clinic_with_clinician, serve_engine, shot
 from tests.e2e.test_accessibility import Findings
 from tests.factories import consent_cmd, episode_cmd, patient_cmd
 
@@ -32,27 +27,7 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db: Path = tmp_path_factory.mktemp("kiosk-e2e") / "k.db"
-    engine = make_engine(f"sqlite:///{db}")
-    upgrade(engine)
-    owner = clinics.register_clinic(
-        SqlUnitOfWork(engine),
-        RegisterClinic(name="Harbour Physio", owner_email="o@k.example", owner_name="Owner"),
-        source="test",
-    )
-    as_owner = Actor(owner.id, owner.clinic_id, source="test")
-    pt = clinics.register_user(
-        SqlUnitOfWork(engine),
-        as_owner,
-        RegisterUser(
-            email=EMAIL,
-            full_name="Erin Browser",
-            role=Role.CLINICIAN,
-            password=PASSWORD,
-            licence_number="PT-1",
-            licence_date=date(2015, 1, 1),
-        ),
-    )
-    as_pt = Actor(pt.id, pt.clinic_id, source="test")
+    engine, as_pt = clinic_with_clinician(db, EMAIL, PASSWORD)
     p = patients.register_patient(
         SqlUnitOfWork(engine), as_pt, patient_cmd(given_name="Nora", email="nora@k.example")
     )

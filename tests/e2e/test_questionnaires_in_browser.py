@@ -10,22 +10,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from needlepoint.actions import clinics, episodes, patients
-from needlepoint.actions.context import Actor
-from needlepoint.adapters.db.engine import make_engine
-from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.actions import episodes, patients
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.mail import MailCatcher, SmtpServer
-from needlepoint.domain.commands import RegisterClinic, RegisterUser
-from needlepoint.domain.enums import Role
 from needlepoint.outbox import OutboxWorker
-from tests.e2e.conftest import serve_engine, shot
+from tests.e2e.conftest import clinic_with_clinician, serve_engine, shot
 from tests.e2e.test_accessibility import Findings
 from tests.factories import episode_cmd, patient_cmd
 
@@ -39,27 +33,7 @@ ANSWERS = [2, 1, 2, 1, 2, 1, 2, 1, 2, 1]  # 15 of 50 points = 30 %
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db: Path = tmp_path_factory.mktemp("q-e2e") / "q.db"
-    engine = make_engine(f"sqlite:///{db}")
-    upgrade(engine)
-    owner = clinics.register_clinic(
-        SqlUnitOfWork(engine),
-        RegisterClinic(name="Harbour Physio", owner_email="o@q.example", owner_name="Owner"),
-        source="test",
-    )
-    as_owner = Actor(owner.id, owner.clinic_id, source="test")
-    pt = clinics.register_user(
-        SqlUnitOfWork(engine),
-        as_owner,
-        RegisterUser(
-            email=EMAIL,
-            full_name="Erin Browser",
-            role=Role.CLINICIAN,
-            password=PASSWORD,
-            licence_number="PT-1",
-            licence_date=date(2015, 1, 1),
-        ),
-    )
-    as_pt = Actor(pt.id, pt.clinic_id, source="test")
+    engine, as_pt = clinic_with_clinician(db, EMAIL, PASSWORD)
     p = patients.register_patient(
         SqlUnitOfWork(engine), as_pt, patient_cmd(given_name="Nora", email=PATIENT_EMAIL)
     )
