@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from needlepoint.actions import patients
 from needlepoint.adapters.db import tables as t
+from needlepoint.adapters.db.analytics_marks import MARK_SQL
 from needlepoint.adapters.db.engine import make_engine, scope_to_clinic
 from needlepoint.adapters.db.unit_of_work import APPEND_AUDIT_SQL
 from needlepoint.queries.audit import verify_chains
@@ -220,3 +221,105 @@ def test_read_events_of_several_clinics_queued_together_are_written_as_the_web_r
         assert verify_chains(conn, mine).ok
         assert verify_chains(conn, theirs).ok
     assert stored == {e.id for e in events}
+
+
+def mark_analytics(conn: sa.Connection, clinic_id: UUID) -> None:
+    """Queue the clinic's analytics version to move at commit, as the unit of work does."""
+    conn.exec_driver_sql(MARK_SQL, {"clinics": orjson.dumps([str(clinic_id)]).decode()})
+
+
+def _events_of(engine: sa.Engine, ids: list[str]) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.audit_events.c.id, t.audit_events.c.seq).where(
+                t.audit_events.c.id.in_([UUID(i) for i in ids])
+            )
+        )
+        return {str(r.id): r.seq for r in rows}
+
+
+def test_a_writer_holds_the_chain_lock_only_while_it_commits(
+    web_role: sa.Engine, postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    """Migration 0022: an appended event waits, unlinked, until its transaction commits.
+    A second writer of the same clinic is not kept waiting by a first one that has
+    appended but not yet committed (before, it queued behind it until the first ended);
+    the chain then holds both, in commit order, and verifies."""
+    clinic_id = pg_clinic.owner.clinic_id
+    first, second = an_event(clinic_id, clinic_id), an_event(clinic_id, clinic_id)
+    with web_role.connect() as slow:
+        slow.begin()
+        scope_to_clinic(slow, clinic_id)
+        slow.exec_driver_sql(APPEND_AUDIT_SQL, {"events": orjson.dumps([first]).decode()})
+        mark_analytics(slow, clinic_id)
+        with web_role.begin() as quick:  # would wait for `slow` if it held the locks
+            quick.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            scope_to_clinic(quick, clinic_id)
+            quick.exec_driver_sql(APPEND_AUDIT_SQL, {"events": orjson.dumps([second]).decode()})
+            mark_analytics(quick, clinic_id)
+        assert _events_of(postgres_engine, [first["id"]]) == {}  # not yet committed
+        slow.commit()
+    seqs = _events_of(postgres_engine, [first["id"], second["id"]])
+    assert seqs[second["id"]] + 1 == seqs[first["id"]]  # committed first, linked first
+    with postgres_engine.connect() as conn:
+        report = verify_chains(conn, clinic_id)
+        # The chain links; only the two test events' made-up digests do not fit them.
+        assert {str(b.event_id) for b in report.breaks} <= {first["id"], second["id"]}
+        assert all("altered" in b.reason for b in report.breaks)
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.commit_queue)).scalar() == 0
+
+
+def test_events_queued_in_one_transaction_are_linked_in_the_order_they_were_appended(
+    web_role: sa.Engine, postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    clinic_id = pg_clinic.owner.clinic_id
+    events = [an_event(clinic_id, clinic_id) for _ in range(5)]
+    with web_role.begin() as conn:
+        scope_to_clinic(conn, clinic_id)
+        for pair in (events[:2], events[2:3], events[3:]):
+            conn.exec_driver_sql(APPEND_AUDIT_SQL, {"events": orjson.dumps(pair).decode()})
+    seqs = _events_of(postgres_engine, [e["id"] for e in events])
+    assert [seqs[e["id"]] for e in events] == list(
+        range(seqs[events[0]["id"]], seqs[events[0]["id"]] + 5)
+    )
+
+
+def test_a_rolled_back_transaction_leaves_no_event_and_no_queued_work(
+    web_role: sa.Engine, postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    clinic_id = pg_clinic.owner.clinic_id
+    event = an_event(clinic_id, clinic_id)
+    with postgres_engine.connect() as conn:
+        version = conn.execute(
+            sa.select(t.analytics_versions.c.version).where(
+                t.analytics_versions.c.clinic_id == clinic_id
+            )
+        ).scalar()
+    with web_role.connect() as conn:
+        conn.begin()
+        scope_to_clinic(conn, clinic_id)
+        conn.exec_driver_sql(APPEND_AUDIT_SQL, {"events": orjson.dumps([event]).decode()})
+        mark_analytics(conn, clinic_id)
+        conn.rollback()
+    assert _events_of(postgres_engine, [event["id"]]) == {}
+    with postgres_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.commit_queue)).scalar() == 0
+        assert (
+            conn.execute(
+                sa.select(t.analytics_versions.c.version).where(
+                    t.analytics_versions.c.clinic_id == clinic_id
+                )
+            ).scalar()
+            == version
+        )
+
+
+def test_the_web_role_marks_only_its_own_clinics_analytics(
+    web_role: sa.Engine, postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    mine = pg_clinic.owner.clinic_id
+    theirs = make_clinic(postgres_engine, "Theirs").owner.clinic_id
+    with pytest.raises(sa.exc.DatabaseError, match="cannot be marked"):
+        run_scoped(web_role, mine, sa.text(MARK_SQL.replace("%(clinics)s", f"'[\"{theirs}\"]'")))
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+        run_scoped(web_role, mine, sa.insert(t.commit_queue).values(kind="audit", payload="[]"))
