@@ -147,7 +147,9 @@ class _Opened:
     today: date
 
 
-def _open_form(uow: ConnectedUnitOfWork, token: str, assignment_id: UUID, form: HomeForm) -> _Opened:
+def _open_form(
+    uow: ConnectedUnitOfWork, token: str, assignment_id: UUID, form: HomeForm
+) -> _Opened:
     """The link and the assignment, checked: the link's own patient's, still to answer,
     and answered on this form."""
     link = _open_link(uow, token)

@@ -152,7 +152,9 @@ def _check_other(other: OtherDrug, record: Mapping[str, MedicationUse]) -> Repor
     try:
         drug_class = DrugClass(str(other.drug_class or "").strip())
     except ValueError:
-        raise InvalidInput("please choose what kind of medicine it is", field="other_class") from None
+        raise InvalidInput(
+            "please choose what kind of medicine it is", field="other_class"
+        ) from None
     if other.days is None or str(other.days).strip() == "":
         raise InvalidInput(f"please answer how many days you took {name}", field="other_days")
     n = _whole_number(other.days, 0, DAYS_IN_WEEK, "other_days", f"the days you took {name}")
@@ -198,7 +200,9 @@ def check_return(
             raise InvalidInput("please give the day you returned", field="returned_on")
         try:
             day = (
-                returned_on if isinstance(returned_on, date) else date.fromisoformat(str(returned_on))
+                returned_on
+                if isinstance(returned_on, date)
+                else date.fromisoformat(str(returned_on))
             )
         except ValueError:
             raise InvalidInput("the day must be a date", field="returned_on") from None
@@ -276,7 +280,9 @@ def check_psfs(
         try:
             value = float(str(raw).replace(",", ".")) if isinstance(raw, str) else raw
         except ValueError:
-            raise InvalidInput(f"please rate '{activities[key]}'", field=f"answers.{item}") from None
+            raise InvalidInput(
+                f"please rate '{activities[key]}'", field=f"answers.{item}"
+            ) from None
         answers[item] = int(value) if isinstance(value, float) and value.is_integer() else value  # type: ignore[assignment]
     clean = validate_answers(instrument, answers)
     return {k: v for k, v in clean.items() if v is not None}, activities
