@@ -135,6 +135,7 @@ def home_forms(uow: ConnectedUnitOfWork, token: str) -> dict[UUID, HomeFormConte
                 opened_on=episode.opened_on,
                 today=today,
             )
+        uow.commit()  # nothing written: ends the reading transaction as every action does
     return out
 
 
