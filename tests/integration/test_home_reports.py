@@ -8,7 +8,7 @@ analgesic log reads drug-free status."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,14 +22,17 @@ from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.benefits import analgesic_course
 from needlepoint.domain.commands import (
     AssignQuestionnaires,
+    CloseEpisode,
     RecordMeasurement,
     RecordMedicationUse,
     ReportAnalgesicUse,
     ReportPsfs,
     ReportReturnToActivity,
+    SetQuestionnairePlan,
 )
-from needlepoint.domain.enums import AuditAction, DrugClass, LinkEnd, Role
+from needlepoint.domain.enums import AuditAction, DrugClass, LinkEnd, Role, TimePoint
 from needlepoint.domain.errors import InvalidInput
+from needlepoint.domain.questionnaires import default_schedule
 from needlepoint.queries.benefits import episode_benefits
 from needlepoint.queries.outcomes import patient_medication
 from needlepoint.queries.questionnaires import patient_reported_ids
@@ -282,6 +285,13 @@ def test_the_patient_reports_return_to_work_stored_as_the_clinician_stores_it(
     _refused(clinic, p.id, report(activity="work", returned=2), "returned")
 
     m = report(activity="work", returned="1", returned_on="2026-02-11")()
+    with _reader(clinic) as r:
+        benefits = episode_benefits(r, ep.id)  # read from the home answer alone
+    recovery = next(b for b in benefits.benefits if b.id == "faster_recovery")
+    facts = {f.label: f.value for f in recovery.facts}
+    assert facts["returned to work on"] == "2026-02-11"
+    assert facts["days to return to work"] == 10
+    # The clinician's path stores the same answer the same way.
     clinician = outcomes.record_measurement(
         clinic.uow(),
         clinic.as_clinician,
@@ -302,11 +312,8 @@ def test_the_patient_reports_return_to_work_stored_as_the_clinician_stores_it(
     )
     with _reader(clinic) as r:
         reported = patient_reported_ids(r, p.id)
-        benefits = episode_benefits(r, ep.id)
     assert m.id in reported
     assert clinician.id not in reported
-    recovery = next(b for b in benefits.benefits if b.id == "faster_recovery")
-    assert any("work" in f.label.lower() or "work" in f.value.lower() for f in recovery.facts)
 
 
 def test_not_yet_returned_to_sport_needs_no_day(clinic: ClinicFixture) -> None:
@@ -428,3 +435,108 @@ def test_the_phone_page_asks_each_drug_refuses_out_of_range_and_sends(
     progress = client.get(f"/q/{token}/progress")
     assert "Ibuprofen 0 days a week" in progress.text
     assert "(sent by you)" in progress.text
+
+
+# -- the clinic's plan -----------------------------------------------------------------
+
+
+def test_the_default_plan_asks_analgesics_and_return_at_discharge_and_the_answers_count(
+    clinic: ClinicFixture,
+) -> None:
+    """Saved as the clinic's plan, the default sends analgesic use and return to work or
+    sport at discharge by itself; answered from home, the discharged episode's summary
+    reads them (the drug stopped, the return)."""
+    default = default_schedule("neck_pain")
+    questionnaires.set_questionnaire_plan(
+        clinic.uow(),
+        clinic.as_owner,
+        SetQuestionnairePlan(
+            condition="neck_pain",
+            instruments={i: sorted(p) for i, p in default.instruments.items()},
+            follow_up_days=list(default.follow_up_days),
+        ),
+    )
+    p, ep, _asked, _token = _sent(clinic, "nprs", log={"Ibuprofen": 3})
+    with clinic.engine.connect() as conn:
+        version = conn.execute(
+            sa.select(t.episodes.c.version).where(t.episodes.c.id == ep.id)
+        ).scalar_one()
+    closed = episodes.close_episode(
+        clinic.uow(),
+        clinic.as_clinician,
+        CloseEpisode(
+            episode_id=ep.id,
+            expected_version=version,
+            closed_on=_clinic_today(clinic),
+            discharge_reason="goals met",
+        ),
+    )
+    sent = questionnaires.send_due_questionnaires(clinic.uow(), clinic.owner.clinic_id, ep.id, BASE)
+    assert sent is not None
+    by_id = {a.instrument_id: a for a in sent.assignments}
+    assert {"analgesic_use", "return_to_activity"} <= set(by_id)
+    assert by_id["analgesic_use"].time_point is TimePoint.DISCHARGE
+    with clinic.engine.connect() as conn:
+        url = conn.execute(
+            sa.select(t.outbox_messages.c.link_url).where(t.outbox_messages.c.id == sent.message.id)
+        ).scalar_one()
+    token = str(url).rsplit("/", 1)[-1]
+    uses = home_reports.report_analgesic_use(
+        _uow(clinic),
+        token,
+        ReportAnalgesicUse(assignment_id=by_id["analgesic_use"].id, days={"Ibuprofen": 0}),
+    )
+    assert uses[0].episode_id is None  # a closed episode takes no new records
+    assert uses[0].recorded_on == closed.closed_on
+    home_reports.report_return_to_activity(
+        _uow(clinic),
+        token,
+        ReportReturnToActivity(
+            assignment_id=by_id["return_to_activity"].id,
+            activity="work",
+            returned=1,
+            returned_on=closed.closed_on,
+        ),
+    )
+    with _reader(clinic) as r:
+        benefits = episode_benefits(r, ep.id)
+    drug_free = next(b for b in benefits.benefits if b.id == "drug_free_management")
+    assert {f.label: f.value for f in drug_free.facts} == {"Ibuprofen 400 mg": "3 → 0"}
+    recovery = next(b for b in benefits.benefits if b.id == "faster_recovery")
+    facts = {f.label: f.value for f in recovery.facts}
+    assert facts["returned to work on"] == closed.closed_on.isoformat()
+    assert p.id == uses[0].patient_id
+
+
+def _clinic_today(c: ClinicFixture) -> date:
+    from needlepoint.domain.clinic_time import local_date, zone
+
+    with c.engine.connect() as conn:
+        tz = conn.execute(
+            sa.select(t.clinics.c.time_zone).where(t.clinics.c.id == c.owner.clinic_id)
+        ).scalar_one()
+    return local_date(datetime.now(UTC), zone(tz))
+
+
+def test_the_clinic_sees_the_four_in_its_plan_and_an_answered_analgesic_report(
+    clinic: ClinicFixture,
+) -> None:
+    from tests.integration.test_questionnaire_pages import _signed_in
+
+    _p, ep, asked, token = _sent(clinic, "analgesic_use", log={"Ibuprofen": 2})
+    home_reports.report_analgesic_use(
+        _uow(clinic),
+        token,
+        ReportAnalgesicUse(assignment_id=asked["analgesic_use"].id, days={"Ibuprofen": 1}),
+    )
+    client = _signed_in(clinic)
+    plan = client.get("/settings/questionnaires?condition=neck_pain").text
+    for name in ("Analgesic use", "Return to work or sport", "Patient-Specific Functional"):
+        assert name in plan
+    assert 'value="analgesic_use:discharge" checked' in plan  # the product's default
+    assert 'value="analgesic_use:intake" checked' not in plan
+    page = client.get(f"/episodes/{ep.id}/questionnaires").text
+    assert "answered in the" in page
+    assert "waiting for the patient" not in page
+    care = client.get(f"/episodes/{ep.id}/care").text
+    assert "patient-reported" in care
