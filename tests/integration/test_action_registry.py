@@ -30,6 +30,7 @@ from needlepoint.actions import (
     consent,
     credentials,
     episodes,
+    home_reports,
     importing,
     outbox,
     outcomes,
@@ -71,6 +72,9 @@ from needlepoint.domain.commands import (
     RegisterClinic,
     RegisterUser,
     ReissueRecoveryCodes,
+    ReportAnalgesicUse,
+    ReportPsfs,
+    ReportReturnToActivity,
     RequestEmergencyAccess,
     SaveQuestionnaireAnswers,
     SendQuestionnaireLink,
@@ -839,7 +843,11 @@ _BASE = "http://clinic.test"
 
 
 def _questionnaire_sent(
-    w: World, *, days_ago: float = 0, email: str | None = "pat@patient.test"
+    w: World,
+    *,
+    days_ago: float = 0,
+    email: str | None = "pat@patient.test",
+    instrument_ids: tuple[str, ...] = ("ndi",),
 ) -> tuple[Any, Any]:
     """A patient with an open episode who was sent NDI `days_ago` days ago: the assigned
     result and the link's token (as the e-mail carries it)."""
@@ -850,7 +858,9 @@ def _questionnaire_sent(
     done = questionnaires.assign_questionnaires(
         w.uow(lambda: then),
         c.as_clinician,
-        AssignQuestionnaires(episode_id=ep.id, instrument_ids=["ndi"], send=True, base_url=_BASE),
+        AssignQuestionnaires(
+            episode_id=ep.id, instrument_ids=list(instrument_ids), send=True, base_url=_BASE
+        ),
     )
     with w.engine.connect() as conn:
         url = conn.execute(
@@ -921,6 +931,43 @@ def _(w: World) -> Call:
         w.uow(), token, SaveQuestionnaireAnswers(assignment_id=a, answers=answers)
     )
     return lambda uow, actor: questionnaires.submit_questionnaire(uow, token, a)
+
+
+@scenario("home_reports.home_forms")
+def _(w: World) -> Call:
+    _done, token = _questionnaire_sent(w, instrument_ids=("analgesic_use", "psfs"))
+    return lambda uow, actor: home_reports.home_forms(uow, token)
+
+
+@scenario("home_reports.report_analgesic_use", A.MEDICATION_REPORTED)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w, instrument_ids=("analgesic_use",))
+    cmd = ReportAnalgesicUse(
+        assignment_id=done.assignments[0].id,
+        days={},
+        other_drug="Ibuprofen",
+        other_class="nsaid",
+        other_days=2,
+    )
+    return lambda uow, actor: home_reports.report_analgesic_use(uow, token, cmd)
+
+
+@scenario("home_reports.report_return_to_activity", A.QUESTIONNAIRE_SUBMITTED)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w, instrument_ids=("return_to_activity",))
+    cmd = ReportReturnToActivity(assignment_id=done.assignments[0].id, activity="work", returned=0)
+    return lambda uow, actor: home_reports.report_return_to_activity(uow, token, cmd)
+
+
+@scenario("home_reports.report_psfs", A.QUESTIONNAIRE_SUBMITTED)
+def _(w: World) -> Call:
+    done, token = _questionnaire_sent(w, instrument_ids=("psfs",))
+    cmd = ReportPsfs(
+        assignment_id=done.assignments[0].id,
+        ratings={"item1": 4},
+        activities={"activity1": "Driving"},
+    )
+    return lambda uow, actor: home_reports.report_psfs(uow, token, cmd)
 
 
 @scenario("questionnaires.request_new_link", A.QUESTIONNAIRE_LINK_REQUESTED)

@@ -19,6 +19,7 @@ from needlepoint.domain.questionnaires import (
     due_dates,
     gives_up,
     hash_link_token,
+    home_form,
     new_link_token,
     reminder_due,
     retry_delay,
@@ -118,9 +119,22 @@ def test_a_discharged_neck_pain_episode_is_followed_up_at_six_weeks_and_three_mo
 def test_self_reported_questionnaires_need_no_clinician_context() -> None:
     ids = {i.id for i in self_report_instruments()}
     assert {"ndi", "odi", "nprs", "groc"} <= ids
-    assert not ids & {"rom", "ppt", "trigger_points", "analgesic_use"}
+    assert not ids & {"rom", "ppt", "trigger_points"}
+    # Those with context the patient gives on a form of its own (domain.home_reports).
+    with_context = {"psfs", "psfs_2", "return_to_activity", "analgesic_use"}
+    assert with_context <= ids
     for iid in ids:
-        assert not library()[iid].requires_context
+        assert (home_form(iid) is not None) == (iid in with_context)
+        if iid not in with_context:
+            assert not library()[iid].requires_context
+            assert library()[iid].recorded_as == "measurement"
+
+
+def test_the_default_plan_asks_analgesic_use_and_return_to_activity_after_care() -> None:
+    s = default_schedule("low_back_pain")
+    after = {TimePoint.DISCHARGE, TimePoint.FOLLOW_UP}
+    assert s.instruments["analgesic_use"] == after
+    assert s.instruments["return_to_activity"] == after
 
 
 def test_a_schedule_from_input_names_the_bad_field() -> None:

@@ -18,7 +18,7 @@ recorded the consent is notified."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from needlepoint.domain.entities import (
     Clinic,
     Consent,
     Measurement,
+    MedicationUse,
     Notification,
     Patient,
     QuestionnaireAssignment,
@@ -84,6 +85,8 @@ class OwnRecord:
     asked: list[str]
     consents: list[Consent]
     waiting: int
+    medication: list[MedicationUse] = field(default_factory=list)
+    """The patient's analgesic log (each entry reported from home names its response)."""
 
 
 @action(
@@ -119,10 +122,19 @@ def open_own_record(
             uow.list_by(Consent, clinic.id, patient_id=patient.id), key=lambda c: c.signed_at
         )
         waiting = len(_pending(uow, patient)) if link.ended_at is None else 0
+        medication = uow.list_by(MedicationUse, clinic.id, patient_id=patient.id)
         _patient_audit(uow, link, AuditAction.PATIENT_RECORD_VIEWED, patient, address)
         uow.commit()
     return OwnRecord(
-        link, clinic.name, clinic.time_zone, measurements, reported, asked, consents, waiting
+        link,
+        clinic.name,
+        clinic.time_zone,
+        measurements,
+        reported,
+        asked,
+        consents,
+        waiting,
+        medication,
     )
 
 

@@ -51,6 +51,7 @@ from needlepoint.domain.entities import (
 from needlepoint.domain.enums import AuditAction, LinkEnd, MessageKind, OutboxState
 from needlepoint.domain.episodes import ensure_open
 from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
+from needlepoint.domain.home_reports import check_plain_form
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.instruments import validate_answers
 from needlepoint.domain.outcomes import score_submission
@@ -564,6 +565,7 @@ def save_questionnaire_answers(
     with uow:
         link = _open_link(uow, token)
         a = _own_assignment(uow, link, cmd.assignment_id)
+        check_plain_form(a.instrument_id)  # PSFS, return to activity, analgesics: own forms
         instrument = get_instrument(a.instrument_id)
         now = uow.now()
         old = _responses(uow, link).get(a.id)
@@ -609,6 +611,7 @@ def submit_questionnaire(
     with uow:
         link = _open_link(uow, token)
         a = _own_assignment(uow, link, assignment_id)
+        check_plain_form(a.instrument_id)  # PSFS, return to activity, analgesics: own forms
         instrument = get_instrument(a.instrument_id)
         response = _responses(uow, link).get(a.id)
         answers = response.answers if response else {}

@@ -762,7 +762,7 @@ class SetQuestionnairePlan(Command):
     follow-ups in days after discharge. Replaces the condition's earlier plan."""
 
     condition: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    instruments: Annotated[dict[InstrumentId, list[TimePoint]], Field(min_length=1, max_length=12)]
+    instruments: Annotated[dict[InstrumentId, list[TimePoint]], Field(min_length=1, max_length=16)]
     every_n_days: Annotated[int, Field(ge=1, le=365)] | None = None
     follow_up_days: Annotated[list[Annotated[int, Field(ge=1, le=730)]], Field(max_length=6)] = [
         42,
@@ -802,3 +802,42 @@ class SaveQuestionnaireAnswers(Command):
     answers: Annotated[
         dict[Annotated[str, Field(max_length=16)], QuestionnaireAnswer], Field(max_length=60)
     ]
+
+
+# --- questionnaires from home with their context (issue 16) -----------------------------
+# What the patient's forms post, kept loose on purpose: `domain.home_reports` checks each
+# value and names the field in the patient's words.
+
+HomeValue = Annotated[str, StringConstraints(max_length=200)] | int | float | None
+
+
+class ReportAnalgesicUse(Command):
+    """A patient's analgesic use in the past 7 days: days per drug on record (by the
+    drug's name as on record) and, optionally, another pain medicine."""
+
+    assignment_id: UUID
+    days: Annotated[dict[Annotated[str, Field(max_length=100)], HomeValue], Field(max_length=40)]
+    other_drug: HomeValue = None
+    other_class: HomeValue = None
+    other_days: HomeValue = None
+    other_dose_mg: HomeValue = None
+
+
+class ReportReturnToActivity(Command):
+    """Whether the patient has returned to work or sport, and when."""
+
+    assignment_id: UUID
+    activity: HomeValue = None
+    returned: HomeValue = None
+    returned_on: HomeValue | date = None
+
+
+class ReportPsfs(Command):
+    """A patient's PSFS: ratings item1 … item5 (0 to 10) and, when the episode has no
+    earlier PSFS, the activities named (activity1 … activity5)."""
+
+    assignment_id: UUID
+    ratings: Annotated[dict[Annotated[str, Field(max_length=16)], HomeValue], Field(max_length=5)]
+    activities: Annotated[
+        dict[Annotated[str, Field(max_length=16)], HomeValue], Field(max_length=5)
+    ] = {}

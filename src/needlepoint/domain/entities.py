@@ -337,6 +337,10 @@ class MedicationUse:
     created_at: datetime
     episode_id: UUID | None = None
     dose_mg: float | None = None
+    # Set when the patient reported it from home (issue 16): the questionnaire response it
+    # came with. That is its patient-reported provenance, as a response naming its
+    # measurement is a measurement's.
+    response_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,6 +197,8 @@ class AuditAction(StrEnum):
     QUESTIONNAIRE_SUBMITTED = "questionnaire.submitted"
     QUESTIONNAIRE_LINK_REQUESTED = "questionnaire.link_requested"
     QUESTIONNAIRE_REMINDER_QUEUED = "questionnaire.reminder_queued"
+    # analgesic use reported by the patient from home: analgesic-log entries, not a score
+    MEDICATION_REPORTED = "medication.patient_reported"
     MESSAGE_SENT = "outbox.message_sent"
     MESSAGE_FAILED = "outbox.message_failed"
     # the patient's own pages and kiosk mode (issue 16, second part)

@@ -21,6 +21,9 @@ class Score:
     taken_at: datetime
     score: float
     patient_reported: bool
+    words: str = ""
+    """What the answer was in words, where the number alone says little (return to work
+    or sport: "work: returned on …"; analgesic use: the days of each drug)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,8 @@ def progress_of(instrument: Instrument, scores: Sequence[Score]) -> Progress:
     words = threshold_words(instrument)
     if not ordered:
         summary = NOT_MEASURED
+    elif instrument.change == "event":
+        summary = f"Your latest answer: {ordered[-1].words or with_unit(ordered[-1].score, unit)}."
     elif len(ordered) == 1:
         summary = (
             f"Measured once: {with_unit(ordered[0].score, unit)} ({better} is better). "

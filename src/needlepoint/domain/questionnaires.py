@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain.catalogue import conditions, load_data
 from needlepoint.domain.enums import TimePoint
@@ -44,6 +45,10 @@ MAX_FOLLOW_UP_DAYS = 730
 """The latest follow-up a plan may ask for (two years after discharge)."""
 
 
+HomeForm = Literal["activities", "return_to_activity", "analgesic_log"]
+"""The form of a questionnaire whose context the patient gives (`domain.home_reports`)."""
+
+
 class _Defaults(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: str
@@ -54,18 +59,23 @@ class _Defaults(BaseModel):
     reminder_after_days: list[int]
     every_condition: dict[str, list[TimePoint]]
     self_report: list[str]
+    asked_with_context: dict[str, HomeForm] = {}
 
-    @field_validator("self_report")
-    @classmethod
-    def _answerable(cls, ids: list[str]) -> list[str]:
+    @model_validator(mode="after")
+    def _answerable(self) -> _Defaults:
         lib = library()
-        for iid in ids:
+        for iid in self.self_report:
             inst = lib.get(iid)
             if inst is None:
                 raise ValueError(f"questionnaire_schedule.yaml: unknown instrument {iid}")
+            if iid in self.asked_with_context:
+                continue
             if inst.recorded_as != "measurement" or inst.requires_context:
                 raise ValueError(f"questionnaire_schedule.yaml: {iid} is not self-reported")
-        return ids
+        stray = set(self.asked_with_context) - set(self.self_report)
+        if stray:
+            raise ValueError(f"questionnaire_schedule.yaml: not self-reported: {sorted(stray)}")
+        return self
 
 
 @cache
@@ -87,6 +97,13 @@ def self_report_instruments() -> list[Instrument]:
 def is_self_report(instrument_id: str) -> bool:
     """Whether a patient can answer this questionnaire alone on the patient's pages."""
     return instrument_id in defaults().self_report
+
+
+def home_form(instrument_id: str) -> HomeForm | None:
+    """The form of its own a questionnaire is answered on (its context given by the
+    patient: PSFS's activities, return to work or sport, the analgesic log), or None for
+    a questionnaire of items only."""
+    return defaults().asked_with_context.get(instrument_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,7 +203,8 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "medication",
                 mu.id,
                 f"Analgesic: {mu.drug}{dose}",
-                f"{mu.days_per_week} day(s) per week ({mu.drug_class.value})",
+                f"{mu.days_per_week} day(s) per week ({mu.drug_class.value})"
+                + (f" · {PATIENT_REPORTED}" if mu.response_id is not None else ""),
                 mu.episode_id,
             )
         )

@@ -360,6 +360,7 @@ medication_uses = sa.Table(
     _at("created_at"),
     _ref("episode_id", "episodes", nullable=True),
     sa.Column("dose_mg", sa.Float),
+    _ref("response_id", "questionnaire_responses", nullable=True),
     sa.Index(None, "patient_id"),
 )
 

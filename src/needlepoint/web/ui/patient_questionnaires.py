@@ -19,13 +19,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from needlepoint.actions import questionnaires
+from needlepoint.actions import home_reports, questionnaires
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.answer_wording import choices
-from needlepoint.domain.commands import SaveQuestionnaireAnswers
+from needlepoint.domain.commands import (
+    ReportAnalgesicUse,
+    ReportPsfs,
+    ReportReturnToActivity,
+    SaveQuestionnaireAnswers,
+)
+from needlepoint.domain.entities import QuestionnaireAssignment
 from needlepoint.domain.errors import DomainError, InvalidInput, NotFound, StaleVersion
+from needlepoint.domain.home_reports import DRUG_CLASS_WORDS, MAX_ACTIVITIES
 from needlepoint.domain.instruments import get as get_instrument
-from needlepoint.domain.questionnaires import LinkClosed
+from needlepoint.domain.questionnaires import LinkClosed, home_form
 from needlepoint.web.ui.forms import in_thread, submitted_form, templates
 
 router = APIRouter(include_in_schema=False)
@@ -81,11 +88,13 @@ def _questionnaire_page(
     status: int = 200,
 ) -> Response:
     forms = []
+    homes = home_reports.home_forms(_uow(request), token) if opened.due else {}
     for a, r in opened.due:
         inst = get_instrument(a.instrument_id)
-        shown = {k: str(v) for k, v in r.answers.items() if v is not None}
+        home = homes.get(a.id)
+        shown = {} if home else {k: str(v) for k, v in r.answers.items() if v is not None}
         shown.update((values or {}).get(a.id, {}))
-        forms.append({"assignment": a, "instrument": inst, "values": shown})
+        forms.append({"assignment": a, "instrument": inst, "values": shown, "home": home})
     return _page(
         request,
         "patient_questionnaire.html",
@@ -94,6 +103,7 @@ def _questionnaire_page(
         clinic_name=opened.clinic_name,
         forms=forms,
         choices=choices,
+        drug_class_words=DRUG_CLASS_WORDS,
         errors=errors or {},
         saved=saved,
     )
@@ -155,6 +165,8 @@ async def answer(request: Request, token: str) -> Response:
         mine = next((a for a, _r in opened.due if a.id == assignment_id), None)
         if mine is None:
             return RedirectResponse(f"/q/{token}", status_code=303)
+        if home_form(mine.instrument_id) is not None:
+            return _home_answer(request, token, opened, mine, form, address)
         inst = get_instrument(mine.instrument_id)
         answers, bad = _answers(form, inst.item_names)
         posted = {k: str(form.get(k, "")) for k in inst.item_names if form.get(k)}
@@ -211,6 +223,95 @@ def _save_and_send(
         except StaleVersion:
             if attempt == 2:
                 raise
+
+
+MAX_DRUGS = 40
+
+
+def _one(form: dict[str, Any], name: str) -> str:
+    raw = form.get(name)
+    return (raw[-1] if isinstance(raw, list) else str(raw or "")).strip()
+
+
+def _home_answer(
+    request: Request,
+    token: str,
+    opened: questionnaires.PatientQuestionnaires,
+    mine: QuestionnaireAssignment,
+    form: dict[str, Any],
+    address: str | None,
+) -> Response:
+    """Send one of the forms with their context (analgesic use, return to work or sport,
+    PSFS): sent in one go (not saved as the patient goes); an answer refused comes back
+    with the field named in plain words and nothing kept."""
+    kind = home_form(mine.instrument_id)
+    if not form.get("send"):
+        return RedirectResponse(f"/q/{token}", status_code=303)
+    drugs = {i: _one(form, f"drug-{i}") for i in range(1, MAX_DRUGS + 1) if _one(form, f"drug-{i}")}
+    posted = {k: _one(form, k) for k in form if k not in ("assignment", "send")}
+    uow = _uow(request)
+    try:
+        if kind == "analgesic_log":
+            home_reports.report_analgesic_use(
+                uow,
+                token,
+                ReportAnalgesicUse(
+                    assignment_id=mine.id,
+                    days={d: _one(form, f"days-{i}") or None for i, d in drugs.items()},
+                    other_drug=_one(form, "other_drug") or None,
+                    other_class=_one(form, "other_class") or None,
+                    other_days=_one(form, "other_days") or None,
+                    other_dose_mg=_one(form, "other_dose_mg") or None,
+                ),
+                address=address,
+            )
+        elif kind == "return_to_activity":
+            home_reports.report_return_to_activity(
+                uow,
+                token,
+                ReportReturnToActivity(
+                    assignment_id=mine.id,
+                    activity=_one(form, "activity") or None,
+                    returned=_one(form, "returned") or None,
+                    returned_on=_one(form, "returned_on") or None,
+                ),
+                address=address,
+            )
+        else:
+            n = range(1, MAX_ACTIVITIES + 1)
+            home_reports.report_psfs(
+                uow,
+                token,
+                ReportPsfs(
+                    assignment_id=mine.id,
+                    ratings={f"item{i}": _one(form, f"item{i}") or None for i in n},
+                    activities={f"activity{i}": _one(form, f"activity{i}") or None for i in n},
+                ),
+                address=address,
+            )
+    except LinkClosed as err:
+        return _closed(request, token, err)
+    except (InvalidInput, NotFound, ValidationError) as err:
+        field = getattr(err, "field", None) or "form"
+        detail = getattr(err, "detail", None) or "Please check your answers."
+        by_drug = {d: f"days-{i}" for i, d in drugs.items()}
+        key = (
+            by_drug.get(field.removeprefix("days."), field) if field.startswith("days.") else field
+        )
+        key = key.removeprefix("answers.")
+        words = detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
+        again = questionnaires.open_questionnaires(_uow(request), token, address=address)
+        return _questionnaire_page(
+            request,
+            token,
+            again,
+            values={mine.id: posted},
+            errors={f"home.{key}": words},
+            status=422,
+        )
+    except DomainError:
+        return RedirectResponse(f"/q/{token}", status_code=303)
+    return RedirectResponse(f"/q/{token}/thanks", status_code=303)
 
 
 def _plain(field: str, detail: str, names: list[str], labels: list[str]) -> str:

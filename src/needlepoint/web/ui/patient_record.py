@@ -11,6 +11,9 @@ says what a link opens); the clinician's pages are never reachable from it."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 
@@ -20,8 +23,11 @@ from fastapi.responses import RedirectResponse, Response
 from needlepoint.actions import accounts, patient_record
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain import clinic_time
+from needlepoint.domain.benefits import analgesic_course
 from needlepoint.domain.consent import get_template
+from needlepoint.domain.entities import Measurement, MedicationUse
 from needlepoint.domain.errors import DomainError
+from needlepoint.domain.home_reports import latest_per_drug
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.patient_progress import Score, progress
 from needlepoint.domain.questionnaires import LinkClosed
@@ -51,6 +57,33 @@ def _common(found: patient_record.OwnRecord, token: str) -> dict[str, Any]:
     return {"token": token, "clinic_name": found.clinic_name, "waiting": found.waiting}
 
 
+def _return_words(m: Measurement, day: Callable[[datetime], str]) -> str:
+    """A return to work or sport in words: "Work: returned on 11 February 2026"."""
+    ctx = m.context or {}
+    what = str(ctx.get("activity", "")).capitalize() or "Work or sport"
+    if not m.score:
+        return f"{what}: not yet returned"
+    on = ctx.get("returned_on")
+    when = day(datetime.combine(date.fromisoformat(str(on)), time(12), UTC)) if on else ""
+    return f"{what}: returned" + (f" on {when}" if when else "")
+
+
+def _analgesic_scores(medication: list[MedicationUse]) -> list[Score]:
+    """Drug-days a week on each day of the analgesic log (each drug's latest entry counts;
+    0 days = stopped), with each drug's days in words; sent by the patient when any entry
+    of that day came from home."""
+    points, _per_drug = analgesic_course(medication)
+    out: list[Score] = []
+    for p in points:
+        upto = [u for u in medication if u.recorded_on <= p.taken_at.date()]
+        words = ", ".join(f"{u.drug} {u.days_per_week} days a week" for u in latest_per_drug(upto))
+        mine = any(
+            u.response_id is not None for u in medication if u.recorded_on == p.taken_at.date()
+        )
+        out.append(Score(p.taken_at, p.score, mine, words))
+    return out
+
+
 @router.get("/q/{token}/progress", response_model=None)
 async def own_progress(request: Request, token: str) -> Response:
     """The patient's scores over time against each questionnaire's MCID, in words."""
@@ -66,12 +99,23 @@ async def own_progress(request: Request, token: str) -> Response:
             scores[m.instrument_id].append(
                 Score(m.taken_at, m.score, m.id in found.patient_reported)
             )
-        items = progress([get_instrument(i) for i in found.asked], scores)
+        day = lambda t: clinic_time.local_date(t, tz).strftime("%-d %B %Y")  # noqa: E731
+        for m in found.measurements:
+            if m.instrument_id == "return_to_activity":
+                scores[m.instrument_id] = [
+                    replace(s, words=_return_words(m, day)) if s.taken_at == m.taken_at else s
+                    for s in scores[m.instrument_id]
+                ]
+        scores["analgesic_use"] = _analgesic_scores(found.medication)
+        asked = list(found.asked)
+        if found.medication and "analgesic_use" not in asked:
+            asked.append("analgesic_use")
+        items = progress([get_instrument(i) for i in asked], scores)
         return _page(
             request,
             "patient_progress.html",
             items=items,
-            day=lambda t: clinic_time.local_date(t, tz).strftime("%-d %B %Y"),
+            day=day,
             **_common(found, token),
         )
 
