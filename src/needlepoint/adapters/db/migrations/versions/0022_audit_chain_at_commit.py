@@ -27,7 +27,7 @@ application links the chain itself. The table exists there too (one schema) but 
 empty.
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from alembic import op
 from needlepoint.domain.audit import GENESIS
 
 revision = "0022"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
