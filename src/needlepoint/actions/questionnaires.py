@@ -19,7 +19,8 @@ sent the link: the patient holds no account)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from needlepoint.actions.care_team import check_care_team
@@ -49,17 +50,18 @@ from needlepoint.domain.entities import (
     QuestionnaireResponse,
 )
 from needlepoint.domain.enums import AuditAction, LinkEnd, MessageKind, OutboxState
-from needlepoint.domain.episodes import ensure_open
-from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
+from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.instruments import validate_answers
 from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.questionnaires import (
     LinkClosed,
+    after_care_context,
     check_schedule,
     defaults,
     hash_link_token,
+    is_after_care,
     is_self_report,
     link_expiry,
     new_link_token,
@@ -622,7 +624,10 @@ def submit_questionnaire(
             id=uow.new_id(),
             clinic_id=link.clinic_id,
             patient_id=link.patient_id,
-            episode_id=a.episode_id if episode is not None and _is_open(episode) else None,
+            # The answer belongs to the episode it was asked for, open or closed: a
+            # follow-up after discharge is that episode's after-care value (marked in its
+            # context, see `_after_care`), never a clinician's edit of a closed episode.
+            episode_id=a.episode_id if episode is not None else None,
             instrument_id=a.instrument_id,
             instrument_version=scored.instrument_version,
             answers=scored.answers,
@@ -630,6 +635,7 @@ def submit_questionnaire(
             taken_at=now,
             recorded_by=link.issued_by,
             created_at=now,
+            context=_after_care(uow, a, episode, now),
         )
         uow.add(measurement)
         done = replace(a, completed_at=now, measurement_id=measurement.id, version=a.version + 1)
@@ -655,12 +661,20 @@ def submit_questionnaire(
     return measurement
 
 
-def _is_open(episode: Episode) -> bool:
-    try:
-        ensure_open(episode)
-    except RecordLocked:
-        return False
-    return True
+def _after_care(
+    uow: UnitOfWork, a: QuestionnaireAssignment, episode: Episode | None, now: datetime
+) -> dict[str, Any] | None:
+    """The context of an answer given after care (`domain.questionnaires.is_after_care`:
+    a follow-up, or an earlier questionnaire answered after the discharge day), in the
+    clinic's dates; None for an answer during care. Analyses of the episode's outcome up
+    to discharge leave such answers out; the after-care analysis reads them."""
+    if episode is None or episode.closed_on is None:
+        return None
+    clinic = uow.get(Clinic, a.clinic_id, a.clinic_id)
+    answered_on = local_date(now, zone(clinic.time_zone if clinic else "UTC"))
+    if not is_after_care(a.time_point, episode.closed_on, answered_on):
+        return None
+    return dict(after_care_context(episode.closed_on, a.due_on, answered_on))
 
 
 @action(
