@@ -412,6 +412,7 @@ class Snapshot:
             self.con.unregister("_arrow")
         self.built_in_s = time.perf_counter() - started
         self.loaded_in_s = data.loaded_in_s
+        self.as_of = data.as_of  # the day the records were read
 
     def _measurements(self) -> None:
         context = ", ".join(f"coalesce({c}, '') AS {c}" for c in _CONTEXT)

@@ -21,6 +21,8 @@ class Score:
     taken_at: datetime
     score: float
     patient_reported: bool
+    after_discharge: bool = False
+    """Given after the episode's discharge (a follow-up questionnaire)."""
 
 
 @dataclass(frozen=True, slots=True)

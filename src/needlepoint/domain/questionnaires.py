@@ -32,6 +32,7 @@ from needlepoint.domain.catalogue import conditions, load_data
 from needlepoint.domain.enums import TimePoint
 from needlepoint.domain.errors import DomainError, InvalidInput
 from needlepoint.domain.instruments import Instrument, library
+from needlepoint.domain.outcomes import RESERVED_CONTEXT
 
 TIME_POINT_ORDER = {tp: i for i, tp in enumerate(TimePoint)}
 TIME_POINT_WORDS = {
@@ -236,6 +237,9 @@ FOLLOW_UP_WINDOWS: tuple[tuple[str, int, int, int], ...] = (
 weeks, after discharge): label, the nominal day, and the days after discharge a
 follow-up's due day must fall in to count as that follow-up (product choices, not
 clinical thresholds: a plan's other follow-ups are kept but not in these two columns)."""
+
+
+assert (AFTER_DISCHARGE_DAYS, FOLLOW_UP_DAY) == RESERVED_CONTEXT  # one list of the keys
 
 
 def is_after_care(time_point: TimePoint, closed_on: date | None, answered_on: date) -> bool:

@@ -24,7 +24,7 @@ from needlepoint.domain.consent import get_template
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.patient_progress import Score, progress
-from needlepoint.domain.questionnaires import LinkClosed
+from needlepoint.domain.questionnaires import LinkClosed, after_care_days
 from needlepoint.web.pages import _current, _signed_out
 from needlepoint.web.ui.forms import (
     checked_form,
@@ -64,7 +64,12 @@ async def own_progress(request: Request, token: str) -> Response:
         for m in found.measurements:
             assert m.score is not None
             scores[m.instrument_id].append(
-                Score(m.taken_at, m.score, m.id in found.patient_reported)
+                Score(
+                    m.taken_at,
+                    m.score,
+                    m.id in found.patient_reported,
+                    after_discharge=after_care_days(m.context) is not None,
+                )
             )
         items = progress([get_instrument(i) for i in found.asked], scores)
         return _page(
