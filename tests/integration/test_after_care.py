@@ -87,9 +87,9 @@ def _answer_follow_up(
             base_url=BASE,
         ),
     )
-    assert done.message is not None and done.message.link_url is not None
+    assert done.message is not None
+    assert done.message.link_url is not None
     token = done.message.link_url.rsplit("/", 1)[-1]
-    later = SqlUnitOfWork(c.engine, lambda: at + timedelta(days=1))
     out = []
     for a in done.assignments:
         answers = _ndi(ndi) if a.instrument_id == "ndi" else {"item1": nprs}
@@ -103,7 +103,6 @@ def _answer_follow_up(
                 SqlUnitOfWork(c.engine, lambda: at + timedelta(days=1)), token, a.id
             )
         )
-    del later
     return out
 
 
@@ -154,7 +153,8 @@ def test_answers_after_discharge_leave_every_outcome_up_to_discharge_as_it_was(
     ndi = next(m for b in summary.benefits for m in b.measures if m.instrument_id == "ndi")
     assert (ndi.baseline, ndi.latest, ndi.administrations) == (60.0, 20.0, 2)
     assert [p.score for p in ndi.after_discharge] == [80.0]
-    assert ndi.responder is not None and ndi.responder.status == "responder"
+    assert ndi.responder is not None
+    assert ndi.responder.status == "responder"
 
 
 def test_the_after_care_analysis_counts_due_answered_and_kept_with_its_source(
@@ -162,7 +162,8 @@ def test_the_after_care_analysis_counts_due_answered_and_kept_with_its_source(
 ) -> None:
     _p, ep = _discharged(clinic)
     empty = _board(clinic).after_care
-    assert empty is not None and not empty.measured
+    assert empty is not None
+    assert not empty.measured
     rows = {(r.instrument_id, r.follow_up): r for r in empty.rows}
     # Both follow-ups are due (the records are read long after discharge + 91 days).
     assert (rows["ndi", "6 weeks"].due, rows["ndi", "6 weeks"].answered) == (1, 0)
@@ -174,14 +175,18 @@ def test_the_after_care_analysis_counts_due_answered_and_kept_with_its_source(
     # (7 → 6: 1 point, under 2 points and 30 %).
     _answer_follow_up(clinic, ep, ndi=1, nprs=6)
     board = _board(clinic).after_care
-    assert board is not None and board.measured
+    assert board is not None
+    assert board.measured
     rows = {(r.instrument_id, r.follow_up): r for r in board.rows}
     ndi, nprs = rows["ndi", "6 weeks"], rows["nprs", "6 weeks"]
     assert (ndi.due, ndi.answered, ndi.kept, ndi.rate) == (1, 1, 1, 1.0)
     assert (nprs.due, nprs.answered, nprs.kept, nprs.rate) == (1, 1, 0, 0.0)
-    assert ndi.ci_low is not None and 0 < ndi.ci_low < 1
-    assert ndi.source and nprs.source  # every threshold shows its source
-    assert "2" in nprs.threshold and "30 %" in nprs.threshold
+    assert ndi.ci_low is not None
+    assert 0 < ndi.ci_low < 1
+    assert ndi.source
+    assert nprs.source
+    assert "2" in nprs.threshold
+    assert "30 %" in nprs.threshold
     assert rows["ndi", "3 months"].status == "not measured"  # due, not answered
 
 
@@ -222,7 +227,8 @@ def test_a_follow_up_answer_moves_the_clinics_analytics_version(clinic: ClinicFi
     _answer_follow_up(clinic, ep, ndi=2, nprs=4)
     with clinic.engine.connect() as conn:
         after = read_mark(conn, clinic.owner.clinic_id)
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert after[0] > before[0]
 
 
@@ -242,3 +248,39 @@ def test_a_clinician_cannot_mark_a_value_as_after_care(clinic: ClinicFixture) ->
             ),
         )
     assert refused.value.field == "context.after_discharge_days"
+
+
+def test_the_api_and_the_analytics_page_show_after_care_with_not_measured_first(
+    clinic: ClinicFixture,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from needlepoint.actions.clinics import issue_operator_token
+    from needlepoint.analytics.dashboard import dashboards_of
+    from needlepoint.web.app import create_app
+
+    _p, ep = _discharged(clinic)
+    client = TestClient(create_app(clinic.engine, secret_key="after-care-" + "k" * 40))
+    token = issue_operator_token(clinic.uow(), clinic.clinician, "test", source="test")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def ready() -> dict[str, object]:
+        client.get("/api/v1/analytics/after-care", headers=auth)  # starts the refresh
+        assert dashboards_of(client.app.state).wait(120)  # type: ignore[attr-defined]
+        got = client.get("/api/v1/analytics/after-care", headers=auth)
+        assert got.status_code == 200, got.text
+        body: dict[str, object] = got.json()
+        return body
+
+    first = ready()
+    assert first["measured"] is False
+    rows = first["rows"]
+    assert isinstance(rows, list)
+    assert {r["status"] for r in rows} == {"not measured"}
+    assert {r["rate"] for r in rows} == {None}
+
+    _answer_follow_up(clinic, ep, ndi=1, nprs=6)
+    later = ready()  # the follow-up answer moved the version: a new snapshot
+    assert later["measured"] is True
+    six = {r["instrument_id"]: r for r in later["rows"] if r["follow_up"] == "6 weeks"}  # type: ignore[union-attr, index]
+    assert (six["ndi"]["answered"], six["ndi"]["due"], six["ndi"]["kept"]) == (1, 1, 1)

@@ -90,14 +90,11 @@ class AfterCare:
     rows: list[AfterCareRow]
     drugs: list[AfterCareDrugs]
     answers: int  # follow-up answers in the snapshot (all instruments)
-    as_of: date | None
+    as_of: date | None  # follow-ups due by this day count as due
+    measured: bool  # any follow-up answer or analgesic-log entry after discharge
     criterion: str = CRITERION
     due_rule: str = DUE_RULE
     drug_free_rule: str = DRUG_FREE_RULE
-
-    @property
-    def measured(self) -> bool:
-        return any(r.answered for r in self.rows) or any(d.logged for d in self.drugs)
 
 
 def _windows() -> pa.Table:
@@ -236,4 +233,10 @@ SELECT follow_up, count(*), count(*) FILTER (WHERE days = 0) FROM per_episode GR
     answers = int(con.execute("SELECT count(*) FROM after_care").fetchall()[0][0])
     con.unregister("ac_windows")
     con.unregister("ac_thresholds")
-    return AfterCare(rows=rows, drugs=drugs, answers=int(answers), as_of=as_of)
+    return AfterCare(
+        rows=rows,
+        drugs=drugs,
+        answers=answers,
+        as_of=as_of,
+        measured=any(r.answered for r in rows) or any(d.logged for d in drugs),
+    )
