@@ -35,14 +35,16 @@ from needlepoint.web.ui.forms import (
     submitted_form,
     to_login,
 )
-from needlepoint.web.ui.patient_questionnaires import _address, _closed, _page, _uow
+from needlepoint.web.ui.patient_questionnaires import _address, _closed, _page, _uow, in_sitting
 
 router = APIRouter(include_in_schema=False)
 
 
 def _own(request: Request, token: str) -> patient_record.OwnRecord | Response:
     try:
-        return patient_record.open_own_record(_uow(request), token, address=_address(request))
+        return patient_record.open_own_record(
+            _uow(request), token, address=_address(request), sitting=in_sitting(request, token)
+        )
     except LinkClosed as err:
         return _closed(request, token, err)
 
@@ -133,7 +135,11 @@ async def withdraw(request: Request, token: str) -> Response:
             return RedirectResponse(f"/q/{token}/consent", 303)
         try:
             patient_record.withdraw_own_consent(
-                _uow(request), token, consent_id, address=_address(request)
+                _uow(request),
+                token,
+                consent_id,
+                address=_address(request),
+                sitting=in_sitting(request, token),
             )
         except LinkClosed as err:
             return _closed(request, token, err)
