@@ -286,21 +286,7 @@ def revoke_questionnaire_link(uow: UnitOfWork, actor: Actor, link_id: UUID) -> Q
         check_care_team(uow, actor, user, link.patient_id)
         if link.ended_at is not None:
             raise InvalidInput("the link no longer opens", field="link_id")
-        now = uow.now()
-        ended = replace(link, ended_at=now, ended_because=LinkEnd.REVOKED, version=link.version + 1)
-        uow.replace(link, ended)
-        for m in uow.list_by(OutboxMessage, actor.clinic_id, link_id=link.id):
-            if m.state is OutboxState.PENDING:
-                uow.replace(
-                    m,
-                    replace(
-                        m,
-                        state=OutboxState.FAILED,
-                        last_error="the link was revoked before it was sent",
-                        link_url=None,
-                        version=m.version + 1,
-                    ),
-                )
+        ended = _end_link(uow, link, uow.now())
         audit(
             uow,
             actor,
@@ -312,6 +298,69 @@ def revoke_questionnaire_link(uow: UnitOfWork, actor: Actor, link_id: UUID) -> Q
             patient_id=link.patient_id,
         )
         uow.commit()
+    return ended
+
+
+@action(Permission.RECORD_MEASUREMENT, AuditAction.QUESTIONNAIRE_CANCELLED)
+def cancel_questionnaire(
+    uow: UnitOfWork, actor: Actor, assignment_id: UUID
+) -> QuestionnaireAssignment:
+    """The clinic withdraws a questionnaire the patient has not answered: it is no longer
+    pending or overdue, not reminded, not opened by the patient's link, and left out of
+    the completion rates. One answered (or already withdrawn) is refused, naming why.
+    When nothing is left for the patient to answer, their open link ends (revoked) and
+    its unsent e-mail is not sent."""
+    with uow:
+        user = authorize(uow, actor, Permission.RECORD_MEASUREMENT)
+        a = load(uow, QuestionnaireAssignment, assignment_id, actor, field="assignment_id")
+        check_care_team(uow, actor, user, a.patient_id)
+        if a.completed_at is not None:
+            raise InvalidInput(
+                "the patient already answered this questionnaire: an answer is kept, not withdrawn",
+                field="assignment_id",
+            )
+        if a.cancelled_at is not None:
+            raise InvalidInput("this questionnaire is already withdrawn", field="assignment_id")
+        now = uow.now()
+        cancelled = replace(a, cancelled_at=now, version=a.version + 1)
+        uow.replace(a, cancelled)
+        patient = load(uow, Patient, a.patient_id, actor, field="assignment_id")
+        ended: list[Entity] = []
+        if not _pending(uow, patient):
+            for link in uow.list_by(QuestionnaireLink, actor.clinic_id, patient_id=patient.id):
+                if link.ended_at is None:
+                    ended.append(_end_link(uow, link, now))
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.QUESTIONNAIRE_CANCELLED,
+            cancelled,
+            before=[a],
+            after=[cancelled, *ended],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return cancelled
+
+
+def _end_link(uow: UnitOfWork, link: QuestionnaireLink, now: datetime) -> QuestionnaireLink:
+    """End a link as revoked by the clinic (it stops opening at once; its unsent e-mail
+    is not sent), in the caller's transaction."""
+    ended = replace(link, ended_at=now, ended_because=LinkEnd.REVOKED, version=link.version + 1)
+    uow.replace(link, ended)
+    for m in uow.list_by(OutboxMessage, link.clinic_id, link_id=link.id):
+        if m.state is OutboxState.PENDING:
+            uow.replace(
+                m,
+                replace(
+                    m,
+                    state=OutboxState.FAILED,
+                    last_error="the link was revoked before it was sent",
+                    link_url=None,
+                    version=m.version + 1,
+                ),
+            )
     return ended
 
 

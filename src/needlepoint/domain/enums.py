@@ -197,6 +197,7 @@ class AuditAction(StrEnum):
     QUESTIONNAIRE_SUBMITTED = "questionnaire.submitted"
     QUESTIONNAIRE_LINK_REQUESTED = "questionnaire.link_requested"
     QUESTIONNAIRE_REMINDER_QUEUED = "questionnaire.reminder_queued"
+    QUESTIONNAIRE_CANCELLED = "questionnaire.cancelled"
     MESSAGE_SENT = "outbox.message_sent"
     MESSAGE_FAILED = "outbox.message_failed"
     # the patient's own pages and kiosk mode (issue 16, second part)
