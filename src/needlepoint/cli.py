@@ -195,7 +195,8 @@ def generate(
         )
         console.print(
             f"patients answered {answered.submitted} of {answered.asked} questionnaires "
-            f"({answered.reminders} reminders, {answered.episodes} episodes)"
+            f"({answered.reminders} reminders, {answered.episodes} episodes; after discharge "
+            f"{answered.follow_ups_submitted} of {answered.follow_ups_asked})"
         )
     elapsed = time.perf_counter() - started
     console.print(

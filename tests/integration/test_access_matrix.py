@@ -19,7 +19,15 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from needlepoint.actions import adverse_events, consent, episodes, patients, screening, sessions
+from needlepoint.actions import (
+    adverse_events,
+    consent,
+    episodes,
+    patients,
+    questionnaires,
+    screening,
+    sessions,
+)
 from needlepoint.actions.accounts import begin_mfa_enrolment, confirm_mfa_enrolment
 from needlepoint.actions.clinics import issue_operator_token, register_user
 from needlepoint.actions.context import Actor
@@ -27,7 +35,13 @@ from needlepoint.adapters.db.tables import api_tokens, mfa_secrets, users
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.passwords import hash_api_token, hash_password
 from needlepoint.adapters.totp import code_at
-from needlepoint.domain.commands import MfaCode, RecordAdverseEvent, RegisterUser, SignSession
+from needlepoint.domain.commands import (
+    AssignQuestionnaires,
+    MfaCode,
+    RecordAdverseEvent,
+    RegisterUser,
+    SignSession,
+)
 from needlepoint.domain.entities import Consent, Episode, Patient, Session, User
 from needlepoint.domain.enums import Role
 from needlepoint.domain.errors import RecordLocked
@@ -86,6 +100,7 @@ class Records:
     token_id: uuid.UUID
     consent: Consent
     adverse_event_id: uuid.UUID  # recorded after the session, on the signed note
+    assignment_id: uuid.UUID  # a questionnaire the patient has not answered yet
 
     def ids(self) -> dict[str, Any]:
         return {
@@ -95,6 +110,7 @@ class Records:
             "token_id": self.token_id,
             "consent_id": self.consent.id,
             "adverse_event_id": self.adverse_event_id,
+            "assignment_id": self.assignment_id,
             **REFERENCE_DATA,
         }
 
@@ -124,7 +140,22 @@ def make_records(c: ClinicFixture, family_name: str) -> Records:
         c.as_owner,
         RecordAdverseEvent(session_id=signed.id, **LATE_EVENT),
     )
-    return Records(c, patient, episode, draft, signed, token_of(c.clinician), given, late.id)
+    asked = questionnaires.assign_questionnaires(
+        c.uow(),
+        c.as_owner,
+        AssignQuestionnaires(episode_id=episode.id, instrument_ids=["nprs"], send=False),
+    )
+    return Records(
+        c,
+        patient,
+        episode,
+        draft,
+        signed,
+        token_of(c.clinician),
+        given,
+        late.id,
+        asked.assignments[0].id,
+    )
 
 
 LATE_EVENT: dict[str, Any] = {

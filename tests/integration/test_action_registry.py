@@ -902,6 +902,13 @@ def _(w: World) -> Call:
     return lambda uow, actor: questionnaires.revoke_questionnaire_link(uow, actor, done.link.id)
 
 
+@scenario("questionnaires.cancel_questionnaire", A.QUESTIONNAIRE_CANCELLED)
+def _(w: World) -> Call:
+    done, _token = _questionnaire_sent(w)
+    a = done.assignments[0].id
+    return lambda uow, actor: questionnaires.cancel_questionnaire(uow, actor, a)
+
+
 @scenario("questionnaires.queue_reminder", A.QUESTIONNAIRE_REMINDER_QUEUED)
 def _(w: World) -> Call:
     done, _token = _questionnaire_sent(w, days_ago=4)

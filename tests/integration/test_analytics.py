@@ -259,6 +259,7 @@ def test_the_analytics_page_shows_everything_for_a_generated_clinic(
         "Analgesic use",
         "opioids",
         "Adverse-event surveillance",
+        "After care: 6 weeks and 3 months after discharge",
         "Brady",
         "Boyce",
         "AUC",

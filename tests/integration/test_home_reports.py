@@ -486,7 +486,7 @@ def test_the_default_plan_asks_analgesics_and_return_at_discharge_and_the_answer
         token,
         ReportAnalgesicUse(assignment_id=by_id["analgesic_use"].id, days={"Ibuprofen": 0}),
     )
-    assert uses[0].episode_id is None  # a closed episode takes no new records
+    assert uses[0].episode_id == ep.id  # the episode it was asked for, though closed
     assert uses[0].recorded_on == closed.closed_on
     home_reports.report_return_to_activity(
         _uow(clinic),

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine
+from needlepoint.analytics import dataset as datasets
 from needlepoint.analytics.completion import completion
+from needlepoint.analytics.dashboard import compute
 from needlepoint.cli import app
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.queries.reader import open_reader
@@ -55,6 +57,39 @@ def test_reminders_raise_the_completion_rate(engine: sa.Engine) -> None:
     with_reminders, _k2, _n2 = _rate(engine, reminders=True)
     assert asked > 20
     assert with_reminders > without
+
+
+def test_every_time_point_is_asked_even_after_one_went_unanswered(engine: sa.Engine) -> None:
+    """Both follow-ups after discharge are asked of every episode whose days have come,
+    answered at the response rate, whatever happened at intake: the after-care analysis
+    then has answers to show."""
+    today = datetime.now(UTC).date()
+    seed = random.SystemRandom().randrange(10**6, 10**9)
+    made = generate_clinic(engine, patients_count=30, seed=seed, anchor=today)
+    done = simulate_responses(
+        engine, made.clinic_id, seed=seed, until=today, answer_rate=0.55, reminders=False
+    )
+    a = t.questionnaire_assignments
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(a.c.episode_id, a.c.time_point, a.c.completed_at).where(
+                a.c.clinic_id == made.clinic_id
+            )
+        ).all()
+    unanswered_intake = {
+        r.episode_id for r in rows if r.time_point == "intake" and not r.completed_at
+    }
+    asked_later = {r.episode_id for r in rows if r.time_point in ("discharge", "follow_up")}
+    assert unanswered_intake & asked_later  # asked again after an unanswered time point
+    follow_ups = [r for r in rows if r.time_point == "follow_up"]
+    assert done.follow_ups_asked == len(follow_ups) > 0
+    assert 0 < done.follow_ups_submitted == sum(1 for r in follow_ups if r.completed_at)
+    assert done.follow_ups_submitted < done.follow_ups_asked  # at the rate, not all
+    with open_reader(engine, made.clinic_id, Role.OWNER, made.owner_id) as r:
+        board, _fitted = compute(datasets.load(r))
+    assert board.after_care is not None
+    assert board.after_care.measured
+    assert board.after_care.answers == done.follow_ups_submitted
 
 
 def test_the_shares_are_checked() -> None:

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from needlepoint.actions.questionnaires import (
     PATIENT_SOURCE,
-    _is_open,
+    _after_care,
     _open_link,
     _own_assignment,
     _pending,
@@ -240,7 +240,8 @@ def _measurement(
     uow: UnitOfWork, o: _Opened, answers: dict[str, Any], context: dict[str, Any]
 ) -> Measurement:
     """The measurement of a submitted form, scored by the instrument's code, filed under
-    the episode while it is open (as `submit_questionnaire` files it)."""
+    the episode it was asked for, open or closed, an answer after care marked so in its
+    context (as `submit_questionnaire` files it)."""
     a = o.assignment
     scored = score_submission(a.instrument_id, answers, context)
     now = uow.now()
@@ -248,12 +249,12 @@ def _measurement(
         id=uow.new_id(),
         clinic_id=a.clinic_id,
         patient_id=a.patient_id,
-        episode_id=a.episode_id if _is_open(o.episode) else None,
+        episode_id=a.episode_id,
         instrument_id=a.instrument_id,
         instrument_version=scored.instrument_version,
         answers=scored.answers,
         score=scored.score,
-        context=context,
+        context={**context, **(_after_care(uow, a, o.episode, now) or {})},
         taken_at=now,
         recorded_by=o.link.issued_by,
         created_at=now,
@@ -298,7 +299,9 @@ def report_analgesic_use(
                 recorded_on=o.today,
                 recorded_by=o.link.issued_by,
                 created_at=now,
-                episode_id=a.episode_id if _is_open(o.episode) else None,
+                # the episode's, open or closed: the analyses tell entries after
+                # discharge by their date (`analytics.dataset`: after care)
+                episode_id=a.episode_id,
                 dose_mg=r.dose_mg,
                 response_id=submitted.id,
             )

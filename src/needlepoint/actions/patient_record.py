@@ -5,9 +5,12 @@ patient in the clinic (`start_kiosk`).
 
 What a link opens for reading: a link opens the patient's own progress and consent while
 it is valid (not expired, not revoked by the clinic, not superseded by a newer link). A
-link that ended by use (every questionnaire sent) still opens these pages until it
-expires, so that the patient sees their progress right after answering; it opens no
-questionnaire. Every access is audited with the source `patient-link`.
+link that ended by use (every questionnaire sent) opens them only in the sitting in which
+the patient sent the last answers: for `SITTING` after it ended, and only in the browser
+that sent them (the web layer proves that with a signed cookie and says so with
+`sitting=True`); opened later, or elsewhere, it is a used link ("this link has been
+used", with the way to ask for a new one). Every access is audited with the source
+`patient-link`.
 
 Withdrawal: the patient withdraws every consent in force; the consent is marked
 withdrawn at that moment (the same field a clinician's withdrawal sets), so the existing
@@ -49,14 +52,20 @@ from needlepoint.domain.questionnaires import (
 )
 from needlepoint.ports import ConnectedUnitOfWork, UnitOfWork
 
+SITTING = timedelta(minutes=30)
+"""How long after the last answer the patient may still read their progress and consent
+through a used link, in the browser that sent the answers."""
 KIOSK_VALID = timedelta(hours=2)
 """A kiosk link (the clinic's tablet) works for two hours, never by e-mail."""
 WITHDRAWN_MESSAGE = "A patient withdrew their consent to dry needling through their link."
 
 
-def _link_for_reading(uow: ConnectedUnitOfWork, token: str) -> QuestionnaireLink:
-    """The link of this token for the patient's own pages: open, or ended by use and not
-    expired; LinkClosed otherwise."""
+def _link_for_reading(
+    uow: ConnectedUnitOfWork, token: str, *, sitting: bool = False
+) -> QuestionnaireLink:
+    """The link of this token for the patient's own pages: open; or ended by use less
+    than `SITTING` ago, when the caller proved the request comes from the sitting that
+    used it (`sitting`); LinkClosed otherwise."""
     with uow.engine.connect() as conn:
         found = find_link(conn, hash_link_token(token))
     if found is None:
@@ -64,8 +73,12 @@ def _link_for_reading(uow: ConnectedUnitOfWork, token: str) -> QuestionnaireLink
     link = uow.get(QuestionnaireLink, found.id, found.clinic_id)
     if link is None:
         raise LinkClosed("unknown")
-    if link.ended_at is not None and link.ended_because is not LinkEnd.USED:
-        raise LinkClosed(str(link.ended_because or LinkEnd.REVOKED), link=link)
+    if link.ended_at is not None:
+        in_sitting = (
+            link.ended_because is LinkEnd.USED and sitting and uow.now() < link.ended_at + SITTING
+        )
+        if not in_sitting:
+            raise LinkClosed(str(link.ended_because or LinkEnd.REVOKED), link=link)
     if uow.now() >= link.expires_at:
         raise LinkClosed("expired", link=link)
     return link
@@ -95,11 +108,12 @@ class OwnRecord:
     unauthenticated="a patient, identified by the link's token",
 )
 def open_own_record(
-    uow: ConnectedUnitOfWork, token: str, *, address: str | None = None
+    uow: ConnectedUnitOfWork, token: str, *, address: str | None = None, sitting: bool = False
 ) -> OwnRecord:
-    """The patient's own progress and consents, through their link. Audited."""
+    """The patient's own progress and consents, through their link (a used one only in
+    the sitting that used it: see the module). Audited."""
     with uow:
-        link = _link_for_reading(uow, token)
+        link = _link_for_reading(uow, token, sitting=sitting)
         patient = uow.get(Patient, link.patient_id, link.clinic_id)
         clinic = uow.get(Clinic, link.clinic_id, link.clinic_id)
         if patient is None or clinic is None:
@@ -144,12 +158,17 @@ def open_own_record(
     unauthenticated="a patient, identified by the link's token",
 )
 def withdraw_own_consent(
-    uow: ConnectedUnitOfWork, token: str, consent_id: UUID, *, address: str | None = None
+    uow: ConnectedUnitOfWork,
+    token: str,
+    consent_id: UUID,
+    *,
+    address: str | None = None,
+    sitting: bool = False,
 ) -> Consent:
     """The patient withdraws their consent to dry needling: marked withdrawn now (no
     needling from this moment), the clinician who recorded it notified. Audited."""
     with uow:
-        link = _link_for_reading(uow, token)
+        link = _link_for_reading(uow, token, sitting=sitting)
         consent = uow.get(Consent, consent_id, link.clinic_id)
         if consent is None or consent.patient_id != link.patient_id:
             raise NotFound("no such consent of yours", field="consent_id")

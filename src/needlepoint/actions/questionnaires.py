@@ -19,7 +19,8 @@ sent the link: the patient holds no account)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from needlepoint.actions.care_team import check_care_team
@@ -49,8 +50,7 @@ from needlepoint.domain.entities import (
     QuestionnaireResponse,
 )
 from needlepoint.domain.enums import AuditAction, LinkEnd, MessageKind, OutboxState
-from needlepoint.domain.episodes import ensure_open
-from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
+from needlepoint.domain.errors import InvalidInput, NotFound
 from needlepoint.domain.home_reports import check_plain_form
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.instruments import validate_answers
@@ -58,9 +58,11 @@ from needlepoint.domain.outcomes import score_submission
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.questionnaires import (
     LinkClosed,
+    after_care_context,
     check_schedule,
     defaults,
     hash_link_token,
+    is_after_care,
     is_self_report,
     link_expiry,
     new_link_token,
@@ -285,21 +287,7 @@ def revoke_questionnaire_link(uow: UnitOfWork, actor: Actor, link_id: UUID) -> Q
         check_care_team(uow, actor, user, link.patient_id)
         if link.ended_at is not None:
             raise InvalidInput("the link no longer opens", field="link_id")
-        now = uow.now()
-        ended = replace(link, ended_at=now, ended_because=LinkEnd.REVOKED, version=link.version + 1)
-        uow.replace(link, ended)
-        for m in uow.list_by(OutboxMessage, actor.clinic_id, link_id=link.id):
-            if m.state is OutboxState.PENDING:
-                uow.replace(
-                    m,
-                    replace(
-                        m,
-                        state=OutboxState.FAILED,
-                        last_error="the link was revoked before it was sent",
-                        link_url=None,
-                        version=m.version + 1,
-                    ),
-                )
+        ended = _end_link(uow, link, uow.now())
         audit(
             uow,
             actor,
@@ -311,6 +299,69 @@ def revoke_questionnaire_link(uow: UnitOfWork, actor: Actor, link_id: UUID) -> Q
             patient_id=link.patient_id,
         )
         uow.commit()
+    return ended
+
+
+@action(Permission.RECORD_MEASUREMENT, AuditAction.QUESTIONNAIRE_CANCELLED)
+def cancel_questionnaire(
+    uow: UnitOfWork, actor: Actor, assignment_id: UUID
+) -> QuestionnaireAssignment:
+    """The clinic withdraws a questionnaire the patient has not answered: it is no longer
+    pending or overdue, not reminded, not opened by the patient's link, and left out of
+    the completion rates. One answered (or already withdrawn) is refused, naming why.
+    When nothing is left for the patient to answer, their open link ends (revoked) and
+    its unsent e-mail is not sent."""
+    with uow:
+        user = authorize(uow, actor, Permission.RECORD_MEASUREMENT)
+        a = load(uow, QuestionnaireAssignment, assignment_id, actor, field="assignment_id")
+        check_care_team(uow, actor, user, a.patient_id)
+        if a.completed_at is not None:
+            raise InvalidInput(
+                "the patient already answered this questionnaire: an answer is kept, not withdrawn",
+                field="assignment_id",
+            )
+        if a.cancelled_at is not None:
+            raise InvalidInput("this questionnaire is already withdrawn", field="assignment_id")
+        now = uow.now()
+        cancelled = replace(a, cancelled_at=now, version=a.version + 1)
+        uow.replace(a, cancelled)
+        patient = load(uow, Patient, a.patient_id, actor, field="assignment_id")
+        ended: list[Entity] = []
+        if not _pending(uow, patient):
+            for link in uow.list_by(QuestionnaireLink, actor.clinic_id, patient_id=patient.id):
+                if link.ended_at is None:
+                    ended.append(_end_link(uow, link, now))
+        audit(
+            uow,
+            actor,
+            actor.clinic_id,
+            AuditAction.QUESTIONNAIRE_CANCELLED,
+            cancelled,
+            before=[a],
+            after=[cancelled, *ended],
+            patient_id=patient.id,
+        )
+        uow.commit()
+    return cancelled
+
+
+def _end_link(uow: UnitOfWork, link: QuestionnaireLink, now: datetime) -> QuestionnaireLink:
+    """End a link as revoked by the clinic (it stops opening at once; its unsent e-mail
+    is not sent), in the caller's transaction."""
+    ended = replace(link, ended_at=now, ended_because=LinkEnd.REVOKED, version=link.version + 1)
+    uow.replace(link, ended)
+    for m in uow.list_by(OutboxMessage, link.clinic_id, link_id=link.id):
+        if m.state is OutboxState.PENDING:
+            uow.replace(
+                m,
+                replace(
+                    m,
+                    state=OutboxState.FAILED,
+                    last_error="the link was revoked before it was sent",
+                    link_url=None,
+                    version=m.version + 1,
+                ),
+            )
     return ended
 
 
@@ -625,7 +676,10 @@ def submit_questionnaire(
             id=uow.new_id(),
             clinic_id=link.clinic_id,
             patient_id=link.patient_id,
-            episode_id=a.episode_id if episode is not None and _is_open(episode) else None,
+            # The answer belongs to the episode it was asked for, open or closed: a
+            # follow-up after discharge is that episode's after-care value (marked in its
+            # context, see `_after_care`), never a clinician's edit of a closed episode.
+            episode_id=a.episode_id if episode is not None else None,
             instrument_id=a.instrument_id,
             instrument_version=scored.instrument_version,
             answers=scored.answers,
@@ -633,6 +687,7 @@ def submit_questionnaire(
             taken_at=now,
             recorded_by=link.issued_by,
             created_at=now,
+            context=_after_care(uow, a, episode, now),
         )
         uow.add(measurement)
         done = replace(a, completed_at=now, measurement_id=measurement.id, version=a.version + 1)
@@ -658,12 +713,20 @@ def submit_questionnaire(
     return measurement
 
 
-def _is_open(episode: Episode) -> bool:
-    try:
-        ensure_open(episode)
-    except RecordLocked:
-        return False
-    return True
+def _after_care(
+    uow: UnitOfWork, a: QuestionnaireAssignment, episode: Episode | None, now: datetime
+) -> dict[str, Any] | None:
+    """The context of an answer given after care (`domain.questionnaires.is_after_care`:
+    a follow-up, or an earlier questionnaire answered after the discharge day), in the
+    clinic's dates; None for an answer during care. Analyses of the episode's outcome up
+    to discharge leave such answers out; the after-care analysis reads them."""
+    if episode is None or episode.closed_on is None:
+        return None
+    clinic = uow.get(Clinic, a.clinic_id, a.clinic_id)
+    answered_on = local_date(now, zone(clinic.time_zone if clinic else "UTC"))
+    if not is_after_care(a.time_point, episode.closed_on, answered_on):
+        return None
+    return dict(after_care_context(episode.closed_on, a.due_on, answered_on))
 
 
 @action(

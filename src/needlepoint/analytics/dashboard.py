@@ -23,6 +23,7 @@ from needlepoint.adapters.db.engine import scope_to_clinic
 from needlepoint.adapters.spreadsheets import csv_text
 from needlepoint.analytics import charts
 from needlepoint.analytics import dataset as datasets
+from needlepoint.analytics.after_care import AfterCare, after_care
 from needlepoint.analytics.evidence import CONTEXT_NOTE, PooledEffect, pooled_effects
 from needlepoint.analytics.medication import MedicationRow, medication
 from needlepoint.analytics.practitioners import PractitionerModel
@@ -87,6 +88,8 @@ class Dashboard:
     # (questionnaires, issue 16): the provenance of the figures above.
     measurements: int = 0
     patient_reported: int = 0
+    # What patients report after discharge (follow-ups; `analytics.after_care`).
+    after_care: AfterCare | None = None
 
 
 @dataclass
@@ -148,6 +151,8 @@ def compute(
     meds = medication(ws)
     adverse = safety(ws)
     lap("medication and safety")
+    later = after_care(ws, ws.snapshot.as_of or datetime.now(UTC).date())
+    lap("after care")
     evidence = pooled_effects()
     overall = {r.benefit: r for r in table if r.dimension == "overall"}
     tiles = []
@@ -191,6 +196,7 @@ def compute(
             timings_s=timings,
             measurements=int(measured),
             patient_reported=int(from_home),
+            after_care=later,
         ),
         fitted,
     )

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
@@ -30,11 +31,43 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.permissions import Permission
+from needlepoint.domain.questionnaires import AFTER_DISCHARGE_DAYS, FOLLOW_UP_DAY
 from needlepoint.queries.outcomes import SIGNED_ONLY, counts_toward_outcomes
 from needlepoint.queries.reader import Reader
 
 _TS = pa.timestamp("us")
 _CONTEXT = ("joint", "movement", "side", "site", "location")  # measurement context keys
+
+AFTER_CARE = pa.schema(
+    [
+        ("episode_id", pa.string()),
+        ("instrument_id", pa.string()),
+        ("score", pa.float64()),
+        ("taken_at", _TS),
+        ("after_discharge_days", pa.int32()),  # days from discharge to the answer
+        ("follow_up_day", pa.int32()),  # the follow-up it was asked for (days after)
+        ("patient_reported", pa.int8()),
+    ]
+)
+"""Patients' answers given after care (`domain.questionnaires.is_after_care`)."""
+MEDICATION = pa.schema(
+    [
+        ("episode_id", pa.string()),
+        ("drug", pa.string()),
+        ("drug_class", pa.string()),
+        ("days_per_week", pa.int64()),
+        ("recorded_on", pa.date32()),
+        ("created_at", _TS),
+    ]
+)
+"""The analgesic log's analysed columns."""
+
+
+_AFTER_CARE_TABLES = ("after_care", "after_care_medication")
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +85,12 @@ class Dataset:
     medication: pa.Table  # episode_id drug drug_class days_per_week recorded_on created_at
     adverse_events: pa.Table  # session_id kind severity
     loaded_in_s: float = 0.0
+    # Patients' answers given after care (issue 16: follow-ups after discharge), kept
+    # apart from `measurements` so that every outcome "up to discharge" stays so.
+    after_care: pa.Table = field(default_factory=lambda: _empty(AFTER_CARE))
+    # Analgesic-log entries dated after the episode's discharge, likewise.
+    after_care_medication: pa.Table = field(default_factory=lambda: _empty(MEDICATION))
+    as_of: date | None = None  # the day the records were read (UTC)
 
     def tables(self) -> dict[str, pa.Table]:
         """The tables by name, for registering with DuckDB."""
@@ -64,6 +103,8 @@ class Dataset:
             "measurements": self.measurements,
             "medication": self.medication,
             "adverse_events": self.adverse_events,
+            "after_care": self.after_care,
+            "after_care_medication": self.after_care_medication,
         }
 
 
@@ -85,7 +126,9 @@ def integer_keys(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     out = dict(tables)
     out["episodes"] = numbered(tables["episodes"], "episode_id")
     out["sessions"] = keyed(numbered(tables["sessions"], "session_id"), "episode_id", episode_ids)
-    for name in ("plan", "techniques", "measurements", "medication"):
+    for name in ("plan", "techniques", "measurements", "medication", *_AFTER_CARE_TABLES):
+        if name not in out:
+            continue
         out[name] = keyed(out[name], "episode_id", episode_ids)
     for name in ("measurements", "sites", "adverse_events"):
         out[name] = keyed(out[name], "session_id", session_ids)
@@ -135,7 +178,8 @@ def _column(values: list[Any], kind: pa.DataType, dialect: str) -> pa.Array:
 
 def _context_columns(table: pa.Table) -> pa.Table:
     """The measurements' context (JSON text with few distinct values) as one text column per
-    key of `_CONTEXT`: each distinct text is decoded once, not each row in the database."""
+    key of `_CONTEXT`, and the after-care marks (`AFTER_DISCHARGE_DAYS`, `FOLLOW_UP_DAY`)
+    as integer columns: each distinct text is decoded once, not each row in the database."""
     coded = pc.dictionary_encode(table["context"]).combine_chunks()
     decoded = [json.loads(text) for text in coded.dictionary.to_pylist()]
     out = table.drop_columns(["context"])
@@ -143,7 +187,28 @@ def _context_columns(table: pa.Table) -> pa.Table:
         values = [c.get(key) if isinstance(c, dict) else None for c in decoded]
         text = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
         out = out.append_column(key, pa.array(text, pa.string()).take(coded.indices))
+    for key, name in (
+        (AFTER_DISCHARGE_DAYS, "after_discharge_days"),
+        (FOLLOW_UP_DAY, "follow_up_day"),
+    ):
+        ints = [_int(c.get(key)) if isinstance(c, dict) else None for c in decoded]
+        out = out.append_column(name, pa.array(ints, pa.int32()).take(coded.indices))
     return out
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _split_after_care(measurements: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The measurements taken during care (what every outcome up to discharge reads) and
+    the patients' answers given after care, apart."""
+    after = pc.is_valid(measurements["after_discharge_days"])
+    in_care = measurements.filter(pc.invert(after)).drop_columns(
+        ["after_discharge_days", "follow_up_day"]
+    )
+    later = measurements.filter(after).select(AFTER_CARE.names).cast(AFTER_CARE)
+    return in_care, later
 
 
 def _schema(**fields: pa.DataType) -> pa.Schema:
@@ -264,9 +329,13 @@ def load(reader: Reader) -> Dataset:
         ),
         d,
     )
-    measurements = _context_columns(measurements)
+    measurements, after_care = _split_after_care(_context_columns(measurements))
     mu = t.medication_uses
-    medication = _fetch(
+    # An entry dated after its episode's discharge is an after-care entry (analysed apart).
+    after_discharge = sa.case(
+        (sa.and_(e.c.closed_on.is_not(None), mu.c.recorded_on > e.c.closed_on), 1), else_=0
+    ).label("after_care")
+    logged = _fetch(
         conn,
         sa.select(
             _text(mu.c.episode_id),
@@ -275,17 +344,16 @@ def load(reader: Reader) -> Dataset:
             mu.c.days_per_week,
             _raw(mu.c.recorded_on, d),
             _raw(mu.c.created_at, d),
-        ).where(mu.c.clinic_id == clinic, mu.c.episode_id.is_not(None)),
-        _schema(
-            episode_id=pa.string(),
-            drug=pa.string(),
-            drug_class=pa.string(),
-            days_per_week=pa.int64(),
-            recorded_on=pa.date32(),
-            created_at=_TS,
-        ),
+            after_discharge,
+        )
+        .join(e, e.c.id == mu.c.episode_id)
+        .where(mu.c.clinic_id == clinic, mu.c.episode_id.is_not(None)),
+        MEDICATION.append(pa.field("after_care", pa.int8())),
         d,
     )
+    later = pc.equal(logged["after_care"], 1)
+    medication = logged.filter(pc.invert(later)).drop_columns(["after_care"])
+    after_care_medication = logged.filter(later).drop_columns(["after_care"])
     a = t.adverse_events
     adverse = _fetch(
         conn,
@@ -305,9 +373,13 @@ def load(reader: Reader) -> Dataset:
             "measurements": measurements,
             "medication": medication,
             "adverse_events": adverse,
+            "after_care": after_care,
+            "after_care_medication": after_care_medication,
         }
     )
-    return Dataset(**keyed, loaded_in_s=time.perf_counter() - started)
+    return Dataset(
+        **keyed, loaded_in_s=time.perf_counter() - started, as_of=datetime.now(UTC).date()
+    )
 
 
 class Snapshot:
@@ -340,6 +412,7 @@ class Snapshot:
             self.con.unregister("_arrow")
         self.built_in_s = time.perf_counter() - started
         self.loaded_in_s = data.loaded_in_s
+        self.as_of = data.as_of  # the day the records were read
 
     def _measurements(self) -> None:
         context = ", ".join(f"coalesce({c}, '') AS {c}" for c in _CONTEXT)

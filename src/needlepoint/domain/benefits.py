@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Any
@@ -37,6 +37,7 @@ from needlepoint.domain.entities import (
 )
 from needlepoint.domain.enums import Modality, TriggerPoint
 from needlepoint.domain.instruments import NO_THRESHOLD, Instrument, Threshold
+from needlepoint.domain.questionnaires import after_care_days
 from needlepoint.domain.responders import (
     Responder,
     classify,
@@ -147,6 +148,9 @@ class MeasureSummary:
     days_to_first_meaningful_improvement: int | None
     sessions_to_first_meaningful_improvement: int | None
     points: list[Point]
+    after_discharge: list[Point] = field(default_factory=list)
+    """The patient's answers after the episode's discharge (follow-ups): shown in the
+    series, labelled "after discharge", never part of baseline → latest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,17 +378,25 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
     episode = records.episode
     sessions = sorted(records.sessions, key=lambda s: s.started_at)
     library = instruments.library()
-    series = measurement_series(records.measurements)
+    # Up to discharge only: the patient's answers after care are shown beside each series
+    # ("after discharge"), never as its latest value (issue 16).
+    in_care = [m for m in records.measurements if after_care_days(m.context) is None]
+    later = measurement_series(
+        [m for m in records.measurements if after_care_days(m.context) is not None]
+    )
+    series = measurement_series(in_care)
     summaries: dict[str, list[MeasureSummary]] = defaultdict(list)
     for (instrument_id, key), ms in series.items():
-        summaries[instrument_id].append(
-            summarise_series(
-                library[instrument_id],
-                dict(key),
-                [Point(m.taken_at, float(m.score or 0)) for m in ms],
-                sessions,
-            )
+        summary = summarise_series(
+            library[instrument_id],
+            dict(key),
+            [Point(m.taken_at, float(m.score or 0)) for m in ms],
+            sessions,
         )
+        after = [
+            Point(m.taken_at, float(m.score or 0)) for m in later.get((instrument_id, key), [])
+        ]
+        summaries[instrument_id].append(replace(summary, after_discharge=after))
 
     tp_points, tp_course = trigger_point_course(sessions, records.sites)
     tp_facts = [
@@ -395,7 +407,13 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
         summaries["trigger_points"].append(
             summarise_series(library["trigger_points"], {}, tp_points, sessions)
         )
-    med_points, med_course = analgesic_course(records.medication)
+    med_points, med_course = analgesic_course(
+        [
+            u
+            for u in records.medication
+            if episode.closed_on is None or u.recorded_on <= episode.closed_on
+        ]
+    )
     med_facts = [
         Fact(
             uses[-1].drug + (f" {uses[-1].dose_mg:g} mg" if uses[-1].dose_mg else ""),
@@ -421,7 +439,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
         for b in ("pain_relief", "function_disability", "flexibility_rom")
         for m in per_benefit.get(b, [])
     ]
-    returns = [m for m in records.measurements if m.instrument_id == "return_to_activity"]
+    returns = [m for m in in_care if m.instrument_id == "return_to_activity"]
     out: list[BenefitSummary] = []
     for benefit in benefits():
         measures = per_benefit[benefit.id]

@@ -199,6 +199,7 @@ class AuditAction(StrEnum):
     QUESTIONNAIRE_REMINDER_QUEUED = "questionnaire.reminder_queued"
     # analgesic use reported by the patient from home: analgesic-log entries, not a score
     MEDICATION_REPORTED = "medication.patient_reported"
+    QUESTIONNAIRE_CANCELLED = "questionnaire.cancelled"
     MESSAGE_SENT = "outbox.message_sent"
     MESSAGE_FAILED = "outbox.message_failed"
     # the patient's own pages and kiosk mode (issue 16, second part)

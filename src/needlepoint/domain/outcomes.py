@@ -9,6 +9,10 @@ from typing import Any
 from needlepoint.domain import instruments
 from needlepoint.domain.errors import InvalidInput
 
+RESERVED_CONTEXT = ("after_discharge_days", "follow_up_day")
+"""Context keys no clinician's or importer's measurement may carry: they mark a patient's
+answer given after care (`domain.questionnaires.AFTER_DISCHARGE_DAYS`, `FOLLOW_UP_DAY`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Scored:
@@ -38,6 +42,14 @@ def score_submission(
             )
         clean = instruments.validate_answers(instrument, answers)
         instruments.validate_context(instrument, context)
+        for key in RESERVED_CONTEXT:
+            if context and key in context:
+                # Only a patient's follow-up answer is marked after care (its action sets
+                # it): a typed value must not hide itself from the outcome up to discharge.
+                raise InvalidInput(
+                    f"context.{key} is set only by a patient's answer after discharge",
+                    field=f"context.{key}",
+                )
     except InvalidInput as err:
         raise InvalidInput(err.detail, field=f"{field_prefix}{err.field}") from None
     return Scored(instrument.version, clean, instruments.score(instrument, clean))

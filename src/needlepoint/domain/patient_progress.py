@@ -24,6 +24,8 @@ class Score:
     words: str = ""
     """What the answer was in words, where the number alone says little (return to work
     or sport: "work: returned on …"; analgesic use: the days of each drug)."""
+    after_discharge: bool = False
+    """Given after the episode's discharge (a follow-up questionnaire)."""
 
 
 @dataclass(frozen=True, slots=True)

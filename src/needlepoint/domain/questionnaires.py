@@ -33,6 +33,7 @@ from needlepoint.domain.catalogue import conditions, load_data
 from needlepoint.domain.enums import TimePoint
 from needlepoint.domain.errors import DomainError, InvalidInput
 from needlepoint.domain.instruments import Instrument, library
+from needlepoint.domain.outcomes import RESERVED_CONTEXT
 
 TIME_POINT_ORDER = {tp: i for i, tp in enumerate(TimePoint)}
 TIME_POINT_WORDS = {
@@ -234,6 +235,68 @@ def time_point_now(opened_on: date, closed_on: date | None, today: date) -> Time
     if closed_on is not None:
         return TimePoint.DISCHARGE if today <= closed_on else TimePoint.FOLLOW_UP
     return TimePoint.INTAKE if today <= opened_on else TimePoint.DURING_CARE
+
+
+# -- answers after care ------------------------------------------------------------------
+
+AFTER_DISCHARGE_DAYS = "after_discharge_days"
+"""The measurement-context key that marks a patient's answer given after care: the days
+from the episode's discharge to the answer (in the clinic's dates)."""
+FOLLOW_UP_DAY = "follow_up_day"
+"""The context key naming the follow-up the answer was asked for (days after discharge
+it was due, e.g. 42)."""
+
+FOLLOW_UP_WINDOWS: tuple[tuple[str, int, int, int], ...] = (
+    ("6 weeks", 42, 21, 66),
+    ("3 months", 91, 67, 120),
+)
+"""The after-care analysis's follow-ups (issue 16's defaults: 6 weeks and 3 months, 13
+weeks, after discharge): label, the nominal day, and the days after discharge a
+follow-up's due day must fall in to count as that follow-up (product choices, not
+clinical thresholds: a plan's other follow-ups are kept but not in these two columns)."""
+
+
+assert (AFTER_DISCHARGE_DAYS, FOLLOW_UP_DAY) == RESERVED_CONTEXT  # one list of the keys
+
+
+def is_after_care(time_point: TimePoint, closed_on: date | None, answered_on: date) -> bool:
+    """Whether a patient's answer is an after-care value of its episode: the episode was
+    discharged and the answer is for a follow-up, or for an earlier time point but given
+    after the discharge day. The discharge questionnaire, even answered a few days after
+    discharge, is the discharge value (it is what it was asked for)."""
+    if closed_on is None:
+        return False
+    if time_point is TimePoint.FOLLOW_UP:
+        return True
+    return time_point is not TimePoint.DISCHARGE and answered_on > closed_on
+
+
+def after_care_context(closed_on: date, due_on: date, answered_on: date) -> dict[str, int]:
+    """The context stored with an after-care answer: days after discharge it was given
+    and the follow-up day it was due (both in the clinic's dates)."""
+    return {
+        AFTER_DISCHARGE_DAYS: (answered_on - closed_on).days,
+        FOLLOW_UP_DAY: max(0, (due_on - closed_on).days),
+    }
+
+
+def after_care_days(context: Mapping[str, object] | None) -> int | None:
+    """Days after discharge of an after-care answer (from its context); None for a value
+    taken during care."""
+    if not context:
+        return None
+    days = context.get(AFTER_DISCHARGE_DAYS)
+    return days if isinstance(days, int) and not isinstance(days, bool) else None
+
+
+def follow_up_window(day: int | None) -> str | None:
+    """The follow-up (of `FOLLOW_UP_WINDOWS`) a day after discharge belongs to, if any."""
+    if day is None:
+        return None
+    for label, _nominal, low, high in FOLLOW_UP_WINDOWS:
+        if low <= day <= high:
+            return label
+    return None
 
 
 # -- links ---------------------------------------------------------------------------------

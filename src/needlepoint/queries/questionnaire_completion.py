@@ -99,6 +99,8 @@ class PendingQuestionnaire:
     words: str
     name: str = ""
     """The questionnaire's name (NDI: "Neck Disability Index")."""
+    assignment_id: UUID | None = None
+    """The assignment (for the chart's "Withdraw" button)."""
 
 
 def due_words(due_on: date, today: date) -> tuple[int, str]:
@@ -130,7 +132,7 @@ def chart_questionnaires(reader: Reader, patient_id: UUID, today: date) -> Chart
     reader.patient_record(patient_id)
     a = questionnaire_assignments
     rows = reader.conn.execute(
-        sa.select(a.c.instrument_id, a.c.time_point, a.c.due_on).where(
+        sa.select(a.c.id, a.c.instrument_id, a.c.time_point, a.c.due_on).where(
             a.c.clinic_id == reader.clinic_id,
             a.c.patient_id == patient_id,
             a.c.completed_at.is_(None),
@@ -149,6 +151,7 @@ def chart_questionnaires(reader: Reader, patient_id: UUID, today: date) -> Chart
                 late,
                 words,
                 names[row.instrument_id].name if row.instrument_id in names else row.instrument_id,
+                row.id,
             )
         )
     pending.sort(key=lambda p: (p.due_on, p.instrument_id))

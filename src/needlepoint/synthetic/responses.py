@@ -7,13 +7,18 @@ outbox marks each e-mail sent (nothing is mailed), the patient opens the link, s
 submits, or does not; with reminders on, an unanswered link gets the schedule's
 reminders, after which some more patients answer.
 
-The response model (the issue's example figures, not a finding): `answer_rate` of
-patients answer an invitation without a reminder (default 0.55); with reminders, a
-further `reminder_lift` of all patients (default 0.26) answer after one. A patient who
-does not answer a time point is not asked again (the product keeps an unanswered
-questionnaire waiting and never asks it twice). The answers follow the clinician's own
-measurements of the episode: at intake its first score, after that its latest, with a
-little noise; the questionnaire's code scores them."""
+The response model (the issue's example figures, not a finding): at every time point
+that has come, `answer_rate` of patients answer the invitation without a reminder
+(default 0.55); with reminders, a further `reminder_lift` of all patients (default 0.26)
+answer after one. Each time point is drawn on its own: a patient who left one
+unanswered is still asked at the next (the unanswered questionnaire stays waiting, and
+counts as not completed). The answers follow the clinician's own measurements of the
+episode: at intake its first score, at discharge its latest, with a little noise; after
+discharge (6 weeks, 3 months) the latest again, except that `relapse_rate` of the
+answers (default 0.25, a demo assumption, not a finding) fall back part of the way
+towards the first score, so the after-care analysis shows benefits kept and lost. The
+questionnaire's code scores them; the follow-up answers are the episode's after-care
+values."""
 
 from __future__ import annotations
 
@@ -54,6 +59,8 @@ class ResponseReport:
     asked: int = 0
     submitted: int = 0
     reminders: int = 0
+    follow_ups_asked: int = 0  # after discharge (6 weeks, 3 months)
+    follow_ups_submitted: int = 0
 
 
 class _Clock:
@@ -86,12 +93,15 @@ def simulate_responses(
     answer_rate: float = 0.55,
     reminders: bool = True,
     reminder_lift: float = 0.26,
+    relapse_rate: float = 0.25,
     max_episodes: int | None = None,
     on_episode: Callable[[], None] | None = None,
 ) -> ResponseReport:
     """Simulate the clinic's patients answering (see the module). Returns the counts."""
     if not 0 <= answer_rate <= 1 or not 0 <= reminder_lift <= 1 - answer_rate:
         raise ValueError("answer_rate and reminder_lift must be shares that add up to at most 1")
+    if not 0 <= relapse_rate <= 1:
+        raise ValueError("relapse_rate must be a share")
     rng = random.Random(f"responses-{seed}")
     clock = _Clock()
     report = ResponseReport()
@@ -166,6 +176,8 @@ def simulate_responses(
             except DomainError:
                 break
             report.asked += len(done.assignments)
+            if point is TimePoint.FOLLOW_UP:
+                report.follow_ups_asked += len(done.assignments)
             token = _delivered(engine, clock, clinic_id, done.message)
             draw = rng.random()
             if draw < answer_rate:
@@ -179,16 +191,19 @@ def simulate_responses(
                 assert done.link is not None
                 message = questionnaires.queue_reminder(uow(), clinic_id, done.link.id, BASE_URL)
                 if message is None:
-                    break
+                    continue
                 report.reminders += 1
                 token = _delivered(engine, clock, clinic_id, message)
                 clock.at += timedelta(hours=rng.uniform(1, 48))
             else:
-                break  # no answer: not asked again (see the module)
+                continue  # no answer at this time point; asked again at the next one
+            relapse = point is TimePoint.FOLLOW_UP and rng.random() < relapse_rate
             for a in done.assignments:
                 inst = get_instrument(a.instrument_id)
                 history = scores[a.instrument_id]
                 target = history[0] if point is TimePoint.INTAKE else history[-1]
+                if relapse:
+                    target += rng.uniform(0.3, 0.8) * (history[0] - history[-1])
                 answers = _items(inst, target, rng)
                 questionnaires.save_questionnaire_answers(
                     uow(), token, SaveQuestionnaireAnswers(assignment_id=a.id, answers=answers)
@@ -196,6 +211,8 @@ def simulate_responses(
                 clock.at += timedelta(minutes=2)
                 questionnaires.submit_questionnaire(uow(), token, a.id)
                 report.submitted += 1
+                if point is TimePoint.FOLLOW_UP:
+                    report.follow_ups_submitted += 1
         if on_episode is not None:
             on_episode()
     return report

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from needlepoint.analytics.after_care import AfterCare
 from needlepoint.analytics.dashboard import (
     Computed,
     Dashboard,
@@ -240,6 +241,26 @@ def medication(ctx: ApiContext, request: Request) -> Response:
     if not isinstance(got, Computed):
         return got
     return _answer(view, got.dashboard.medication)
+
+
+@router.get(
+    "/analytics/after-care",
+    response_model=AfterCare,
+    responses=PREPARING,
+    openapi_extra=requires(Permission.READ_CLINICAL),
+)
+def after_care(ctx: ApiContext, request: Request) -> Response:
+    """What patients report after discharge, per questionnaire at 6 weeks and 3 months:
+    n/N of the discharged episodes whose follow-up is due, of those how many kept the
+    benefit (change from baseline reaching the responder threshold, with its source and
+    the 95 % Wilson interval), and the drug-free share from the analgesic log after
+    discharge; `status` "not measured" (and `rate` null) where nobody answered."""
+    view, got = _snapshot(ctx, request)
+    if not isinstance(got, Computed):
+        return got
+    later = got.dashboard.after_care
+    assert later is not None  # computed with every dashboard
+    return _answer(view, later)
 
 
 @router.get(

@@ -119,6 +119,19 @@ def assign(
     )
 
 
+@router.post(
+    "/questionnaires/{assignment_id}/cancel",
+    response_model=QuestionnaireAssignment,
+    openapi_extra=requires(Permission.RECORD_MEASUREMENT),
+)
+def cancel(ctx: ApiContext, assignment_id: UUID) -> Response:
+    """Withdraw a questionnaire the patient has not answered: no longer pending or
+    overdue, not reminded, left out of the completion rates (`cancelled_at` set). One
+    the patient answered, or already withdrawn, is refused (422 naming `assignment_id`
+    and why); when nothing is left to answer, the patient's open link ends."""
+    return respond(actions.cancel_questionnaire(ctx.uow(), ctx.actor, assignment_id))
+
+
 @router.get(
     "/patients/{patient_id}/questionnaires",
     response_model=PatientQuestionnaires,

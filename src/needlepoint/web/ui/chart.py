@@ -88,4 +88,5 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         addable=addable,
         pq=pq,
         kiosk_none=request.query_params.get("kiosk") == "none",
+        questionnaire_withdrawn="withdrawn" in request.query_params,
     )

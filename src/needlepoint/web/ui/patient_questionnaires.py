@@ -8,7 +8,15 @@ post saves the answers given so far ("Save and finish later"), "Send my answers"
 and then submits; with scripts on, `static/patient.js` also saves each answer the moment
 it is chosen (the same post); an answer out of range comes back with the item named. A link that
 does not open gets a page saying why, in plain words, with a button to ask for a new
-link. Requests to `/q/` are rate limited per address (`web.limits.RateLimit`)."""
+link. Requests to `/q/` are rate limited per address (`web.limits.RateLimit`).
+
+A link ends by use once everything it opened was sent. Sending sets a signed cookie for
+that link (`SITTING_COOKIE`, `actions.patient_record.SITTING`: 30 minutes, only on the
+link's own pages): in that sitting the patient still sees the thanks page, their
+progress and their consent copy (the questionnaires' page says the link was used);
+opening the link later, or in another browser, shows "this link has been used" with the
+way to ask for a new one. Every route of the link
+(questionnaires, save and send, thanks, progress, consent, withdrawal) checks it."""
 
 from __future__ import annotations
 
@@ -17,9 +25,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
 
-from needlepoint.actions import home_reports, questionnaires
+from needlepoint.actions import home_reports, patient_record, questionnaires
+from needlepoint.actions.patient_record import SITTING
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.domain.answer_wording import choices
 from needlepoint.domain.commands import (
@@ -32,13 +42,15 @@ from needlepoint.domain.entities import QuestionnaireAssignment
 from needlepoint.domain.errors import DomainError, InvalidInput, NotFound, StaleVersion
 from needlepoint.domain.home_reports import DRUG_CLASS_WORDS, MAX_ACTIVITIES
 from needlepoint.domain.instruments import get as get_instrument
-from needlepoint.domain.questionnaires import LinkClosed, home_form
+from needlepoint.domain.questionnaires import LinkClosed, hash_link_token, home_form
 from needlepoint.web.ui.forms import in_thread, submitted_form, templates
 
 router = APIRouter(include_in_schema=False)
 
+SITTING_COOKIE = "needlepoint_sitting"
+
 CLOSED_WORDS = {
-    "used": "You have already sent your answers with this link. Thank you.",
+    "used": "This link has been used: you already sent your answers with it. Thank you.",
     "expired": "This link has expired.",
     "superseded": "A newer link was sent to you: please use the newest e-mail.",
     "revoked": "Your clinic has withdrawn this link.",
@@ -63,6 +75,38 @@ def _page(request: Request, name: str, status: int = 200, **context: Any) -> Res
     response.headers["Cache-Control"] = "no-store"  # answers never stay in a shared cache
     response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _sitting_signer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.secret_key, salt="patient-sitting")
+
+
+def start_sitting(request: Request, response: Response, token: str) -> Response:
+    """Mark this browser as the one that sent the link's answers (a signed cookie naming
+    the link's hash, for `SITTING`, sent only to the link's own pages)."""
+    response.set_cookie(
+        SITTING_COOKIE,
+        _sitting_signer(request).dumps(hash_link_token(token)),
+        max_age=int(SITTING.total_seconds()),
+        path=f"/q/{token}",
+        httponly=True,
+        secure=request.app.state.secure_cookies,
+        samesite="lax",
+    )
+    return response
+
+
+def in_sitting(request: Request, token: str) -> bool:
+    """Whether the request comes from the browser that sent this link's answers, within
+    `SITTING` (the action also checks the time against when the link was used)."""
+    cookie = request.cookies.get(SITTING_COOKIE)
+    if not cookie:
+        return False
+    try:
+        named = _sitting_signer(request).loads(cookie, max_age=int(SITTING.total_seconds()))
+    except BadSignature:
+        return False
+    return bool(named == hash_link_token(token))
 
 
 def _closed(request: Request, token: str, err: LinkClosed, status: int = 410) -> Response:
@@ -120,7 +164,7 @@ async def open_link(request: Request, token: str) -> Response:
                 _uow(request), token, address=_address(request)
             )
         except LinkClosed as err:
-            return _closed(request, token, err)
+            return _closed(request, token, err)  # a used link opens no questionnaire
         if not opened.due:
             return _page(request, "patient_done.html", clinic_name=opened.clinic_name)
         return _questionnaire_page(request, token, opened, saved="saved" in request.query_params)
@@ -189,7 +233,9 @@ async def answer(request: Request, token: str) -> Response:
         except DomainError:
             return RedirectResponse(f"/q/{token}", status_code=303)
         if form.get("send"):
-            return RedirectResponse(f"/q/{token}/thanks", status_code=303)
+            return start_sitting(
+                request, RedirectResponse(f"/q/{token}/thanks", status_code=303), token
+            )
         return RedirectResponse(f"/q/{token}?saved=1#top", status_code=303)
 
     return await in_thread(work)
@@ -335,8 +381,8 @@ async def thanks(request: Request, token: str) -> Response:
                 _uow(request), token, address=_address(request)
             )
         except LinkClosed as err:
-            if err.reason == "used":
-                return _page(request, "patient_done.html", clinic_name=None)
+            if err.reason == "used" and _sitting_open(request, token):
+                return _page(request, "patient_done.html", clinic_name=None, token=token)
             return _closed(request, token, err)
         if not opened.due:
             return _page(request, "patient_done.html", clinic_name=opened.clinic_name)
@@ -358,3 +404,17 @@ async def ask_new_link(request: Request, token: str) -> Response:
 
     await submitted_form(request)
     return await in_thread(work)
+
+
+def _sitting_open(request: Request, token: str) -> bool:
+    """A used link, opened in the sitting that used it (its cookie, and the action's own
+    check of the time since it was used: an audited read of the patient's record)."""
+    if not in_sitting(request, token):
+        return False
+    try:
+        patient_record.open_own_record(
+            _uow(request), token, address=_address(request), sitting=True
+        )
+    except LinkClosed:
+        return False
+    return True

@@ -30,7 +30,7 @@ from needlepoint.domain.errors import DomainError
 from needlepoint.domain.home_reports import latest_per_drug
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.patient_progress import Score, progress
-from needlepoint.domain.questionnaires import LinkClosed
+from needlepoint.domain.questionnaires import LinkClosed, after_care_days
 from needlepoint.web.pages import _current, _signed_out
 from needlepoint.web.ui.forms import (
     checked_form,
@@ -41,14 +41,16 @@ from needlepoint.web.ui.forms import (
     submitted_form,
     to_login,
 )
-from needlepoint.web.ui.patient_questionnaires import _address, _closed, _page, _uow
+from needlepoint.web.ui.patient_questionnaires import _address, _closed, _page, _uow, in_sitting
 
 router = APIRouter(include_in_schema=False)
 
 
 def _own(request: Request, token: str) -> patient_record.OwnRecord | Response:
     try:
-        return patient_record.open_own_record(_uow(request), token, address=_address(request))
+        return patient_record.open_own_record(
+            _uow(request), token, address=_address(request), sitting=in_sitting(request, token)
+        )
     except LinkClosed as err:
         return _closed(request, token, err)
 
@@ -97,7 +99,12 @@ async def own_progress(request: Request, token: str) -> Response:
         for m in found.measurements:
             assert m.score is not None
             scores[m.instrument_id].append(
-                Score(m.taken_at, m.score, m.id in found.patient_reported)
+                Score(
+                    m.taken_at,
+                    m.score,
+                    m.id in found.patient_reported,
+                    after_discharge=after_care_days(m.context) is not None,
+                )
             )
         day = lambda t: clinic_time.local_date(t, tz).strftime("%-d %B %Y")  # noqa: E731
         for m in found.measurements:
@@ -172,7 +179,11 @@ async def withdraw(request: Request, token: str) -> Response:
             return RedirectResponse(f"/q/{token}/consent", 303)
         try:
             patient_record.withdraw_own_consent(
-                _uow(request), token, consent_id, address=_address(request)
+                _uow(request),
+                token,
+                consent_id,
+                address=_address(request),
+                sitting=in_sitting(request, token),
             )
         except LinkClosed as err:
             return _closed(request, token, err)

@@ -15,7 +15,7 @@ numbers for counts."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, summaris
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import library
+from needlepoint.domain.questionnaires import after_care_days
 from needlepoint.domain.responders import meaningful_threshold, required_change
 from needlepoint.queries.benefits import episode_records
 from needlepoint.queries.patients import get_patient
@@ -52,6 +53,8 @@ class Plot:
     y_ticks: list[tuple[float, str]]
     x_ticks: list[tuple[float, str]]
     summary: MeasureSummary
+    after: list[tuple[float, float, str]] = field(default_factory=list)
+    """The patient's answers after discharge: drawn apart from the line, labelled."""
 
 
 VERDICTS = {
@@ -138,10 +141,10 @@ def meaningful_change(m: MeasureSummary) -> float | None:
 def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
     """Scale one series into the plot's pixel box."""
     inst = library().get(m.instrument_id)
-    times = [p.taken_at for p in m.points] + session_times
+    times = [p.taken_at for p in (*m.points, *m.after_discharge)] + session_times
     t0, t1 = min(times), max(times)
     span = max((t1 - t0).total_seconds(), 86_400.0)
-    scores = [p.score for p in m.points]
+    scores = [p.score for p in (*m.points, *m.after_discharge)]
     lo, hi = inst.score_range if inst else (min(scores), max(scores))
     if m.instrument_id in ("rom", "ppt") or hi - lo > 100:
         lo, hi = min(scores) * 0.9, max(scores) * 1.1 or 1.0
@@ -188,6 +191,10 @@ def plot(m: MeasureSummary, session_times: list[datetime]) -> Plot:
         x_ticks=[(x(t0), f"{t0:%Y-%m-%d}")]
         + ([(x(t1), f"{t1:%Y-%m-%d}")] if t1.date() != t0.date() else []),
         summary=m,
+        after=[
+            (x(p.taken_at), y(p.score), f"{p.taken_at:%Y-%m-%d}: {p.score:g} (after discharge)")
+            for p in m.after_discharge
+        ],
     )
 
 
@@ -233,6 +240,7 @@ def progress(request: Request, episode_id: UUID) -> Response:
         plots=plots,
         sessions=len(records.sessions),
         reported=[m for m in records.measurements if m.id in reported],
+        after_care_days=after_care_days,
         library=library(),
         fmt=fmt,
         headline=headline,

@@ -12,7 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from needlepoint.actions.questionnaires import assign_questionnaires, revoke_questionnaire_link
+from needlepoint.actions.questionnaires import (
+    assign_questionnaires,
+    cancel_questionnaire,
+    revoke_questionnaire_link,
+)
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.commands import AssignQuestionnaires
 from needlepoint.domain.enums import Role
@@ -139,6 +143,19 @@ def _revoke(
     except DomainError as err:
         return _page(request, ctx, episode_id, field_errors(err), status=400)
     return see_other(f"/episodes/{episode_id}/questionnaires")
+
+
+@router.post("/questionnaires/{assignment_id}/cancel", response_model=None)
+async def cancel(request: Request, assignment_id: UUID) -> Response:
+    """The chart's "Withdraw" on a questionnaire the patient has not answered."""
+    return await posted_form(request, _cancel, assignment_id)
+
+
+def _cancel(
+    request: Request, ctx: RequestContext, assignment_id: UUID, form: dict[str, Any]
+) -> Response:
+    withdrawn = cancel_questionnaire(ctx.uow(), ctx.actor, assignment_id)  # refusals: a page
+    return see_other(f"/patients/{withdrawn.patient_id}?withdrawn=1#questionnaires-due")
 
 
 @router.get("/outbox", response_model=None)
