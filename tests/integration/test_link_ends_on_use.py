@@ -160,3 +160,42 @@ def test_the_action_opens_a_used_link_only_in_its_sitting(clinic: ClinicFixture)
     )
     with pytest.raises(LinkClosed):
         patient_record.open_own_record(late, token, sitting=True)
+
+
+def test_a_last_answer_sent_on_a_form_with_context_also_starts_the_sitting(
+    clinic: ClinicFixture,
+) -> None:
+    """Every way of sending the last answer ends the link by use and starts the sitting:
+    return to work or sport has a form of its own (actions.home_reports), as do PSFS and
+    analgesic use; its sender still sees the progress page, another browser does not."""
+    c = clinic
+    p = patients.register_patient(c.uow(), c.as_clinician, patient_cmd(email="rtw@p.test"))
+    ep = episodes.open_episode(c.uow(), c.as_clinician, episode_cmd(p.id))
+    done = questionnaires.assign_questionnaires(
+        c.uow(),
+        c.as_clinician,
+        AssignQuestionnaires(
+            episode_id=ep.id, instrument_ids=["return_to_activity"], send=True, base_url=BASE
+        ),
+    )
+    assert done.message is not None
+    assert done.message.link_url is not None
+    token = done.message.link_url.rsplit("/", 1)[-1]
+    browser = TestClient(create_app(c.engine, secret_key=SECRET))
+    sent = browser.post(
+        f"/q/{token}",
+        data={
+            "assignment": str(done.assignments[0].id),
+            "activity": "work",
+            "returned": "0",
+            "send": "1",
+        },
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    assert SITTING_COOKIE in sent.headers["set-cookie"]
+    assert browser.get(f"/q/{token}/progress").status_code == 200
+    elsewhere = TestClient(create_app(c.engine, secret_key=SECRET))
+    later = elsewhere.get(f"/q/{token}/progress")
+    assert later.status_code == 410
+    assert USED in later.text

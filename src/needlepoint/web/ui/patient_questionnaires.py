@@ -357,7 +357,9 @@ def _home_answer(
         )
     except DomainError:
         return RedirectResponse(f"/q/{token}", status_code=303)
-    return RedirectResponse(f"/q/{token}/thanks", status_code=303)
+    # Sent, like a questionnaire: the sitting may read progress and consent after the
+    # link ends by this last answer.
+    return start_sitting(request, RedirectResponse(f"/q/{token}/thanks", status_code=303), token)
 
 
 def _plain(field: str, detail: str, names: list[str], labels: list[str]) -> str:
