@@ -547,17 +547,6 @@ PG_PROTECTION_TAMPERS: dict[str, SqlTamper] = {
     "the application role allowed to rewrite the audit trail": [
         "GRANT UPDATE, DELETE ON audit_events TO needlepoint_app"
     ],
-    # Without the commit-time trigger, queued events would never be linked (migration 0022).
-    "the commit-time chain trigger dropped": ["DROP TRIGGER commit_queue_run ON commit_queue"],
-    "the commit-time chain trigger disabled": [
-        "ALTER TABLE commit_queue DISABLE TRIGGER commit_queue_run"
-    ],
-    "the application role allowed to queue events past the checks": [
-        "GRANT INSERT ON commit_queue TO needlepoint_app"
-    ],
-    "the analytics mark function made to run as the caller": [
-        "ALTER FUNCTION needlepoint_mark_analytics(jsonb) SECURITY INVOKER"
-    ],
 }
 
 

@@ -484,30 +484,6 @@ def _later_columns(engine: sa.Engine, *, add: bool) -> None:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
             else:
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-        if conn.dialect.name == "postgresql":
-            _commit_queue(conn, add=add)
-
-
-def _commit_queue(conn: sa.Connection, *, add: bool) -> None:
-    """PostgreSQL: today's code queues audit events and analytics marks for the commit
-    (migration 0022); the old schema holds that queue while the test writes its records,
-    and loses it again (with 0010's append function back) before the upgrade."""
-    from needlepoint.adapters.db.protections import _migration
-
-    m = _migration("0022_audit_chain_at_commit.py", "needlepoint_migration_0022")
-    if add:
-        conn.exec_driver_sql(
-            "CREATE TABLE commit_queue (ord BIGSERIAL PRIMARY KEY, kind VARCHAR(16) NOT NULL, "
-            "payload TEXT NOT NULL)"
-        )
-        for sql in (m.APPEND_FUNCTION, m.MARK_FUNCTION, m.RUN_FUNCTION, *m.TRIGGER):
-            conn.execute(sa.text(sql))
-        return
-    conn.exec_driver_sql("DROP TABLE commit_queue")
-    conn.exec_driver_sql(f"DROP FUNCTION {m.RUN}")
-    conn.exec_driver_sql(f"DROP FUNCTION {m.MARK}")
-    old = _migration("0010_audit_append_function.py", "needlepoint_migration_0010")
-    conn.execute(sa.text(old.APPEND_FUNCTION))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -102,19 +101,10 @@ def _bump(dialect_name: str) -> Any:
     )
 
 
-MARK_SQL = "SELECT needlepoint_mark_analytics(%(clinics)s::jsonb)"
-"""PostgreSQL: queue the clinics whose versions move as the transaction commits (migration
-0022), so that the version's row lock is held for the commit only."""
-
-
 def bump(conn: sa.Connection, clinics: Iterable[UUID]) -> None:
-    """Move these clinics' versions forward, as part of the open transaction. SQLite: one
-    upsert each (BEGIN IMMEDIATE already serialises the writers). PostgreSQL: queued, and
-    moved inside COMMIT, after the audit chain's lock, in clinic order."""
-    if conn.dialect.name == "postgresql":
-        ids = orjson.dumps([str(c) for c in sorted(clinics)]).decode()
-        conn.exec_driver_sql(MARK_SQL, {"clinics": ids})
-        return
+    """Move these clinics' versions forward (one upsert each), in the open transaction.
+    On PostgreSQL the row stays locked until commit: writers of one clinic already append
+    to its audit chain in turn, and take that lock first."""
     now = datetime.now(UTC)  # a technical marker, not a clinical time: no injected clock
     for clinic in sorted(clinics):
         conn.execute(_bump(conn.dialect.name), {"clinic_id": clinic, "now": now})

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -178,69 +177,39 @@ REVOKED: dict[str, tuple[str, ...]] = {
     "alembic_version": ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
     # an adverse event's follow-ups are appended, never edited (issue 15)
     "adverse_event_follow_ups": ("UPDATE", "DELETE", "TRUNCATE"),
-    # written only by the SECURITY DEFINER functions of migration 0022
-    "commit_queue": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"),
 }
 
 
 APPEND_FUNCTION = "needlepoint_append_audit_events(jsonb)"
-MARK_FUNCTION = "needlepoint_mark_analytics(jsonb)"
-_QUEUE = "commit_queue"  # migration 0022: chain and analytics version move at commit
 
 
-def _migration(filename: str, name: str) -> Any:
-    """A migration module, loaded from its file (one source for the SQL it holds)."""
-    path = Path(__file__).parent / "migrations" / "versions" / filename
-    spec = importlib.util.spec_from_file_location(name, path)
+def _append_function_sql() -> str:
+    """The append function's definition, as migration 0010 creates it (one source)."""
+    path = Path(__file__).parent / "migrations" / "versions" / "0010_audit_append_function.py"
+    spec = importlib.util.spec_from_file_location("needlepoint_migration_0010", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return str(module.APPEND_FUNCTION)
 
 
-def _append_function_sql(queued: bool) -> list[str]:
-    """The append functions' definitions, as the newest migration that made them has them:
-    0022's (events queued, linked at commit) once its queue exists, else 0010's."""
-    if queued:
-        m = _migration("0022_audit_chain_at_commit.py", "needlepoint_migration_0022")
-        return [m.APPEND_FUNCTION, m.MARK_FUNCTION, m.RUN_FUNCTION, *m.TRIGGER]
-    return [
-        _migration("0010_audit_append_function.py", "needlepoint_migration_0010").APPEND_FUNCTION
-    ]
-
-
-def _append_function_problems(conn: sa.Connection, queued: bool) -> list[str]:
-    problems: list[str] = []
-    for function in (APPEND_FUNCTION, MARK_FUNCTION) if queued else (APPEND_FUNCTION,):
-        found = conn.execute(
-            sa.text("SELECT prosecdef FROM pg_proc WHERE oid = to_regprocedure(:f)"),
-            {"f": function},
-        ).first()
-        if found is None:
-            problems.append(f"the audit append function {function} is missing")
-            continue
-        if not found[0]:
-            problems.append(f"the audit append function {function} was altered")
-        if (
-            _role_exists(conn)
-            and not conn.execute(
-                sa.text("SELECT has_function_privilege(:role, :f, 'EXECUTE')"),
-                {"role": APP_ROLE, "f": function},
-            ).scalar_one()
-        ):
-            problems.append(f"the application role may not run {function}")
-    if queued:
-        enabled = conn.execute(
-            sa.text(
-                "SELECT tgenabled FROM pg_trigger WHERE tgname = 'commit_queue_run' "
-                "AND tgrelid = 'commit_queue'::regclass"
-            )
-        ).scalar()
-        if enabled is None:
-            problems.append("trigger commit_queue_run on commit_queue is missing")
-        elif enabled not in ("O", "A"):
-            problems.append("trigger commit_queue_run on commit_queue is disabled")
+def _append_function_problems(conn: sa.Connection) -> list[str]:
+    found = conn.execute(
+        sa.text("SELECT prosecdef FROM pg_proc WHERE oid = to_regprocedure(:f)"),
+        {"f": APPEND_FUNCTION},
+    ).first()
+    if found is None:
+        return [f"the audit append function {APPEND_FUNCTION} is missing"]
+    problems = [] if found[0] else [f"the audit append function {APPEND_FUNCTION} was altered"]
+    if (
+        _role_exists(conn)
+        and not conn.execute(
+            sa.text("SELECT has_function_privilege(:role, :f, 'EXECUTE')"),
+            {"role": APP_ROLE, "f": APPEND_FUNCTION},
+        ).scalar_one()
+    ):
+        problems.append(f"the application role may not run {APPEND_FUNCTION}")
     return problems
 
 
@@ -388,7 +357,7 @@ def _inspect_postgresql(conn: sa.Connection) -> list[str]:
         elif policy != ("ALL", [APP_ROLE], _POLICY_EXPRESSION, _POLICY_EXPRESSION):
             problems.append(f"policy clinic_isolation on {table} was altered")
     if "audit_events" in tables:
-        problems += _append_function_problems(conn, _QUEUE in tables)
+        problems += _append_function_problems(conn)
     if not _role_exists(conn):
         problems.append(f"the application role {APP_ROLE} is missing")
         return problems
@@ -448,13 +417,10 @@ def _repair_postgresql(conn: sa.Connection) -> None:
                 f"USING (clinic_id = {_CLINIC_OF_TRANSACTION}) "
                 f"WITH CHECK (clinic_id = {_CLINIC_OF_TRANSACTION})",
             )
-    queued = _QUEUE in tables
-    if "audit_events" in tables and _append_function_problems(conn, queued):
-        for sql in _append_function_sql(queued):
-            _run(conn, sql)
-        for function in (APPEND_FUNCTION, MARK_FUNCTION) if queued else (APPEND_FUNCTION,):
-            _run(conn, f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
-            _run(conn, f"GRANT EXECUTE ON FUNCTION {function} TO {APP_ROLE}")
+    if "audit_events" in tables and _append_function_problems(conn):
+        _run(conn, _append_function_sql())
+        _run(conn, f"REVOKE ALL ON FUNCTION {APPEND_FUNCTION} FROM PUBLIC")
+        _run(conn, f"GRANT EXECUTE ON FUNCTION {APPEND_FUNCTION} TO {APP_ROLE}")
     for table, privileges in REVOKED.items():
         if table in tables:
             _run(conn, f"REVOKE {', '.join(privileges)} ON {table} FROM {APP_ROLE}")

@@ -563,17 +563,6 @@ analytics_versions = sa.Table(
     _at("changed_at"),
 )
 
-# What a PostgreSQL transaction asks to be done as it commits (migration 0022): audit
-# events to link into their clinics' chains, clinics whose analytics version moves. Rows
-# live only inside their transaction; SQLite keeps the table empty.
-commit_queue = sa.Table(
-    "commit_queue",
-    metadata,
-    sa.Column("ord", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-)
-
 # -- the API rate limit's use, shared by the serving processes (issue 12) -----------------
 
 # Not a clinical record: how many API requests each serving process has admitted per

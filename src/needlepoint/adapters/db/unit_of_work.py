@@ -303,31 +303,35 @@ _AUDIT = "audit_events"
 
 @functools.cache
 def _head_sql(dialect: sa.Dialect) -> str:
-    """The chain head's SELECT in the driver's SQL (SQLite only: PostgreSQL links at
-    commit): its parameter is a clinic id already processed for the driver (as prepared
-    rows hold it)."""
+    """The chain head's SELECT in the driver's SQL: its parameter is a clinic id already
+    processed for the driver (as prepared rows hold it)."""
     h = audit_chain_heads
     stmt = sa.select(h.c.last_seq, h.c.last_hash).where(h.c.clinic_id == sa.bindparam("clinic_id"))
+    if dialect.name != "sqlite":
+        # Writers of one clinic append in turn: the second waits here, then reads the
+        # head the first committed. (SQLite's BEGIN IMMEDIATE already serialises them.)
+        stmt = stmt.with_for_update()
     return str(stmt.compile(dialect=dialect))
 
 
 def link_audit_chain(conn: sa.Connection, prepared: PreparedRows) -> None:
     """Give prepared audit events their places in their clinics' chains, in order.
 
-    SQLite: reads each clinic's chain head (one small query per clinic per transaction;
-    BEGIN IMMEDIATE already holds the database's write lock). Rows already linked are
+    Reads (and on PostgreSQL locks) each clinic's chain head: one small query per clinic
+    per transaction. Run it before the transaction writes or locks anything else, so
+    that every writer takes the chain lock first (no deadlocks). Rows already linked are
     left alone; the database trigger refuses any row that does not extend the chain.
 
-    PostgreSQL: nothing to do here. The rows keep their content digests, and
-    `write_prepared` hands them to the database's append function, which queues them;
-    they are linked as the transaction commits (migration 0022), so the chain head's
-    lock is held for the commit only (the application role may not insert audit rows
-    directly)."""
+    PostgreSQL: only the locks are taken here. The rows keep their content digests, and
+    `write_prepared` hands them to the database's append function, which links them
+    itself (the application role may not insert audit rows directly)."""
     dialect = conn.dialect
-    if dialect.name == "postgresql":
-        return
     for i, (name, rows) in enumerate(prepared):
         if name != _AUDIT or not rows:
+            continue
+        if dialect.name == "postgresql":
+            for clinic in dict.fromkeys(row["clinic_id"] for row in rows):
+                conn.exec_driver_sql(_head_sql(dialect), {"clinic_id": clinic}).first()
             continue
         cols = _insert_plan(dialect, metadata.tables[_AUDIT]).columns
         # Driver rows are tuples (positional paramstyle) or dicts: address both by index.
@@ -572,11 +576,11 @@ class SqlUnitOfWork(UnitOfWork):
             prepared = prepare_inserts(conn.dialect, adds)
             audit: list[Any] = []
             if conn.dialect.name == "postgresql":
-                # The clinic's chain head is locked inside COMMIT (the append function
-                # queues the events; migration 0022 links them at commit): writers of
-                # one clinic queue only for each other's commit. No deadlock: at commit
-                # a transaction takes the chain locks, then the analytics versions',
-                # each in clinic order.
+                # The clinic's chain head is locked last, by the append function, just
+                # before the commit: writers of one clinic then queue only for the
+                # append and the commit, not for each other's whole transaction. No
+                # deadlock: after the chain lock a transaction takes only the analytics
+                # mark's lock, in the same order for every writer.
                 audit = [row for name, rows in prepared if name == _AUDIT for row in rows]
                 prepared = [(name, rows) for name, rows in prepared if name != _AUDIT]
             else:  # SQLite: BEGIN IMMEDIATE already serialises the writers
