@@ -20,6 +20,10 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("needlepoint", appauthor=False))
 
 
+POSTGRESQL_THREADS = 4
+"""Request threads per serving process on PostgreSQL (see `Settings.resolved_threads`)."""
+
+
 class Settings(BaseSettings):
     """Runtime settings. `database_url` picks SQLite (default) or PostgreSQL."""
 
@@ -96,14 +100,19 @@ class Settings(BaseSettings):
         """Requests doing database work at once in one process. SQLite runs in the
         process, under its one write lock: beyond two threads they only contend for the
         interpreter and the lock (measured with bench/clinic_day.py: 149 req/s at 20
-        clients with 2 threads, 107 with 11). PostgreSQL works in its own processes, so
-        a thread waiting on it costs nothing: as many as the pool allows, one connection
-        left for the background writer."""
+        clients with 2 threads, 107 with 11). PostgreSQL: four, fewer than the pool
+        allows (one connection is always left for the background writer). A thread
+        waiting on PostgreSQL costs nothing, but a process runs Python on one core at a
+        time: with a thread per connection, a dozen requests shared the interpreter and
+        each took longer; with four, the rest wait their turn in the event loop's queue.
+        Measured with bench/clinic_day.py --db postgresql on 2 cores: p95 at 20 clients
+        161-211 ms with 2-4 threads against 231-278 ms with 11, at 100 clients 787-955
+        against 1,055-1,157 ms, throughput the same or higher."""
         if self.threads:
             return self.threads
         if self.resolved_database_url().startswith("sqlite"):
             return 2
-        return max(1, self.limits().connections - 1)
+        return max(1, min(POSTGRESQL_THREADS, self.limits().connections - 1))
 
     def resolved_workers(self) -> int:
         """How many serving processes: as configured, else one per core, on either

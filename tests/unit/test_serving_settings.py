@@ -18,10 +18,12 @@ def test_sqlite_serves_with_a_process_per_core_and_two_request_threads_each(
     assert s.resolved_threads() == 2
 
 
-def test_postgresql_uses_the_pool_less_one_connection_for_the_background_writer() -> None:
+def test_postgresql_serves_with_four_threads_leaving_a_connection_for_the_writer() -> None:
     s = Settings(database_url="postgresql://db/clinic", pool_size=6, pool_overflow=2)
-    assert s.resolved_threads() == 7
+    assert s.resolved_threads() == 4
     assert s.resolved_workers() >= 1
+    small = Settings(database_url="postgresql://db/clinic", pool_size=2, pool_overflow=0)
+    assert small.resolved_threads() == 1  # never the background writer's connection
 
 
 def test_explicit_settings_win() -> None:
