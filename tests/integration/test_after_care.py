@@ -11,9 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 
 from needlepoint.actions import episodes, outcomes, patients, questionnaires
+from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.analytics_marks import read_mark
+from needlepoint.adapters.db.engine import scope_to_clinic
+from needlepoint.adapters.db.migrate import upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.analytics import dataset as analytics_dataset
 from needlepoint.analytics.dashboard import Dashboard, compute
@@ -284,3 +288,38 @@ def test_the_api_and_the_analytics_page_show_after_care_with_not_measured_first(
     assert later["measured"] is True
     six = {r["instrument_id"]: r for r in later["rows"] if r["follow_up"] == "6 weeks"}  # type: ignore[union-attr, index]
     assert (six["ndi"]["answered"], six["ndi"]["due"], six["ndi"]["kept"]) == (1, 1, 1)
+
+
+def test_answers_stored_without_their_episode_by_the_older_version_are_filed_by_the_upgrade(
+    clinic: ClinicFixture,
+) -> None:
+    """Before answers after discharge were filed under their episode, they were stored
+    with none (and lost to the analytics): migration 0021 files them, with the after-care
+    context, and moves the clinic's analytics version."""
+    _p, ep = _discharged(clinic)
+    answered = _answer_follow_up(clinic, ep, ndi=4, nprs=8)
+    ids = [m.id for m in answered]
+    with clinic.engine.begin() as conn:  # as the older version stored them
+        conn.execute(
+            sa.update(t.measurements)
+            .where(t.measurements.c.id.in_(ids))
+            .values(episode_id=None, context=None)
+        )
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0020'"))
+        scope_to_clinic(conn, clinic.owner.clinic_id)
+        before = read_mark(conn, clinic.owner.clinic_id)
+    upgrade(clinic.engine)
+    with clinic.engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(t.measurements.c.episode_id, t.measurements.c.context).where(
+                t.measurements.c.id.in_(ids)
+            )
+        ).all()
+        scope_to_clinic(conn, clinic.owner.clinic_id)
+        after = read_mark(conn, clinic.owner.clinic_id)
+    assert [(r.episode_id, r.context) for r in rows] == [
+        (ep, {"after_discharge_days": 43, "follow_up_day": 42})
+    ] * 2
+    assert before is not None
+    assert after is not None
+    assert after[0] == before[0] + 1
