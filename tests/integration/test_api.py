@@ -215,6 +215,25 @@ def test_patient_search_and_pagination(api: Api) -> None:
     assert api.client.get("/api/v1/patients", params={"limit": 0}, headers=h).status_code == 422
 
 
+def test_a_search_word_is_found_within_one_name_or_the_mrn_never_across_them(api: Api) -> None:
+    """PostgreSQL searches the name and MRN joined by spaces (one trigram index,
+    migration 0022): a word, which holds no space, still matches exactly when it is
+    within the given name, the family name or the MRN, as on SQLite."""
+    new_patient(api, given_name="Pedro", family_name="Castillo", mrn="JOIN-77")
+    h = api.headers()
+    for q, total in (
+        ("dro", 1),  # given name
+        ("astil", 1),  # family name
+        ("in-7", 1),  # MRN
+        ("pedro castillo", 1),  # every word, each in its own field
+        ("ocas", 0),  # the end of one field and the start of the next
+        ("lloJOIN", 0),
+        ("o c", 1),  # two words: "o" and "c"
+    ):
+        found = api.client.get("/api/v1/patients", params={"q": q}, headers=h).json()
+        assert found["total"] == total, q
+
+
 def test_timeline_shows_episode_session_and_measurements_newest_first(api: Api) -> None:
     session = new_session(api)
     r = api.client.get(f"/api/v1/patients/{session['patient_id']}/timeline", headers=api.headers())

@@ -46,17 +46,19 @@ def _search_statements(n_words: int, sqlite: bool) -> tuple[sa.Select[Any], sa.S
     run with bound values (clinic_id, w0…, limit, offset)."""
     where: list[sa.ColumnElement[bool]] = [patients.c.clinic_id == sa.bindparam("clinic_id")]
     columns = (patients.c.given_name, patients.c.family_name, patients.c.mrn)
+    # PostgreSQL: one string, the three joined by spaces, as its trigram index holds it
+    # (migration 0022). A word holds no whitespace, so it is found in the joined string
+    # exactly when it is found in one of the three.
+    space = sa.literal_column("' '")  # a constant, not a parameter: the index's expression
+    joined = patients.c.given_name + space + patients.c.family_name + space + patients.c.mrn
     for i in range(n_words):
         word: sa.BindParameter[str] = sa.bindparam(f"w{i}")
         # SQLite's LIKE already ignores case exactly as far as its lower() does (ASCII),
         # and without lower() the covering index answers the search; PostgreSQL needs ILIKE.
         where.append(
-            sa.or_(
-                *(
-                    c.like(word, escape="\\") if sqlite else c.ilike(word, escape="\\")
-                    for c in columns
-                )
-            )
+            sa.or_(*(c.like(word, escape="\\") for c in columns))
+            if sqlite
+            else joined.ilike(word, escape="\\")
         )
     count = sa.select(sa.func.count()).select_from(patients).where(*where)
     page = (
