@@ -31,7 +31,11 @@ import sqlalchemy as sa
 
 from needlepoint.adapters.db import tables as t
 from needlepoint.domain.permissions import Permission
-from needlepoint.domain.questionnaires import AFTER_DISCHARGE_DAYS, FOLLOW_UP_DAY
+from needlepoint.domain.questionnaires import (
+    AFTER_DISCHARGE_DAYS,
+    FOLLOW_UP_DAY,
+    discharge_grace_days,
+)
 from needlepoint.queries.outcomes import SIGNED_ONLY, counts_toward_outcomes
 from needlepoint.queries.reader import Reader
 
@@ -331,10 +335,6 @@ def load(reader: Reader) -> Dataset:
     )
     measurements, after_care = _split_after_care(_context_columns(measurements))
     mu = t.medication_uses
-    # An entry dated after its episode's discharge is an after-care entry (analysed apart).
-    after_discharge = sa.case(
-        (sa.and_(e.c.closed_on.is_not(None), mu.c.recorded_on > e.c.closed_on), 1), else_=0
-    ).label("after_care")
     logged = _fetch(
         conn,
         sa.select(
@@ -344,16 +344,19 @@ def load(reader: Reader) -> Dataset:
             mu.c.days_per_week,
             _raw(mu.c.recorded_on, d),
             _raw(mu.c.created_at, d),
-            after_discharge,
+            _raw(e.c.closed_on, d),
         )
         .join(e, e.c.id == mu.c.episode_id)
         .where(mu.c.clinic_id == clinic, mu.c.episode_id.is_not(None)),
-        MEDICATION.append(pa.field("after_care", pa.int8())),
+        MEDICATION.append(pa.field("closed_on", pa.date32())),
         d,
     )
-    later = pc.equal(logged["after_care"], 1)
-    medication = logged.filter(pc.invert(later)).drop_columns(["after_care"])
-    after_care_medication = logged.filter(later).drop_columns(["after_care"])
+    # An entry recorded after its episode's discharge answers (`logged_after_care`: past
+    # the discharge questionnaire's grace) is an after-care entry, analysed apart.
+    gap = pc.days_between(logged["closed_on"], logged["recorded_on"])
+    later = pc.fill_null(pc.greater(gap, discharge_grace_days()), False)
+    medication = logged.filter(pc.invert(later)).drop_columns(["closed_on"])
+    after_care_medication = logged.filter(later).drop_columns(["closed_on"])
     a = t.adverse_events
     adverse = _fetch(
         conn,

@@ -37,7 +37,7 @@ from needlepoint.domain.entities import (
 )
 from needlepoint.domain.enums import Modality, TriggerPoint
 from needlepoint.domain.instruments import NO_THRESHOLD, Instrument, Threshold
-from needlepoint.domain.questionnaires import after_care_days
+from needlepoint.domain.questionnaires import after_care_days, logged_after_care
 from needlepoint.domain.responders import (
     Responder,
     classify,
@@ -411,7 +411,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
         [
             u
             for u in records.medication
-            if episode.closed_on is None or u.recorded_on <= episode.closed_on
+            if not logged_after_care(episode.closed_on, u.recorded_on)
         ]
     )
     med_facts = [

@@ -259,16 +259,35 @@ clinical thresholds: a plan's other follow-ups are kept but not in these two col
 assert (AFTER_DISCHARGE_DAYS, FOLLOW_UP_DAY) == RESERVED_CONTEXT  # one list of the keys
 
 
+def discharge_grace_days() -> int:
+    """How many days after the discharge day a discharge questionnaire still counts as
+    the discharge value: as long as its first link opens (`link_valid_days`, a product
+    default, not a clinical threshold). Answered later (a reminder, or the link of a
+    follow-up that opens it first), it is an after-care value, never the discharge
+    outcome."""
+    return defaults().link_valid_days
+
+
 def is_after_care(time_point: TimePoint, closed_on: date | None, answered_on: date) -> bool:
     """Whether a patient's answer is an after-care value of its episode: the episode was
-    discharged and the answer is for a follow-up, or for an earlier time point but given
-    after the discharge day. The discharge questionnaire, even answered a few days after
-    discharge, is the discharge value (it is what it was asked for)."""
+    discharged and the answer is for a follow-up; or for the discharge, but given more
+    than `discharge_grace_days()` after the discharge day; or for an earlier time point,
+    but given after the discharge day."""
     if closed_on is None:
         return False
     if time_point is TimePoint.FOLLOW_UP:
         return True
-    return time_point is not TimePoint.DISCHARGE and answered_on > closed_on
+    if time_point is TimePoint.DISCHARGE:
+        return (answered_on - closed_on).days > discharge_grace_days()
+    return answered_on > closed_on
+
+
+def logged_after_care(closed_on: date | None, recorded_on: date) -> bool:
+    """Whether an analgesic-log entry is an after-care value of its episode. The log keeps
+    no time point: a closed episode takes entries only from the patient's questionnaires,
+    and one recorded within `discharge_grace_days()` of the discharge day is the
+    discharge answer (as a discharge questionnaire is); later ones are after care."""
+    return closed_on is not None and (recorded_on - closed_on).days > discharge_grace_days()
 
 
 def after_care_context(closed_on: date, due_on: date, answered_on: date) -> dict[str, int]:

@@ -49,7 +49,8 @@ def _search_statements(n_words: int, sqlite: bool) -> tuple[sa.Select[Any], sa.S
     # PostgreSQL: one string, the three joined by spaces, as its trigram index holds it
     # (migration 0022). A word holds no whitespace, so it is found in the joined string
     # exactly when it is found in one of the three.
-    space = sa.literal_column("' '")  # a constant, not a parameter: the index's expression
+    # a constant, not a parameter: the expression must be the index's
+    space: sa.ColumnElement[str] = sa.literal_column("' '", sa.String)
     joined = patients.c.given_name + space + patients.c.family_name + space + patients.c.mrn
     for i in range(n_words):
         word: sa.BindParameter[str] = sa.bindparam(f"w{i}")

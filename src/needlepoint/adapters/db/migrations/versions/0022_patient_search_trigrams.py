@@ -33,7 +33,9 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.execute(f"CREATE INDEX {INDEX} ON patients USING gin ({SEARCHED} gin_trgm_ops)")
+    op.execute(
+        f"CREATE INDEX IF NOT EXISTS {INDEX} ON patients USING gin ({SEARCHED} gin_trgm_ops)"
+    )
 
 
 def downgrade() -> None:
