@@ -408,11 +408,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
             summarise_series(library["trigger_points"], {}, tp_points, sessions)
         )
     med_points, med_course = analgesic_course(
-        [
-            u
-            for u in records.medication
-            if not logged_after_care(episode.closed_on, u.recorded_on)
-        ]
+        [u for u in records.medication if not logged_after_care(episode.closed_on, u.recorded_on)]
     )
     med_facts = [
         Fact(
