@@ -11,12 +11,24 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from needlepoint.actions import consent, episodes, patient_record, patients, questionnaires
+from needlepoint.actions import (
+    consent,
+    episodes,
+    patient_record,
+    patients,
+    questionnaires,
+    sessions,
+)
 from needlepoint.actions.clinics import register_user
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.analytics.completion import completion
-from needlepoint.domain.commands import AssignQuestionnaires, RegisterUser, SaveQuestionnaireAnswers
+from needlepoint.domain.commands import (
+    AssignQuestionnaires,
+    RegisterUser,
+    SaveQuestionnaireAnswers,
+    SignSession,
+)
 from needlepoint.domain.enums import AuditAction, Role
 from needlepoint.domain.errors import NotFound
 from needlepoint.queries.questionnaire_completion import due_words
@@ -25,7 +37,7 @@ from needlepoint.queries.screening import needling_status
 from needlepoint.web.api.completion import CompletionOut
 from needlepoint.web.app import create_app
 from tests.conftest import ClinicFixture, make_api
-from tests.factories import consent_cmd, episode_cmd, patient_cmd
+from tests.factories import consent_cmd, episode_cmd, patient_cmd, session_cmd
 
 BASE = "http://clinic.test"
 PASSWORD = "correct horse battery"
@@ -155,6 +167,63 @@ def test_pending_and_overdue_on_the_chart_and_kiosk_mode(clinic: ClinicFixture) 
     assert "Neck" in questionnaire.text
     assert len(_events(clinic, AuditAction.KIOSK_STARTED)) == 1
     assert len(_events(clinic, AuditAction.SIGNED_OUT)) >= 1
+
+
+def test_after_the_last_answer_on_the_kiosk_the_tablet_shows_nothing_of_the_patient(
+    clinic: ClinicFixture,
+) -> None:
+    """The clinic's tablet passes to the next person: once the patient has sent the last
+    answer there, their progress and consent (and its withdrawal) are closed on it at
+    once, unlike the browser of an e-mailed link, which keeps them for the sitting."""
+    p, done, _token = _sent(clinic, "kiosk@p.test", ["nprs"])
+    signed = consent.record_consent(clinic.uow(), clinic.as_clinician, consent_cmd(p.id))
+    tablet = _client(clinic)
+    chart = tablet.get(f"/patients/{p.id}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', chart.text)
+    assert csrf
+    handed = tablet.post(f"/patients/{p.id}/kiosk", data={"csrf": csrf[1]}, follow_redirects=False)
+    target = handed.headers["location"]
+    sent = tablet.post(
+        target,
+        data={"assignment": str(done.assignments[0].id), "item1": "3", "send": "1"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    for path in ("/progress", "/consent"):
+        closed = tablet.get(target + path)
+        assert closed.status_code == 410, path
+        assert "This link has been used" in closed.text
+    withdraw = tablet.post(
+        target + "/consent/withdraw", data={"consent": str(signed.id), "confirm": "yes"}
+    )
+    assert withdraw.status_code == 410
+    with open_reader(clinic.engine, clinic.owner.clinic_id, Role.OWNER, clinic.owner.id) as rd:
+        assert needling_status(rd, p.id, datetime.now(UTC)).consent is not None
+
+
+def test_the_patients_progress_leaves_out_scores_of_unsigned_draft_notes(
+    clinic: ClinicFixture,
+) -> None:
+    """Unsigned drafts are not data: a draft note's NPRS is not on the patient's own
+    progress page; once the note is signed, it is."""
+    p, done, token = _sent(clinic, "draft@p.test", ["ndi"])
+    ep = done.assignments[0].episode_id
+    clinic.prepare_needling(p.id)
+    draft = sessions.record_session(
+        clinic.uow(),
+        clinic.as_clinician,
+        session_cmd(ep, measurements=[{"instrument_id": "nprs", "answers": {"item1": 9}}]),
+    )
+    client = TestClient(create_app(clinic.engine, secret_key="k" * 40))
+    progress = client.get(f"/q/{token}/progress")
+    assert progress.status_code == 200
+    assert "9/10" not in progress.text
+    sessions.sign_session(
+        clinic.uow(),
+        clinic.as_clinician,
+        SignSession(session_id=draft.id, expected_version=draft.version),
+    )
+    assert "9/10" in client.get(f"/q/{token}/progress").text
 
 
 def test_due_words() -> None:

@@ -8,9 +8,9 @@ it is valid (not expired, not revoked by the clinic, not superseded by a newer l
 link that ended by use (every questionnaire sent) opens them only in the sitting in which
 the patient sent the last answers: for `SITTING` after it ended, and only in the browser
 that sent them (the web layer proves that with a signed cookie and says so with
-`sitting=True`); opened later, or elsewhere, it is a used link ("this link has been
-used", with the way to ask for a new one). Every access is audited with the source
-`patient-link`.
+`sitting=True`), never on the clinic's kiosk; opened later, or elsewhere, it is a used
+link ("this link has been used", with the way to ask for a new one). Every access is
+audited with the source `patient-link`.
 
 Withdrawal: the patient withdraws every consent in force; the consent is marked
 withdrawn at that moment (the same field a clinician's withdrawal sets), so the existing
@@ -40,8 +40,9 @@ from needlepoint.domain.entities import (
     QuestionnaireAssignment,
     QuestionnaireLink,
     QuestionnaireResponse,
+    Session,
 )
-from needlepoint.domain.enums import AuditAction, LinkEnd
+from needlepoint.domain.enums import AuditAction, LinkEnd, SessionStatus
 from needlepoint.domain.errors import InvalidInput, NotFound, RecordLocked
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.questionnaires import (
@@ -74,8 +75,12 @@ def _link_for_reading(
     if link is None:
         raise LinkClosed("unknown")
     if link.ended_at is not None:
+        # A kiosk's tablet passes to the next person: its link has no sitting after use.
         in_sitting = (
-            link.ended_because is LinkEnd.USED and sitting and uow.now() < link.ended_at + SITTING
+            link.ended_because is LinkEnd.USED
+            and sitting
+            and not link.kiosk
+            and uow.now() < link.ended_at + SITTING
         )
         if not in_sitting:
             raise LinkClosed(str(link.ended_because or LinkEnd.REVOKED), link=link)
@@ -118,10 +123,18 @@ def open_own_record(
         clinic = uow.get(Clinic, link.clinic_id, link.clinic_id)
         if patient is None or clinic is None:
             raise LinkClosed("unknown")
+        # An unsigned draft note is not data: its scores are not shown (as on the chart).
+        signed = {
+            s.id
+            for s in uow.list_by(Session, clinic.id, patient_id=patient.id)
+            if s.status == SessionStatus.SIGNED
+        }
         measurements = [
             m
             for m in uow.list_by(Measurement, clinic.id, patient_id=patient.id)
-            if m.score is not None and is_self_report(m.instrument_id)
+            if m.score is not None
+            and is_self_report(m.instrument_id)
+            and (m.session_id is None or m.session_id in signed)
         ]
         reported = {
             r.measurement_id
@@ -230,6 +243,7 @@ def start_kiosk(uow: UnitOfWork, actor: Actor, patient_id: UUID) -> KioskStarted
             created_at=now,
             expires_at=now + KIOSK_VALID,
             episode_id=waiting[0].episode_id,
+            kiosk=True,
         )
         uow.add(link)
         audit(

@@ -612,6 +612,8 @@ class QuestionnaireLink:
     ended_because: LinkEnd | None = None
     reminders_sent: int = 0
     version: int = 1
+    kiosk: bool = False
+    """Opened on the clinic's tablet (`start_kiosk`), never e-mailed: no sitting after use."""
 
 
 @dataclass(frozen=True, slots=True)

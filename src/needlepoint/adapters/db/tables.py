@@ -720,6 +720,7 @@ questionnaire_links = sa.Table(
     sa.Column("ended_because", enum_column_type(enums.LinkEnd)),
     sa.Column("reminders_sent", sa.Integer, nullable=False),
     _version(),
+    sa.Column("kiosk", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "clinic_id", "patient_id"),
 )
 
