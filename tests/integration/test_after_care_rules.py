@@ -176,3 +176,40 @@ def test_a_discharge_analgesic_answer_two_days_after_discharge_is_the_discharge_
     data = _dataset(clinic)
     assert sorted(r["days_per_week"] for r in data.medication.to_pylist()) == [0, 5]
     assert data.after_care_medication.num_rows == 0
+
+
+def test_the_research_export_marks_answers_after_care(clinic: ClinicFixture) -> None:
+    """A researcher taking baseline → last value per episode must be able to leave the
+    follow-up answers out: they are exported with `after_care` true, the rest false."""
+    import random
+
+    from needlepoint.domain.entities import Episode, MedicationUse, Patient
+    from needlepoint.domain.research import ClinicRecords, deidentify
+
+    ep = _discharged(clinic)
+    follow_up = datetime(2026, 4, 26, 10, tzinfo=UTC)
+    asked, token = _asked(clinic, ep, ["nprs", "analgesic_use"], TimePoint.FOLLOW_UP, follow_up)
+    _nprs(clinic, token, asked["nprs"].id, 8, follow_up)
+    home_reports.report_analgesic_use(
+        _at(clinic, follow_up),
+        token,
+        ReportAnalgesicUse(assignment_id=asked["analgesic_use"].id, days={"Ibuprofen": 2}),
+    )
+    cid = clinic.owner.clinic_id
+    uow = clinic.uow()
+    with uow:
+        records = ClinicRecords(
+            time_zone="UTC",
+            patients=uow.list_by(Patient, cid),
+            episodes=uow.list_by(Episode, cid),
+            sessions=[],
+            sites=[],
+            measurements=uow.list_by(Measurement, cid),
+            adverse_events=[],
+            medication=uow.list_by(MedicationUse, cid),
+        )
+    release = deidentify(records, k=1, dates="year", rng=random.Random(1))
+    scores = sorted((r["score"], r["after_care"]) for r in release.table("measurements").rows)
+    assert scores == [(3, False), (7, False), (8, True)]
+    drugs = sorted((r["days_per_week"], r["after_care"]) for r in release.table("medication").rows)
+    assert drugs == [(2, True), (5, False)]

@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Literal, TypeVar
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -50,6 +51,7 @@ from needlepoint.domain.entities import (
     Session,
 )
 from needlepoint.domain.enums import SessionStatus
+from needlepoint.domain.questionnaires import after_care_days, logged_after_care
 
 DateMode = Literal["shift", "year"]
 """How dates leave: shifted per patient (intervals kept), or reduced to the year."""
@@ -478,6 +480,14 @@ def table_specs(mode: DateMode) -> tuple[TableSpec, ...]:
                 ColumnSpec("side", "string", "range of motion: the side", "", _CONTEXT),
                 _date_column("date", "when it was taken (clinic's time zone)", mode),
                 _day("measurement"),
+                ColumnSpec(
+                    "after_care",
+                    "boolean",
+                    "the patient's answer after discharge (a follow-up): not part of the "
+                    "episode's outcome up to discharge",
+                    "",
+                    _CODED,
+                ),
             ),
         ),
         TableSpec(
@@ -502,6 +512,14 @@ def table_specs(mode: DateMode) -> tuple[TableSpec, ...]:
                 ColumnSpec("days_per_week", "integer", "days per week taken", "days/week", _NUMBER),
                 _date_column("date", "the day it was recorded", mode),
                 _day("entry"),
+                ColumnSpec(
+                    "after_care",
+                    "boolean",
+                    "reported by the patient after discharge (past the discharge "
+                    "questionnaire's 14 days): not part of the episode's outcome up to discharge",
+                    "",
+                    _CODED,
+                ),
             ),
         ),
     )
@@ -712,6 +730,7 @@ def deidentify(
                 "side": _coded(m.context, "side"),
                 "date": when(day, m.patient_id),
                 "day": (day - opened[m.episode_id]).days,
+                "after_care": after_care_days(m.context) is not None,
             }
         )
 
@@ -731,6 +750,7 @@ def deidentify(
             }
         )
 
+    closed: dict[UUID | None, date | None] = {e.id: e.closed_on for e in records.episodes}
     medication_rows: list[Row] = []
     for u in sorted(records.medication, key=lambda u: (u.recorded_on, str(u.id))):
         if u.episode_id not in episode_ids:
@@ -743,6 +763,7 @@ def deidentify(
                 "days_per_week": u.days_per_week,
                 "date": when(u.recorded_on, u.patient_id),
                 "day": (u.recorded_on - opened[u.episode_id]).days,
+                "after_care": logged_after_care(closed.get(u.episode_id), u.recorded_on),
             }
         )
 
