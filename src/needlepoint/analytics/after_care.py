@@ -44,9 +44,10 @@ CRITERION = (
     "follow-up answer reaches the instrument's responder threshold (as at discharge)"
 )
 DUE_RULE = (
-    "due: discharged episodes with an in-care value of the instrument whose follow-up day "
-    "(discharge + 42 or 91 days) has passed; a follow-up counts as 6 weeks when it was due "
-    "21–66 days after discharge, as 3 months when due 67–120 days after"
+    "eligible: discharged episodes with an in-care value of the instrument whose follow-up "
+    "day (discharge + 42 or 91 days) has passed, whether or not the follow-up was asked "
+    "(the completion rates below count only what was asked); a follow-up counts as 6 weeks "
+    "when it was due 21–66 days after discharge, as 3 months when due 67–120 days after"
 )
 DRUG_FREE_RULE = (
     "drug-free: the latest analgesic-log entry of each drug in the follow-up's window adds "
