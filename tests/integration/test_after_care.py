@@ -17,7 +17,7 @@ from needlepoint.actions import episodes, outcomes, patients, questionnaires
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.analytics_marks import read_mark
 from needlepoint.adapters.db.engine import scope_to_clinic
-from needlepoint.adapters.db.migrate import upgrade
+from needlepoint.adapters.db.migrate import head_revision, upgrade
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.analytics import dataset as analytics_dataset
 from needlepoint.analytics.dashboard import Dashboard, compute
@@ -308,8 +308,11 @@ def test_answers_stored_without_their_episode_by_the_older_version_are_filed_by_
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0020'"))
         scope_to_clinic(conn, clinic.owner.clinic_id)
         before = read_mark(conn, clinic.owner.clinic_id)
-    upgrade(clinic.engine)
+    upgrade(clinic.engine, "0021")  # that migration only: the later ones are in place
     with clinic.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()}
+        )
         rows = conn.execute(
             sa.select(t.measurements.c.episode_id, t.measurements.c.context).where(
                 t.measurements.c.id.in_(ids)
