@@ -201,6 +201,33 @@ def test_after_the_last_answer_on_the_kiosk_the_tablet_shows_nothing_of_the_pati
         assert needling_status(rd, p.id, datetime.now(UTC)).consent is not None
 
 
+def test_finishing_on_the_kiosk_ends_the_patients_e_mailed_link_too(
+    clinic: ClinicFixture,
+) -> None:
+    """Everything answered on the clinic's tablet: the link e-mailed earlier opens
+    nothing any more (it would show progress and consent with nothing to answer)."""
+    p, done, emailed = _sent(clinic, "both@p.test", ["nprs"])
+    kiosk = patient_record.start_kiosk(clinic.uow(), clinic.as_clinician, p.id)
+    questionnaires.save_questionnaire_answers(
+        clinic.uow(),
+        kiosk.token,
+        SaveQuestionnaireAnswers(assignment_id=done.assignments[0].id, answers={"item1": 2}),
+    )
+    questionnaires.submit_questionnaire(clinic.uow(), kiosk.token, done.assignments[0].id)
+    later = TestClient(create_app(clinic.engine, secret_key="k" * 40))
+    for path in ("", "/progress", "/consent"):
+        page = later.get(f"/q/{emailed}{path}")
+        assert page.status_code == 410, path
+        assert "This link has been used" in page.text
+    with clinic.engine.connect() as conn:
+        ended = conn.execute(
+            sa.select(t.questionnaire_links.c.ended_because).where(
+                t.questionnaire_links.c.patient_id == p.id
+            )
+        ).scalars()
+        assert set(ended) == {"used"}
+
+
 def test_the_patients_progress_leaves_out_scores_of_unsigned_draft_notes(
     clinic: ClinicFixture,
 ) -> None:

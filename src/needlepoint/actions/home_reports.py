@@ -28,6 +28,7 @@ from needlepoint.actions.questionnaires import (
     _own_assignment,
     _pending,
     _responses,
+    end_links_when_done,
 )
 from needlepoint.actions.registry import action
 from needlepoint.domain.audit import digest
@@ -46,7 +47,7 @@ from needlepoint.domain.entities import (
     QuestionnaireResponse,
     Session,
 )
-from needlepoint.domain.enums import AuditAction, LinkEnd, SessionStatus
+from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.home_reports import (
     OtherDrug,
@@ -202,12 +203,7 @@ def _complete(
             version=o.response.version + 1,
         )
         uow.replace(o.response, submitted)
-    patient = uow.get(Patient, a.patient_id, a.clinic_id)
-    if patient is not None and not _pending(uow, patient):
-        link = o.link
-        uow.replace(
-            link, replace(link, ended_at=now, ended_because=LinkEnd.USED, version=link.version + 1)
-        )
+    end_links_when_done(uow, o.link, now)
     return submitted
 
 

@@ -345,10 +345,12 @@ def cancel_questionnaire(
     return cancelled
 
 
-def _end_link(uow: UnitOfWork, link: QuestionnaireLink, now: datetime) -> QuestionnaireLink:
-    """End a link as revoked by the clinic (it stops opening at once; its unsent e-mail
-    is not sent), in the caller's transaction."""
-    ended = replace(link, ended_at=now, ended_because=LinkEnd.REVOKED, version=link.version + 1)
+def _end_link(
+    uow: UnitOfWork, link: QuestionnaireLink, now: datetime, because: LinkEnd = LinkEnd.REVOKED
+) -> QuestionnaireLink:
+    """End a link (revoked by the clinic unless `because` says otherwise): it stops
+    opening at once and its unsent e-mail is not sent, in the caller's transaction."""
+    ended = replace(link, ended_at=now, ended_because=because, version=link.version + 1)
     uow.replace(link, ended)
     for m in uow.list_by(OutboxMessage, link.clinic_id, link_id=link.id):
         if m.state is OutboxState.PENDING:
@@ -357,12 +359,25 @@ def _end_link(uow: UnitOfWork, link: QuestionnaireLink, now: datetime) -> Questi
                 replace(
                     m,
                     state=OutboxState.FAILED,
-                    last_error="the link was revoked before it was sent",
+                    last_error=f"the link ended ({because}) before it was sent",
                     link_url=None,
                     version=m.version + 1,
                 ),
             )
     return ended
+
+
+def end_links_when_done(uow: UnitOfWork, link: QuestionnaireLink, now: datetime) -> None:
+    """After an answer through `link`: when the patient has nothing left to answer, every
+    open link of theirs ends as used — this one, and any other (an e-mailed link, after
+    the patient finished on the clinic's kiosk), which would otherwise keep opening
+    their progress and consent with nothing to answer."""
+    patient = uow.get(Patient, link.patient_id, link.clinic_id)
+    if patient is None or _pending(uow, patient):
+        return
+    for other in uow.list_by(QuestionnaireLink, link.clinic_id, patient_id=patient.id):
+        if other.ended_at is None:
+            _end_link(uow, link if other.id == link.id else other, now, LinkEnd.USED)
 
 
 def _pending(uow: UnitOfWork, patient: Patient) -> list[QuestionnaireAssignment]:
@@ -702,12 +717,7 @@ def submit_questionnaire(
             version=response.version + 1,
         )
         uow.replace(response, submitted)
-        patient = uow.get(Patient, link.patient_id, link.clinic_id)
-        if patient is not None and not _pending(uow, patient):
-            uow.replace(
-                link,
-                replace(link, ended_at=now, ended_because=LinkEnd.USED, version=link.version + 1),
-            )
+        end_links_when_done(uow, link, now)
         _patient_audit(uow, link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, address)
         uow.commit()
     return measurement
