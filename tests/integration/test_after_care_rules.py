@@ -23,6 +23,7 @@ from needlepoint.domain.commands import (
     RecordMeasurement,
     RecordMedicationUse,
     ReportAnalgesicUse,
+    ReportReturnToActivity,
     SaveQuestionnaireAnswers,
 )
 from needlepoint.domain.entities import Measurement
@@ -213,3 +214,37 @@ def test_the_research_export_marks_answers_after_care(clinic: ClinicFixture) -> 
     assert scores == [(3, False), (7, False), (8, True)]
     drugs = sorted((r["days_per_week"], r["after_care"]) for r in release.table("medication").rows)
     assert drugs == [(2, True), (5, False)]
+
+
+def test_a_return_to_work_reported_at_the_follow_up_is_the_episodes_return(
+    clinic: ClinicFixture,
+) -> None:
+    """ "Not yet" at discharge, then at 6 weeks "returned on 1 March" (in care): the
+    episode's recovery says the patient returned, reported after discharge."""
+    ep = _discharged(clinic)
+    asked, token = _asked(clinic, ep, ["return_to_activity"], TimePoint.DISCHARGE, DISCHARGE_SENT)
+    home_reports.report_return_to_activity(
+        _at(clinic, DISCHARGE_SENT),
+        token,
+        ReportReturnToActivity(
+            assignment_id=asked["return_to_activity"].id, activity="work", returned=0
+        ),
+    )
+    recovery = next(b for b in _benefits(clinic, ep).benefits if b.id == "faster_recovery")
+    assert {f.label: f.value for f in recovery.facts}["returned to work"] == "not yet"
+    follow_up = datetime(2026, 4, 26, 10, tzinfo=UTC)
+    asked, token = _asked(clinic, ep, ["return_to_activity"], TimePoint.FOLLOW_UP, follow_up)
+    home_reports.report_return_to_activity(
+        _at(clinic, follow_up + timedelta(days=1)),
+        token,
+        ReportReturnToActivity(
+            assignment_id=asked["return_to_activity"].id,
+            activity="work",
+            returned=1,
+            returned_on=date(2026, 3, 1),
+        ),
+    )
+    recovery = next(b for b in _benefits(clinic, ep).benefits if b.id == "faster_recovery")
+    facts = {f.label: f.value for f in recovery.facts}
+    assert facts["returned to work on"] == "2026-03-01 (reported after discharge)"
+    assert "returned to work" not in facts

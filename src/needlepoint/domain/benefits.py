@@ -435,7 +435,10 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
         for b in ("pain_relief", "function_disability", "flexibility_rom")
         for m in per_benefit.get(b, [])
     ]
-    returns = [m for m in in_care if m.instrument_id == "return_to_activity"]
+    # Return to work or sport is an event, not a score to compare: a return the patient
+    # reports after discharge (its day may fall in care) is the episode's answer too,
+    # said to be reported after discharge.
+    returns = [m for m in records.measurements if m.instrument_id == "return_to_activity"]
     out: list[BenefitSummary] = []
     for benefit in benefits():
         measures = per_benefit[benefit.id]
@@ -521,19 +524,31 @@ def _recovery_facts(
         facts.append(Fact("days to discharge", stay, "days"))
     latest: dict[str, Measurement] = {}
     returned_on: dict[str, date] = {}
+    reported_later: set[str] = set()
     for m in sorted(returns, key=lambda m: m.taken_at):
         activity = str((m.context or {}).get("activity", "activity"))
         latest[activity] = m
         if m.score is not None and m.score >= 1 and activity not in returned_on:
             day = (m.context or {}).get("returned_on")
             returned_on[activity] = date.fromisoformat(str(day)) if day else m.taken_at.date()
+            if after_care_days(m.context) is not None:
+                reported_later.add(activity)
     for activity in sorted(latest):
         if activity in returned_on:
-            facts.append(Fact(f"returned to {activity} on", returned_on[activity].isoformat()))
+            said = returned_on[activity].isoformat()
+            if activity in reported_later:
+                said += " (reported after discharge)"
+            facts.append(Fact(f"returned to {activity} on", said))
             away = (returned_on[activity] - episode.opened_on).days
             facts.append(Fact(f"days to return to {activity}", away, "days"))
         else:
-            facts.append(Fact(f"returned to {activity}", "not yet"))
+            later = after_care_days(latest[activity].context) is not None
+            facts.append(
+                Fact(
+                    f"returned to {activity}",
+                    "not yet (asked after discharge)" if later else "not yet",
+                )
+            )
     first_days, sessions_n = _first(improving)
     if first_days is not None:
         facts.append(Fact("days to first meaningful improvement", first_days, "days"))
