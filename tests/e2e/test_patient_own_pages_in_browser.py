@@ -72,12 +72,8 @@ def test_kiosk_then_the_patients_progress_and_consent_on_a_phone(
     nprs = device.locator("form.p-form", has_text="Numeric Pain Rating Scale")
     nprs.locator("input[type=radio][value='3']").first.click()
     nprs.get_by_role("button", name="Send my answers").click()
-    ndi = device.locator("form.p-form", has_text="Neck Disability Index")
-    for i in range(10):
-        ndi.locator("li.p-item").nth(i).locator("input[type=radio][value='1']").click()
-    ndi.get_by_role("button", name="Send my answers").click()
-    assert device.get_by_role("heading", name="Thank you").is_visible()
 
+    # While something is left to answer, the patient's own pages open on the tablet.
     device.get_by_role("link", name="My progress").click()
     assert device.get_by_role("heading", name="My progress").is_visible()
     text = device.locator("main").inner_text()
@@ -96,4 +92,17 @@ def test_kiosk_then_the_patients_progress_and_consent_on_a_phone(
     assert device.get_by_text("Your consent is withdrawn").is_visible()
     assert "Withdrawn on" in device.locator("main").inner_text()
     findings.check(device, "patient-consent-withdrawn", 390)
+
+    device.goto(kiosk_url)
+    ndi = device.locator("form.p-form", has_text="Neck Disability Index")
+    for i in range(10):
+        ndi.locator("li.p-item").nth(i).locator("input[type=radio][value='1']").click()
+    ndi.get_by_role("button", name="Send my answers").click()
+    assert device.get_by_role("heading", name="Thank you").is_visible()
+    # The last answer sent, the tablet is for the next person: nothing of this patient's.
+    assert "hand the tablet back" in device.locator("main").inner_text()
+    assert device.get_by_role("link", name="My progress").count() == 0
+    findings.check(device, "kiosk-thanks", 390)
+    device.goto(kiosk_url + "/progress")
+    assert "This link has been used" in device.locator("main").inner_text()
     assert not findings.problems, "\n".join(findings.problems)

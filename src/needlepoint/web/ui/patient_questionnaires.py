@@ -385,6 +385,9 @@ async def thanks(request: Request, token: str) -> Response:
         except LinkClosed as err:
             if err.reason == "used" and _sitting_open(request, token):
                 return _page(request, "patient_done.html", clinic_name=None, token=token)
+            if err.reason == "used" and getattr(err.link, "kiosk", False):
+                # The clinic's tablet: thanks, and nothing of the patient's to go on to.
+                return _page(request, "patient_done.html", clinic_name=None, kiosk=True)
             return _closed(request, token, err)
         if not opened.due:
             return _page(request, "patient_done.html", clinic_name=opened.clinic_name)
