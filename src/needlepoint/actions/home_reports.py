@@ -22,22 +22,19 @@ from typing import Any
 from uuid import UUID
 
 from needlepoint.actions.questionnaires import (
-    PATIENT_SOURCE,
     _after_care,
     _open_link,
     _own_assignment,
+    _patient_audit,
     _pending,
     _responses,
     end_links_when_done,
 )
 from needlepoint.actions.registry import action
-from needlepoint.domain.audit import digest
 from needlepoint.domain.clinic_time import local_date, zone
 from needlepoint.domain.commands import ReportAnalgesicUse, ReportPsfs, ReportReturnToActivity
 from needlepoint.domain.entities import (
-    AuditEvent,
     Clinic,
-    Entity,
     Episode,
     Measurement,
     MedicationUse,
@@ -207,31 +204,6 @@ def _complete(
     return submitted
 
 
-def _audit(
-    uow: UnitOfWork,
-    link: QuestionnaireLink,
-    kind: AuditAction,
-    subject: Entity,
-    after: list[Entity],
-    address: str | None,
-) -> None:
-    uow.add(
-        AuditEvent(
-            id=uow.new_id(),
-            clinic_id=link.clinic_id,
-            action=kind,
-            entity_type=type(subject).__name__.lower()[:32],
-            entity_id=subject.id,
-            occurred_at=uow.now(),
-            source=PATIENT_SOURCE,
-            patient_id=link.patient_id,
-            before_digest=digest([]),
-            after_digest=digest(after),
-            source_address=address,
-        )
-    )
-
-
 def _measurement(
     uow: UnitOfWork, o: _Opened, answers: dict[str, Any], context: dict[str, Any]
 ) -> Measurement:
@@ -305,7 +277,9 @@ def report_analgesic_use(
         ]
         for u in uses:
             uow.add(u)
-        _audit(uow, o.link, AuditAction.MEDICATION_REPORTED, submitted, [submitted, *uses], address)
+        _patient_audit(
+            uow, o.link, AuditAction.MEDICATION_REPORTED, submitted, address, [submitted, *uses]
+        )
         uow.commit()
     return uses
 
@@ -334,9 +308,7 @@ def report_return_to_activity(
         measurement = _measurement(uow, o, answers, context)
         uow.add(measurement)
         _complete(uow, o, dict(measurement.answers), measurement)
-        _audit(
-            uow, o.link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, [measurement], address
-        )
+        _patient_audit(uow, o.link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, address)
         uow.commit()
     return measurement
 
@@ -357,8 +329,6 @@ def report_psfs(
         measurement = _measurement(uow, o, answers, dict(activities))
         uow.add(measurement)
         _complete(uow, o, dict(measurement.answers), measurement)
-        _audit(
-            uow, o.link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, [measurement], address
-        )
+        _patient_audit(uow, o.link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, address)
         uow.commit()
     return measurement

@@ -536,9 +536,11 @@ def _patient_audit(
     kind: AuditAction,
     subject: Entity,
     address: str | None,
+    after: list[Entity] | None = None,
 ) -> None:
     """The audit event of a patient's act through their link (no user account: the
-    source says `patient-link`, the patient and the address are recorded)."""
+    source says `patient-link`, the patient and the address are recorded); its after
+    digest is of `after` (default: the subject)."""
     uow.add(
         AuditEvent(
             id=uow.new_id(),
@@ -550,7 +552,7 @@ def _patient_audit(
             source=PATIENT_SOURCE,
             patient_id=link.patient_id,
             before_digest=digest([]),
-            after_digest=digest([subject]),
+            after_digest=digest([subject] if after is None else after),
             source_address=address,
         )
     )
