@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.actions.context import Actor, audit, authorize, load, notify
 from needlepoint.actions.registry import action
 from needlepoint.adapters.db.logins import (
     Account,
@@ -47,7 +47,6 @@ from needlepoint.domain.entities import (
     ApiToken,
     EmergencyAccess,
     MfaSecret,
-    Notification,
     Patient,
     RecoveryCode,
     SecuritySettings,
@@ -622,19 +621,14 @@ def grant_emergency_access(
         )
         uow.add(grant)
         for owner in uow.list_by(User, actor.clinic_id, role=Role.OWNER, is_active=True):
-            uow.add(
-                Notification(
-                    id=uow.new_id(),
-                    clinic_id=actor.clinic_id,
-                    recipient_id=owner.id,
-                    kind="emergency_access",
-                    subject_id=grant.id,
-                    message=(
-                        f"{user.full_name} used emergency access to patient {patient.mrn} "
-                        f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC: {cmd.reason}"
-                    ),
-                    created_at=now,
-                )
+            notify(
+                uow,
+                actor.clinic_id,
+                owner.id,
+                "emergency_access",
+                grant.id,
+                f"{user.full_name} used emergency access to patient {patient.mrn} "
+                f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC: {cmd.reason}",
             )
         audit(
             uow,

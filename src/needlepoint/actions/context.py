@@ -1,4 +1,4 @@
-"""Who is acting, and the two steps every action shares: authorise, then audit."""
+"""Who is acting, and the steps actions share: authorise, audit, notify a colleague."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from needlepoint.domain.audit import digest
-from needlepoint.domain.entities import AuditEvent, Entity, User
+from needlepoint.domain.entities import AuditEvent, Entity, Notification, User
 from needlepoint.domain.enums import AuditAction, AuditOutcome
 from needlepoint.domain.errors import NotFound, PermissionDenied
 from needlepoint.domain.permissions import Permission, require
@@ -100,3 +100,26 @@ def audit(
     )
     uow.add(event)
     return event
+
+
+def notify(
+    uow: UnitOfWork,
+    clinic_id: UUID,
+    recipient_id: UUID,
+    kind: str,
+    subject_id: UUID,
+    message: str,
+) -> Notification:
+    """Stage a notification to a colleague (shown on their pages), in the action's
+    transaction."""
+    note = Notification(
+        id=uow.new_id(),
+        clinic_id=clinic_id,
+        recipient_id=recipient_id,
+        kind=kind,
+        subject_id=subject_id,
+        message=message,
+        created_at=uow.now(),
+    )
+    uow.add(note)
+    return note

@@ -26,7 +26,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from needlepoint.actions.care_team import check_care_team
-from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.actions.context import Actor, audit, authorize, load, notify
 from needlepoint.actions.questionnaires import _patient_audit, _pending
 from needlepoint.actions.registry import action
 from needlepoint.adapters.db.questionnaire_links import find_link
@@ -35,7 +35,6 @@ from needlepoint.domain.entities import (
     Consent,
     Measurement,
     MedicationUse,
-    Notification,
     Patient,
     QuestionnaireAssignment,
     QuestionnaireLink,
@@ -192,16 +191,13 @@ def withdraw_own_consent(
             raise InvalidInput("this consent is not signed yet", field="consent_id")
         withdrawn = replace(consent, withdrawn_at=now, version=consent.version + 1)
         uow.replace(consent, withdrawn)
-        uow.add(
-            Notification(
-                id=uow.new_id(),
-                clinic_id=link.clinic_id,
-                recipient_id=consent.recorded_by,
-                kind="consent.withdrawn_by_patient",
-                subject_id=consent.patient_id,
-                message=WITHDRAWN_MESSAGE,
-                created_at=now,
-            )
+        notify(
+            uow,
+            link.clinic_id,
+            consent.recorded_by,
+            "consent.withdrawn_by_patient",
+            consent.patient_id,
+            WITHDRAWN_MESSAGE,
         )
         _patient_audit(uow, link, AuditAction.CONSENT_WITHDRAWN_BY_PATIENT, withdrawn, address)
         uow.commit()

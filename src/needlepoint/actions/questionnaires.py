@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from needlepoint.actions.care_team import check_care_team
-from needlepoint.actions.context import Actor, audit, authorize, load
+from needlepoint.actions.context import Actor, audit, authorize, load, notify
 from needlepoint.actions.registry import action
 from needlepoint.adapters.db.questionnaire_links import find_link
 from needlepoint.domain.audit import digest
@@ -41,7 +41,6 @@ from needlepoint.domain.entities import (
     Entity,
     Episode,
     Measurement,
-    Notification,
     OutboxMessage,
     Patient,
     QuestionnaireAssignment,
@@ -775,16 +774,13 @@ def request_new_link(
         new, _message = _issue_link(
             uow, link.issued_by, clinic, patient, link.episode_id, base_url, MessageKind.INVITATION
         )
-        uow.add(
-            Notification(
-                id=uow.new_id(),
-                clinic_id=clinic.id,
-                recipient_id=link.issued_by,
-                kind="questionnaire.link_requested",
-                subject_id=patient.id,
-                message=LINK_REQUEST_MESSAGE,
-                created_at=now,
-            )
+        notify(
+            uow,
+            clinic.id,
+            link.issued_by,
+            "questionnaire.link_requested",
+            patient.id,
+            LINK_REQUEST_MESSAGE,
         )
         _patient_audit(uow, new, AuditAction.QUESTIONNAIRE_LINK_REQUESTED, new, address)
         uow.commit()
