@@ -29,6 +29,7 @@ from needlepoint.actions.questionnaires import (
     _pending,
     _responses,
     end_links_when_done,
+    store_response,
 )
 from needlepoint.actions.registry import action
 from needlepoint.domain.clinic_time import local_date, zone
@@ -175,31 +176,9 @@ def _complete(
     mid = measurement.id if measurement is not None else None
     a = o.assignment
     uow.replace(a, replace(a, completed_at=now, measurement_id=mid, version=a.version + 1))
-    if o.response is None:
-        submitted = QuestionnaireResponse(
-            id=uow.new_id(),
-            clinic_id=a.clinic_id,
-            patient_id=a.patient_id,
-            assignment_id=a.id,
-            link_id=o.link.id,
-            answers=answers,
-            started_at=now,
-            updated_at=now,
-            submitted_at=now,
-            measurement_id=mid,
-        )
-        uow.add(submitted)
-    else:
-        submitted = replace(
-            o.response,
-            answers=answers,
-            submitted_at=now,
-            measurement_id=mid,
-            link_id=o.link.id,
-            updated_at=now,
-            version=o.response.version + 1,
-        )
-        uow.replace(o.response, submitted)
+    submitted = store_response(
+        uow, o.link, a, o.response, answers, now, sent=True, measurement_id=mid
+    )
     end_links_when_done(uow, o.link, now)
     return submitted
 

@@ -615,6 +615,43 @@ def _own_assignment(
     return a
 
 
+def store_response(
+    uow: UnitOfWork,
+    link: QuestionnaireLink,
+    a: QuestionnaireAssignment,
+    old: QuestionnaireResponse | None,
+    answers: dict[str, Any],
+    now: datetime,
+    *,
+    sent: bool = False,
+    measurement_id: UUID | None = None,
+) -> QuestionnaireResponse:
+    """The patient's answers to one assignment, saved through `link`: a new response or
+    the next version of `old`; `sent` marks it submitted (naming its measurement)."""
+    submitted: dict[str, Any] = (
+        {"submitted_at": now, "measurement_id": measurement_id} if sent else {}
+    )
+    if old is None:
+        new = QuestionnaireResponse(
+            id=uow.new_id(),
+            clinic_id=link.clinic_id,
+            patient_id=link.patient_id,
+            assignment_id=a.id,
+            link_id=link.id,
+            answers=answers,
+            started_at=now,
+            updated_at=now,
+            **submitted,
+        )
+        uow.add(new)
+        return new
+    new = replace(
+        old, answers=answers, updated_at=now, link_id=link.id, version=old.version + 1, **submitted
+    )
+    uow.replace(old, new)
+    return new
+
+
 @action(
     None,
     AuditAction.QUESTIONNAIRE_ANSWER_SAVED,
@@ -642,23 +679,7 @@ def save_questionnaire_answers(
         except InvalidInput as err:
             raise InvalidInput(err.detail, field=err.field) from None
         kept = {k: v for k, v in clean.items() if v is not None}
-        if old is None:
-            saved = QuestionnaireResponse(
-                id=uow.new_id(),
-                clinic_id=link.clinic_id,
-                patient_id=link.patient_id,
-                assignment_id=a.id,
-                link_id=link.id,
-                answers=kept,
-                started_at=now,
-                updated_at=now,
-            )
-            uow.add(saved)
-        else:
-            saved = replace(
-                old, answers=kept, updated_at=now, link_id=link.id, version=old.version + 1
-            )
-            uow.replace(old, saved)
+        saved = store_response(uow, link, a, old, kept, now)
         _patient_audit(uow, link, AuditAction.QUESTIONNAIRE_ANSWER_SAVED, saved, address)
         uow.commit()
     return saved
@@ -709,15 +730,9 @@ def submit_questionnaire(
         done = replace(a, completed_at=now, measurement_id=measurement.id, version=a.version + 1)
         uow.replace(a, done)
         assert response is not None  # answers were checked above
-        submitted = replace(
-            response,
-            submitted_at=now,
-            measurement_id=measurement.id,
-            link_id=link.id,
-            updated_at=now,
-            version=response.version + 1,
+        store_response(
+            uow, link, a, response, response.answers, now, sent=True, measurement_id=measurement.id
         )
-        uow.replace(response, submitted)
         end_links_when_done(uow, link, now)
         _patient_audit(uow, link, AuditAction.QUESTIONNAIRE_SUBMITTED, measurement, address)
         uow.commit()
