@@ -251,10 +251,11 @@ def medication(ctx: ApiContext, request: Request) -> Response:
 )
 def after_care(ctx: ApiContext, request: Request) -> Response:
     """What patients report after discharge, per questionnaire at 6 weeks and 3 months:
-    n/N of the discharged episodes whose follow-up is due, of those how many kept the
-    benefit (change from baseline reaching the responder threshold, with its source and
-    the 95 % Wilson interval), and the drug-free share from the analgesic log after
-    discharge; `status` "not measured" (and `rate` null) where nobody answered."""
+    n/N of the eligible discharged episodes (follow-up day passed, asked or not), of
+    those how many kept the benefit (change from baseline reaching the responder
+    threshold, with its source and the 95 % Wilson interval), and the drug-free share
+    from the analgesic log after discharge; `status` "not measured" (and `rate` null)
+    where nobody answered."""
     view, got = _snapshot(ctx, request)
     if not isinstance(got, Computed):
         return got
