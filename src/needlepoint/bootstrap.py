@@ -73,6 +73,7 @@ def build_app(settings: Settings | None = None, engine: sa.Engine | None = None)
         rate_burst=settings.rate_burst,
         processes=settings.resolved_workers(),
         demo=settings.demo,
+        public_url=settings.resolved_public_url(),
     )
     # The demo's caught e-mails (`needlepoint demo` runs a local SMTP server): /demo/mail.
     app.state.demo_mail_dir = settings.data_dir / "mail" if settings.demo else None

@@ -353,6 +353,11 @@ def _serve(settings: Settings) -> None:
     from needlepoint.bootstrap import build_app, open_database
     from needlepoint.commands.outbox import worker_for
 
+    if not settings.public_url:
+        console.print(
+            "NEEDLEPOINT_PUBLIC_URL is not set: links e-mailed to patients will start "
+            f"with {settings.resolved_public_url()}"
+        )
     workers = settings.resolved_workers()
     if workers == 1:
         web = build_app(settings)
@@ -388,6 +393,7 @@ def _serve(settings: Settings) -> None:
     os.environ["NEEDLEPOINT_ACCESS_LOG"] = str(settings.access_log).lower()
     os.environ["NEEDLEPOINT_WORKERS"] = str(workers)  # each knows it is one of several
     os.environ["NEEDLEPOINT_DEMO"] = str(settings.demo).lower()
+    os.environ["NEEDLEPOINT_PUBLIC_URL"] = settings.resolved_public_url()
     uvicorn.run(
         "needlepoint.bootstrap:app_from_environment",
         factory=True,

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
             lock_timeout=self.lock_timeout,
         )
 
+    def resolved_public_url(self) -> str:
+        """The address patients reach the server at, which every link e-mailed to them
+        starts with: `public_url`, else the address this server listens on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
     def server_options(self) -> dict[str, Any]:
         """uvicorn's options for these settings. `X-Forwarded-For` is believed only from
         the proxies named in `forwarded_allow_ips`: otherwise any client could claim any

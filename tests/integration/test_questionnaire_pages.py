@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from needlepoint.actions import episodes, patients
-from needlepoint.actions.clinics import register_user
+from needlepoint.actions.clinics import issue_operator_token, register_user
+from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
 from needlepoint.adapters.mail import MailCatcher, SmtpServer
 from needlepoint.domain.commands import RegisterUser
@@ -189,3 +191,49 @@ def test_the_owner_sets_the_clinics_plan_on_a_page(clinic: ClinicFixture) -> Non
     assert (
         "Only the clinic's owner changes the plan" in clinician.get("/settings/questionnaires").text
     )
+
+
+def test_links_e_mailed_to_patients_never_take_the_callers_host(
+    clinic: ClinicFixture, catcher: MailCatcher
+) -> None:
+    """Host-header injection (security review): a link e-mailed to a patient starts with
+    the server's configured address, whatever Host the request named: the clinician's
+    sending page, the API, and the patient's own unauthenticated "new link" request
+    (which could otherwise have had the patient's next token sent to the caller's host)."""
+    app = create_app(clinic.engine, secret_key="k" * 40, public_url="https://clinic.example")
+    forged = {"Host": "attacker.example"}
+    p = patients.register_patient(
+        clinic.uow(), clinic.as_clinician, patient_cmd(email="host@patient.test")
+    )
+    ep = episodes.open_episode(clinic.uow(), clinic.as_clinician, episode_cmd(p.id))
+    token = issue_operator_token(SqlUnitOfWork(clinic.engine), clinic.clinician, "t")
+    api = TestClient(app)
+    sent = api.post(
+        f"/api/v1/episodes/{ep.id}/questionnaires",
+        json={"instrument_ids": ["ndi"], "send": True},
+        headers={"Authorization": f"Bearer {token}", **forged},
+    )
+    assert sent.status_code == 201, sent.text
+
+    def last_mail() -> str:
+        OutboxWorker(
+            clinic.engine, SmtpServer.from_url(catcher.url), only_clinics=[clinic.owner.clinic_id]
+        ).run_once()
+        return [m for m in catcher.messages if "host@patient.test" in m.recipients][-1].body
+
+    first = re.search(r"https://clinic\.example(/q/([A-Za-z0-9_\-]+))", last_mail())
+    assert first, "the invitation's link is not on the configured address"
+    # An hour later the patient (or whoever holds the old link) asks for a new one.
+    with clinic.engine.begin() as conn:
+        conn.execute(
+            sa.update(t.questionnaire_links)
+            .where(t.questionnaire_links.c.patient_id == p.id)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+    asked = TestClient(app).post(f"{first[1]}/new-link", headers=forged)
+    assert asked.status_code == 200
+    body = last_mail()
+    assert "attacker.example" not in body
+    second = re.search(r"https://clinic\.example/q/([A-Za-z0-9_\-]+)", body)
+    assert second, body
+    assert second[1] != first[2]

@@ -152,6 +152,7 @@ def create_app(
     rate_burst: int = 200,
     processes: int = 1,
     demo: bool = False,
+    public_url: str | None = None,
 ) -> FastAPI:
     """The web application over an already migrated database.
 
@@ -162,6 +163,9 @@ def create_app(
     in all; past that the server answers 503 with `Retry-After`.
 
     `demo`: a demonstration server; every page's footer says its data are synthetic.
+
+    `public_url`: the address patients reach the server at; every link e-mailed to a
+    patient starts with it (`web.context.patient_links_base`).
 
     `max_body_bytes`: the largest request body (413 beyond). `rate_limit`: API requests a
     second per caller, in bursts of `rate_burst` (429 beyond; `None`: no limit). See
@@ -201,6 +205,7 @@ def create_app(
     app.state.secret_key = secret_key
     app.state.secure_cookies = secure_cookies
     app.state.demo = demo
+    app.state.public_url = public_url
     app.state.error_page = ui.errors.error_page  # web.problems renders errors with it
     problems.install(app)
     openapi = app.openapi

@@ -259,6 +259,16 @@ class ApiCredentials:
             self._deferred.flush()
 
 
+def patient_links_base(request: Request) -> str:
+    """What the links e-mailed to patients start with: the server's configured public
+    address (`Settings.resolved_public_url`), never the request's Host header, which the
+    caller chooses: an unauthenticated "send me a new link" request could otherwise have
+    a link to the caller's own host e-mailed to the patient, and so obtain the patient's
+    token. Only an app built without one (tests) falls back to the request's address."""
+    configured: str | None = getattr(request.app.state, "public_url", None)
+    return configured or str(request.base_url).rstrip("/")
+
+
 async def api_context(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> ApiCredentials:

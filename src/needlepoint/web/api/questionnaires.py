@@ -23,7 +23,7 @@ from needlepoint.domain.enums import LinkEnd, MessageKind, OutboxState, TimePoin
 from needlepoint.domain.permissions import Permission
 from needlepoint.domain.questionnaires import Schedule
 from needlepoint.queries import questionnaires as queries
-from needlepoint.web.context import ApiContext, requires, respond
+from needlepoint.web.context import ApiContext, patient_links_base, requires, respond
 
 router = APIRouter(tags=["questionnaires"])
 
@@ -106,7 +106,7 @@ def assign(
         time_point=body.time_point,
         due_on=body.due_on,
         send=body.send,
-        base_url=str(request.base_url).rstrip("/"),
+        base_url=patient_links_base(request),
     )
     done = actions.assign_questionnaires(ctx.uow(), ctx.actor, cmd)
     return respond(

@@ -43,6 +43,7 @@ from needlepoint.domain.errors import DomainError, InvalidInput, NotFound, Stale
 from needlepoint.domain.home_reports import DRUG_CLASS_WORDS, MAX_ACTIVITIES
 from needlepoint.domain.instruments import get as get_instrument
 from needlepoint.domain.questionnaires import LinkClosed, hash_link_token, home_form
+from needlepoint.web.context import patient_links_base
 from needlepoint.web.ui.forms import in_thread, submitted_form, templates
 
 router = APIRouter(include_in_schema=False)
@@ -64,10 +65,6 @@ def _address(request: Request) -> str | None:
 
 def _uow(request: Request) -> SqlUnitOfWork:
     return SqlUnitOfWork(request.app.state.engine)
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -403,7 +400,7 @@ async def ask_new_link(request: Request, token: str) -> Response:
 
     def work() -> Response:
         questionnaires.request_new_link(
-            _uow(request), token, _base_url(request), address=_address(request)
+            _uow(request), token, patient_links_base(request), address=_address(request)
         )
         return _page(request, "patient_new_link.html")
 

@@ -36,7 +36,7 @@ from needlepoint.queries.questionnaires import (
     reported_scores,
     schedule_for,
 )
-from needlepoint.web.context import RequestContext
+from needlepoint.web.context import RequestContext, patient_links_base
 from needlepoint.web.ui.forms import (
     Errors,
     clinic_zone,
@@ -119,7 +119,7 @@ def _send(
                 "episode_id": episode_id,
                 "instrument_ids": chosen,
                 "send": True,
-                "base_url": str(request.base_url).rstrip("/"),
+                "base_url": patient_links_base(request),
             }
         )
         assign_questionnaires(ctx.uow(), ctx.actor, cmd)
