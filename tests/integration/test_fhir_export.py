@@ -330,6 +330,61 @@ def test_a_clinician_bound_by_the_care_team_restriction_may_not_export_the_clini
     assert kick_off(api, "owner").status_code == 202
 
 
+def test_an_export_made_before_the_care_team_restriction_is_no_longer_the_clinicians(
+    api: Api,
+) -> None:
+    """Security review: the files of an export a clinician made while the clinic was
+    open stayed downloadable after the owner restricted records to each care team; the
+    same rule as starting an export now applies to its status and files."""
+    chart(api.clinic)
+    started = kick_off(api, "clinician")
+    assert started.status_code == 202
+    done = wait_for(api, started.headers["Content-Location"], "clinician")
+    assert done.status_code == 200, done.text
+    files = [o["url"] for o in done.json()["output"]]
+    assert api.client.get(files[0], headers=api.headers("clinician")).status_code == 200
+    r = api.client.put(
+        "/api/v1/clinic/security",
+        json={"mfa_required": False, "care_team_restriction": True},
+        headers=api.headers("owner", **{"If-Match": '"1"'}),
+    )
+    assert r.status_code == 200, r.text
+    for url in (started.headers["Content-Location"], *files):
+        assert api.client.get(url, headers=api.headers("clinician")).status_code == 403, url
+    assert api.client.get(files[0], headers=api.headers("owner")).status_code == 200
+
+
+def test_a_finished_export_expires_and_its_files_are_deleted(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from needlepoint.adapters.db import fhir_exports as store
+    from needlepoint.adapters.db.tables import fhir_export_chunks, fhir_export_jobs
+
+    chart(api.clinic)
+    started = kick_off(api)
+    status_url = started.headers["Content-Location"]
+    done = wait_for(api, status_url)
+    assert done.status_code == 200
+    file_url = done.json()["output"][0]["url"]
+    long_ago = datetime.now(UTC) - store.KEPT_FOR - timedelta(minutes=1)
+    job_id = UUID(status_url.rsplit("/", 1)[-1])
+    with api.clinic.engine.begin() as conn:
+        conn.execute(
+            sa.update(fhir_export_jobs)
+            .where(fhir_export_jobs.c.id == job_id)
+            .values(finished_at=long_ago, updated_at=long_ago)
+        )
+    gone = api.client.get(file_url, headers=api.headers("owner"))
+    assert gone.status_code == 404
+    assert "expired" in gone.text
+    assert api.client.get(status_url, headers=api.headers("owner")).status_code == 404
+    with api.clinic.engine.connect() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count()).where(fhir_export_chunks.c.job_id == job_id)
+        ).scalar_one()
+    assert left == 0
+
+
 def test_only_the_requester_or_the_owner_polls_an_export(api: Api) -> None:
     c = api.clinic
     chart(c)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -155,14 +156,24 @@ def export_kick_off(
     )
 
 
-def _own_job(r: Reader, job_id: UUID) -> store.ExportJob:
-    """The export job, to the clinical staff member who started it or the owner."""
-    r.require(Permission.READ_CLINICAL)
+def _own_job(r: Reader, job_id: UUID, engine: sa.Engine) -> store.ExportJob:
+    """The export job, to the clinical staff member who started it or the owner, under
+    the same rule as starting one now (`require_clinic_export`): an export made before
+    the clinic restricted records to each patient's care team is no longer theirs to
+    read. A finished export past `store.KEPT_FOR` is gone (its files deleted here)."""
+    fhir.require_clinic_export(r)
     job = store.get_job(r.conn, r.clinic_id, job_id)
     if job is None:
         raise NotFound(f"no export {job_id} in this clinic", field="job_id")
     if job.requested_by != r.user_id and r.role != Role.OWNER:
         raise PermissionDenied("only who started an export (or the owner) may use it")
+    if job.current_status(datetime.now(UTC)) == store.EXPIRED:
+        store.cancel(engine, job)
+        hours = int(store.KEPT_FOR.total_seconds() // 3600)
+        raise NotFound(
+            f"export {job_id} has expired: a finished export is kept {hours} hours",
+            field="job_id",
+        )
     return job
 
 
@@ -171,11 +182,11 @@ def _own_job(r: Reader, job_id: UUID) -> store.ExportJob:
     summary="Bulk Data export status",
     openapi_extra=requires(Permission.READ_CLINICAL),
 )
-def export_status(ctx: ApiContext, job_id: UUID) -> Response:
+def export_status(ctx: ApiContext, request: Request, job_id: UUID) -> Response:
     """202 with `X-Progress` while running; 200 with the manifest when done; 500 with an
     OperationOutcome when it failed; 404 once cancelled."""
     with ctx.reader() as r:
-        job = _own_job(r, job_id)
+        job = _own_job(r, job_id, request.app.state.engine)
     status = job.current_status(datetime.now(UTC))
     if status == store.RUNNING:
         progress = f"{job.patients_done} of {job.patients_total} patients"
@@ -217,7 +228,7 @@ def _json(body: object) -> bytes:
 def export_cancel(ctx: ApiContext, request: Request, job_id: UUID) -> Response:
     """Stop a running export, or delete a finished export's files: 202."""
     with ctx.reader() as r:
-        job = _own_job(r, job_id)
+        job = _own_job(r, job_id, request.app.state.engine)
     if job.status == store.CANCELLED:
         raise NotFound(f"export {job_id} was cancelled", field="job_id")
     store.cancel(request.app.state.engine, job)
@@ -236,7 +247,7 @@ def export_file(
 ) -> StreamingResponse:
     """The file's lines, streamed piece by piece. Audited as a disclosure."""
     with ctx.reader() as r:
-        job = _own_job(r, job_id)
+        job = _own_job(r, job_id, request.app.state.engine)
         listed = {o["type"] for o in job.output or []}
         if job.status != store.COMPLETED or resource_type not in listed:
             raise NotFound(f"no {resource_type} file in export {job_id}", field="resource_type")

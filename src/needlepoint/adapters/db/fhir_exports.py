@@ -21,9 +21,15 @@ RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
+EXPIRED = "expired"
 
 STALE_AFTER = timedelta(minutes=10)
 """A running job whose process has not written for this long died with it: failed."""
+
+KEPT_FOR = timedelta(hours=24)
+"""How long a finished export's files are served (a product default: the Bulk Data
+specification leaves it to the server). Later its files are deleted: a copy of every
+record must not outlive the reason it was made, nor a change of who may read them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +49,12 @@ class ExportJob:
     error: str | None
 
     def current_status(self, now: datetime) -> str:
-        """The status, with a running job that stopped writing long ago seen as failed."""
+        """The status, with a running job that stopped writing long ago seen as failed,
+        and a finished one past `KEPT_FOR` as expired."""
         if self.status == RUNNING and now - self.updated_at > STALE_AFTER:
             return FAILED
+        if self.status == COMPLETED and now - (self.finished_at or self.updated_at) > KEPT_FOR:
+            return EXPIRED
         return self.status
 
 
