@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from markupsafe import Markup
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from needlepoint.domain import clinic_time
 from needlepoint.domain.errors import DomainError, NotFound, PermissionDenied
@@ -89,14 +90,58 @@ def refusal_page(request: Request, err: DomainError) -> Response:
 Errors = dict[str, list[str]]
 
 
+UNIT_SUFFIXES = {"mm": "mm", "cm": "cm", "deg": "°", "kg": "kg", "minutes": "minutes"}
+BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
+def field_label(name: str) -> str:
+    """A field's name as a form labels it: `depth_mm` → "Depth (mm)"."""
+    words = name.split("_")
+    unit = UNIT_SUFFIXES.get(words[-1]) if len(words) > 1 else None
+    if unit:
+        words = words[:-1]
+    text = " ".join(words).capitalize() or "This field"
+    return f"{text} ({unit})" if unit else text
+
+
+def plain_error(error: ErrorDetails) -> str:
+    """A validation error in a form's words, naming the field and saying what to do
+    ("Depth (mm) must be a number"), not the validator's own sentence ("Input should be
+    a valid number", "Input should be 'left', 'right' or 'midline'"). Messages of our own
+    validators are already in words: kept."""
+    name = next((p for p in reversed(error["loc"]) if isinstance(p, str)), "")
+    label = field_label(name)
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
+        return f"Please fill in {label[0].lower() + label[1:]}"
+    if kind in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
+        return f"{label} must be a number"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{label} must be a whole number"
+    if kind in ("literal_error", "enum"):
+        choices = str(ctx.get("expected", "")).replace("'", "").replace("_", " ")
+        return (
+            f"Choose the {label.lower()}: {choices}" if choices else f"Choose the {label.lower()}"
+        )
+    if kind in BOUNDS and BOUNDS[kind][1] in ctx:
+        words, key = BOUNDS[kind]
+        return f"{label} must be {words} {ctx[key]}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def field_errors(err: DomainError | ValidationError, prefix: str = "") -> Errors:
     """Messages by the field they name (`sites.2.depth_mm`); "" holds the others."""
     out: Errors = {}
     if isinstance(err, ValidationError):
         for e in err.errors():
             loc = ".".join(str(p) for p in e["loc"])
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            out.setdefault(prefix + loc if loc else "", []).append(msg)
+            out.setdefault(prefix + loc if loc else "", []).append(plain_error(e))
         return out
     if isinstance(err, PermissionDenied):  # about who asks, not about a field's value
         out.setdefault("", []).append(err.detail)
