@@ -371,6 +371,9 @@ def test_a_muscle_found_by_name_asks_its_side_and_the_chart_is_one_tab_stop_per_
     assert "Which side?" in ask.inner_text()
     side = page.locator("#site-0").get_by_label("Side", exact=True)
     assert side.input_value() == ""  # not assumed
+    # The draft is saved without it, saying so, but no error before anything was typed.
+    page.wait_for_selector("#site-0 .site-problems:has-text('not in the saved draft yet')")
+    assert "Choose the side" not in page.locator("#site-0 .site-problems").inner_text()
     ask.get_by_role("button", name="Both").click()
     assert page.locator("#sites li.site").count() == 2
     assert page.locator("#site-0").get_by_label("Side", exact=True).input_value() == "left"

@@ -221,6 +221,12 @@
     clearTimeout(timer);
     timer = setTimeout(saveDraft, 700);
   }
+  // Fields the clinician has typed in or chosen: a draft's problems are shown for those
+  // only (no "choose the side" beside a muscle just added, before anything was typed).
+  var touched = {};
+  function touch(e) { if (e.target && e.target.name) touched[e.target.name] = true; }
+  form.addEventListener("input", touch, true);
+  form.addEventListener("change", touch, true);
   form.addEventListener("input", function (e) { if (e.target !== search) changed(); });
   form.addEventListener("change", function (e) { if (e.target !== search && e.target !== tpAllSelect && !e.target.classList.contains("snippet-pick")) changed(); });
 
@@ -252,6 +258,8 @@
       });
       Object.keys(body.errors || {}).forEach(function (k) {
         if (k.indexOf("sites." + i + ".") !== 0) return;
+        var field = form.elements[k.replace(/\./g, "-")];
+        if (field && field.name && !touched[field.name] && !field.value) return;  // not yet typed
         body.errors[k].forEach(function (m) {
           var p = document.createElement("p"); p.className = "error"; p.textContent = m; box.appendChild(p);
         });
