@@ -81,6 +81,33 @@ def test_a_newcomer_sends_a_questionnaire_and_answers_it_from_the_caught_mail(
         opened = TestClient(web).get(link[1])
         assert opened.status_code == 200
         assert "Neck Disability Index" in opened.text
+        # Another clinic on the same demo server sees none of this clinic's mail (each
+        # link opens a patient's questionnaires: security review).
+        other = register_clinic(
+            SqlUnitOfWork(engine),
+            RegisterClinic(name="Other", owner_email="o@other.example", owner_name="Other"),
+            source="test",
+        )
+        register_user(
+            SqlUnitOfWork(engine),
+            Actor(other.id, other.clinic_id, source="test"),
+            RegisterUser(
+                email="pt@other.example",
+                full_name="Other PT",
+                role=Role.CLINICIAN,
+                password=PASSWORD,
+            ),
+        )
+        stranger = TestClient(web)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', stranger.get("/login").text)
+        assert csrf
+        stranger.post(
+            "/login", data={"email": "pt@other.example", "password": PASSWORD, "csrf": csrf[1]}
+        )
+        theirs = stranger.get("/demo/mail")
+        assert theirs.status_code == 200
+        assert DEMO_PATIENT_EMAIL not in theirs.text
+        assert "/q/" not in theirs.text
     # Outside a demo there is no mailbox.
     plain = TestClient(build_app(Settings(database_url=url, data_dir=tmp_path), engine))
     assert plain.get("/demo/mail").status_code == 404

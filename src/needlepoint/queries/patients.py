@@ -72,6 +72,18 @@ def _search_statements(n_words: int, sqlite: bool) -> tuple[sa.Select[Any], sa.S
     return count, page
 
 
+def patient_emails(reader: Reader) -> set[str]:
+    """The e-mail addresses of the clinic's patients, lower-cased (the demo's mailbox
+    shows a clinic only the mail sent to its own patients)."""
+    reader.require(Permission.READ_DEMOGRAPHICS)
+    found = reader.conn.execute(
+        sa.select(patients.c.email).where(
+            patients.c.clinic_id == reader.clinic_id, patients.c.email.is_not(None)
+        )
+    )
+    return {str(e).lower() for (e,) in found}
+
+
 def get_patient(reader: Reader, patient_id: UUID) -> Patient:
     """One patient of the clinic (NotFound for other clinics' patients)."""
     reader.require(Permission.READ_DEMOGRAPHICS)

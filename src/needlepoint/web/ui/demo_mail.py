@@ -12,6 +12,8 @@ from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from needlepoint.adapters.mail import read_folder
+from needlepoint.domain.errors import DomainError
+from needlepoint.queries.patients import patient_emails
 from needlepoint.web.ui.forms import refusal_page, render, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
@@ -36,7 +38,19 @@ def demo_mail(request: Request) -> Response:
         from needlepoint.domain.errors import NotFound
 
         return refusal_page(request, NotFound("only the demo has a mailbox"))
-    if signed_in(request) is None:
+    ctx = signed_in(request)
+    if ctx is None:
         return to_login()
-    mails = [(m, _linked(m.body)) for m in read_folder(folder)]
+    try:
+        with ctx.reader() as r:
+            own = patient_emails(r)
+    except DomainError as err:  # a role that may not see patients' details
+        return refusal_page(request, err)
+    # Only the mail sent to this clinic's own patients: a demo may hold other clinics,
+    # and each link in a mail opens a patient's questionnaires.
+    mails = [
+        (m, _linked(m.body))
+        for m in read_folder(folder)
+        if any(to.strip().lower() in own for to in m.recipients)
+    ]
     return render(request, "demo_mail.html", mails=mails)
