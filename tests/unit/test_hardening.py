@@ -118,6 +118,8 @@ def test_the_score_export_escapes_the_ids_it_was_given() -> None:
         (b'[{"x": ["ok", "\\u0000"]}]', "0.x.1"),
         (b'{"s": "\\ud800"}', "s"),
         (b'{"s": "a\\udfffb"}', "s"),
+        (b'{"mrn": "D-1", "mrn": "D-2"}', "mrn"),  # a key twice: not the last kept silently
+        (b'{"sites": [{"side": "left", "depth_mm": 9, "side": "right"}]}', "sites.0.side"),
     ],
 )
 def test_json_a_database_cannot_hold_is_refused_naming_the_field(body: bytes, field: str) -> None:
@@ -135,6 +137,7 @@ def test_json_a_database_cannot_hold_is_refused_naming_the_field(body: bytes, fi
         b"not json at all",
         b'{"a": "caf\xc3\xa9"}',
         b'{"a": "\\ud83d\\ude00 a smile, a pair of surrogates"}',
+        b'[{"side": "left"}, {"side": "right"}]',  # the same key in two objects
     ],
 )
 def test_ordinary_json_passes(body: bytes) -> None:

@@ -81,6 +81,15 @@ def _parse_constant(_text: str) -> Bad:  # NaN, Infinity, -Infinity
     return Bad("must be a finite number")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, with a key given twice refused rather than the last silently kept
+    (`{"mrn": "A", "mrn": "B"}` would otherwise record B while the caller may show A)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out[key] = Bad("is given more than once") if key in out else value
+    return out
+
+
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
         return "must not contain the NUL character"
@@ -122,6 +131,7 @@ def check_json(body: bytes) -> None:
             parse_int=_parse_int,
             parse_float=_parse_float,
             parse_constant=_parse_constant,
+            object_pairs_hook=_object,
         )
     except RecursionError:
         raise Refused("body", f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
