@@ -44,6 +44,7 @@ def small_clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[sa.Engine, d
     report = generate_clinic(engine, patients_count=60, seed=7, truth_path=folder / "truth.json")
     truth = json.loads((folder / "truth.json").read_text())
     assert report.truth_path == folder / "truth.json"
+    assert (folder / "truth.json").stat().st_mode & 0o777 == 0o600  # owner only, like the db
     return engine, truth
 
 

@@ -276,7 +276,11 @@ def generate_clinic(
     )
     if truth_path is not None:
         truth_path.parent.mkdir(parents=True, exist_ok=True)
-        truth_path.write_text(json.dumps(truth, indent=1, default=str))
+        # Owner-only like every file beside the database (synthetic, but it names patients).
+        fd = os.open(truth_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(truth, indent=1, default=str))
+        truth_path.chmod(0o600)  # an older file keeps its mode through O_TRUNC
         report.truth_path = truth_path
     return report
 
