@@ -113,6 +113,10 @@ def test_send_answer_and_see_the_patient_reported_score(
     early = patient.post(path[1], data={"assignment": assignment[1], "send": "1"})
     assert early.status_code == 422
     assert "Please answer this question (concentration)" in early.text
+    # every question left is named at once, not one per try (clinician review)
+    for label in ("work", "driving", "sleeping", "recreation"):
+        assert f"Please answer this question ({label})" in early.text, label
+    assert "Please check these answers" in early.text
     rest = {"assignment": assignment[1], "send": "1", **{f"item{i}": "1" for i in range(6, 11)}}
     done = patient.post(path[1], data=rest)
     assert done.status_code == 200

@@ -703,9 +703,14 @@ def submit_questionnaire(
         instrument = get_instrument(a.instrument_id)
         response = _responses(uow, link).get(a.id)
         answers = response.answers if response else {}
-        for item, label in zip(instrument.item_names, instrument.item_labels, strict=True):
-            if answers.get(item) is None:
-                raise InvalidInput(f"please answer '{label}'", field=f"answers.{item}")
+        missing = [
+            {"field": f"answers.{item}", "message": f"please answer '{label}'"}
+            for item, label in zip(instrument.item_names, instrument.item_labels, strict=True)
+            if answers.get(item) is None
+        ]
+        if missing:  # every unanswered question named at once, not one per try
+            first = missing[0]
+            raise InvalidInput(first["message"], field=first["field"], errors=missing)
         scored = score_submission(a.instrument_id, answers, None, field_prefix="")
         now = uow.now()
         episode = uow.get(Episode, a.episode_id, link.clinic_id)

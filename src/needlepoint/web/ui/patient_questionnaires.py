@@ -222,7 +222,13 @@ async def answer(request: Request, token: str) -> Response:
         except (InvalidInput, NotFound, ValidationError) as err:
             field = getattr(err, "field", None) or "answers"
             detail = getattr(err, "detail", None) or "Please check your answers."
-            errors = {field: _plain(field, detail, inst.item_names, inst.item_labels)}
+            problems = getattr(err, "errors", None) or [{"field": field, "message": detail}]
+            errors = {
+                str(p["field"]): _plain(
+                    str(p["field"]), str(p["message"]), inst.item_names, inst.item_labels
+                )
+                for p in problems
+            }
             again = questionnaires.open_questionnaires(_uow(request), token, address=address)
             return _questionnaire_page(
                 request, token, again, values={mine.id: posted}, errors=errors, status=422
