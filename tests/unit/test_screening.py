@@ -110,6 +110,30 @@ def test_a_yes_needs_its_details() -> None:
     assert err.value.field == "lymphoedema_areas"
 
 
+def test_every_missing_answer_and_detail_is_named_at_once() -> None:
+    """A clinician's review: the missing reason was named, then on the next try the
+    missing lymphoedema areas. All are named in one answer now, in questionnaire order."""
+    answers = {q.id: False for q in QUESTIONS}
+    del answers["pregnancy"]
+    answers |= {"inappropriate_other": True, "lymphoedema": True}
+    with pytest.raises(InvalidInput) as err:
+        evaluate(ScreeningAnswers(answers=answers))
+    named = [e["field"] for e in err.value.errors or []]
+    assert set(named) == {"answers.pregnancy", "notes.inappropriate_other", "lymphoedema_areas"}
+    assert err.value.field == named[0]
+    order = [q.id for q in QUESTIONS]
+    keys = [f.split(".")[-1].removesuffix("_areas") for f in named]
+    assert keys == sorted(keys, key=order.index)
+
+
+@given(st.sets(st.sampled_from([q.id for q in QUESTIONS]), min_size=1))
+def test_each_unanswered_question_is_named(left_out: set[str]) -> None:
+    answers = {q.id: False for q in QUESTIONS if q.id not in left_out}
+    with pytest.raises(InvalidInput) as err:
+        evaluate(ScreeningAnswers(answers=answers))
+    assert {e["field"] for e in err.value.errors or []} == {f"answers.{q}" for q in left_out}
+
+
 def test_precautions_must_be_acknowledged_and_nothing_else() -> None:
     result = evaluate(screen(diabetes=True, epilepsy=True))
     with pytest.raises(InvalidInput) as err:

@@ -230,7 +230,8 @@ def evaluate(
 
     Raises InvalidInput naming the field when a question is unanswered or unknown, a yes
     lacks the detail it needs (areas, a reason), or a question not asked of this patient
-    is answered yes."""
+    is answered yes; unanswered questions and missing details are all listed at once in
+    its `errors` (the first is its `field`)."""
     q = questionnaire()
     asked = q.asked(patient)
     asked_ids = {x.id for x in asked}
@@ -256,17 +257,25 @@ def evaluate(
         if note_id not in known:
             raise InvalidInput(f"'{note_id}' is not a screening question", field=f"notes.{note_id}")
     reasons = _record_findings(patient, on)
+    problems: list[dict[str, str]] = []  # every question's problem named at once
     for question in asked:
         if question.id not in screen.answers:
-            raise InvalidInput(f"'{question.text}' is not answered", field=f"answers.{question.id}")
+            problems.append(
+                {"field": f"answers.{question.id}", "message": f"'{question.text}' is not answered"}
+            )
+            continue
         yes = screen.answers[question.id]
-        _check_detail(question, yes, screen)
+        if (problem := _detail_problem(question, yes, screen)) is not None:
+            problems.append(problem)
         if yes:
             # the finding in clinical words (issue 13), not the question's text
             message = screening_statement(question.id, screen, question.text)
             reasons.append(
                 Finding(question.id, question.category, message, tuple(question.sources))
             )
+    if problems:
+        first = problems[0]
+        raise InvalidInput(first["message"], field=first["field"], errors=problems)
     if any(r.action == "absolute" for r in reasons):
         decision = ScreeningDecision.CONTRAINDICATED
     elif reasons:
@@ -298,22 +307,26 @@ def _record_findings(patient: PatientFacts | None, on: date | None) -> list[Find
     return []
 
 
-def _check_detail(question: Question, yes: bool, screen: ScreeningAnswers) -> None:
+def _detail_problem(
+    question: Question, yes: bool, screen: ScreeningAnswers
+) -> dict[str, str] | None:
+    """What an answer lacks (a written reason, the areas) or contradicts, if anything."""
     if question.detail == "reason":
         if yes and not screen.notes.get(question.id, "").strip():
-            raise InvalidInput(
-                f"a yes to '{question.text}' needs a written reason",
-                field=f"notes.{question.id}",
-            )
-        return
+            return {
+                "field": f"notes.{question.id}",
+                "message": f"a yes to '{question.text}' needs a written reason",
+            }
+        return None
     if question.detail not in AREA_DETAILS:
-        return
+        return None
     field = question.detail
     given: Sequence[object] = getattr(screen, field)
     if yes and not given:
-        raise InvalidInput(f"a yes to '{question.text}' needs the areas named", field=field)
+        return {"field": field, "message": f"a yes to '{question.text}' needs the areas named"}
     if given and not yes:
-        raise InvalidInput(f"areas are named but '{question.text}' is answered no", field=field)
+        return {"field": field, "message": f"areas are named but '{question.text}' is answered no"}
+    return None
 
 
 # --- a contraindication never silently disappears ----------------------------------------
