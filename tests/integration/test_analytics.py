@@ -354,3 +354,37 @@ def test_the_csv_link_refuses_a_role_without_clinical_access_and_audits_it(
             )
         ).scalar_one()
     assert denied >= 1
+
+
+def _figures(generated: AnalyticsClinic, **params: Any) -> str:
+    client = generated.pages["owner"]
+    client.get("/analytics/figures", params=params)
+    assert dashboards_of(client.app.state).wait(300)  # type: ignore[attr-defined]
+    page = client.get("/analytics/figures", params=params, headers={"HX-Request": "true"})
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def _tile(text: str, benefit: str) -> str:
+    found = re.search(rf'aria-labelledby="tile-{benefit}">(.*?)</section>', text, re.S)
+    assert found, benefit
+    return found[1]
+
+
+def _words(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_published_adverse_event_figures_are_quoted_as_their_sources_give_them(
+    generated: AnalyticsClinic,
+) -> None:
+    text = _words(_figures(generated))
+    assert "0 observed in 7,629 treatments (upper risk ≤ 0.04 %) (Brady 2014)" in text
+    assert "20 observed in 20,464 sessions (&lt; 0.1 %) (Boyce 2020)" in text
+    assert "0.04 (Brady" not in text
+    safety = generated.get("/analytics/safety").json()
+    brady = [
+        p for p in safety["significant_or_serious"]["published"] if p["study"].startswith("Brady")
+    ]
+    assert brady
+    assert brady[0]["percent_is"] == "upper bound"
