@@ -388,3 +388,17 @@ def test_published_adverse_event_figures_are_quoted_as_their_sources_give_them(
     ]
     assert brady
     assert brady[0]["percent_is"] == "upper bound"
+
+
+def test_the_models_are_described_in_clinical_words(generated: AnalyticsClinic) -> None:
+    text = _figures(generated)
+    prognosis = _words(text).split("Prognosis for one patient")[1][:500]
+    assert "from: baseline NPRS, age, sex" in prognosis
+    assert "manual therapy" in prognosis
+    for internal in ("C(sex)", "C(condition)", "manual_therapy", "~", "MCID by session 6 ~"):
+        assert internal not in prognosis, internal
+    practitioners = _words(text).split("Risk-adjusted practitioner comparison")[1][:2000]
+    assert "(1 | practitioner)" not in practitioners
+    assert "~" not in practitioners
+    # units spaced: no "40%" anywhere in the figures
+    assert not re.search(r"\d%", _words(text)), re.findall(r".{30}\d%.{10}", _words(text))
