@@ -354,3 +354,141 @@ def test_the_csv_link_refuses_a_role_without_clinical_access_and_audits_it(
             )
         ).scalar_one()
     assert denied >= 1
+
+
+def _figures(generated: AnalyticsClinic, **params: Any) -> str:
+    client = generated.pages["owner"]
+    client.get("/analytics/figures", params=params)
+    assert dashboards_of(client.app.state).wait(300)  # type: ignore[attr-defined]
+    page = client.get("/analytics/figures", params=params, headers={"HX-Request": "true"})
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def _tile(text: str, benefit: str) -> str:
+    found = re.search(rf'aria-labelledby="tile-{benefit}">(.*?)</section>', text, re.S)
+    assert found, benefit
+    return found[1]
+
+
+def _words(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_benefits_not_measured_are_never_shown_as_results(generated: AnalyticsClinic) -> None:
+    """Faster recovery has no comparator, and muscle relaxation and being drug-free are
+    not measured (their stand-ins are): no headline rate, and the stand-in said as what it
+    is; the group table does not call a proxy's count "Responders"."""
+    text = _figures(generated)
+    for benefit in ("faster_recovery", "muscle_relaxation", "drug_free_management"):
+        tile = _tile(text, benefit)
+        assert '<p class="big">not measured</p>' in tile, benefit
+        assert re.search(r'class="big">\s*[\d.]+ %', tile) is None, benefit
+        assert "95 % CI" not in tile, benefit
+        # no "improved" or "responder" for the benefit (the NPRS responder threshold is named)
+        said = _words(tile).split("Threshold")[0]
+        assert not re.search(r"\bimproved\b|\bresponders?\b(?! threshold)", said), said
+    faster = _words(_tile(text, "faster_recovery"))
+    assert re.search(
+        r"NPRS responder threshold reached by session 6 in \d+ of \d+ episodes\. No "
+        r"comparator: whether recovery was faster is not judged\.",
+        faster,
+    ), faster
+    muscle = _words(_tile(text, "muscle_relaxation"))
+    assert re.search(r"Proxy: fewer muscles with an active trigger point in \d+ of \d+", muscle)
+    assert "Trigger-point status is not muscle relaxation." in muscle
+    drugs = _words(_tile(text, "drug_free_management"))
+    assert re.search(r"Proxy: analgesic drug-days per week fell in \d+ of \d+ episodes", drugs)
+    assert "Fewer drug-days is not drug-free." in drugs
+    # after care keeps the drug-free share, labelled as exactly that
+    assert ">Drug-free</th>" in text
+    by_technique = _figures(generated, benefit="muscle_relaxation", dimension="technique")
+    table = re.search(r'<table class="list" id="rates-by-group">(.*?)</table>', by_technique, re.S)
+    assert table
+    headers = re.findall(r"<th[^>]*>([^<]*)<", table[1])
+    assert "Responders" not in headers
+    assert "Fewer active trigger points" in headers
+    assert "not measured; the table counts a proxy, fewer active trigger points" in by_technique
+    tiles = {t["id"]: t for t in generated.get("/analytics/dashboard").json()["tiles"]}
+    for benefit in ("faster_recovery", "muscle_relaxation", "drug_free_management"):
+        assert tiles[benefit]["status"] == "not measured"
+        assert tiles[benefit]["overall"]["status"] == "proxy"
+        assert tiles[benefit]["overall"]["counted"] != "responders"
+        assert tiles[benefit]["proxy"]
+
+
+def test_every_threshold_on_the_tiles_shows_its_source(generated: AnalyticsClinic) -> None:
+    text = _figures(generated)
+    expected = {
+        "pain_relief": ["MCID 2/10 and 30 % of the baseline", "source: Farrar et al. 2001"],
+        "function_disability": [
+            "Neck Disability Index: MDC 20 %",
+            "source: Young et al. 2009",
+            "source: Ostelo et al. 2008",
+            "source: van Kampen et al. 2013",
+            "source: Binkley et al. 1999",
+            "MCID 1.3/10 (the small MID",
+            "source: Abbott & Schmitt 2014",
+        ],
+        "flexibility_rom": ["cervical spine only: MDC 9.6°", "source: Fletcher & Bandy 2008"],
+        "complementary_care": ["source: Farrar et al. 2001"],
+        "faster_recovery": ["source: Farrar et al. 2001"],
+    }
+    for benefit, words in expected.items():
+        tile = _words(_tile(text, benefit)).replace("&amp;", "&")
+        for w in words:
+            assert w in tile, (benefit, w)
+    # no threshold quoted without its source anywhere in the tiles' criteria
+    for benefit in expected:
+        counted = _words(_tile(text, benefit)).split("How it is counted:")[1].split("Threshold")[0]
+        assert not re.search(r"\d+(\.\d+)? ?(points|%|°)", counted), (benefit, counted)
+    recovery = _words(text).split("Time to meaningful improvement")[1][:600]
+    assert "source: Farrar et al. 2001" in recovery
+
+
+def test_a_benefit_not_measured_by_group_says_so_never_zero(generated: AnalyticsClinic) -> None:
+    text = _figures(generated, benefit="blood_circulation", dimension="condition")
+    table = re.search(r'<table class="list" id="rates-by-group">(.*?)</table>', text, re.S)
+    assert table
+    rows = re.findall(r"<tr>(.*?)</tr>", table[1], re.S)[1:]
+    assert rows
+    for row in rows:
+        cells = [_words(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        assert cells[2:] == ["not measured (no clinic measure of this benefit)"], cells
+    api = generated.get("/analytics/benefits", dimension="condition").json()
+    blood = [r for r in api if r["benefit"] == "blood_circulation"]
+    assert blood
+    for r in blood:
+        assert (r["status"], r["responders"], r["rate"]) == ("not measured", None, None)
+    for r in api:  # nothing counted: no count of 0, wherever it is
+        assert (r["responders"] is None) == (r["complete"] == 0), r
+        assert (r["status"] == "not measured") or r["complete"] > 0, r
+
+
+def test_published_adverse_event_figures_are_quoted_as_their_sources_give_them(
+    generated: AnalyticsClinic,
+) -> None:
+    text = _words(_figures(generated))
+    assert "0 observed in 7,629 treatments (upper risk ≤ 0.04 %) (Brady 2014)" in text
+    assert "20 observed in 20,464 sessions (&lt; 0.1 %) (Boyce 2020)" in text
+    assert "0.04 (Brady" not in text
+    safety = generated.get("/analytics/safety").json()
+    brady = [
+        p for p in safety["significant_or_serious"]["published"] if p["study"].startswith("Brady")
+    ]
+    assert brady
+    assert brady[0]["percent_is"] == "upper bound"
+
+
+def test_the_models_are_described_in_clinical_words(generated: AnalyticsClinic) -> None:
+    text = _figures(generated)
+    prognosis = _words(text).split("Prognosis for one patient")[1][:500]
+    assert "from: baseline NPRS, age, sex" in prognosis
+    assert "manual therapy" in prognosis
+    for internal in ("C(sex)", "C(condition)", "manual_therapy", "~", "MCID by session 6 ~"):
+        assert internal not in prognosis, internal
+    practitioners = _words(text).split("Risk-adjusted practitioner comparison")[1][:2000]
+    assert "(1 | practitioner)" not in practitioners
+    assert "~" not in practitioners
+    # units spaced: no "40%" anywhere in the figures
+    assert not re.search(r"\d%", _words(text)), re.findall(r".{30}\d%.{10}", _words(text))

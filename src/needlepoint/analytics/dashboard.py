@@ -31,10 +31,16 @@ from needlepoint.analytics.practitioners import fit as fit_practitioners
 from needlepoint.analytics.prognosis import Prognosis, PrognosisModel
 from needlepoint.analytics.recovery import Recovery, recovery
 from needlepoint.analytics.responders import (
+    COUNTED,
     CRITERIA,
+    MEASURED,
+    NOT_MEASURED,
+    PROGNOSIS_SESSION,
     ResponderRow,
+    ThresholdNote,
     Workspace,
     responder_table,
+    thresholds_of,
     wilson,
 )
 from needlepoint.analytics.safety import Safety, safety
@@ -60,9 +66,14 @@ class Contrast:
 class BenefitTile:
     id: str
     name: str
-    status: str  # "measured" or "not measured"
+    status: str  # "measured" or "not measured" (the benefit itself)
     criterion: str
     overall: ResponderRow
+    # The published thresholds the count applies, each with its source.
+    thresholds: list[ThresholdNote]
+    # Where the benefit itself is not measured but a stand-in is counted: that count, said
+    # as what it is (never as the benefit's result); None otherwise.
+    proxy: str | None
     contrasts: list[Contrast]
     evidence_level: str
     evidence_note: str
@@ -121,6 +132,31 @@ WHERE {where}
     return out
 
 
+_PROXY_WORDS = {
+    "muscle_relaxation": (
+        "Proxy: fewer muscles with an active trigger point in {k} of {n} episodes with a "
+        "first and a later needled-session record. Trigger-point status is not muscle "
+        "relaxation."
+    ),
+    "drug_free_management": (
+        "Proxy: analgesic drug-days per week fell in {k} of {n} episodes with analgesic use "
+        "and a later log entry. Fewer drug-days is not drug-free."
+    ),
+    "faster_recovery": (
+        "NPRS responder threshold reached by session {session} in {k} of {n} episodes. No "
+        "comparator: whether recovery was faster is not judged."
+    ),
+}
+
+
+def _proxy(benefit: str, row: ResponderRow) -> str | None:
+    """A proxy benefit's count in words (None where the benefit is measured, or nothing
+    was counted)."""
+    if COUNTED[benefit][0] == MEASURED or row.responders is None:
+        return None
+    return _PROXY_WORDS[benefit].format(k=row.responders, n=row.complete, session=PROGNOSIS_SESSION)
+
+
 def compute(
     data: datasets.Dataset | datasets.Snapshot, fitted: Fitted | None = None
 ) -> tuple[Dashboard, Fitted]:
@@ -163,9 +199,11 @@ def compute(
             BenefitTile(
                 id=b.id,
                 name=b.name,
-                status="not measured" if row.complete == 0 else "measured",
+                status=MEASURED if row.status == MEASURED else NOT_MEASURED,
                 criterion=CRITERIA[b.id],
                 overall=row,
+                thresholds=thresholds_of(b.id),
+                proxy=_proxy(b.id, row),
                 contrasts=_contrasts(ws, b.id),
                 evidence_level=b.evidence.level,
                 evidence_note=b.evidence.note,

@@ -37,6 +37,9 @@ OUTCOME_LABELS = {
 FIXED_EFFECTS = (
     "baseline (centred) + age (centred) + sex + chronic + condition + exercise + manual therapy"
 )
+ADJUSTED_FOR = (
+    "baseline score, age, sex, chronic (more than 3 months), condition, exercise and manual therapy"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ class PractitionerModel:
     min_patients: int
     effects: list[PractitionerEffect]
     funnel: list[FunnelPoint] = field(default_factory=list)
+    # The model in clinical words (what the page shows; `formula` is the statistical one).
+    described: str = ""
 
 
 _TERMS = (
@@ -121,6 +126,8 @@ def fit(ws: Workspace, outcome: Outcome, *, min_patients: int = MIN_PATIENTS) ->
         "outcome": outcome,
         "label": OUTCOME_LABELS[outcome],
         "formula": f"{OUTCOME_LABELS[outcome]} ~ {FIXED_EFFECTS} + (1 | practitioner)",
+        "described": f"{OUTCOME_LABELS[outcome][:1].upper()}{OUTCOME_LABELS[outcome][1:]}, "
+        f"adjusted for {ADJUSTED_FOR}, with an effect of its own for each practitioner",
         "episodes": len(frame),
         "practitioners": int(frame["practitioner_id"].nunique()) if len(frame) else 0,
         "min_patients": min_patients,

@@ -48,6 +48,15 @@ _TERMS = (
     ("exercise", "exercise"),
     ("manual_therapy", "manual_therapy"),
 )
+TERM_WORDS = {
+    "baseline": "baseline NPRS",
+    "age": "age",
+    "C(sex)": "sex",
+    "chronic": "chronic (more than 3 months)",
+    "C(condition)": "condition",
+    "exercise": "exercise",
+    "manual_therapy": "manual therapy",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,8 @@ class PrognosisModel:
     status: str
     coefficients: dict[str, float]
     validation: Validation | None
+    # The model in clinical words (what the page shows; `formula` is the statistical one).
+    described: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,17 @@ class PatientIn:
         }
 
 
+def describe_model(terms: list[str]) -> str:
+    """The prognosis model in clinical words: what it estimates, from what."""
+    outcome = (
+        f"Chance of reaching the NPRS responder threshold by session {PROGNOSIS_SESSION} "
+        "(logistic regression)"
+    )
+    if not terms:
+        return f"{outcome}, from no patient characteristic (too little variation to use one)"
+    return f"{outcome}, from: " + ", ".join(TERM_WORDS[t] for t in terms)
+
+
 def model_frame(ws: Workspace) -> Any:
     """Episodes with a known status by session 6, as a pandas frame."""
     frame = ws.sql(f"""
@@ -221,6 +243,7 @@ class Prognosis:
             episodes=len(self.frame),
             events=events,
             formula=self.formula.replace("y ~", f"MCID by session {PROGNOSIS_SESSION} ~"),
+            described=describe_model(terms),
             status=status,
             coefficients=coefficients,
             validation=validation,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from needlepoint.analytics.responders import Workspace
+from needlepoint.analytics.responders import Workspace, thresholds_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,7 @@ FROM episode_facts WHERE nprs_n >= 2 GROUP BY ALL ORDER BY ALL
             for g in sorted(set(labels))
         ]
         comparisons.append(RecoveryComparison(by, curves, logrank(days, labels, events, counts)))
+    (nprs,) = thresholds_of("faster_recovery")  # the NPRS responder threshold
     return Recovery(
         episodes=sum(counts),
         baseline_only=int(baseline_only),
@@ -155,7 +156,7 @@ FROM episode_facts WHERE nprs_n >= 2 GROUP BY ALL ORDER BY ALL
         comparisons=comparisons,
         definition=(
             "days from the baseline NPRS to the first NPRS reaching the responder threshold "
-            "(at least 2 points and 30 % of the baseline); censored at the last NPRS when "
+            f"({nprs.threshold}; source: {nprs.source}); censored at the last NPRS when "
             "it was never reached"
         ),
     )

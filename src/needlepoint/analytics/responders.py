@@ -17,12 +17,15 @@ How each benefit counts an episode (`CRITERIA` below, shown beside every rate):
   without a threshold are counted, not rated.
 - tissue healing: not measured (no routine clinic measure; a function score is not
   tissue healing).
-- muscle relaxation: fewer needled muscles with an active trigger point at the last
-  needled session than at the first (no published threshold: "improved", not "responder").
-- drug-free management: fewer analgesic drug-days per week at the last log date than at
-  the first (each drug's latest entry counts); episodes without analgesic use are not
+- muscle relaxation: not measured. Counted as a proxy (`COUNTED`, status "proxy"): fewer
+  needled muscles with an active trigger point at the last needled session than at the
+  first (trigger-point status is not muscle relaxation; no published threshold).
+- drug-free management: not measured (being drug-free after discharge is under After
+  care). Counted as a proxy: fewer analgesic drug-days per week at the last log date than
+  at the first (each drug's latest entry counts); episodes without analgesic use are not
   eligible.
-- faster recovery: NPRS MCID reached by the sixth session.
+- faster recovery: not judged (no comparator). Counted as a proxy: NPRS MCID reached by
+  the sixth session.
 - complementary care: NPRS MCID reached when needling was combined with exercise or
   manual therapy (the tile sets it beside needling without them).
 - blood circulation: not measured."""
@@ -38,7 +41,7 @@ import pyarrow as pa
 
 from needlepoint.analytics.dataset import Dataset, Snapshot
 from needlepoint.domain import instruments
-from needlepoint.domain.benefits import benefits
+from needlepoint.domain.benefits import benefits, describe_threshold
 from needlepoint.domain.responders import meaningful_threshold
 
 Z95 = 1.959963984540054
@@ -48,23 +51,94 @@ DIMENSIONS = ("overall", "condition", "practitioner", "technique", "co_intervent
 _EPS = 1e-9
 
 CRITERIA: dict[str, str] = {
-    "pain_relief": "change reached the responder threshold of the first pain measure with a "
-    "pair (NPRS: at least 2 points and at least 30 % of the baseline)",
-    "muscle_relaxation": "fewer muscles with an active trigger point at the last needled "
-    "session than at the first (no published threshold: improved, not responder)",
+    "pain_relief": "change reached the responder threshold of the first pain measure with a pair",
+    "muscle_relaxation": "not measured: no clinic measure of muscle relaxation; counted "
+    "instead, as a proxy, fewer needled muscles with an active trigger point at the last "
+    "needled session than at the first (trigger-point status is not muscle relaxation; no "
+    "published threshold)",
     "blood_circulation": "not measured",
     "tissue_healing": "not measured: no routine clinic measure of muscle tissue healing "
     "(a function score is not tissue healing)",
-    "function_disability": "function score change reached its responder threshold (NDI 10 of "
-    "50 points; ODI 10 points and 30 %; QuickDASH 17.1; LEFS 9; PSFS 1.3)",
-    "flexibility_rom": "range of motion change reached the MDC where one is published "
-    "(cervical spine 9.6°)",
+    "function_disability": "function score change reached its instrument's responder threshold",
+    "flexibility_rom": "range of motion change reached the MDC where one is published",
     "complementary_care": "NPRS responder threshold reached, episodes combining needling with "
-    "exercise or manual therapy",
-    "faster_recovery": f"NPRS responder threshold reached by session {PROGNOSIS_SESSION}",
-    "drug_free_management": "fewer analgesic drug-days per week at the last log than at the "
-    "first (no published threshold), episodes with analgesic use",
+    "exercise or manual therapy, beside episodes of needling without them",
+    "faster_recovery": "not judged: no comparator, so whether recovery was faster is not "
+    f"judged; counted instead: the NPRS responder threshold reached by session "
+    f"{PROGNOSIS_SESSION}",
+    "drug_free_management": "not measured: being drug-free during care is not counted here; "
+    "counted instead, as a proxy, fewer analgesic drug-days per week at the last log than at "
+    "the first (fewer drug-days is not drug-free; no published threshold), episodes with "
+    "analgesic use; the drug-free share after discharge is under After care",
 }
+
+MEASURED = "measured"
+PROXY = "proxy"
+NOT_MEASURED = "not measured"
+
+# What each benefit's count counts, and whether that is the benefit itself ("measured"),
+# a stand-in that is not the benefit ("proxy": the benefit itself is not measured), or
+# nothing ("not measured"). A proxy's count is never called "responders".
+COUNTED: dict[str, tuple[str, str | None]] = {
+    "pain_relief": (MEASURED, "responders"),
+    "muscle_relaxation": (PROXY, "fewer active trigger points"),
+    "blood_circulation": (NOT_MEASURED, None),
+    "tissue_healing": (NOT_MEASURED, None),
+    "function_disability": (MEASURED, "responders"),
+    "flexibility_rom": (MEASURED, "reached the MDC"),
+    "complementary_care": (MEASURED, "responders"),
+    "faster_recovery": (PROXY, f"NPRS threshold reached by session {PROGNOSIS_SESSION}"),
+    "drug_free_management": (PROXY, "fewer analgesic drug-days"),
+}
+
+# The instruments whose responder threshold a benefit's count applies (shown with sources).
+_THRESHOLD_INSTRUMENTS: dict[str, tuple[str, ...]] = {
+    "complementary_care": ("nprs",),
+    "faster_recovery": ("nprs",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdNote:
+    """A threshold a count applies, as a clinician reads it, with its source."""
+
+    instrument: str
+    threshold: str
+    source: str
+    verified: bool
+
+
+def thresholds_of(benefit_id: str) -> list[ThresholdNote]:
+    """The published thresholds a benefit's count applies (from `instruments.yaml`, each
+    with its source); none for a benefit counted without a published threshold."""
+    library = instruments.library()
+    if benefit_id in _THRESHOLD_INSTRUMENTS:
+        ids: tuple[str, ...] = _THRESHOLD_INSTRUMENTS[benefit_id]
+    elif COUNTED[benefit_id][0] == MEASURED:
+        ids = tuple(next(b for b in benefits() if b.id == benefit_id).instruments)
+    else:
+        ids = ()
+    out = []
+    for i in ids:
+        inst = library[i]
+        thr = inst.responder
+        if thr is None or (thr.value is None and thr.percent is None):
+            continue
+        name = inst.name
+        if thr.applies_to:
+            where = "; ".join(
+                ", ".join(v.replace("_", " ") for v in values) for values in thr.applies_to.values()
+            )
+            name = f"{name}, {where} only"
+        out.append(
+            ThresholdNote(
+                instrument=name,
+                threshold=describe_threshold(thr, (thr.basis or "mcid").upper(), inst.unit),
+                source=thr.source,
+                verified=thr.verified,
+            )
+        )
+    return out
 
 
 def reach_sql(better: str, baseline: str, value: str, percent: str, both: str) -> str:
@@ -123,11 +197,17 @@ class ResponderRow:
     complete: int  # eligible episodes with a baseline and a follow-up (and a threshold)
     missing: int  # eligible episodes without a baseline and follow-up pair
     no_threshold: int  # pairs on a measure without a published threshold (not rated)
-    responders: int
+    # What `responders` counts (`counted`): episodes whose change reached the published
+    # threshold ("responders") only where the benefit is measured; for a proxy (`status`
+    # "proxy": the benefit itself is not measured) what the proxy counts. None (and no
+    # rate) where nothing was counted: `status` "not measured", never a count of 0.
+    responders: int | None
     rate: float | None
     ci_low: float | None
     ci_high: float | None
     criterion: str
+    status: str = MEASURED  # "measured", "proxy" or "not measured"
+    counted: str | None = "responders"
 
 
 def _thresholds(series_keys: list[tuple[int, str, str, str, str, str, str]]) -> pa.Table:
@@ -513,6 +593,8 @@ ORDER BY b.b_order, list_position({list(DIMENSIONS)!r}, g.dimension), g.level
     out = []
     for benefit, dim, level, level_id, n, eligible, complete, no_thr, resp in rel.fetchall():
         low, high = wilson(resp, complete)
+        kind, counted = COUNTED[benefit]
+        status = NOT_MEASURED if kind == NOT_MEASURED or not complete else kind
         out.append(
             ResponderRow(
                 benefit=benefit,
@@ -524,11 +606,13 @@ ORDER BY b.b_order, list_position({list(DIMENSIONS)!r}, g.dimension), g.level
                 complete=complete,
                 missing=eligible - complete - no_thr,
                 no_threshold=no_thr,
-                responders=resp,
+                responders=resp if complete else None,
                 rate=resp / complete if complete else None,
                 ci_low=low,
                 ci_high=high,
                 criterion=CRITERIA[benefit],
+                status=status,
+                counted=counted,
             )
         )
     return out

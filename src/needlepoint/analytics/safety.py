@@ -12,17 +12,58 @@ rate Boyce observed does not raise an alarm; both figures are shown."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from needlepoint.analytics.responders import Workspace, wilson
-from needlepoint.domain.catalogue import adverse_event_benchmarks
+from needlepoint.domain.catalogue import AdverseEventStudy, adverse_event_benchmarks
 
 
 @dataclass(frozen=True, slots=True)
 class PublishedRate:
+    """A published figure as its source gives it: `percent` is an observed rate of events
+    (`percent_is` "observed") or, for significant events, an upper bound of the risk
+    (`percent_is` "upper bound": Brady 2014 observed none); `text` says it in words."""
+
     study: str
     percent: float
     verified: bool
+    percent_is: str = "observed"
+    text: str = ""
+
+
+def _short(study: AdverseEventStudy) -> str:
+    """'Brady 2014', 'Boyce 2020': the first author and the year of a citation."""
+    year = re.search(r"\b(?:19|20)\d\d\b", study.citation)
+    author = study.citation.split(",")[0].split()[0]
+    return f"{author} {year.group(0)}" if year else author
+
+
+def _mild(study: AdverseEventStudy, percent: float) -> PublishedRate:
+    return PublishedRate(
+        study.citation,
+        percent,
+        study.verified,
+        "observed",
+        f"{percent:g} % of {study.denominator} ({_short(study)})",
+    )
+
+
+def _significant(study: AdverseEventStudy) -> PublishedRate:
+    """The published significant-event figure: the events observed and the upper figure
+    of the risk, never the upper figure as if it had been observed."""
+    upper = study.significant_upper_percent
+    author = _short(study)
+    if study.significant_events == 0:
+        text = f"0 observed in {study.sample:,} {study.denominator} (upper risk ≤ {upper:g} %)"
+    elif study.significant_events is not None:
+        text = (
+            f"{study.significant_events} observed in {study.sample:,} {study.denominator} "
+            f"(< {upper:g} %)"
+        )
+    else:
+        text = f"upper risk ≤ {upper:g} %"
+    return PublishedRate(study.citation, upper, study.verified, "upper bound", f"{text} ({author})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +174,7 @@ FROM adverse_events WHERE {where} GROUP BY ALL ORDER BY 1, 2
     by_kind = []
     for kind, severity, events, with_event in counts("kind, severity"):
         published = [
-            PublishedRate(s.citation, s.mild_by_kind_percent[kind], s.verified)
+            _mild(s, s.mild_by_kind_percent[kind])
             for s in bench.studies
             if severity == "mild" and kind in s.mild_by_kind_percent
         ]
@@ -141,14 +182,9 @@ FROM adverse_events WHERE {where} GROUP BY ALL ORDER BY 1, 2
     by_severity = []
     for _, severity, events, with_event in counts("'all' AS kind, severity"):
         if severity == "mild":
-            published = [
-                PublishedRate(s.citation, s.mild_percent, s.verified) for s in bench.studies
-            ]
+            published = [_mild(s, s.mild_percent) for s in bench.studies]
         else:
-            published = [
-                PublishedRate(s.citation, s.significant_upper_percent, s.verified)
-                for s in bench.studies
-            ]
+            published = [_significant(s) for s in bench.studies]
         by_severity.append(_rate("all", severity, events, with_event, sessions, published))
     serious = counts("'all' AS kind, 'significant or serious' AS s", "severity <> 'mild'")
     events, with_event = (serious[0][2], serious[0][3]) if serious else (0, 0)
@@ -158,7 +194,7 @@ FROM adverse_events WHERE {where} GROUP BY ALL ORDER BY 1, 2
         events,
         with_event,
         sessions,
-        [PublishedRate(s.citation, s.significant_upper_percent, s.verified) for s in bench.studies],
+        [_significant(s) for s in bench.studies],
     )
     return Safety(
         sessions=sessions,

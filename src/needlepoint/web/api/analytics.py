@@ -139,7 +139,9 @@ def _snapshot(ctx: ApiContext, request: Request) -> tuple[View, Computed | Respo
 )
 def dashboard(ctx: ApiContext, request: Request) -> Response:
     """Everything on the benefits dashboard: one tile per benefit (the clinic's rate with
-    its denominators beside the published pooled effect), the responder table, the
+    its denominators and the thresholds applied, each with its source, beside the published
+    pooled effect; `status` "not measured", with `proxy` saying what was counted instead,
+    where the benefit itself is not measured), the responder table, the
     practitioner models, recovery curves, medication, safety and the prognosis model;
     `as_of` (when its records were read) and `refreshing` (a newer one is computed)."""
     view, got = _snapshot(ctx, request)
@@ -168,8 +170,13 @@ def benefit_responders(
         Query(pattern="^(overall|condition|practitioner|technique|co_intervention|period)$"),
     ] = None,
 ) -> Response:
-    """Responder rates per benefit by condition, practitioner, technique, co-intervention
-    and period, each with its 95 % Wilson interval, complete pairs and missing pairs."""
+    """Rates per benefit by condition, practitioner, technique, co-intervention and
+    period, each with its 95 % Wilson interval, complete pairs and missing pairs. `counted`
+    says what `responders` counts and `status` whether that is the benefit itself
+    ("measured"), a stand-in for a benefit that is not measured ("proxy": trigger points
+    for muscle relaxation, fewer drug-days for drug-free management, the NPRS threshold by
+    session 6 for faster recovery, which has no comparator), or nothing ("not measured":
+    `responders` and `rate` null, never 0)."""
     view, got = _snapshot(ctx, request)
     if not isinstance(got, Computed):
         return got
