@@ -60,7 +60,7 @@ from needlepoint.web.ui.forms import (
     signed_in,
     to_login,
 )
-from needlepoint.web.ui.progress import fmt, headline, meaningful_change, verdict
+from needlepoint.web.ui.progress import first_change, fmt, headline, meaningful_change, verdict
 from needlepoint.web.ui.signed_notes import FOLLOW_UP_WORDS
 
 router = APIRouter(include_in_schema=False)
@@ -393,14 +393,7 @@ def _benefit_blocks(b: BenefitSummary) -> list[Block]:
     beside = " (reported beside the eight benefits)" if b.reported_beside else ""
     out: list[Block] = [Heading(f"{b.name}{beside}: {headline(b)}", 3)]
     for m in b.measures:
-        first = ""
-        if m.days_to_first_meaningful_improvement is not None:
-            days = m.days_to_first_meaningful_improvement
-            n = m.sessions_to_first_meaningful_improvement
-            first = (
-                f"; first meaningful improvement after {days} day{'' if days == 1 else 's'}"
-                f", {n} session{'' if n == 1 else 's'}"
-            )
+        first = f"; {first_change(m)}" if first_change(m) else ""
         out.append(
             Paragraph(f"{m.label}: {fmt(m, m.baseline)} → {fmt(m, m.latest)} ({verdict(m)}){first}")
         )
