@@ -38,7 +38,7 @@ from needlepoint.domain import clinic_time
 from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, summarise_episode
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
-from needlepoint.domain.consent import templates
+from needlepoint.domain.consent import METHOD_WORDS, templates
 from needlepoint.domain.entities import Consent, NeedlingSite, Patient
 from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.errors import DomainError, NotFound
@@ -70,11 +70,6 @@ RELATIONSHIP_WORDS = {
     "patient": "the patient",
     "parent": "a parent",
     "legal_guardian": "a legal guardian",
-}
-METHOD_WORDS = {
-    "signature": "signature on screen",
-    "typed_name": "typed name",
-    "witness": "witnessed",
 }
 
 
