@@ -154,8 +154,8 @@ def _late_event(
         for k in ("kind", "severity", "onset_at", "description", "action_taken", "reportable")
     }
     if not entered["onset_at"]:
-        errors = {"late.onset_at": [ONSET_MISSING]}
-        return signed_page(request, ctx, session_id, errors, status=400, late=entered)
+        missing: Errors = {"late.onset_at": [ONSET_MISSING]}
+        return signed_page(request, ctx, session_id, missing, status=400, late=entered)
     try:
         cmd = RecordAdverseEvent.model_validate(
             {
@@ -196,8 +196,8 @@ def _follow_up(
     except DomainError as err:
         return refusal_page(request, err)
     if not entered["occurred_at"]:
-        errors = {f"follow.{event_id}.occurred_at": [WHEN_MISSING]}
-        return signed_page(request, ctx, session_id, errors, status=400, follow=entered)
+        missing: Errors = {f"follow.{event_id}.occurred_at": [WHEN_MISSING]}
+        return signed_page(request, ctx, session_id, missing, status=400, follow=entered)
     try:
         cmd = AddAdverseEventFollowUp.model_validate(
             {
