@@ -250,6 +250,7 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     label(site.technique),
                     needle(site),
                     with_unit(site.depth_mm, "mm"),
+                    label(site.approach) if site.approach else "not recorded",
                     str(site.insertions),
                     str(site.local_twitch_responses),
                     estim(site),
@@ -265,13 +266,14 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     "Technique",
                     "Needle",
                     "Depth",
+                    "Approach",
                     "Insertions",
                     "Twitches",
                     "E-stim",
                     "Tolerance",
                 ],
                 rows,
-                widths=[18, 7, 10, 13, 18, 9, 13, 12, 9, 13],
+                widths=[18, 7, 10, 13, 18, 9, 12, 13, 12, 9, 13],
                 caption="Needle: diameter × length. Twitches: local twitch responses.",
             )
         )
