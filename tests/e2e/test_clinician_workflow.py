@@ -88,9 +88,9 @@ def _screen(page: Any, shots: bool = True) -> None:
         button.click()
     page.get_by_role("button", name="Review decision").click()
     page.wait_for_selector("#decision-h")
-    assert "clear" in page.locator("#decision-h").inner_text()
+    assert "no contraindication or precaution found" in page.locator("#decision-h").inner_text()
     page.get_by_role("button", name="Record screening").click()
-    page.wait_for_selector("text=Screening: clear")
+    page.wait_for_selector("text=Screening: no contraindication or precaution found")
 
 
 def _consent(page: Any, shots: bool = True) -> None:
@@ -155,10 +155,10 @@ def test_a_new_patients_journey_takes_at_most_60_interactions(
     shot(page, "11-screening-questions")
     u.click(page.get_by_role("button", name="Review decision"))
     page.wait_for_selector("#decision-h")
-    assert "clear" in page.locator("#decision-h").inner_text()
+    assert "no contraindication or precaution found" in page.locator("#decision-h").inner_text()
     shot(page, "12-screening-review")
     u.click(page.get_by_role("button", name="Record screening"))
-    page.wait_for_selector("text=Screening: clear")
+    page.wait_for_selector("text=Screening: no contraindication or precaution found")
 
     u.step("consent")
     u.click(page.get_by_role("link", name="Record consent"))

@@ -213,8 +213,8 @@ def test_function_rom_trigger_points_and_analgesics_each_tell_their_part(api: Ap
 
     muscles = summary["muscle_relaxation"]
     facts = {f["label"]: f["value"] for f in muscles["facts"]}
-    assert facts["upper trapezius (left)"] == "active → resolved"
-    assert facts["levator scapulae (left)"] == "latent"
+    assert facts["Upper trapezius (left)"] == "active → resolved"
+    assert facts["Levator scapulae (left)"] == "latent"
     tp = muscles["measures"][0]
     assert (tp["baseline"], tp["latest"]) == (1, 0)
     assert tp["responder"]["status"] == "no published threshold"
@@ -231,7 +231,9 @@ def test_recovery_and_complementary_care_and_global_rating(api: Api) -> None:
     recovery = {f["label"]: f["value"] for f in summary["faster_recovery"]["facts"]}
     assert recovery["returned to work on"] == "2026-02-19"
     assert recovery["days to return to work"] == 18  # opened 1 February
-    assert recovery["days to first meaningful improvement"] == 14
+    assert recovery["days to first meaningful change"] == 14
+    assert recovery["compared with"] == "nothing: whether recovery was faster is not judged"
+    assert summary["faster_recovery"]["status"] == "recorded"  # a fact, not a measured benefit
     complementary = {f["label"]: f["value"] for f in summary["complementary_care"]["facts"]}
     assert complementary["given with needling: exercise"] == "4 of 4 sessions"
     assert complementary["planned: exercise"] == "Deep neck flexor training"

@@ -466,6 +466,47 @@ def test_a_late_event_form_error_is_shown_at_its_field_and_nothing_is_saved(
         )
 
 
+def test_a_late_events_onset_is_never_pre_filled_and_a_missing_one_is_named(
+    engine: sa.Engine, clinic: ClinicFixture
+) -> None:
+    """A bruise noticed the next day: the onset is what the clinician enters, never the
+    moment of recording left in the field (the board's deadline counts from the onset)."""
+    client = _web(engine, clinic)
+    signed = _signed(clinic)
+    page = client.get(f"/sessions/{signed.id}").text
+    field = re.search(r'<input id="late-onset"[^>]*>', page)
+    assert field
+    assert 'value=""' in field[0]
+    assert "required" in field[0]
+    for follow_up in re.findall(r'<input id="fu-[^"]*-at"[^>]*>', page):
+        assert 'value=""' in follow_up
+    r = client.post(
+        f"/sessions/{signed.id}/adverse-events",
+        data={
+            "csrf": _csrf(page),
+            "kind": "bruising",
+            "severity": "mild",
+            "onset_at": "",
+            "description": "Bruise over the calf, noticed the next day",
+        },
+    )
+    assert r.status_code == 400
+    assert "Onset: enter when the symptoms began" in r.text
+    field = re.search(r'<input id="late-onset"[^>]*>', r.text)
+    assert field
+    assert 'aria-invalid="true"' in field[0]
+    desc = re.search(r'<input id="late-desc"[^>]*>', r.text)
+    assert desc
+    assert 'value="Bruise over the calf, noticed the next day"' in desc[0]  # what was typed
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).where(t.adverse_events.c.session_id == signed.id)
+            ).scalar()
+            == 0
+        )
+
+
 def test_the_application_role_cannot_edit_a_follow_up(
     postgres_engine: sa.Engine,
 ) -> None:

@@ -56,6 +56,7 @@ from tests.factories import (
     patient_cmd,
     screening_cmd,
     session_cmd,
+    site,
 )
 
 PASSWORD = "correct horse battery"
@@ -120,6 +121,8 @@ def _chart(clinic: ClinicFixture) -> Chart:
                 episode.id,
                 started_at=(STARTED + timedelta(weeks=week)).isoformat(),
                 measurements=[{"instrument_id": "nprs", "answers": {"item1": pain}}],
+                # over the thorax: the approach the rules ask about is stored and printed
+                sites=[site("upper_trapezius", approach="tangential"), site("levator_scapulae")],
             ),
         )
         signed.append(
@@ -276,8 +279,17 @@ def test_the_signed_note_prints_and_downloads_with_signer_zone_sites_and_amendme
         "Depth corrected",
         "Amended by Pat Therapist, Licensed clinician",
         "Numeric Pain Rating Scale",
+        "Approach",
+        "tangential",
+        "not recorded",  # the levator scapulae's approach was not recorded
     ):
         assert words in seen, words
+    note_page = web.get(f"/sessions/{chart.signed_id}").text
+    table = note_page.split('aria-label="Needling sites"')[1].split("</table>")[0]
+    sites_table = " ".join(re.sub(r"<[^>]+>", " ", table).split())
+    assert "tangential" in sites_table
+    assert "Local twitch responses" in sites_table
+    assert "LTR" not in sites_table
     assert not UUID_RE.search(seen), "an internal id on the print page"
     assert f'href="/sessions/{chart.signed_id}/pdf"' in page.text
     note_page = web.get(f"/sessions/{chart.signed_id}").text  # linked from the signed note
@@ -299,6 +311,7 @@ def test_the_signed_note_prints_and_downloads_with_signer_zone_sites_and_amendme
         "Pat Therapist, Licensed clinician",
         "Upper trapezius",
         "Levator scapulae",
+        "tangential",
         "Depth corrected",
         "The levator scapulae depth was 25 mm, not 30 mm.",
         "Amended by Pat Therapist",

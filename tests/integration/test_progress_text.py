@@ -23,9 +23,15 @@ from needlepoint.synthetic.clinic import generate_clinic
 from needlepoint.web.app import create_app
 
 VERDICT = re.compile(
-    r"^(improved( after \d+ days?(, \d+ sessions?)?)?|unchanged|worse|not measured|"
+    r"^(improved|unchanged|worse|not measured|"
     r"baseline only|recorded|not judged: no published threshold|"
     r"no meaningful improvement recorded|mixed: .+)$"
+)
+# Faster recovery has no comparator: a fact, never "improved" (REFERENCE §5).
+RECOVERY = re.compile(
+    r"^(not measured|(.+ threshold first reached after \d+ days?(, \d+ sessions?)?"
+    r"(; not kept at the last measurement)?; )?"
+    r"no comparator: whether recovery was faster is not judged)$"
 )
 
 
@@ -110,11 +116,18 @@ def test_each_benefit_headline_is_a_verdict(pages: list[str]) -> None:
             name, verdict = re.sub(r" \(reported beside the eight benefits\)", "", text).split(
                 ": ", 1
             )
-            assert VERDICT.match(verdict), (name, verdict)
             assert verdict != "measured"
-            seen[verdict.split(":")[0].split(" after")[0]] += 1
+            if name == "Faster recovery":
+                assert RECOVERY.match(verdict), verdict
+                seen[
+                    "recovery: " + ("first reached" if "first reached" in verdict else verdict)
+                ] += 1
+                continue
+            assert VERDICT.match(verdict), (name, verdict)
+            seen[verdict.split(":")[0]] += 1
     assert seen["improved"]
     assert seen["not measured"]
+    assert seen["recovery: first reached"]
 
 
 def test_each_plots_value_axis_holds_its_values_in_round_steps(pages: list[str]) -> None:

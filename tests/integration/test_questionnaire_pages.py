@@ -126,10 +126,10 @@ def test_send_answer_and_see_the_patient_reported_score(
     assert "already sent your answers" in again.text
 
     page = client.get(f"/episodes/{ep.id}/questionnaires")
-    assert "20%" in page.text  # 10 of 50 points
+    assert "20 %" in page.text  # 10 of 50 points
     assert "patient-reported" in page.text
     chart = client.get(f"/patients/{p.id}")
-    assert re.search(r"score 20%[^<]*patient-reported", chart.text)
+    assert re.search(r"score 20 %[^<]*patient-reported", chart.text)
     progress = client.get(f"/episodes/{ep.id}/progress")
     assert "Answered by the patient from home" in progress.text
     assert "patient-reported" in progress.text

@@ -5,6 +5,7 @@ lists the screening history in clinical words. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -12,10 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from needlepoint.actions.consent import record_consent
+from needlepoint.actions.outcomes import record_medication_use
 from needlepoint.actions.patients import register_patient
 from needlepoint.actions.screening import record_screening
+from needlepoint.domain.commands import RecordMedicationUse
+from needlepoint.domain.enums import DrugClass
 from tests.conftest import make_clinic
-from tests.factories import patient_cmd, screening_body, screening_cmd
+from tests.factories import consent_cmd, patient_cmd, screening_body, screening_cmd
 from tests.integration.test_web_app import sign_in
 
 
@@ -135,3 +140,102 @@ def test_a_screening_recorded_earlier_in_the_same_second_is_the_one_reviewed_aga
     review = client.post(f"/patients/{patient.id}/screening", data=answers)
     assert "Earlier findings this screening clears" in review.text
     assert "Lymphoedema of the left arm" in review.text
+
+
+def _status_card(chart: str) -> str:
+    card = re.search(r'<section class="card status.*?</section>', chart, re.S)
+    assert card
+    text = re.sub(r"<[^>]+>", " ", card[0])
+    return " ".join(html.unescape(text).split())
+
+
+def test_the_chart_says_each_needling_state_in_clinical_words(engine: sa.Engine) -> None:
+    """Every state `needling_status` returns: not screened, screened without consent,
+    contraindicated (never "not yet", no "valid until"), precautions, nothing found."""
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+
+    def patient() -> Any:
+        return register_patient(
+            clinic.uow(), clinic.as_clinician, patient_cmd(mrn=f"N-{uuid.uuid4().hex[:6]}")
+        )
+
+    def screen(p: Any, **yes: Any) -> None:
+        acknowledged = [k for k in yes if k in ("anticoagulants",)]
+        record_screening(
+            clinic.uow(),
+            clinic.as_clinician,
+            screening_cmd(
+                p.id,
+                answers=screening_body(**yes)["answers"],
+                acknowledged_precautions=acknowledged,
+                screened_at=yesterday,
+            ),
+        )
+
+    def card(p: Any) -> str:
+        return _status_card(client.get(f"/patients/{p.id}").text)
+
+    fresh = patient()
+    said = card(fresh)
+    assert "Dry needling: not yet: no current screening; no consent in force" in said
+
+    phobic = patient()
+    screen(phobic, needle_phobia=True)
+    record_consent(clinic.uow(), clinic.as_clinician, consent_cmd(phobic.id))
+    said = card(phobic)
+    assert "Dry needling: must not be done (contraindicated: " in said
+    assert "not yet" not in said
+    assert "Screening: contraindicated: dry needling must not be done on " in said
+    assert "valid until" not in said
+    assert re.search(r"contraindicated: [^)]*[Nn]eedle", said), said
+
+    cautious = patient()
+    screen(cautious, anticoagulants=True)
+    said = card(cautious)
+    assert "Dry needling: not yet: no consent in force" in said
+    assert "Screening: precautions found: needle with caution on " in said
+    assert "valid until" in said
+    record_consent(clinic.uow(), clinic.as_clinician, consent_cmd(cautious.id))
+    assert "Dry needling: may proceed, with precautions" in card(cautious)
+
+    well = patient()
+    screen(well)
+    record_consent(clinic.uow(), clinic.as_clinician, consent_cmd(well.id))
+    chart = client.get(f"/patients/{well.id}").text
+    said = _status_card(chart)
+    assert "Dry needling: may proceed " in said + " "
+    assert "Screening: no contraindication or precaution found on " in said
+    for raw in (">clear<", ">precautions<", ">contraindicated<", "Screening: clear"):
+        assert raw not in chart
+
+
+def test_the_chart_timeline_names_forms_methods_and_drug_classes_in_words(
+    engine: sa.Engine,
+) -> None:
+    clinic = make_clinic(engine)
+    client = sign_in(engine, clinic)
+    p = register_patient(
+        clinic.uow(), clinic.as_clinician, patient_cmd(mrn=f"W-{uuid.uuid4().hex[:6]}")
+    )
+    record_screening(clinic.uow(), clinic.as_clinician, screening_cmd(p.id))
+    record_consent(clinic.uow(), clinic.as_clinician, consent_cmd(p.id))
+    record_medication_use(
+        clinic.uow(),
+        clinic.as_clinician,
+        RecordMedicationUse(
+            patient_id=p.id,
+            drug="Ibuprofen",
+            drug_class=DrugClass.NSAID,
+            days_per_week=5,
+            recorded_on=date(2026, 2, 1),
+        ),
+    )
+    chart = client.get(f"/patients/{p.id}").text
+    timeline = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", chart.split("Timeline")[-1])).split())
+    assert "Consent to dry needling, version 1.0 by Ada Testperson (typed name)" in timeline
+    assert "5 days per week (NSAID (non-steroidal anti-inflammatory))" in timeline
+    assert "Screening: no contraindication or precaution found" in timeline
+    for raw in ("dry_needling", "typed_name", "(nsaid)", "day(s)", "Screening: clear"):
+        assert raw not in chart

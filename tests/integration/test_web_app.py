@@ -331,7 +331,7 @@ def test_the_screening_wizard_asks_for_each_precaution_to_be_acknowledged(
     answers = {f"q-{q}": "no" for q in re.findall(r'name="q-([a-z_]+)" value="no"', page)}
     answers["q-anticoagulants"] = "yes"
     review = client.post(f"/patients/{patient.id}/screening", data=answers)
-    assert "Decision: precautions" in review.text
+    assert "Decision: precautions found: needle with caution" in review.text
     assert 'value="anticoagulants"' in review.text
     missing = client.post(f"/patients/{patient.id}/screening", data={**answers, "intent": "record"})
     assert missing.status_code == 400

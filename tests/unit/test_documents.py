@@ -153,3 +153,11 @@ def test_only_right_to_left_or_marked_text_is_shaped() -> None:
     assert needs_shaping(_doc(Facts([("Patient", "محمد")])))
     assert needs_shaping(_doc(Table(["Name"], [["שרה"]])))
     assert needs_shaping(_doc(Paragraph("Zoe\u0308")))  # e + combining diaeresis
+
+
+def test_an_instruments_score_is_written_with_its_unit_spaced() -> None:
+    from needlepoint.domain.instruments import get
+
+    assert get("ndi").format(40) == "40 %"
+    assert get("nprs").format(4) == "4/10"
+    assert get("ndi").format(None) == "not scorable"

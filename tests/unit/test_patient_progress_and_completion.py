@@ -17,6 +17,7 @@ from needlepoint.analytics.completion import (
     summarise,
     time_point_of,
 )
+from needlepoint.domain.benefits import Point, summarise_series
 from needlepoint.domain.enums import TimePoint
 from needlepoint.domain.instruments import NO_THRESHOLD, get
 from needlepoint.domain.patient_progress import NOT_MEASURED, Score, progress_of, reached
@@ -35,13 +36,36 @@ def test_nothing_measured_says_not_measured() -> None:
     assert "source:" in p.threshold
 
 
-def test_ndi_improvement_beyond_the_mcid_is_called_noticeable() -> None:
-    ndi = get("ndi")  # percent, lower is better; MCID 7.5 of 50 points = 15 %
+def test_ndi_improvement_is_judged_against_the_threshold_the_clinician_pages_use() -> None:
+    ndi = get("ndi")  # percent, lower is better; MDC 10 of 50 points = 20 % governs
     p = progress_of(ndi, _scores(40, 20))
     assert "From 40 % to 20 % (lower is better): better" in p.summary
-    assert "usually notice it" in p.summary
+    assert "reaches the threshold given below" in p.summary
     small = progress_of(ndi, _scores(40, 36))
-    assert "smaller than patients usually notice" in small.summary
+    assert "smaller than the threshold given below" in small.summary
+
+
+def test_the_patient_page_and_the_clinician_pages_use_one_threshold() -> None:
+    """NDI: the MCID (7.5 of 50 points = 15 %) lies inside measurement error, so the
+    clinician's pages judge by the MDC 20 % (10 of 50 points); the patient's page too."""
+    ndi = get("ndi")
+    clinician = summarise_series(ndi, {}, [Point(T0, 40), Point(T0 + timedelta(7), 24)], [])
+    p = progress_of(ndi, _scores(40, 24))  # 16 points better: past 15 %, short of 20 %
+    assert clinician.threshold.startswith("MDC 20 %")
+    assert clinician.responder is not None
+    assert clinician.responder.status == "not a responder"
+    assert "A change of at least 20 percentage points (10 of 50 points)" in p.threshold
+    assert f"source: {clinician.threshold_source}" in p.threshold
+    assert "15 percentage points" not in p.threshold
+    assert "smaller than the threshold given below" in p.summary
+    nprs = get("nprs")  # MCID 2 points and 30 %, which governs
+    clinician = summarise_series(nprs, {}, [Point(T0, 6), Point(T0 + timedelta(7), 4)], [])
+    p = progress_of(nprs, _scores(6, 4))
+    assert "A change of at least 2 points and 30 % of the first score" in p.threshold
+    assert f"source: {clinician.threshold_source}" in p.threshold
+    assert clinician.responder is not None
+    assert clinician.responder.status == "responder"
+    assert "reaches the threshold given below" in p.summary
 
 
 def test_worse_is_said_plainly_without_an_mcid_claim() -> None:
@@ -61,7 +85,7 @@ def test_nprs_progress_is_the_first_against_the_latest(values: list[float]) -> N
     assert nprs.mcid is not None
     if better > 0:
         noticed = reached(nprs.mcid, values[0], better)
-        assert ("usually notice it" in p.summary) is noticed
+        assert ("reaches the threshold" in p.summary) is noticed
 
 
 @given(st.floats(min_value=0.1, max_value=100), st.floats(min_value=0, max_value=100))

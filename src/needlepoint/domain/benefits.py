@@ -8,6 +8,9 @@ Rules a reviewer should know (also in docs/instruments.md):
   the episode; its baseline is the first scorable administration, its latest the last.
 - Time to first meaningful improvement counts days from the baseline's date and the
   sessions started before the improving measurement was taken.
+- Faster recovery: the days and sessions to the first meaningful change (and whether it
+  was kept at the last measurement) are facts; with no comparator recorded, whether
+  recovery was faster is never judged (REFERENCE §5: a professional statement only).
 - Trigger points: each muscle and side keeps its last recorded status until it is noted
   again; "none" after "active" or "latent" reads as resolved.
 - Analgesic use: each drug's latest log entry counts until a newer one (0 days = stopped);
@@ -25,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from needlepoint.domain import instruments
-from needlepoint.domain.catalogue import load_data
+from needlepoint.domain.catalogue import load_data, muscles
 from needlepoint.domain.entities import (
     CoIntervention,
     Episode,
@@ -183,6 +186,10 @@ class BenefitSummary:
     days_to_first_meaningful_improvement: int | None
     sessions_to_first_meaningful_improvement: int | None
     evidence: EvidenceNote
+    first_reached: MeasureSummary | None = None
+    """Faster recovery: the measure that first reached its meaningful-change threshold
+    (its days and sessions are the benefit's); nothing is compared with it, so it is a
+    fact, never a finding that recovery was faster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +234,18 @@ def describe_threshold(threshold: Threshold | None, kind: str, unit: str) -> str
     return f"{text} ({threshold.note})" if threshold.note else text
 
 
+def muscle_name(muscle_id: str) -> str:
+    """A muscle as the catalogue names it ("Gastrocnemius (lateral head)"), never its id."""
+    known = muscles().get(muscle_id)
+    return known.name if known else muscle_id.replace("_", " ")
+
+
 def _label(instrument: Instrument, context: dict[str, str]) -> str:
     if not context:
         return instrument.name
-    where = " ".join(v.replace("_", " ") for v in context.values())
+    where = " ".join(
+        muscle_name(v) if muscles().get(v) else v.replace("_", " ") for v in context.values()
+    )
     return f"{instrument.name}: {where}"
 
 
@@ -364,13 +379,30 @@ def _status(measures: Sequence[MeasureSummary]) -> str:
     return "measured"
 
 
+def first_reached(measures: Sequence[MeasureSummary]) -> MeasureSummary | None:
+    """The measure whose meaningful-change threshold was reached first (fewest days, then
+    fewest sessions), or None when none reached it."""
+    timed = [m for m in measures if m.days_to_first_meaningful_improvement is not None]
+    return min(
+        timed,
+        key=lambda m: (
+            m.days_to_first_meaningful_improvement or 0,
+            m.sessions_to_first_meaningful_improvement or 0,
+        ),
+        default=None,
+    )
+
+
+def kept(m: MeasureSummary) -> bool:
+    """The change that once reached the threshold still reaches it at the last measurement."""
+    return m.responder is not None and m.responder.status == "responder"
+
+
 def _first(measures: Sequence[MeasureSummary]) -> tuple[int | None, int | None]:
-    timed = [
-        (m.days_to_first_meaningful_improvement, m.sessions_to_first_meaningful_improvement)
-        for m in measures
-        if m.days_to_first_meaningful_improvement is not None
-    ]
-    return min(timed) if timed else (None, None)
+    m = first_reached(measures)
+    if m is None:
+        return None, None
+    return m.days_to_first_meaningful_improvement, m.sessions_to_first_meaningful_improvement
 
 
 def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
@@ -400,7 +432,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
 
     tp_points, tp_course = trigger_point_course(sessions, records.sites)
     tp_facts = [
-        Fact(f"{muscle.replace('_', ' ')} ({side})", " → ".join(statuses))
+        Fact(f"{muscle_name(muscle)} ({side})", " → ".join(statuses))
         for (muscle, side), statuses in sorted(tp_course.items())
     ]
     if tp_points:
@@ -455,7 +487,9 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
             days, sessions_n = _first(improving)
         status = _status(measures)
         if benefit.id == "faster_recovery" and facts:
-            status = "measured"  # days and sessions counted from the signed record
+            # days and sessions counted from the signed record: facts, with nothing to
+            # compare them with, so whether recovery was faster is not judged
+            status = "recorded"
         elif benefit.id == "complementary_care" and facts:
             # what else the plan and the notes hold: a record of care given, not a
             # measurement of any benefit (the comparison lives in the clinic analytics)
@@ -471,6 +505,7 @@ def summarise_episode(records: EpisodeRecords) -> EpisodeBenefits:
                 facts=facts,
                 days_to_first_meaningful_improvement=days,
                 sessions_to_first_meaningful_improvement=sessions_n,
+                first_reached=first_reached(improving) if benefit.id == "faster_recovery" else None,
                 evidence=EvidenceNote(
                     level=benefit.evidence.level,
                     note=benefit.evidence.note,
@@ -549,8 +584,29 @@ def _recovery_facts(
                     "not yet (asked after discharge)" if later else "not yet",
                 )
             )
-    first_days, sessions_n = _first(improving)
-    if first_days is not None:
-        facts.append(Fact("days to first meaningful improvement", first_days, "days"))
-        facts.append(Fact("sessions to first meaningful improvement", sessions_n, "sessions"))
+    first = first_reached(improving)
+    if first is not None:
+        facts.append(Fact("meaningful-change threshold first reached by", first.label))
+        facts.append(
+            Fact(
+                "days to first meaningful change",
+                first.days_to_first_meaningful_improvement,
+                "days",
+            )
+        )
+        facts.append(
+            Fact(
+                "sessions to first meaningful change",
+                first.sessions_to_first_meaningful_improvement,
+                "sessions",
+            )
+        )
+        facts.append(
+            Fact(
+                "change kept at the last measurement",
+                "yes" if kept(first) else "no: below the threshold again",
+            )
+        )
+    if facts:
+        facts.append(Fact("compared with", "nothing: whether recovery was faster is not judged"))
     return facts

@@ -63,6 +63,22 @@ class _Templates(BaseModel):
         return self
 
 
+METHOD_WORDS = {
+    "signature": "signature on screen",
+    "typed_name": "typed name",
+    "witness": "witnessed",
+}
+"""How a consent was signed (`ConsentMethod`), in words."""
+
+
+def template_title(template_id: str, version: str) -> str:
+    """A consent form as its template names it ("Informed consent to dry needling,
+    version 1.0"), never its id."""
+    found = next((t for t in templates() if t.id == template_id and t.version == version), None)
+    title = found.title if found else template_id.replace("_", " ").capitalize()
+    return f"{title}, version {version}"
+
+
 @cache
 def templates() -> list[ConsentTemplate]:
     """Every consent template version, old ones included (signed forms refer to them)."""

@@ -42,6 +42,15 @@ DRUG_CLASS_WORDS: dict[DrugClass, str] = {
     DrugClass.OTHER: "other or not sure",
 }
 """The analgesic log's classes (`DrugClass`) in the patient's words."""
+DRUG_CLASS_LABELS: dict[DrugClass, str] = {
+    DrugClass.PARACETAMOL: "paracetamol (acetaminophen)",
+    DrugClass.NSAID: "NSAID (non-steroidal anti-inflammatory)",
+    DrugClass.OPIOID: "opioid",
+    DrugClass.MUSCLE_RELAXANT: "muscle relaxant",
+    DrugClass.NEUROPATHIC: "neuropathic pain medicine",
+    DrugClass.OTHER: "other class",
+}
+"""The analgesic log's classes as the clinician's record names them."""
 
 
 def check_plain_form(instrument_id: str) -> None:

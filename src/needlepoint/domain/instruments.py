@@ -151,10 +151,13 @@ class Instrument(BaseModel):
         return Coding(system=LOCAL_CODE_SYSTEM, code=self.id, verified=True)
 
     def format(self, score: float | None) -> str:
-        """A score as a clinician reads it: one decimal at most, with its unit."""
+        """A score as a clinician reads it: one decimal at most, with its unit spaced
+        ("40 %", "12 mm"); a fraction or an angle stays attached ("4/10", "59°")."""
         if score is None:
             return "not scorable"
-        return f"{round(score, 1):g}{self.unit}"
+        unit = self.unit.strip()
+        spaced = unit if not unit or unit.startswith(("/", "°")) else f" {unit}"
+        return f"{round(score, 1):g}{spaced}"
 
 
 class _Library(BaseModel):

@@ -1,15 +1,18 @@
 """A patient's own progress in plain words (issue 16), for the patient's pages: for each
 questionnaire, the first and the latest score, the change, and whether the change reached
-the instrument's published MCID (with its source), or "not measured" where nothing was
+the instrument's governing threshold (its responder threshold, the same the clinician's
+pages judge by, with its source), or "not measured" where nothing was
 measured, or "no published threshold" where the instrument has none. Pure and typed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from needlepoint.domain.instruments import NO_THRESHOLD, Instrument, Threshold
+from needlepoint.domain.responders import meaningful_threshold, reaches
 
 NOT_MEASURED = "not measured"
 
@@ -43,16 +46,9 @@ class Progress:
 
 def reached(threshold: Threshold, baseline: float, change_towards_better: float) -> bool:
     """Whether an improvement of `change_towards_better` (score units, positive = better)
-    from `baseline` reaches the threshold (absolute and/or percent, as published)."""
-    absolute = threshold.value is not None and change_towards_better >= threshold.value
-    percent = (
-        threshold.percent is not None
-        and baseline != 0
-        and change_towards_better / abs(baseline) * 100 >= threshold.percent
-    )
-    if threshold.combine == "both" and threshold.value is not None and threshold.percent:
-        return absolute and percent
-    return absolute or percent
+    from `baseline` reaches the threshold, judged exactly as the clinician's pages judge
+    it (`responders.reaches`)."""
+    return reaches(threshold, baseline, change_towards_better)
 
 
 def _number(x: float) -> str:
@@ -66,22 +62,33 @@ def with_unit(x: float, unit: str) -> str:
     return f"{_number(x)} {unit}".strip()
 
 
+WHAT_IT_MEANS = {
+    "mcid": "the smallest change patients usually notice",
+    "mdc": "the smallest change that is more than measurement error",
+}
+
+
 def threshold_words(instrument: Instrument) -> str:
-    """The instrument's MCID as the patient reads it, with its source."""
-    t = instrument.mcid
-    if t is None or (t.value is None and t.percent is None):
+    """The instrument's governing threshold (its responder threshold: the MCID, or the
+    MDC where the MCID lies inside measurement error), the one the clinician's pages
+    judge by, as the patient reads it, with its source."""
+    t = meaningful_threshold(instrument)
+    if t is None:
         return NO_THRESHOLD
     parts = []
     if t.value is not None:
-        points = "percentage points" if instrument.unit == "%" else "points"
+        unit = instrument.unit.strip()
+        points = "percentage points" if unit == "%" else "points"
+        points = unit if unit and not unit.startswith(("/", "%")) else points
         parts.append(f"{_number(t.value)} {points}")
     if t.percent is not None:
         parts.append(f"{_number(t.percent)} % of the first score")
     joined = (" and " if t.combine == "both" else " or ").join(parts)
-    return (
-        f"A change of at least {joined} is the smallest change patients usually notice "
-        f"(source: {t.source})."
-    )
+    # a percent score says what it is in points ("10 of 50 points"), as its note begins
+    in_points = re.match(r"[\d.]+ of \d+ points", t.note or "")
+    note = f" ({in_points[0]})" if in_points and instrument.unit == "%" else ""
+    meaning = WHAT_IT_MEANS.get(t.basis or "mcid", WHAT_IT_MEANS["mcid"])
+    return f"A change of at least {joined}{note} is {meaning} (source: {t.source})."
 
 
 def progress_of(instrument: Instrument, scores: Sequence[Score]) -> Progress:
@@ -113,11 +120,12 @@ def progress_of(instrument: Instrument, scores: Sequence[Score]) -> Progress:
             f"From {with_unit(first, unit)} to {with_unit(last, unit)} ({better} is better): "
             f"{moved} than at the start."
         )
-        if instrument.mcid is not None and words != NO_THRESHOLD and towards_better > 0:
-            if reached(instrument.mcid, first, towards_better):
-                summary += " The change is big enough that patients usually notice it."
+        threshold = meaningful_threshold(instrument)
+        if threshold is not None and towards_better > 0:
+            if reached(threshold, first, towards_better):
+                summary += " The change reaches the threshold given below."
             else:
-                summary += " The change is smaller than patients usually notice."
+                summary += " The change is smaller than the threshold given below."
     return Progress(instrument.id, instrument.name, instrument.unit, ordered, summary, words)
 
 

@@ -94,6 +94,26 @@ def _worded(screening: Screening | None) -> list[dict[str, object]]:
     ]
 
 
+DECISION_WORDS = {
+    ScreeningDecision.CONTRAINDICATED: "contraindicated: dry needling must not be done",
+    ScreeningDecision.PRECAUTIONS: "precautions found: needle with caution",
+    ScreeningDecision.CLEAR: "no contraindication or precaution found",
+}
+"""A screening's decision in clinical words (never the stored value)."""
+
+
+def needling_headline(status: NeedlingStatus) -> str:
+    """Whether dry needling may be done, in words: "must not be done (contraindicated:
+    <reason>)", "may proceed" (with precautions, when any), or "not yet: <what is
+    missing>"."""
+    if status.screening and status.screening.decision is ScreeningDecision.CONTRAINDICATED:
+        reasons = "; ".join(str(r["message"]).rstrip(".") for r in status.contraindications)
+        return f"must not be done (contraindicated{': ' + reasons if reasons else ''})"
+    if status.may_needle:
+        return "may proceed, with precautions" if status.precautions else "may proceed"
+    return "not yet: " + "; ".join(status.blockers)
+
+
 CLEARANCE_WORDS = {
     "resolved": "the condition resolved",
     "recorded_in_error": "recorded in error",

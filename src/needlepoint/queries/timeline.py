@@ -17,6 +17,7 @@ from needlepoint.adapters.db.tables import (
     sessions,
 )
 from needlepoint.domain.catalogue import conditions
+from needlepoint.domain.consent import METHOD_WORDS, template_title
 from needlepoint.domain.entities import (
     AdverseEvent,
     Measurement,
@@ -25,10 +26,11 @@ from needlepoint.domain.entities import (
     Session,
 )
 from needlepoint.domain.enums import SessionStatus
+from needlepoint.domain.home_reports import DRUG_CLASS_LABELS
 from needlepoint.domain.instruments import library
 from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.reader import Reader
-from needlepoint.queries.screening import patient_consents, patient_screenings
+from needlepoint.queries.screening import DECISION_WORDS, patient_consents, patient_screenings
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "episode_opened",
                 ep.id,
                 f"Episode opened: {label}",
-                f"{ep.icd10_code} · {ep.body_region} · onset {ep.onset_date}",
+                f"{ep.icd10_code} · {ep.body_region.replace('_', ' ')} · onset {ep.onset_date}",
                 ep.id,
             )
         )
@@ -182,7 +184,8 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "consent",
                 c.id,
                 f"Consent {state}",
-                f"{c.template_id} v{c.template_version} by {c.signer_name} ({c.method.value})",
+                f"{template_title(c.template_id, c.template_version)} by {c.signer_name} "
+                f"({METHOD_WORDS.get(c.method.value, c.method.value.replace('_', ' '))})",
             )
         )
     for sc in patient_screenings(reader, patient_id):
@@ -191,7 +194,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 sc.screened_at,
                 "screening",
                 sc.id,
-                f"Screening: {sc.decision.value}",
+                f"Screening: {DECISION_WORDS[sc.decision]}",
                 _screening_detail(sc),
             )
         )
@@ -203,7 +206,8 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 "medication",
                 mu.id,
                 f"Analgesic: {mu.drug}{dose}",
-                f"{mu.days_per_week} day(s) per week ({mu.drug_class.value})"
+                f"{mu.days_per_week} day{'' if mu.days_per_week == 1 else 's'} per week "
+                f"({DRUG_CLASS_LABELS[mu.drug_class]})"
                 + (f" · {PATIENT_REPORTED}" if mu.response_id is not None else ""),
                 mu.episode_id,
             )

@@ -18,7 +18,12 @@ from needlepoint.queries.episodes import patient_episodes
 from needlepoint.queries.patients import get_patient
 from needlepoint.queries.questionnaire_completion import chart_questionnaires
 from needlepoint.queries.reader import Reader
-from needlepoint.queries.screening import needling_status, screening_history
+from needlepoint.queries.screening import (
+    DECISION_WORDS,
+    needling_headline,
+    needling_status,
+    screening_history,
+)
 from needlepoint.queries.timeline import patient_timeline
 from needlepoint.web.ui.forms import clinic_zone, now, refusal_page, render, signed_in, to_login
 from needlepoint.web.ui.forms import today as clinic_today
@@ -80,6 +85,8 @@ def patient_chart(request: Request, patient_id: UUID, all: bool = False) -> Resp
         hidden=len(timeline) - len(shown),
         labels=labels,
         needling=needling,
+        needling_headline=needling_headline(needling),
+        decision_words=DECISION_WORDS,
         links=LINKS,
         age=age_on(patient.birth_date, clinic_today(clinic_zone(ctx))),
         adult_age=questionnaire().adult_age_years,

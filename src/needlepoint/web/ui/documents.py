@@ -38,7 +38,7 @@ from needlepoint.domain import clinic_time
 from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, summarise_episode
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import conditions, muscles
-from needlepoint.domain.consent import templates
+from needlepoint.domain.consent import METHOD_WORDS, templates
 from needlepoint.domain.entities import Consent, NeedlingSite, Patient
 from needlepoint.domain.enums import AuditAction, SessionStatus
 from needlepoint.domain.errors import DomainError, NotFound
@@ -60,7 +60,7 @@ from needlepoint.web.ui.forms import (
     signed_in,
     to_login,
 )
-from needlepoint.web.ui.progress import fmt, headline, meaningful_change, verdict
+from needlepoint.web.ui.progress import first_change, fmt, headline, meaningful_change, verdict
 from needlepoint.web.ui.signed_notes import FOLLOW_UP_WORDS
 
 router = APIRouter(include_in_schema=False)
@@ -70,11 +70,6 @@ RELATIONSHIP_WORDS = {
     "patient": "the patient",
     "parent": "a parent",
     "legal_guardian": "a legal guardian",
-}
-METHOD_WORDS = {
-    "signature": "signature on screen",
-    "typed_name": "typed name",
-    "witness": "witnessed",
 }
 
 
@@ -255,6 +250,7 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     label(site.technique),
                     needle(site),
                     with_unit(site.depth_mm, "mm"),
+                    label(site.approach) if site.approach else "not recorded",
                     str(site.insertions),
                     str(site.local_twitch_responses),
                     estim(site),
@@ -270,13 +266,14 @@ def note_document(ctx: RequestContext, session_id: UUID, *, export: bool) -> Pri
                     "Technique",
                     "Needle",
                     "Depth",
+                    "Approach",
                     "Insertions",
                     "Twitches",
                     "E-stim",
                     "Tolerance",
                 ],
                 rows,
-                widths=[18, 7, 10, 13, 18, 9, 13, 12, 9, 13],
+                widths=[18, 7, 10, 13, 18, 9, 12, 13, 12, 9, 13],
                 caption="Needle: diameter × length. Twitches: local twitch responses.",
             )
         )
@@ -393,14 +390,7 @@ def _benefit_blocks(b: BenefitSummary) -> list[Block]:
     beside = " (reported beside the eight benefits)" if b.reported_beside else ""
     out: list[Block] = [Heading(f"{b.name}{beside}: {headline(b)}", 3)]
     for m in b.measures:
-        first = ""
-        if m.days_to_first_meaningful_improvement is not None:
-            days = m.days_to_first_meaningful_improvement
-            n = m.sessions_to_first_meaningful_improvement
-            first = (
-                f"; first meaningful improvement after {days} day{'' if days == 1 else 's'}"
-                f", {n} session{'' if n == 1 else 's'}"
-            )
+        first = f"; {first_change(m)}" if first_change(m) else ""
         out.append(
             Paragraph(f"{m.label}: {fmt(m, m.baseline)} → {fmt(m, m.latest)} ({verdict(m)}){first}")
         )

@@ -22,7 +22,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, summarise_episode
+from needlepoint.domain.benefits import BenefitSummary, MeasureSummary, kept, summarise_episode
 from needlepoint.domain.catalogue import conditions
 from needlepoint.domain.errors import DomainError
 from needlepoint.domain.instruments import library
@@ -76,11 +76,8 @@ def headline(b: BenefitSummary) -> str:
     """A benefit's verdict: improved / unchanged / worse (each measure judged against its
     instrument's governing threshold), mixed when its measures disagree, "not judged"
     where no threshold is published, "baseline only", or "not measured"."""
-    if b.id == "faster_recovery" and b.days_to_first_meaningful_improvement is not None:
-        days = b.days_to_first_meaningful_improvement
-        n = b.sessions_to_first_meaningful_improvement
-        sessions = "" if n is None else f", {n} session{'' if n == 1 else 's'}"
-        return f"improved after {days} day{'' if days == 1 else 's'}{sessions}"
+    if b.id == "faster_recovery":
+        return recovery_headline(b)
     if not b.measures:
         if b.facts:
             if b.id == "complementary_care":
@@ -102,6 +99,35 @@ def headline(b: BenefitSummary) -> str:
     if all(m.administrations < 2 for m in b.measures):
         return "baseline only"
     return "not judged: no published threshold"
+
+
+NOT_COMPARED = "no comparator: whether recovery was faster is not judged"
+
+
+def first_change(m: MeasureSummary) -> str:
+    """When a measure first reached its meaningful-change threshold, as a fact ("first
+    reached after 10 days, 2 sessions"), and whether the change was kept at the last
+    measurement; empty when it never reached it."""
+    days = m.days_to_first_meaningful_improvement
+    if days is None:
+        return ""
+    n = m.sessions_to_first_meaningful_improvement
+    sessions = "" if n is None else f", {n} session{'' if n == 1 else 's'}"
+    text = f"threshold first reached after {days} day{'' if days == 1 else 's'}{sessions}"
+    if not kept(m):
+        text += "; not kept at the last measurement"
+    return text
+
+
+def recovery_headline(b: BenefitSummary) -> str:
+    """Faster recovery has no comparator: the time to the first meaningful change is said
+    as a fact and never called an improvement or "faster" (REFERENCE §5)."""
+    m = b.first_reached
+    if m is not None:
+        return f"{m.label} {first_change(m)}; {NOT_COMPARED}"
+    if b.facts:
+        return NOT_COMPARED
+    return "not measured"
 
 
 def nice_axis(lo: float, hi: float, *, whole: bool, ticks: int = 5) -> tuple[float, float, float]:
@@ -244,6 +270,7 @@ def progress(request: Request, episode_id: UUID) -> Response:
         library=library(),
         fmt=fmt,
         headline=headline,
+        first_change=first_change,
         verdict=verdict,
         W=W,
         H=H,

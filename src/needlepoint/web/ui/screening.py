@@ -26,7 +26,7 @@ from needlepoint.domain.commands import (
 )
 from needlepoint.domain.errors import DomainError
 from needlepoint.queries.patients import get_patient
-from needlepoint.queries.screening import CLEARANCE_WORDS, patient_screenings
+from needlepoint.queries.screening import CLEARANCE_WORDS, DECISION_WORDS, patient_screenings
 from needlepoint.web.context import RequestContext
 from needlepoint.web.ui.forms import (
     Errors,
@@ -190,6 +190,7 @@ def _page(
         form=form,
         errors=errors,
         result=result,
+        decision_words=DECISION_WORDS,
         reasons=[f.as_dict() for f in result.reasons] if result else [],
         areas=AREAS,
         area_words=rules.area_words,

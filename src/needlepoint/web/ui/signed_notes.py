@@ -18,7 +18,6 @@ from needlepoint.actions.adverse_events import add_follow_up, record_adverse_eve
 from needlepoint.domain.adverse_event_reports import report_deadline
 from needlepoint.domain.billing import billing_data
 from needlepoint.domain.catalogue import muscles
-from needlepoint.domain.clinic_time import input_value
 from needlepoint.domain.commands import AddAdverseEventFollowUp, RecordAdverseEvent
 from needlepoint.domain.entities import AdverseEvent, Session
 from needlepoint.domain.enums import AdverseEventKind, FollowUpKind, SessionStatus, Severity
@@ -34,7 +33,6 @@ from needlepoint.web.ui.forms import (
     Errors,
     clinic_zone,
     field_errors,
-    now,
     parse_local,
     posted_form,
     refusal_page,
@@ -94,7 +92,6 @@ def signed_page(
     }
     catalogue = {m.id: m for m in muscles().muscles}
     cpt = next((c for c in billing_data().cpt.codes if c.code == d.session.cpt_code), None)
-    default_at = input_value(now(), tz)
     return render(
         request,
         "note_signed.html",
@@ -116,8 +113,10 @@ def signed_page(
         follow_ups=entries,
         deadlines=deadlines,
         today=today(tz),
-        late=late or {"onset_at": default_at, "severity": "mild"},
-        follow=follow or {"occurred_at": default_at},
+        # No time is pre-filled: a late event's onset (the board's deadline counts from
+        # it) and a follow-up's time are what the clinician enters, never "now" left over.
+        late=late or {"severity": "mild"},
+        follow=follow or {},
         follow_words=FOLLOW_UP_WORDS,
         ae_kinds=[k.value for k in AdverseEventKind],
         severities=[s.value for s in Severity],
@@ -128,6 +127,13 @@ def signed_page(
             if d.session.signed_at and a.created_at > d.session.signed_at
         },
     )
+
+
+ONSET_MISSING = (
+    "Onset: enter when the symptoms began (not when you record them): the reporting "
+    "deadline counts from the onset."
+)
+WHEN_MISSING = "When: enter when this happened (not when you record it)."
 
 
 def _after_signing(event: AdverseEvent, session: Session) -> bool:
@@ -147,6 +153,9 @@ def _late_event(
         k: text(form, k)
         for k in ("kind", "severity", "onset_at", "description", "action_taken", "reportable")
     }
+    if not entered["onset_at"]:
+        missing: Errors = {"late.onset_at": [ONSET_MISSING]}
+        return signed_page(request, ctx, session_id, missing, status=400, late=entered)
     try:
         cmd = RecordAdverseEvent.model_validate(
             {
@@ -186,6 +195,9 @@ def _follow_up(
         session_id = event.session_id
     except DomainError as err:
         return refusal_page(request, err)
+    if not entered["occurred_at"]:
+        missing: Errors = {f"follow.{event_id}.occurred_at": [WHEN_MISSING]}
+        return signed_page(request, ctx, session_id, missing, status=400, follow=entered)
     try:
         cmd = AddAdverseEventFollowUp.model_validate(
             {
