@@ -191,6 +191,23 @@ def test_the_chart_says_each_needling_state_in_clinical_words(engine: sa.Engine)
     assert "valid until" not in said
     assert re.search(r"contraindicated: [^)]*[Nn]eedle", said), said
 
+    # Past its validity the screening no longer applies, but its contraindication is
+    # still named until a new screening says otherwise (a reviewer saw it vanish).
+    lapsed = patient()
+    record_screening(
+        clinic.uow(),
+        clinic.as_clinician,
+        screening_cmd(
+            lapsed.id,
+            answers=screening_body(needle_phobia=True)["answers"],
+            screened_at=datetime.now(UTC) - timedelta(days=400),
+        ),
+    )
+    said = card(lapsed)
+    assert "Dry needling: not yet: no current screening; the last one, on " in said
+    assert re.search(r"found dry needling contraindicated \([^)]*[Nn]eedle", said), said
+    assert "screen again before needling" in said
+
     cautious = patient()
     screen(cautious, anticoagulants=True)
     said = card(cautious)

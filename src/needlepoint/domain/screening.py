@@ -395,17 +395,21 @@ def expires_on(screening: Screening, valid_days: int) -> date:
     return screening.screened_at.date() + timedelta(days=valid_days)
 
 
+def latest_screening(screenings: Sequence[Screening], at: datetime) -> Screening | None:
+    """The latest screening made on or before the day of `at`, expired or not."""
+    made = [s for s in screenings if s.screened_at.date() <= at.date()]
+    return max(made, key=lambda s: (s.screened_at, s.created_at)) if made else None
+
+
 def current_screening(
     screenings: Sequence[Screening], at: datetime, valid_days: int
 ) -> Screening | None:
     """The screening that applies at `at`: the latest made on or before that day, if it
     has not expired. A newer screening (answers changed) always supersedes an older one."""
-    day = at.date()
-    made = [s for s in screenings if s.screened_at.date() <= day]
-    if not made:
+    latest = latest_screening(screenings, at)
+    if latest is None:
         return None
-    latest = max(made, key=lambda s: (s.screened_at, s.created_at))
-    return latest if day < expires_on(latest, valid_days) else None
+    return latest if at.date() < expires_on(latest, valid_days) else None
 
 
 def check_clearance(cleared: dict[str, str], clearance: Clearance | None) -> list[dict[str, Any]]:

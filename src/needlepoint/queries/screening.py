@@ -7,11 +7,12 @@ from datetime import date, datetime
 from uuid import UUID
 
 from needlepoint.adapters.db.tables import users
+from needlepoint.domain.clinic_time import local_date, zone
 from needlepoint.domain.commands import ScreeningAnswers
 from needlepoint.domain.consent import current_consent
 from needlepoint.domain.entities import Consent, Screening, User
 from needlepoint.domain.enums import ScreeningDecision
-from needlepoint.domain.screening import current_screening, expires_on
+from needlepoint.domain.screening import current_screening, expires_on, latest_screening
 from needlepoint.domain.site_safety import screening_statement
 from needlepoint.queries.reader import Reader
 
@@ -56,12 +57,21 @@ class NeedlingStatus:
 def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingStatus:
     """The screening and consent in force at `at` and what stops needling, if anything."""
     clinic = reader.clinic()
-    screening = current_screening(
-        patient_screenings(reader, patient_id), at, clinic.screening_valid_days
-    )
+    screenings = patient_screenings(reader, patient_id)
+    screening = current_screening(screenings, at, clinic.screening_valid_days)
     consent = current_consent(patient_consents(reader, patient_id), at)
     blockers = []
-    if screening is None:
+    lapsed = None if screening is not None else latest_screening(screenings, at)
+    if lapsed is not None and lapsed.decision is ScreeningDecision.CONTRAINDICATED:
+        # An expired screening no longer applies, but the contraindication it found is
+        # not forgotten: it is named until a new screening says otherwise.
+        on = local_date(lapsed.screened_at, zone(clinic.time_zone)).isoformat()
+        found = "; ".join(str(r["message"]).rstrip(".") for r in _worded(lapsed))
+        blockers.append(
+            f"no current screening; the last one, on {on}, found dry needling "
+            f"contraindicated ({found}): screen again before needling"
+        )
+    elif screening is None:
         blockers.append("no current screening")
     elif screening.decision is ScreeningDecision.CONTRAINDICATED:
         blockers.append("contraindicated")
