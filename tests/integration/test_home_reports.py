@@ -540,3 +540,6 @@ def test_the_clinic_sees_the_four_in_its_plan_and_an_answered_analgesic_report(
     assert "waiting for the patient" not in page
     care = client.get(f"/episodes/{ep.id}/care").text
     assert "patient-reported" in care
+    # drug classes in the record's words, never the stored id (clinician review)
+    assert "NSAID (non-steroidal anti-inflammatory)" in care
+    assert ">nsaid<" not in care

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from needlepoint.domain import clinic_time
+from needlepoint.domain.enums import DrugClass
 from needlepoint.domain.errors import DomainError, NotFound, PermissionDenied
+from needlepoint.domain.home_reports import DRUG_CLASS_LABELS
 from needlepoint.web.context import RequestContext
 from needlepoint.web.pages import _web_context
 
@@ -54,7 +56,16 @@ def label(value: object) -> str:
     return text.replace("_", " ")
 
 
+def drug_class_words(value: object) -> str:
+    """An analgesic class as the clinician's record names it (`nsaid` → "NSAID (…)")."""
+    try:
+        return DRUG_CLASS_LABELS[DrugClass(str(getattr(value, "value", value)))]
+    except ValueError:
+        return label(value)
+
+
 templates.env.filters["words"] = label
+templates.env.filters["drug_class"] = drug_class_words
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
