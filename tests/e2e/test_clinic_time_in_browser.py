@@ -151,6 +151,7 @@ def test_an_evening_note_in_los_angeles_keeps_its_local_date_and_zone(
     # Next-day story: bruising noticed later that evening, recorded against the note.
     later = evening + timedelta(hours=1, minutes=15)
     page.get_by_label("Event", exact=True).select_option("bruising")
+    page.locator("#late-sev").select_option("mild")  # nothing is chosen for the clinician
     page.get_by_label(f"Onset ({LA})").fill(later.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_label("What happened", exact=True).fill("Bruise over the left upper trapezius")
     page.get_by_label("Reportable to the board").check()

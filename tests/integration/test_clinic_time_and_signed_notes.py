@@ -480,6 +480,12 @@ def test_a_late_events_onset_is_never_pre_filled_and_a_missing_one_is_named(
     assert "required" in field[0]
     for follow_up in re.findall(r'<input id="fu-[^"]*-at"[^>]*>', page):
         assert 'value=""' in follow_up
+    # Nor are the event's kind and severity chosen for the clinician ("mild" was).
+    for select in ("late-kind", "late-sev"):
+        chosen = re.search(rf'<select id="{select}"[^>]*>(.*?)</select>', page)
+        assert chosen, select
+        assert "selected" not in chosen[1], select
+        assert '<option value="">Choose…</option>' in chosen[1]
     r = client.post(
         f"/sessions/{signed.id}/adverse-events",
         data={

@@ -115,7 +115,7 @@ def signed_page(
         today=today(tz),
         # No time is pre-filled: a late event's onset (the board's deadline counts from
         # it) and a follow-up's time are what the clinician enters, never "now" left over.
-        late=late or {"severity": "mild"},
+        late=late or {},  # nothing pre-chosen: an event's kind and severity are the clinician's
         follow=follow or {},
         follow_words=FOLLOW_UP_WORDS,
         ae_kinds=[k.value for k in AdverseEventKind],
