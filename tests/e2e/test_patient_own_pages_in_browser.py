@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from needlepoint.actions import consent, episodes, patients, questionnaires
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
@@ -98,7 +99,7 @@ def test_kiosk_then_the_patients_progress_and_consent_on_a_phone(
     for i in range(10):
         ndi.locator("li.p-item").nth(i).locator("input[type=radio][value='1']").click()
     ndi.get_by_role("button", name="Send my answers").click()
-    assert device.get_by_role("heading", name="Thank you").is_visible()
+    expect(device.get_by_role("heading", name="Thank you")).to_be_visible()  # waits for the page
     # The last answer sent, the tablet is for the next person: nothing of this patient's.
     assert "hand the tablet back" in device.locator("main").inner_text()
     assert device.get_by_role("link", name="My progress").count() == 0
