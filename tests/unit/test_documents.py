@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -30,7 +32,7 @@ from needlepoint.adapters.documents.pdf import (
     printable,
     render_pdf,
 )
-from needlepoint.adapters.documents.plots import Series, measure_png
+from needlepoint.adapters.documents.plots import Series, measure_figure, measure_png
 from needlepoint.web.ui.documents import with_unit
 
 T0 = datetime(2026, 2, 3, 9, 30, tzinfo=UTC)
@@ -81,6 +83,34 @@ def test_every_kind_of_block_makes_one_pdf() -> None:
     )
     assert pdf.startswith(b"%PDF-")
     assert b"DejaVu" in pdf  # the font is embedded, not assumed on the reader's machine
+
+
+def _date_labels(series: Series) -> tuple[list[str], float]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = measure_figure(series, ZoneInfo("UTC"))
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    return [t.get_text() for t in ax.get_xticklabels() if t.get_text()], high - low
+
+
+@pytest.mark.parametrize("points", [1, 3])
+def test_a_plot_of_one_day_labels_that_day_once_and_spans_days_not_years(points: int) -> None:
+    """A clinician's review: one day's scores printed "2026-11-27" six times on the axis,
+    and a lone point sat in an axis from 2024 to 2030."""
+    day = [(T0 + timedelta(hours=h), 5.0 + h) for h in range(points)]
+    one_day = replace(_series(), points=day, sessions=[T0])
+    labels, span = _date_labels(one_day)
+    assert len(labels) == len(set(labels)), labels
+    assert T0.date().isoformat() in labels
+    assert span <= 3.0  # days
+
+
+def test_a_longer_course_keeps_distinct_dates() -> None:
+    labels, span = _date_labels(_series())  # three weekly scores
+    assert len(labels) == len(set(labels)) >= 2
+    assert 14 <= span <= 20
 
 
 def test_the_plot_draws_the_score_line_in_colour() -> None:

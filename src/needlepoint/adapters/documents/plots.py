@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import matplotlib.dates as mdates
@@ -39,6 +40,32 @@ def _day(moment: datetime) -> float:
 
 def measure_png(series: Series, tz: ZoneInfo, *, dpi: int = 120) -> bytes:
     """The plot as PNG bytes (about 16 × 6 cm at print size)."""
+    buffer = io.BytesIO()
+    measure_figure(series, tz).savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _date_axis(ax: Any, moments: list[float], tz: ZoneInfo) -> None:
+    """Dates on the x axis, one label per day at most: around the measures and sessions
+    with a day's margin (a lone point was centred in six years of axis), ticked by day
+    over a fortnight or less (an hourly tick printed the same date six times)."""
+    if not moments:
+        return
+    first, last = min(moments), max(moments)
+    pad = max(1.0, (last - first) * 0.05)
+    ax.set_xlim(first - pad, last + pad)
+    days = last - first + 2 * pad
+    locator = (
+        mdates.DayLocator(interval=max(1, round(days / 6)), tz=tz)  # type: ignore[no-untyped-call]
+        if days <= 14
+        else mdates.AutoDateLocator(tz=tz, maxticks=6)  # type: ignore[no-untyped-call]
+    )
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d", tz=tz))  # type: ignore[no-untyped-call]
+
+
+def measure_figure(series: Series, tz: ZoneInfo) -> Figure:
+    """The plot as a matplotlib figure (see `measure_png`)."""
     fig = Figure(figsize=(6.4, 2.5))
     ax = fig.add_subplot()
     times = [_day(t) for t, _ in series.points]
@@ -64,11 +91,8 @@ def measure_png(series: Series, tz: ZoneInfo, *, dpi: int = 120) -> bytes:
     name = word if word.isalpha() else f"score ({word})" if word else "score"
     ax.set_ylabel(f"{name}\n{better} is better", fontsize=7.5)
     ax.set_title(series.title, fontsize=9, loc="left")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d", tz=tz))  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, maxticks=6))  # type: ignore[no-untyped-call]
+    _date_axis(ax, [*times, *(_day(t) for t in series.sessions)], tz)
     ax.tick_params(labelsize=7)
     ax.grid(axis="y", color="#ddd", lw=0.5)
     ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
+    return fig
