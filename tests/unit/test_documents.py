@@ -107,6 +107,16 @@ def test_a_plot_of_one_day_labels_that_day_once_and_spans_days_not_years(points:
     assert span <= 3.0  # days
 
 
+def test_a_count_that_did_not_change_is_ticked_in_whole_numbers() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    counts = Series("Active trigger points", "", "worse", [(T0, 2.0)], 2.0, None, "", [T0], None)
+    fig = measure_figure(counts, ZoneInfo("UTC"))
+    FigureCanvasAgg(fig).draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["1", "2", "3"]  # not 1.900 … 2.100
+
+
 def test_a_longer_course_keeps_distinct_dates() -> None:
     labels, span = _date_labels(_series())  # three weekly scores
     assert len(labels) == len(set(labels)) >= 2

@@ -85,6 +85,10 @@ def measure_figure(series: Series, tz: ZoneInfo) -> Figure:
         pad = (hi - lo) * 0.04 or 0.5
         ax.set_ylim(lo - pad, hi + pad)
     if all(float(v).is_integer() for v in values):
+        if series.value_range is None and values and max(values) - min(values) < 2:
+            # whole counts (active trigger points): whole ticks need at least a unit either side
+            low = min(values) - 1
+            ax.set_ylim(max(low, 0) if min(values) >= 0 else low, max(values) + 1)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     better = "lower" if series.higher_is == "worse" else "higher"
     word = series.unit.strip()
