@@ -77,3 +77,13 @@ def test_a_choice_in_words_without_internal_spellings() -> None:
 def test_our_own_validators_words_are_kept() -> None:
     found = _errors(NeedlingSiteIn, {**SITE, "depth_mm": 40})
     assert any("deeper than the needle is long" in m for m in found[""])
+
+
+def test_stored_ids_read_as_clinical_phrases() -> None:
+    from needlepoint.domain.enums import AdverseEventKind
+    from needlepoint.web.ui.forms import label
+
+    assert label(AdverseEventKind.PAIN_DURING) == "pain during needling"
+    assert label("pain_after") == "pain after needling"
+    assert label(AdverseEventKind.NERVE_INJURY) == "nerve injury"
+    assert all("_" not in label(kind) for kind in AdverseEventKind)

@@ -50,10 +50,21 @@ templates = Jinja2Templates(
 templates.env.globals["csrf_field"] = csrf_field
 
 
+PHRASES = {
+    # Adverse events, as Brady et al. 2014 and Boyce et al. 2020 name them (REFERENCE §2):
+    # the stored ids alone ("pain during") leave out what it was during.
+    "pain_during": "pain during needling",
+    "pain_after": "pain after needling",
+    "worse_symptoms": "worse symptoms",
+}
+"""Stored ids whose underscores-to-spaces reading is not yet a clinical phrase."""
+
+
 def label(value: object) -> str:
-    """An enum value or id as words: `tendon_fenestration` → `tendon fenestration`."""
+    """An enum value or id as words: `tendon_fenestration` → `tendon fenestration`,
+    `pain_during` → "pain during needling"."""
     text = str(getattr(value, "value", value))
-    return text.replace("_", " ")
+    return PHRASES.get(text, text.replace("_", " "))
 
 
 def drug_class_words(value: object) -> str:
