@@ -141,6 +141,14 @@ def test_precautions_must_be_acknowledged_and_nothing_else() -> None:
     assert "Epilepsy: Treat lying down" in err.value.detail
     assert "epilepsy" in err.value.detail.lower()
     assert "diabetes" not in err.value.detail.lower()
+    # each source the rule cites is named, and marked when not verified against its text
+    from needlepoint.domain.sources import sources
+
+    cited = [sources()[i] for q in QUESTIONS if q.id == "epilepsy" for i in q.sources]
+    assert cited
+    for source in cited:
+        marked = source.citation + ("" if source.verified is True else " (unverified)")
+        assert marked in err.value.detail
     check_acknowledged(result, ["diabetes", "epilepsy"])
     with pytest.raises(InvalidInput):
         check_acknowledged(result, ["diabetes", "epilepsy", "pregnancy"])

@@ -91,5 +91,10 @@ class Finding:
         return {**self.as_dict(), "field": field, "message": message}
 
     def citation(self) -> str:
-        """The sources in one line, for an error message."""
-        return "; ".join(sources()[i].citation for i in self.source_ids) or "clinic policy"
+        """The sources in one line, for an error message, each not verified against its
+        text marked so (as the pages mark them)."""
+        cited = (sources()[i] for i in self.source_ids)
+        text = "; ".join(
+            s.citation + ("" if s.verified is True else " (unverified)") for s in cited
+        )
+        return text or "clinic policy"
