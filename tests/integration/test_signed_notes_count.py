@@ -139,7 +139,9 @@ def test_a_draft_never_signed_feeds_no_summary_series_or_analytics(api: Api) -> 
         for row in csv.DictReader(io.StringIO(r.text))
         if row["benefit"] == "pain_relief" and row["dimension"] == "overall"
     ]
-    assert [(row["complete"], row["responders"]) for row in rows] == [("0", "0")]
+    # no complete pair: nothing counted, so no responder count (blank, never 0)
+    assert [(row["complete"], row["responders"]) for row in rows] == [("0", "")]
+    assert [row["status"] for row in rows] == ["not measured"]
 
 
 def test_a_draft_with_measurements_counts_once_it_is_signed(api: Api) -> None:

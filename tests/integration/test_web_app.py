@@ -83,7 +83,9 @@ def patient_with_episode(clinic: ClinicFixture, *, prepared: bool = True) -> tup
         episode_cmd(patient.id, opened_on=datetime.now(UTC).date() - timedelta(days=3)),
     )
     if prepared:
-        now = datetime.now(UTC)
+        # a day back: notes dated a few hours ago stay on or after the screening's day
+        # even just after midnight (this test failed in CI at 00:10 UTC)
+        now = datetime.now(UTC) - timedelta(days=1)
         record_screening(
             clinic.uow(), clinic.as_clinician, screening_cmd(patient.id, screened_at=now)
         )
