@@ -87,3 +87,11 @@ def test_stored_ids_read_as_clinical_phrases() -> None:
     assert label("pain_after") == "pain after needling"
     assert label(AdverseEventKind.NERVE_INJURY) == "nerve injury"
     assert all("_" not in label(kind) for kind in AdverseEventKind)
+
+
+def test_every_consent_method_has_its_words() -> None:
+    from needlepoint.domain.consent import METHOD_WORDS
+    from needlepoint.domain.enums import ConsentMethod
+
+    assert set(METHOD_WORDS) == set(ConsentMethod)  # the chart and the PDF index it
+    assert all("_" not in words for words in METHOD_WORDS.values())

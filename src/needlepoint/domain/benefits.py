@@ -243,9 +243,7 @@ def muscle_name(muscle_id: str) -> str:
 def _label(instrument: Instrument, context: dict[str, str]) -> str:
     if not context:
         return instrument.name
-    where = " ".join(
-        muscle_name(v) if muscles().get(v) else v.replace("_", " ") for v in context.values()
-    )
+    where = " ".join(muscle_name(v) for v in context.values())
     return f"{instrument.name}: {where}"
 
 

@@ -13,6 +13,7 @@ from needlepoint.domain.catalogue import load_data
 from needlepoint.domain.commands import ConsentIn
 from needlepoint.domain.credentials import Jurisdiction
 from needlepoint.domain.entities import Consent, Patient
+from needlepoint.domain.enums import ConsentMethod
 from needlepoint.domain.errors import InvalidInput
 from needlepoint.domain.screening import age_on, questionnaire
 from needlepoint.domain.sources import Finding, check_cited
@@ -63,12 +64,12 @@ class _Templates(BaseModel):
         return self
 
 
-METHOD_WORDS = {
-    "signature": "signature on screen",
-    "typed_name": "typed name",
-    "witness": "witnessed",
+METHOD_WORDS: dict[ConsentMethod, str] = {
+    ConsentMethod.SIGNATURE: "signature on screen",
+    ConsentMethod.TYPED_NAME: "typed name",
+    ConsentMethod.WITNESS: "witnessed",
 }
-"""How a consent was signed (`ConsentMethod`), in words."""
+"""How a consent was signed, in words (every `ConsentMethod` has its words)."""
 
 
 def template_title(template_id: str, version: str) -> str:

@@ -66,10 +66,9 @@ def needling_status(reader: Reader, patient_id: UUID, at: datetime) -> NeedlingS
         # An expired screening no longer applies, but the contraindication it found is
         # not forgotten: it is named until a new screening says otherwise.
         on = local_date(lapsed.screened_at, zone(clinic.time_zone)).isoformat()
-        found = "; ".join(str(r["message"]).rstrip(".") for r in _worded(lapsed))
         blockers.append(
             f"no current screening; the last one, on {on}, found dry needling "
-            f"contraindicated ({found}): screen again before needling"
+            f"contraindicated ({_in_one_line(_worded(lapsed))}): screen again before needling"
         )
     elif screening is None:
         blockers.append("no current screening")
@@ -104,6 +103,11 @@ def _worded(screening: Screening | None) -> list[dict[str, object]]:
     ]
 
 
+def _in_one_line(reasons: list[dict[str, object]]) -> str:
+    """Worded reasons (`_worded`) as one clause: their messages joined by semicolons."""
+    return "; ".join(str(r["message"]).rstrip(".") for r in reasons)
+
+
 DECISION_WORDS = {
     ScreeningDecision.CONTRAINDICATED: "contraindicated: dry needling must not be done",
     ScreeningDecision.PRECAUTIONS: "precautions found: needle with caution",
@@ -117,7 +121,7 @@ def needling_headline(status: NeedlingStatus) -> str:
     <reason>)", "may proceed" (with precautions, when any), or "not yet: <what is
     missing>"."""
     if status.screening and status.screening.decision is ScreeningDecision.CONTRAINDICATED:
-        reasons = "; ".join(str(r["message"]).rstrip(".") for r in status.contraindications)
+        reasons = _in_one_line(status.contraindications)
         return f"must not be done (contraindicated{': ' + reasons if reasons else ''})"
     if status.may_needle:
         return "may proceed, with precautions" if status.precautions else "may proceed"

@@ -185,7 +185,7 @@ def patient_timeline(reader: Reader, patient_id: UUID) -> list[TimelineEntry]:
                 c.id,
                 f"Consent {state}",
                 f"{template_title(c.template_id, c.template_version)} by {c.signer_name} "
-                f"({METHOD_WORDS.get(c.method.value, c.method.value.replace('_', ' '))})",
+                f"({METHOD_WORDS[c.method]})",
             )
         )
     for sc in patient_screenings(reader, patient_id):

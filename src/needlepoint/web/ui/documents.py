@@ -680,7 +680,7 @@ def consent_document(ctx: RequestContext, consent_id: UUID, *, export: bool) -> 
             "Signed by",
             f"{consent.signer_name}{', ' + relationship if relationship else ''}",
         ),
-        ("How", METHOD_WORDS.get(consent.method.value, label(consent.method))),
+        ("How", METHOD_WORDS[consent.method]),
         ("Signed", when(consent.signed_at)),
     ]
     if consent.witness_name:

@@ -113,9 +113,9 @@ def signed_page(
         follow_ups=entries,
         deadlines=deadlines,
         today=today(tz),
-        # No time is pre-filled: a late event's onset (the board's deadline counts from
-        # it) and a follow-up's time are what the clinician enters, never "now" left over.
-        late=late or {},  # nothing pre-chosen: an event's kind and severity are the clinician's
+        # Nothing is pre-filled: a late event's onset (the board's deadline counts from it),
+        # kind and severity, and a follow-up's time are what the clinician enters.
+        late=late or {},
         follow=follow or {},
         follow_words=FOLLOW_UP_WORDS,
         ae_kinds=[k.value for k in AdverseEventKind],
