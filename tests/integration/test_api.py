@@ -207,6 +207,9 @@ def test_patient_search_and_pagination(api: Api) -> None:
     page2 = api.client.get("/api/v1/patients", params={"limit": 2, "offset": 2}, headers=h).json()
     assert page1["total"] == page2["total"] == 5
     assert {p["id"] for p in page1["items"]}.isdisjoint({p["id"] for p in page2["items"]})
+    # A page past the end is empty but still counts the matches.
+    past = api.client.get("/api/v1/patients", params={"q": "oka", "offset": 10}, headers=h).json()
+    assert (past["items"], past["total"]) == ([], 3)
     assert api.client.get("/api/v1/patients", params={"q": "%"}, headers=h).json()["total"] == 0
     # Case is ignored on both databases (SQLite's LIKE, PostgreSQL's ILIKE); "_" is literal.
     for q, total in (("OKA", 3), ("srch-2", 1), ("o_", 0), ("'b", 1)):

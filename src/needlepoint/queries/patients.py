@@ -33,11 +33,18 @@ def search_patients(reader: Reader, q: str = "", *, limit: int = 25, offset: int
     for i, word in enumerate(words):
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         values[f"w{i}"] = f"%{escaped}%"
-    total = reader.conn.execute(count, values).scalar_one()
-    found = [Patient(**r._mapping) for r in reader.conn.execute(page, values)]
+    rows = reader.conn.execute(page, values).all()
+    found = [Patient(**dict(zip(_PATIENT_COLUMNS, r, strict=False))) for r in rows]
+    if rows:  # the page carries the whole count: one pass over the matches, not two
+        total = int(rows[0][-1])
+    else:  # nothing here: nothing at all, or a page past the end
+        total = reader.conn.execute(count, values).scalar_one() if offset else 0
     for patient in found:  # a result list shows each patient's record: audited as a read
         reader.note(AuditAction.RECORD_VIEWED, "patient", patient.id, patient.id)
     return Page(found, total, limit, offset)
+
+
+_PATIENT_COLUMNS = tuple(patients.c.keys())  # a search row: these, then the total
 
 
 @cache
@@ -63,7 +70,7 @@ def _search_statements(n_words: int, sqlite: bool) -> tuple[sa.Select[Any], sa.S
         )
     count = sa.select(sa.func.count()).select_from(patients).where(*where)
     page = (
-        sa.select(patients)
+        sa.select(*patients.c, sa.func.count().over().label("total"))
         .where(*where)
         .order_by(patients.c.family_name, patients.c.given_name, patients.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
