@@ -3,6 +3,10 @@ either kind; SQLite runs with the durability settings the design promises."""
 
 from __future__ import annotations
 
+import random
+import string
+import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,8 +15,10 @@ from alembic.migration import MigrationContext
 
 from needlepoint.adapters.db.engine import make_engine
 from needlepoint.adapters.db.migrate import current_revision, head_revision, upgrade
-from needlepoint.adapters.db.tables import metadata
+from needlepoint.adapters.db.tables import metadata, patients
 from needlepoint.adapters.db.unit_of_work import SqlUnitOfWork
+from needlepoint.queries.patients import _search_statements
+from tests.conftest import make_clinic
 
 PG_ONLY_INDEXES = {"ix_patients_search_trgm"}
 """Expression indexes the migrations make on PostgreSQL only (not in `metadata`, which
@@ -106,3 +112,49 @@ def test_sqlite_write_transactions_take_the_write_lock_at_once(sqlite_engine: sa
     finally:
         sa.event.remove(sqlite_engine, "before_cursor_execute", record)
     assert statements[0] == "BEGIN IMMEDIATE"
+
+
+def test_postgresql_patient_search_uses_its_index_right_after_patients_arrive(
+    engine: sa.Engine,
+) -> None:
+    """New patients go straight into the trigram index (no pending list waiting for a
+    vacuum), so a search right after a generation or an import reads the index, not
+    every patient of the clinic (revision 0024)."""
+    if engine.dialect.name != "postgresql":
+        return  # SQLite: the covering index of revision 0014, checked by the schema test
+    clinic = make_clinic(engine)
+    now = datetime.now(UTC)
+    rng = random.Random(24)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "clinic_id": clinic.owner.clinic_id,
+            "mrn": f"IDX-{i:05d}",
+            "given_name": "".join(rng.choices(string.ascii_lowercase, k=7)).title(),
+            "family_name": "".join(rng.choices(string.ascii_lowercase, k=9)).title(),
+            "birth_date": date(1970, 1, 1),
+            "sex": "female",
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        for i in range(3000)
+    ]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(patients), rows)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE patients")  # what autovacuum does soon after
+        options = conn.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'ix_patients_search_trgm'"
+        ).scalar_one()
+        _count, page = _search_statements(1, sqlite=False)
+        sql = str(page.compile(dialect=conn.dialect))
+        plan = "\n".join(
+            r[0]
+            for r in conn.exec_driver_sql(
+                f"EXPLAIN {sql}",
+                {"clinic_id": clinic.owner.clinic_id, "w0": "%qzx%", "limit": 25, "offset": 0},
+            )
+        )
+    assert options == ["fastupdate=off"]
+    assert "ix_patients_search_trgm" in plan
