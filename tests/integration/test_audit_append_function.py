@@ -220,3 +220,42 @@ def test_read_events_of_several_clinics_queued_together_are_written_as_the_web_r
         assert verify_chains(conn, mine).ok
         assert verify_chains(conn, theirs).ok
     assert stored == {e.id for e in events}
+
+
+def test_one_call_appends_the_events_of_several_clinics_each_to_its_own_chain(
+    postgres_engine: sa.Engine, pg_clinic: ClinicFixture
+) -> None:
+    """The owner (trusted, no clinic scope) may append a batch mixing clinics: each
+    clinic's events are linked in order from its own head, and both chains verify."""
+    from dataclasses import replace
+
+    from needlepoint.adapters.db.unit_of_work import prepare_inserts, write_prepared
+    from needlepoint.domain.audit import content_digest
+    from needlepoint.domain.entities import AuditEvent
+    from needlepoint.domain.enums import AuditAction
+
+    mine = pg_clinic.owner.clinic_id
+    theirs = make_clinic(postgres_engine, "Theirs").owner.clinic_id
+    now = datetime.now(UTC)
+    events = [
+        AuditEvent(
+            id=uuid.uuid4(),
+            clinic_id=clinic,
+            action=AuditAction.RECORD_VIEWED,
+            entity_type="patient",
+            entity_id=uuid.uuid4(),
+            occurred_at=now,
+            source="cli",
+        )
+        for clinic in (mine, theirs, theirs, mine, theirs, mine)
+    ]
+    with postgres_engine.connect() as conn:
+        before = {c: verify_chains(conn, c).heads[c][0] for c in (mine, theirs)}
+    with postgres_engine.begin() as conn:
+        ready = [replace(e, hash=content_digest(e)) for e in events]
+        write_prepared(conn, prepare_inserts(conn.dialect, list(ready)))
+    with postgres_engine.connect() as conn:
+        for clinic in (mine, theirs):
+            report = verify_chains(conn, clinic)
+            assert report.ok, report.breaks
+            assert report.heads[clinic][0] == before[clinic] + 3

@@ -209,6 +209,37 @@ def test_an_event_that_does_not_extend_the_chain_is_refused(clinic: ClinicFixtur
         conn.execute(sa.insert(t.audit_events).values({**row, "id": uuid4(), "seq": 99}))
 
 
+def test_one_statement_extends_the_chain_by_several_events_or_not_at_all(
+    clinic: ClinicFixture,
+) -> None:
+    """A multi-row INSERT is checked as a whole (PostgreSQL: once per statement, over the
+    rows it added; SQLite: row by row): rows that continue the chain move the head to the
+    last of them; one row that does not refuses them all and the head stays put."""
+    clinic_id = with_patients(clinic, 1)
+    with clinic.engine.connect() as conn:
+        row = dict(
+            conn.execute(sa.select(t.audit_events).where(t.audit_events.c.clinic_id == clinic_id))
+            .first()
+            ._mapping  # type: ignore[union-attr]
+        )
+        seq, last = verify_chains(conn, clinic_id).heads[clinic_id]
+    first = {**row, "id": uuid4(), "seq": seq + 1, "prev_hash": last, "hash": "a" * 64}
+    second = {**row, "id": uuid4(), "seq": seq + 2, "prev_hash": "a" * 64, "hash": "b" * 64}
+    astray = {**second, "id": uuid4(), "prev_hash": "c" * 64}
+    with pytest.raises(sa.exc.DatabaseError, match="chain"), clinic.engine.begin() as conn:
+        conn.execute(sa.insert(t.audit_events).values([first, astray]))
+    with clinic.engine.connect() as conn:
+        assert verify_chains(conn, clinic_id).heads[clinic_id] == (seq, last)
+    with clinic.engine.begin() as conn:
+        conn.execute(sa.insert(t.audit_events).values([first, second]))
+    heads = t.audit_chain_heads
+    with clinic.engine.connect() as conn:
+        head = conn.execute(
+            sa.select(heads.c.last_seq, heads.c.last_hash).where(heads.c.clinic_id == clinic_id)
+        ).one()
+    assert tuple(head) == (seq + 2, "b" * 64)
+
+
 def test_two_writers_of_one_clinic_do_not_fork_the_chain(clinic: ClinicFixture) -> None:
     errors: list[BaseException] = []
 

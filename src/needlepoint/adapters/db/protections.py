@@ -23,11 +23,29 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 APP_ROLE = "needlepoint_app"
 GENESIS = "0" * 64  # domain.audit.GENESIS, spelled here so the DDL reads as stored
+
+
+def _migration(filename: str) -> Any:
+    """A migration module of this package, loaded from its file (its names start with
+    digits: no import statement reaches them)."""
+    path = Path(__file__).parent / "migrations" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"needlepoint_migration_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHAIN_BY_STATEMENT = "0025_audit_chain_by_statement.py"
+"""The migration whose chain trigger and append function are the newest (one source)."""
+_CHAIN = _migration(CHAIN_BY_STATEMENT)
 
 SQLITE_TRIGGERS: dict[str, str] = {
     "audit_events_no_update": """CREATE TRIGGER audit_events_no_update
@@ -72,29 +90,8 @@ PG_FUNCTIONS: dict[str, str] = {
         RAISE EXCEPTION 'audit events are append-only: % refused', TG_OP
             USING ERRCODE = 'insufficient_privilege';
     END """,
-    "audit_events_extend_chain": """
-    DECLARE
-        head audit_chain_heads%ROWTYPE;
-    BEGIN
-        SELECT * INTO head FROM audit_chain_heads
-        WHERE clinic_id = NEW.clinic_id FOR UPDATE;
-        IF NOT FOUND THEN
-            IF NEW.seq <> 1 OR NEW.prev_hash <> '@GENESIS@' THEN
-                RAISE EXCEPTION 'audit event % does not start its clinic''s chain', NEW.id
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
-            INSERT INTO audit_chain_heads (clinic_id, last_seq, last_hash)
-            VALUES (NEW.clinic_id, NEW.seq, NEW.hash);
-        ELSE
-            IF NEW.seq <> head.last_seq + 1 OR NEW.prev_hash <> head.last_hash THEN
-                RAISE EXCEPTION 'audit event % does not extend its clinic''s chain', NEW.id
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
-            UPDATE audit_chain_heads SET last_seq = NEW.seq, last_hash = NEW.hash
-            WHERE clinic_id = NEW.clinic_id;
-        END IF;
-        RETURN NEW;
-    END """.replace("@GENESIS@", GENESIS),
+    # One check per INSERT statement over the rows it added (revision 0025).
+    "audit_events_extend_chain": str(_CHAIN.EXTEND_CHAIN_BODY),
     "audit_chain_heads_refuse_change": """
     BEGIN
         IF pg_trigger_depth() < 2 THEN
@@ -117,11 +114,7 @@ PG_TRIGGERS: dict[str, tuple[str, str]] = {
         "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON public.audit_events "
         "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change()",
     ),
-    "audit_events_chain": (
-        "audit_events",
-        "CREATE TRIGGER audit_events_chain BEFORE INSERT ON public.audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_extend_chain()",
-    ),
+    "audit_events_chain": ("audit_events", str(_CHAIN.CHAIN_TRIGGER)),
     "audit_chain_heads_guard": (
         "audit_chain_heads",
         "CREATE TRIGGER audit_chain_heads_guard BEFORE DELETE OR UPDATE ON "
@@ -184,14 +177,8 @@ APPEND_FUNCTION = "needlepoint_append_audit_events(jsonb)"
 
 
 def _append_function_sql() -> str:
-    """The append function's definition, as migration 0010 creates it (one source)."""
-    path = Path(__file__).parent / "migrations" / "versions" / "0010_audit_append_function.py"
-    spec = importlib.util.spec_from_file_location("needlepoint_migration_0010", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.APPEND_FUNCTION)
+    """The append function's definition, as the newest migration creates it."""
+    return str(_migration(CHAIN_BY_STATEMENT).APPEND_FUNCTION)
 
 
 def _append_function_problems(conn: sa.Connection) -> list[str]:
