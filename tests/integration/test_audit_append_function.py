@@ -18,6 +18,8 @@ from needlepoint.actions import patients
 from needlepoint.adapters.db import tables as t
 from needlepoint.adapters.db.engine import make_engine, scope_to_clinic
 from needlepoint.adapters.db.unit_of_work import APPEND_AUDIT_SQL
+from needlepoint.domain.entities import AuditEvent
+from needlepoint.domain.enums import AuditAction
 from needlepoint.queries.audit import verify_chains
 from tests.conftest import ClinicFixture, make_clinic
 from tests.factories import patient_cmd
@@ -62,6 +64,23 @@ def an_event(clinic_id: UUID, entity_id: UUID, **overrides: Any) -> dict[str, An
         "hash": "a" * 64,
         **overrides,
     }
+
+
+def read_events(*clinics: UUID) -> list[AuditEvent]:
+    """One `record.viewed` event, dated now, for each clinic named (in that order)."""
+    now = datetime.now(UTC)
+    return [
+        AuditEvent(
+            id=uuid.uuid4(),
+            clinic_id=clinic,
+            action=AuditAction.RECORD_VIEWED,
+            entity_type="patient",
+            entity_id=uuid.uuid4(),
+            occurred_at=now,
+            source="web",
+        )
+        for clinic in clinics
+    ]
 
 
 def append_raw(engine: sa.Engine, scope: UUID | None, events: str) -> None:
@@ -189,25 +208,11 @@ def test_read_events_of_several_clinics_queued_together_are_written_as_the_web_r
 ) -> None:
     """The background writer's batch mixes clinics; each clinic's events are appended in a
     transaction scoped to that clinic."""
-    from needlepoint.domain.entities import AuditEvent
-    from needlepoint.domain.enums import AuditAction
     from needlepoint.web.deferred_writes import DeferredWrites
 
     mine = pg_clinic.owner.clinic_id
     theirs = make_clinic(postgres_engine, "Theirs").owner.clinic_id
-    now = datetime.now(UTC)
-    events = [
-        AuditEvent(
-            id=uuid.uuid4(),
-            clinic_id=clinic,
-            action=AuditAction.RECORD_VIEWED,
-            entity_type="patient",
-            entity_id=uuid.uuid4(),
-            occurred_at=now,
-            source="web",
-        )
-        for clinic in (mine, theirs, mine)
-    ]
+    events = read_events(mine, theirs, mine)
     DeferredWrites(web_role).put(events)
     with postgres_engine.connect() as conn:
         stored = set(
@@ -231,24 +236,10 @@ def test_one_call_appends_the_events_of_several_clinics_each_to_its_own_chain(
 
     from needlepoint.adapters.db.unit_of_work import prepare_inserts, write_prepared
     from needlepoint.domain.audit import content_digest
-    from needlepoint.domain.entities import AuditEvent
-    from needlepoint.domain.enums import AuditAction
 
     mine = pg_clinic.owner.clinic_id
     theirs = make_clinic(postgres_engine, "Theirs").owner.clinic_id
-    now = datetime.now(UTC)
-    events = [
-        AuditEvent(
-            id=uuid.uuid4(),
-            clinic_id=clinic,
-            action=AuditAction.RECORD_VIEWED,
-            entity_type="patient",
-            entity_id=uuid.uuid4(),
-            occurred_at=now,
-            source="cli",
-        )
-        for clinic in (mine, theirs, theirs, mine, theirs, mine)
-    ]
+    events = read_events(mine, theirs, theirs, mine, theirs, mine)
     with postgres_engine.connect() as conn:
         before = {c: verify_chains(conn, c).heads[c][0] for c in (mine, theirs)}
     with postgres_engine.begin() as conn:

@@ -197,14 +197,19 @@ def test_the_application_cannot_update_or_delete_audit_events(clinic: ClinicFixt
     assert verify(clinic.engine, clinic_id).ok
 
 
+def first_event_row(engine: sa.Engine, clinic_id: UUID) -> dict[str, object]:
+    """The clinic's first audit event as a row, to copy into forged inserts."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(t.audit_events).where(t.audit_events.c.clinic_id == clinic_id)
+        ).first()
+    assert found is not None
+    return dict(found._mapping)
+
+
 def test_an_event_that_does_not_extend_the_chain_is_refused(clinic: ClinicFixture) -> None:
     clinic_id = with_patients(clinic, 1)
-    with clinic.engine.connect() as conn:
-        row = dict(
-            conn.execute(sa.select(t.audit_events).where(t.audit_events.c.clinic_id == clinic_id))
-            .first()
-            ._mapping  # type: ignore[union-attr]
-        )
+    row = first_event_row(clinic.engine, clinic_id)
     with pytest.raises(sa.exc.DatabaseError, match="chain"), clinic.engine.begin() as conn:
         conn.execute(sa.insert(t.audit_events).values({**row, "id": uuid4(), "seq": 99}))
 
@@ -216,12 +221,8 @@ def test_one_statement_extends_the_chain_by_several_events_or_not_at_all(
     rows it added; SQLite: row by row): rows that continue the chain move the head to the
     last of them; one row that does not refuses them all and the head stays put."""
     clinic_id = with_patients(clinic, 1)
+    row = first_event_row(clinic.engine, clinic_id)
     with clinic.engine.connect() as conn:
-        row = dict(
-            conn.execute(sa.select(t.audit_events).where(t.audit_events.c.clinic_id == clinic_id))
-            .first()
-            ._mapping  # type: ignore[union-attr]
-        )
         seq, last = verify_chains(conn, clinic_id).heads[clinic_id]
     first = {**row, "id": uuid4(), "seq": seq + 1, "prev_hash": last, "hash": "a" * 64}
     second = {**row, "id": uuid4(), "seq": seq + 2, "prev_hash": "a" * 64, "hash": "b" * 64}
