@@ -31,7 +31,7 @@ APP_ROLE = "needlepoint_app"
 GENESIS = "0" * 64  # domain.audit.GENESIS, spelled here so the DDL reads as stored
 
 
-def _migration(filename: str) -> Any:
+def load_migration(filename: str) -> Any:
     """A migration module of this package, loaded from its file (its names start with
     digits: no import statement reaches them)."""
     path = Path(__file__).parent / "migrations" / "versions" / filename
@@ -45,7 +45,7 @@ def _migration(filename: str) -> Any:
 
 CHAIN_BY_STATEMENT = "0025_audit_chain_by_statement.py"
 """The migration whose chain trigger and append function are the newest (one source)."""
-_CHAIN = _migration(CHAIN_BY_STATEMENT)
+_CHAIN = load_migration(CHAIN_BY_STATEMENT)
 
 SQLITE_TRIGGERS: dict[str, str] = {
     "audit_events_no_update": """CREATE TRIGGER audit_events_no_update
@@ -178,7 +178,7 @@ APPEND_FUNCTION = "needlepoint_append_audit_events(jsonb)"
 
 def _append_function_sql() -> str:
     """The append function's definition, as the newest migration creates it."""
-    return str(_migration(CHAIN_BY_STATEMENT).APPEND_FUNCTION)
+    return str(_CHAIN.APPEND_FUNCTION)
 
 
 def _append_function_problems(conn: sa.Connection) -> list[str]:

@@ -23,9 +23,6 @@ Revises: 0024
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
 
 from needlepoint.domain.audit import GENESIS
@@ -76,31 +73,6 @@ EXTEND_CHAIN_BODY = f"""
         END LOOP;
         RETURN NULL;
     END """
-
-OLD_EXTEND_CHAIN_BODY = f"""
-    DECLARE
-        head audit_chain_heads%ROWTYPE;
-    BEGIN
-        SELECT * INTO head FROM audit_chain_heads
-        WHERE clinic_id = NEW.clinic_id FOR UPDATE;
-        IF NOT FOUND THEN
-            IF NEW.seq <> 1 OR NEW.prev_hash <> '{GENESIS}' THEN
-                RAISE EXCEPTION 'audit event % does not start its clinic''s chain', NEW.id
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
-            INSERT INTO audit_chain_heads (clinic_id, last_seq, last_hash)
-            VALUES (NEW.clinic_id, NEW.seq, NEW.hash);
-        ELSE
-            IF NEW.seq <> head.last_seq + 1 OR NEW.prev_hash <> head.last_hash THEN
-                RAISE EXCEPTION 'audit event % does not extend its clinic''s chain', NEW.id
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
-            UPDATE audit_chain_heads SET last_seq = NEW.seq, last_hash = NEW.hash
-            WHERE clinic_id = NEW.clinic_id;
-        END IF;
-        RETURN NEW;
-    END """
-"""Revision 0003's row trigger function (what `downgrade` puts back)."""
 
 CHAIN_TRIGGER = (
     "CREATE TRIGGER audit_events_chain AFTER INSERT ON public.audit_events "
@@ -189,18 +161,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(
-        "CREATE OR REPLACE FUNCTION audit_events_extend_chain() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $${OLD_EXTEND_CHAIN_BODY}$$"
-    )
+    from needlepoint.adapters.db.protections import load_migration
+
+    # Put back revision 0003's row trigger and revision 0010's append function, from
+    # their own migrations.
+    row_by_row = [
+        ddl
+        for ddl in load_migration("0003_security.py")._PG_TRIGGERS
+        if "audit_events_extend_chain()" in ddl
+    ]
+    assert len(row_by_row) == 2  # the trigger function, then its trigger
     op.execute("DROP TRIGGER IF EXISTS audit_events_chain ON audit_events")
-    op.execute(
-        "CREATE TRIGGER audit_events_chain BEFORE INSERT ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_extend_chain()"
-    )
-    path = Path(__file__).with_name("0010_audit_append_function.py")
-    spec = importlib.util.spec_from_file_location("needlepoint_migration_0010", path)
-    assert spec is not None and spec.loader is not None
-    revision_0010 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(revision_0010)
-    op.execute(revision_0010.APPEND_FUNCTION)  # its function, linking event by event
+    op.execute("DROP FUNCTION IF EXISTS audit_events_extend_chain()")
+    for ddl in row_by_row:
+        op.execute(ddl)
+    op.execute(load_migration("0010_audit_append_function.py").APPEND_FUNCTION)
